@@ -1,0 +1,80 @@
+"""Runs sushy-tools' Redfish emulator (fake driver) with a power delay the lab can state.
+
+sushy-tools 2.2.0's fake driver lands a power change `random.randint(1, 11)` seconds after the
+POST, rounded down to a whole second (`int(time.time()) + randint(1, 11)`), and offers no setting
+for it. The lab keeps that behaviour (the change lands later, on a read after its time;
+ForceRestart goes Off at once and On later) but needs the delay scaled by the lab time factor,
+and the benchmark needs it known. So this entry point runs the unmodified emulator with one
+driver subclass whose only difference is where `apply_time` comes from: a seeded uniform draw
+between `FLEET_LAB_POWER_DELAY_MIN_S` and `FLEET_LAB_POWER_DELAY_MAX_S` from the emulator config
+(equal bounds give an exact, known delay).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from typing import Any
+
+from sushy_tools import error
+from sushy_tools.emulator import main as emulator_main
+from sushy_tools.emulator.resources.systems import fakedriver
+
+DEFAULT_DELAY_S = (1.0, 11.0)  # the stock fake driver's range
+
+
+def pending_state(current: str, requested: str) -> tuple[str, str] | None:
+    """(state now, state to land later) for a reset request, as the stock fake driver decides it.
+
+    None when nothing changes. Kept identical to sushy-tools 2.2.0 (`FakeDriver.set_power_state`),
+    including that "PowerCycle" is refused: the fake driver does not implement it.
+    """
+    if "On" in requested:
+        target = "On"
+    elif requested in ("ForceOff", "GracefulShutdown"):
+        target = "Off"
+    elif "Restart" in requested:
+        current, target = "Off", requested
+    else:
+        raise error.NotSupportedError(f"Power state {requested} is not supported")
+    return None if current == target else (current, target)
+
+
+class LabFakeDriver(fakedriver.FakeDriver):
+    """The stock fake driver with a configurable, seeded power-change delay."""
+
+    _delay_s: tuple[float, float] = DEFAULT_DELAY_S
+    _rng: random.Random = random.Random(0)
+
+    @classmethod
+    def initialize(cls, config: dict[str, Any], logger: Any) -> type[LabFakeDriver]:
+        super().initialize(config, logger)
+        low = float(config.get("FLEET_LAB_POWER_DELAY_MIN_S", DEFAULT_DELAY_S[0]))
+        high = float(config.get("FLEET_LAB_POWER_DELAY_MAX_S", DEFAULT_DELAY_S[1]))
+        cls._delay_s = (low, max(low, high))
+        cls._rng = random.Random(int(config.get("FLEET_LAB_SEED", 0)))
+        return cls
+
+    def set_power_state(self, identity: str, state: str) -> None:
+        system = self._get(identity)
+        change = pending_state(system["power_state"], state)
+        if change is None:
+            return
+        now_state, target = change
+        system["power_state"] = now_state
+        low, high = self._delay_s
+        self._update(system, pending_power={
+            "power_state": target,
+            "apply_time": time.time() + self._rng.uniform(low, high),
+        })
+
+
+def main() -> int:
+    """Same command line as `sushy-emulator`; the fake driver is swapped before the app builds it."""
+    fakedriver.FakeDriver = LabFakeDriver  # the app looks the class up at first use, after this
+    return emulator_main.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The lab's BMC front: one HTTPS address per BMC, like real iDRACs, served by one process.
+
+One sushy-tools emulator holds every lab system, but a real datacenter has one BMC per server,
+each with its own address, certificate, single `Systems` member and its own bad days. The front
+listens on every node's `bmc.address`, shows that node only, adds what iDRAC reports and the
+emulator does not (the service tag as `SKU`), forwards everything else unchanged (so the
+emulator's quirks reach the client), and injects the faults named in `lab_dir/faults.json`.
+
+Run: python -m lab.redfish.front --config LAB_DIR/redfish/front.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import ssl
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+log = logging.getLogger("lab.redfish.front")
+
+SYSTEMS = "/redfish/v1/Systems"
+FORWARD_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "OData-Version", "If-Match", "If-None-Match")
+FORWARD_RESPONSE_HEADERS = ("Content-Type", "ETag", "Allow", "WWW-Authenticate", "OData-Version", "Retry-After")
+
+# Message texts as iDRAC 9 and the DMTF Base registry word them, so clients parse real shapes.
+MESSAGES = {
+    401: ("IDRAC.2.8.SYS415", "Unable to complete the operation because an invalid username and/or password is "
+          "entered, and therefore authentication failed.", "Enter valid user name and password and retry."),
+    404: ("Base.1.12.ResourceMissingAtURI", "The resource at the URI '{path}' was not found.",
+          "Place a valid resource at the URI or correct the URI and resubmit the request."),
+    500: ("Base.1.12.InternalError", "The request failed due to an internal service error.  The service is "
+          "still operational.", "Resubmit the request.  If the problem persists, consider resetting the service."),
+    503: ("Base.1.12.ServiceTemporarilyUnavailable", "The service is temporarily unavailable.  Retry in 1 seconds.",
+          "Wait for the indicated retry duration and retry the operation."),
+}
+
+
+@dataclass(frozen=True)
+class FrontNode:
+    """One BMC the front serves: where it listens and which emulator system is behind it."""
+
+    hostname: str
+    host: str
+    port: int
+    system_id: str
+    service_tag: str
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    """Everything the front needs, written by `lab.redfish.service.prepare` as JSON."""
+
+    emulator_url: str
+    faults_file: str
+    cert_file: str
+    key_file: str
+    seed: int
+    timeout_hold_s: float
+    nodes: tuple[FrontNode, ...]
+
+    def dump(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> FrontConfig:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw["nodes"] = tuple(FrontNode(**node) for node in raw["nodes"])
+        return cls(**raw)
+
+
+def choose_fault(rates: dict[str, float], draws: list[float]) -> str | None:
+    """Which fault, if any, this request gets: each kind fires with its own probability per request.
+
+    Credentials are checked first (a real BMC refuses before doing work), then a hang, then an error.
+    `draws` are three uniform numbers in [0, 1), one per kind, so the choice is a pure function.
+    """
+    for kind, draw in zip(("bmc_bad_credentials", "bmc_timeout", "bmc_5xx"), draws, strict=True):
+        if draw < rates.get(kind, 0.0):
+            return kind
+    return None
+
+
+def redfish_error(status: int, **fields: str) -> web.Response:
+    """An error response with the body shape iDRAC sends: a general code plus @Message.ExtendedInfo."""
+    message_id, message, resolution = MESSAGES[status]
+    body = {"error": {
+        "code": "Base.1.12.GeneralError",
+        "message": "A general error has occurred. See ExtendedInfo for more information.",
+        "@Message.ExtendedInfo": [{
+            "MessageId": message_id, "Message": message.format(**fields), "Resolution": resolution,
+            "Severity": "Critical", "MessageArgs": [],
+        }],
+    }}
+    headers = {"WWW-Authenticate": 'Basic realm="RedfishService"'} if status == 401 else {}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class FaultBook:
+    """faults.json ({hostname: {kind: rate}}), re-read whenever its mtime changes so tests inject live."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._mtime_ns: int | None = None
+        self._faults: dict[str, dict[str, float]] = {}
+
+    def rates(self, hostname: str) -> dict[str, float]:
+        try:
+            mtime_ns = self._path.stat().st_mtime_ns
+        except FileNotFoundError:
+            self._mtime_ns, self._faults = None, {}
+            return {}
+        if mtime_ns != self._mtime_ns:
+            try:
+                self._faults = json.loads(self._path.read_text(encoding="utf-8")) or {}
+                self._mtime_ns = mtime_ns
+            except (OSError, ValueError) as err:  # a half-written file: keep the last good one
+                log.warning("faults file %s unreadable (%s); keeping the previous faults", self._path, err)
+        return self._faults.get(hostname, {})
+
+
+class Front:
+    """The request handler shared by every BMC address."""
+
+    def __init__(self, config: FrontConfig) -> None:
+        self._config = config
+        self._by_port = {node.port: node for node in config.nodes}
+        self._faults = FaultBook(Path(config.faults_file))
+        self._rng = random.Random(config.seed)
+        self._session: ClientSession | None = None
+
+    async def start(self, app: web.Application) -> None:
+        self._session = ClientSession(connector=TCPConnector(limit=32), timeout=ClientTimeout(total=120))
+
+    async def stop(self, app: web.Application) -> None:
+        if self._session:
+            await self._session.close()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        node = self._by_port[request.transport.get_extra_info("sockname")[1]]
+        fault = choose_fault(self._faults.rates(node.hostname), [self._rng.random() for _ in range(3)])
+        if fault:
+            log.info("%s: injecting %s on %s %s", node.hostname, fault, request.method, request.path)
+        if fault == "bmc_bad_credentials":
+            return redfish_error(401)
+        if fault == "bmc_timeout":
+            await asyncio.sleep(self._config.timeout_hold_s)
+        if fault == "bmc_5xx":
+            return redfish_error(503 if self._rng.random() < 0.5 else 500)
+        path = request.path.rstrip("/")
+        parts = path.split("/")
+        if path.startswith(SYSTEMS + "/") and parts[4] != node.system_id:
+            return redfish_error(404, path=request.path)
+        status, headers, body = await self._forward(request)
+        if request.method == "GET" and status == 200 and path == SYSTEMS:
+            body = _only_member(body, f"{SYSTEMS}/{node.system_id}")
+        elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}":
+            body = _with_service_tag(body, node.service_tag)
+        return web.Response(status=status, headers=headers, body=body)
+
+    async def _forward(self, request: web.Request) -> tuple[int, dict[str, str], bytes]:
+        assert self._session is not None
+        headers = {k: request.headers[k] for k in FORWARD_REQUEST_HEADERS if k in request.headers}
+        async with self._session.request(
+            request.method, self._config.emulator_url + request.path_qs, headers=headers,
+            data=await request.read(), allow_redirects=False,
+        ) as resp:
+            body = await resp.read()
+            out = {k: resp.headers[k] for k in FORWARD_RESPONSE_HEADERS if k in resp.headers}
+            if "Location" in resp.headers:  # the emulator's redirects name its own address
+                out["Location"] = resp.headers["Location"].replace(self._config.emulator_url, "")
+            return resp.status, out, body
+
+
+def _only_member(body: bytes, member: str) -> bytes:
+    """iDRAC's Systems collection has exactly one member: its own server."""
+    data = json.loads(body)
+    data["Members"] = [m for m in data.get("Members", []) if m.get("@odata.id") == member]
+    data["Members@odata.count"] = len(data["Members"])
+    return json.dumps(data).encode()
+
+
+def _with_service_tag(body: bytes, service_tag: str) -> bytes:
+    """iDRAC reports the Dell service tag as the system's SKU; the emulator has no such field."""
+    data: dict[str, Any] = json.loads(body)
+    data["SKU"] = service_tag
+    return json.dumps(data).encode()
+
+
+async def serve(config: FrontConfig) -> None:
+    """Bind every BMC address (in inventory order, so the last one bound means all are up) and serve."""
+    front = Front(config)
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.on_startup.append(front.start)
+    app.on_cleanup.append(front.stop)
+    app.router.add_route("*", "/{tail:.*}", front.handle)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.cert_file, config.key_file)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    for node in config.nodes:
+        await web.TCPSite(runner, node.host, node.port, ssl_context=context, backlog=128).start()
+    log.info("serving %d BMC addresses", len(config.nodes))
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=os.environ.get("FLEET_LAB_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(FrontConfig.load(args.config)))
+
+
+if __name__ == "__main__":
+    main()
