@@ -1,0 +1,416 @@
+"""The MAAS 2.0 API simulator: one aiohttp process serving the lab's machines to python-libmaas.
+
+What a client can observe follows MAAS: anonymous `describe/` and `version/`, OAuth 1.0 PLAINTEXT on
+everything else (401 otherwise), `op=` in the query string, multipart bodies, Piston's plain-text
+errors (404 "No Machine matches the given query.", 409 for state violations, 400 for bad input),
+and machine JSON with the fields python-libmaas reads. Time is lab time: MAAS's real durations
+multiplied by the lab's time factor, so a 10-minute install takes 0.6 s at factor 0.001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from lab.maas.describe import API_PATH, describe
+from lab.maas.multipart import Params, parse_body
+from lab.maas.states import (
+    IllegalTransition,
+    MachineState,
+    Status,
+    Timing,
+    advance,
+    allocate,
+    apply_action,
+)
+from lab.maas.store import Config, FaultFile, HookFile, load_state, save_state
+
+log = logging.getLogger("lab.maas")
+
+MACHINE_ACTIONS = frozenset({
+    "deploy", "release", "abort", "commission", "power_on", "power_off", "mark_broken",
+    "mark_fixed", "rescue_mode", "exit_rescue_mode",
+})
+Handler = Callable[[web.Request, Params], Awaitable[web.Response]]
+TICK_S = 0.05
+SAVE_EVERY_S = 0.5
+OWNER = "admin"
+DOMAIN = {"authoritative": True, "id": 0, "name": "maas", "resource_record_count": 0,
+          "ttl": None, "resource_uri": API_PATH + "domains/0/"}
+ZONE = {"id": 1, "name": "default", "description": "", "resource_uri": API_PATH + "zones/default/"}
+POOL = {"id": 0, "name": "default", "description": "Default pool",
+        "resource_uri": API_PATH + "resourcepool/0/"}
+
+
+def _text(status: int, message: str) -> web.Response:
+    """Piston answers errors as plain text, not JSON."""
+    return web.Response(status=status, text=message, content_type="text/plain")
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(data), content_type="application/json")
+
+
+def _oauth_params(header: str) -> dict[str, str]:
+    if not header.lower().startswith("oauth "):
+        return {}
+    params = {}
+    for item in header[6:].split(","):
+        key, sep, value = item.strip().partition("=")
+        if sep:
+            params[key.strip()] = unquote(value.strip().strip('"'))
+    return params
+
+
+class Simulator:
+    """Machines, tags and the clock; every handler goes through `_machine()` so state is current."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.timing = Timing(config.time_factor)
+        self.rng = random.Random(config.seed)
+        self.faults = FaultFile(config.faults_file)
+        self.hook = HookFile(config.hook_file)
+        self.machines, self.tags = load_state(config)
+        self.consumer_key, self.token_key, self.token_secret = config.api_key.split(":")
+        self.dirty = False
+        self.hook_tasks: set[asyncio.Task[None]] = set()
+
+    # -- clock and events -------------------------------------------------------------------
+
+    def _advance(self, system_id: str, now: float) -> MachineState:
+        m = self.machines[system_id]
+        if m.pending is None and m.power_target is None:
+            return m
+        new, events = advance(m, now=now, timing=self.timing, rates=self.faults.rates(m.hostname),
+                              rng=self.rng)
+        if new != m:
+            self.machines[system_id] = new
+            self.dirty = True
+            if new.status != m.status:
+                log.info("%s: %s -> %s (%s)", new.hostname, m.status_name, new.status_name,
+                         new.status_message)
+        for event in events:
+            self._fire_hook(new.hostname, event)
+        return new
+
+    def tick(self) -> None:
+        now = time.time()
+        for system_id in list(self.machines):
+            self._advance(system_id, now)
+
+    def _fire_hook(self, hostname: str, event: str) -> None:
+        """Run the lab's hook (e.g. start/stop the node's lab host) without holding up the API."""
+        argv = self.hook.argv()
+        if not argv:
+            return
+        task = asyncio.get_running_loop().create_task(self._run_hook([*argv, hostname, event]))
+        self.hook_tasks.add(task)
+        task.add_done_callback(self.hook_tasks.discard)
+
+    async def _run_hook(self, argv: list[str]) -> None:
+        hostname, event = argv[-2:]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            output, _ = await proc.communicate()
+        except OSError as err:
+            log.error("%s: hook %s for %s could not start: %s", hostname, argv[0], event, err)
+            return
+        if proc.returncode:
+            log.error("%s: hook for %s exited %s: %s", hostname, event, proc.returncode,
+                      output.decode(errors="replace").strip()[-500:])
+        else:
+            log.info("%s: hook for %s done", hostname, event)
+
+    # -- auth -------------------------------------------------------------------------------
+
+    def authorised(self, request: web.Request) -> bool:
+        """OAuth 1.0 PLAINTEXT as MAAS checks it: our consumer and token, signature '&' + secret."""
+        p = _oauth_params(request.headers.get("Authorization", ""))
+        expected_signature = "&" + self.token_secret  # MAAS's consumer secret is always empty
+        return (
+            p.get("oauth_signature_method") == "PLAINTEXT"
+            and hmac.compare_digest(p.get("oauth_consumer_key", ""), self.consumer_key)
+            and hmac.compare_digest(p.get("oauth_token", ""), self.token_key)
+            and hmac.compare_digest(p.get("oauth_signature", ""), expected_signature)
+        )
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def machine_json(self, m: MachineState) -> dict[str, object]:
+        uri = f"{API_PATH}machines/{m.system_id}/"
+        interfaces = [
+            {
+                "id": index, "name": f"eth{index}", "type": "physical", "enabled": True,
+                "mac_address": mac, "system_id": m.system_id, "tags": [], "params": "",
+                "links": [], "discovered": [], "parents": [], "children": [], "vlan": None,
+                "resource_uri": f"{API_PATH}nodes/{m.system_id}/interfaces/{index}/",
+            }
+            for index, mac in enumerate(m.macs)
+        ]
+        return {
+            "system_id": m.system_id,
+            "hostname": m.hostname,
+            "fqdn": f"{m.hostname}.{DOMAIN['name']}",
+            "domain": DOMAIN,
+            "zone": ZONE,
+            "pool": POOL,
+            "node_type": 0,
+            "node_type_name": "Machine",
+            "architecture": "amd64/generic",
+            "cpu_count": 224,
+            "memory": 2097152,
+            "status": int(m.status),
+            "status_name": m.status_name,
+            "status_message": m.status_message,
+            "status_action": "",
+            "osystem": m.osystem,
+            "distro_series": m.distro_series,
+            "hwe_kernel": m.hwe_kernel,
+            "min_hwe_kernel": None,
+            "netboot": m.status not in (Status.DEPLOYED,),
+            "locked": False,
+            "disable_ipv4": False,
+            "power_state": m.power_state,
+            "power_type": "redfish",
+            "owner": m.owner,
+            "owner_data": {},
+            "tag_names": list(m.tags),
+            "boot_interface": interfaces[0] if interfaces else None,
+            "interface_set": interfaces,
+            "ip_addresses": [],
+            "blockdevice_set": [],
+            "boot_disk": None,
+            "resource_uri": uri,
+        }
+
+    def tag_json(self, name: str) -> dict[str, object]:
+        tag = self.tags[name]
+        return {"name": name, "comment": tag.get("comment", ""), "definition": tag.get("definition", ""),
+                "kernel_opts": tag.get("kernel_opts") or None, "resource_uri": f"{API_PATH}tags/{name}/"}
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def handle_describe(self, request: web.Request) -> web.Response:
+        return _json(describe(f"{request.scheme}://{request.host}"))
+
+    async def handle_version(self, request: web.Request) -> web.Response:
+        return _json({
+            "capabilities": ["networks-management", "static-ipaddresses", "ipv6-deployment-ubuntu",
+                             "devices-management", "storage-deployment-ubuntu",
+                             "network-deployment-ubuntu", "bridging-interface-ubuntu",
+                             "bridging-automatic-ubuntu", "authenticate-api"],
+            "version": "2.2.0",
+            "subversion": "lab-simulator",
+        })
+
+    async def handle_machines(self, request: web.Request, params: Params) -> web.Response:
+        op = request.query.get("op")
+        now = time.time()
+        if request.method == "GET" and op is None:
+            return _json([self.machine_json(m) for m in self._filter(params, now)])
+        if request.method == "POST" and op == "allocate":
+            return self._allocate(params, now)
+        return _text(400, f"Unrecognised signature: method={request.method} op={op}")
+
+    def _filter(self, params: Params, now: float) -> list[MachineState]:
+        hostnames = {h.split(".", 1)[0] for h in params.get("hostname", [])}
+        macs = {mac.lower() for mac in params.get("mac_address", [])}
+        ids = set(params.get("id", []))
+        found = []
+        for system_id in self.machines:
+            m = self._advance(system_id, now)
+            if hostnames and m.hostname not in hostnames:
+                continue
+            if macs and not macs.intersection(mac.lower() for mac in m.macs):
+                continue
+            if ids and m.system_id not in ids:
+                continue
+            found.append(m)
+        return found
+
+    def _allocate(self, params: Params, now: float) -> web.Response:
+        names = params.get("name", [])
+        ids = params.get("system_id", [])
+        wanted_tags = set(params.get("tags", []))
+        refused_tags = set(params.get("not_tags", []))
+        for system_id in self.machines:
+            m = self._advance(system_id, now)
+            if m.status != Status.READY:
+                continue
+            if names and m.hostname not in {n.split(".", 1)[0] for n in names}:
+                continue
+            if ids and m.system_id not in ids:
+                continue
+            if not wanted_tags.issubset(m.tags) or refused_tags.intersection(m.tags):
+                continue
+            if params.get("dry_run", ["false"])[0].lower() != "true":
+                m = allocate(m, OWNER, now)
+                self.machines[system_id] = m
+                self.dirty = True
+                log.info("%s: allocated", m.hostname)
+            return _json(self.machine_json(m))
+        constraints = {k: v for k, v in params.items() if k not in ("dry_run", "verbose", "agent_name", "comment")}
+        resolved = " ".join(f"{k}={','.join(v)}" for k, v in sorted(constraints.items()))
+        return _text(409, f"No available machine matches constraints: {sorted(constraints.items())} "
+                          f"(resolved to \"{resolved}\")")
+
+    async def handle_machine(self, request: web.Request, params: Params) -> web.Response:
+        system_id = request.match_info["system_id"]
+        if system_id not in self.machines:
+            return _text(404, "No Machine matches the given query.")
+        now = time.time()
+        m = self._advance(system_id, now)
+        op = request.query.get("op")
+        if request.method == "GET" and op is None:
+            return _json(self.machine_json(m))
+        if request.method == "GET" and op == "query_power_state":
+            return _json({"state": m.power_state})
+        if request.method == "POST" and op in MACHINE_ACTIONS:
+            flat = {name: values[-1] for name, values in params.items()}
+            try:
+                new = apply_action(m, op, flat, now=now, timing=self.timing,
+                                   rates=self.faults.rates(m.hostname), rng=self.rng, owner=OWNER)
+            except IllegalTransition as err:
+                log.info("%s: %s refused: %s", m.hostname, op, err)
+                return _text(409, str(err))
+            self.machines[system_id] = new
+            self.dirty = True
+            log.info("%s: %s accepted: %s -> %s", m.hostname, op, m.status_name, new.status_name)
+            return _json(self.machine_json(new))
+        return _text(400, f"Unrecognised signature: method={request.method} op={op}")
+
+    async def handle_tags(self, request: web.Request, params: Params) -> web.Response:
+        if request.method == "GET" and "op" not in request.query:
+            return _json([self.tag_json(name) for name in sorted(self.tags)])
+        if request.method == "POST" and "op" not in request.query:
+            name = (params.get("name") or [""])[-1]
+            if not name:
+                return _json({"name": ["This field is required."]}, status=400)
+            if name in self.tags:
+                return _json({"name": ["Tag with this Name already exists."]}, status=400)
+            self.tags[name] = {key: (params.get(key) or [""])[-1] for key in ("comment", "definition", "kernel_opts")}
+            self.dirty = True
+            return _json(self.tag_json(name))
+        return _text(400, f"Unrecognised signature: method={request.method} op={request.query.get('op')}")
+
+    async def handle_tag(self, request: web.Request, params: Params) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self.tags:
+            return _text(404, "No Tag matches the given query.")
+        op = request.query.get("op")
+        if request.method == "GET" and op is None:
+            return _json(self.tag_json(name))
+        if request.method == "GET" and op in ("machines", "nodes"):
+            tagged = [m for m in self._filter({}, time.time()) if name in m.tags]
+            return _json([self.machine_json(m) for m in tagged])
+        if request.method == "POST" and op == "update_nodes":
+            added = removed = 0
+            for system_id in params.get("add", []):
+                m = self.machines.get(system_id)
+                if m is not None and name not in m.tags:
+                    self.machines[system_id] = replace(m, tags=(*m.tags, name))
+                    added += 1
+            for system_id in params.get("remove", []):
+                m = self.machines.get(system_id)
+                if m is not None and name in m.tags:
+                    self.machines[system_id] = replace(m, tags=tuple(t for t in m.tags if t != name))
+                    removed += 1
+            self.dirty = True
+            return _json({"added": added, "removed": removed})
+        if request.method == "PUT" and op is None:
+            for key in ("comment", "definition", "kernel_opts"):
+                if key in params:
+                    self.tags[name][key] = params[key][-1]
+            self.dirty = True
+            return _json(self.tag_json(name))
+        if request.method == "DELETE" and op is None:
+            del self.tags[name]
+            for system_id, m in self.machines.items():
+                if name in m.tags:
+                    self.machines[system_id] = replace(m, tags=tuple(t for t in m.tags if t != name))
+            self.dirty = True
+            return web.Response(status=204)
+        return _text(400, f"Unrecognised signature: method={request.method} op={op}")
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def save(self) -> None:
+        if self.dirty:
+            self.dirty = False
+            save_state(self.config.state_file, self.machines, self.tags)
+
+
+def build_app(sim: Simulator) -> web.Application:
+    """Routes under /MAAS/api/2.0/, auth on everything but describe/ and version/."""
+
+    def authenticated(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def wrapped(request: web.Request) -> web.Response:
+            if not sim.authorised(request):
+                return _text(401, "Authorization Error: Invalid API key.")
+            if request.method == "GET" or request.method == "DELETE":
+                params: Params = {}
+                for key, value in request.query.items():
+                    if key != "op":
+                        params.setdefault(key, []).append(value)
+            else:
+                params = parse_body(await request.read(), request.headers.get("Content-Type", ""))
+            return await handler(request, params)
+
+        return wrapped
+
+    app = web.Application()
+    app.router.add_get(API_PATH + "describe/", sim.handle_describe)
+    app.router.add_get(API_PATH + "version/", sim.handle_version)
+    for path, handler in (
+        ("machines/", sim.handle_machines),
+        ("machines/{system_id}/", sim.handle_machine),
+        ("tags/", sim.handle_tags),
+        ("tags/{name}/", sim.handle_tag),
+    ):
+        app.router.add_route("*", API_PATH + path, authenticated(handler))
+
+    async def background(app: web.Application) -> AsyncIterator[None]:
+        async def run() -> None:
+            last_save = time.monotonic()
+            while True:
+                await asyncio.sleep(TICK_S)
+                sim.tick()
+                if time.monotonic() - last_save >= SAVE_EVERY_S:
+                    sim.save()
+                    last_save = time.monotonic()
+
+        task = asyncio.get_running_loop().create_task(run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sim.save()
+        if sim.hook_tasks:
+            await asyncio.wait(sim.hook_tasks, timeout=5)
+
+    app.cleanup_ctx.append(background)
+    return app
+
+
+def serve(config_path: Path) -> None:
+    config = Config.load(config_path)
+    sim = Simulator(config)
+    log.info("MAAS simulator: %d machines on %s:%d, time factor %s", len(sim.machines), config.host,
+             config.port, config.time_factor)
+    web.run_app(build_app(sim), host=config.host, port=config.port, access_log=None,
+                print=None, handle_signals=True)

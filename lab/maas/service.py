@@ -1,0 +1,122 @@
+"""The lab MAAS as a lab service: `prepare` writes its config, `service` describes its process.
+
+The machines come from the site inventory (hostname, PXE MAC as the boot interface), each with a
+MAAS-style 6-character system_id derived from its hostname, so ids are stable across `lab reset`
+and across machines. The API key is the one `lab.control` generated into `lab_dir/secrets.yml`,
+which is also where the site's `maas` credential reference points: the lab and the client read the
+same file and the key never appears in the repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from fleet.errors import FleetError
+from fleet.inventory import Site
+from lab.maas.states import Status
+from lab.maas.store import Config, MachineSpec, write_atomic
+from lab.service import LabService, ReadyCheck
+
+# MAAS's system ids: 6 characters of lower-case letters and digits with look-alikes left out.
+SYSTEM_ID_ALPHABET = "abcdefghkmnpqrstwxy3456789"
+PORT_KEY = "maas"
+HOST = "127.0.0.1"
+
+
+def lab_files(lab_dir: Path) -> dict[str, Path]:
+    root = lab_dir / "maas"
+    return {
+        "config": root / "config.json",
+        "state": root / "state.json",
+        "hook": root / "hook.json",
+        "faults": lab_dir / "faults.json",
+    }
+
+
+def system_id_for(hostname: str, taken: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    """A stable MAAS-looking system_id for a hostname; `taken` resolves the (rare) collision."""
+    salt = 0
+    while True:
+        digest = hashlib.sha256(f"{hostname}:{salt}".encode()).digest()
+        candidate = "".join(SYSTEM_ID_ALPHABET[b % len(SYSTEM_ID_ALPHABET)] for b in digest[:6])
+        if candidate not in taken:
+            return candidate
+        salt += 1
+
+
+def _api_key(lab_dir: Path) -> str:
+    path = lab_dir / "secrets.yml"
+    try:
+        key = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("maas_api_key", "")
+    except OSError as err:
+        raise FleetError("cannot read the lab secrets", endpoint=str(path), service_message=str(err),
+                         hint="run `python provision.py lab up`, which creates them") from None
+    if str(key).count(":") != 2:
+        raise FleetError("lab secret maas_api_key is not consumer:token:secret", endpoint=str(path),
+                         hint="delete the lab directory (`python provision.py lab reset`) to regenerate it")
+    return str(key)
+
+
+def _port(site: Site) -> int:
+    if site.lab is None or PORT_KEY not in site.lab.ports:
+        raise FleetError(f"site '{site.name}' has no lab port for MAAS", endpoint=str(site.path),
+                         hint=f"add lab.ports.{PORT_KEY} (e.g. 5240) to the site file")
+    return site.lab.ports[PORT_KEY]
+
+
+def prepare(
+    site: Site,
+    lab_dir: Path,
+    *,
+    hook: Sequence[str] | None = None,
+    commissioned: bool = True,
+) -> Path:
+    """Write the simulator's config (mode 0600: it holds the API key); returns its path.
+
+    `hook` is an argv the simulator runs as `argv + [hostname, event]` when a machine reaches
+    Deployed (`deployed`) or finishes releasing (`released`); `None` keeps whatever hook file is
+    already in the lab dir, `[]` removes it. The simulator re-reads the hook file when it changes, so
+    another lab component may write it after this. `commissioned=False` starts machines as New.
+    """
+    files = lab_files(lab_dir)
+    taken: set[str] = set()
+    machines = []
+    for hostname in sorted(site.nodes):
+        node = site.nodes[hostname]
+        system_id = system_id_for(hostname, taken)
+        taken.add(system_id)
+        machines.append(MachineSpec(
+            hostname=hostname, system_id=system_id, macs=(node.pxe_mac.lower(),),
+            initial_status=Status.READY if commissioned else Status.NEW,
+        ))
+    assert site.lab is not None  # _port() has checked
+    config = Config(
+        host=HOST, port=_port(site), api_key=_api_key(lab_dir), time_factor=site.lab.time_factor,
+        seed=site.lab.seed, state_file=files["state"], faults_file=files["faults"],
+        hook_file=files["hook"], machines=tuple(machines),
+    )
+    config.dump(files["config"])
+    if hook is not None:
+        write_hook(lab_dir, hook)
+    return files["config"]
+
+
+def write_hook(lab_dir: Path, argv: Sequence[str]) -> None:
+    """Set (or, with an empty argv, clear) the command the simulator runs on deployed/released."""
+    write_atomic(lab_files(lab_dir)["hook"], json.dumps({"argv": list(argv)}))
+
+
+def service(site: Site, lab_dir: Path) -> LabService:
+    port = _port(site)
+    return LabService(
+        name="maas",
+        argv=[sys.executable, "-m", "lab.maas", "--config", str(lab_files(lab_dir)["config"])],
+        ready=ReadyCheck(url=f"http://{HOST}:{port}/MAAS/api/2.0/version/"),
+        env={},
+    )

@@ -1,0 +1,458 @@
+"""MAAS's machine life cycle as pure functions: status codes, allowed transitions, actions, timers.
+
+The simulator must fail where MAAS fails, or a client that works against the lab breaks against the
+real thing. So the codes, display names and the transition table follow MAAS's own
+`maasserver/enum.py` and `maasserver/node_status.py`; an action that would make a transition the
+table forbids is refused with MAAS's message ("Invalid transition: Deployed -> Commissioning."),
+which the API turns into 409 Conflict as MAAS's NodeStateViolation does.
+
+Nothing here touches the clock, the network or the disk: `apply_action` and `advance` take the time
+and the fault rates as arguments and return a new `MachineState`, so the state machine is unit-tested
+without a server.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+
+
+class Status(IntEnum):
+    """MAAS NODE_STATUS codes (the numbers are the API's, not ours to choose)."""
+
+    NEW = 0
+    COMMISSIONING = 1
+    FAILED_COMMISSIONING = 2
+    MISSING = 3
+    READY = 4
+    RESERVED = 5
+    DEPLOYED = 6
+    RETIRED = 7
+    BROKEN = 8
+    DEPLOYING = 9
+    ALLOCATED = 10
+    FAILED_DEPLOYMENT = 11
+    RELEASING = 12
+    FAILED_RELEASING = 13
+    DISK_ERASING = 14
+    FAILED_DISK_ERASING = 15
+    RESCUE_MODE = 16
+    ENTERING_RESCUE_MODE = 17
+    FAILED_ENTERING_RESCUE_MODE = 18
+    EXITING_RESCUE_MODE = 19
+    FAILED_EXITING_RESCUE_MODE = 20
+    TESTING = 21
+    FAILED_TESTING = 22
+
+
+S = Status
+
+# MAAS's NODE_STATUS_CHOICES: what `status_name` says and what its error messages quote.
+STATUS_NAMES: dict[Status, str] = {
+    S.NEW: "New",
+    S.COMMISSIONING: "Commissioning",
+    S.FAILED_COMMISSIONING: "Failed commissioning",
+    S.MISSING: "Missing",
+    S.READY: "Ready",
+    S.RESERVED: "Reserved",
+    S.DEPLOYED: "Deployed",
+    S.RETIRED: "Retired",
+    S.BROKEN: "Broken",
+    S.DEPLOYING: "Deploying",
+    S.ALLOCATED: "Allocated",
+    S.FAILED_DEPLOYMENT: "Failed deployment",
+    S.RELEASING: "Releasing",
+    S.FAILED_RELEASING: "Releasing failed",
+    S.DISK_ERASING: "Disk erasing",
+    S.FAILED_DISK_ERASING: "Failed disk erasing",
+    S.RESCUE_MODE: "Rescue mode",
+    S.ENTERING_RESCUE_MODE: "Entering rescue mode",
+    S.FAILED_ENTERING_RESCUE_MODE: "Failed to enter rescue mode",
+    S.EXITING_RESCUE_MODE: "Exiting rescue mode",
+    S.FAILED_EXITING_RESCUE_MODE: "Failed to exit rescue mode",
+    S.TESTING: "Testing",
+    S.FAILED_TESTING: "Failed testing",
+}
+
+_TESTING_RESETS = {
+    S.COMMISSIONING, S.FAILED_DEPLOYMENT, S.MISSING, S.RETIRED, S.BROKEN, S.FAILED_RELEASING,
+    S.FAILED_DISK_ERASING, S.FAILED_ENTERING_RESCUE_MODE, S.FAILED_EXITING_RESCUE_MODE,
+    S.FAILED_TESTING,
+}
+
+# MAAS's NODE_TRANSITIONS: old status -> the statuses it may move to.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    old: frozenset(new)
+    for old, new in {
+        S.NEW: {S.COMMISSIONING, S.MISSING, S.READY, S.RETIRED, S.BROKEN, S.ENTERING_RESCUE_MODE},
+        S.COMMISSIONING: {
+            S.FAILED_COMMISSIONING, S.READY, S.RETIRED, S.MISSING, S.NEW, S.BROKEN, S.TESTING,
+        },
+        S.FAILED_COMMISSIONING: {
+            S.COMMISSIONING, S.MISSING, S.RETIRED, S.BROKEN, S.ENTERING_RESCUE_MODE, S.TESTING,
+        },
+        S.READY: {
+            S.ENTERING_RESCUE_MODE, S.COMMISSIONING, S.ALLOCATED, S.RESERVED, S.RETIRED, S.MISSING,
+            S.BROKEN, S.TESTING,
+        },
+        S.RESERVED: {
+            S.READY, S.ALLOCATED, S.RETIRED, S.MISSING, S.BROKEN, S.DISK_ERASING, S.RELEASING,
+            S.ENTERING_RESCUE_MODE, S.TESTING,
+        },
+        S.ALLOCATED: {
+            S.READY, S.RETIRED, S.MISSING, S.BROKEN, S.DEPLOYING, S.DISK_ERASING, S.RELEASING,
+            S.ENTERING_RESCUE_MODE, S.TESTING,
+        },
+        S.RELEASING: {
+            S.ALLOCATED, S.RESERVED, S.DEPLOYED, S.READY, S.BROKEN, S.MISSING, S.FAILED_DEPLOYMENT,
+            S.FAILED_DISK_ERASING, S.FAILED_RELEASING,
+        },
+        S.DEPLOYING: {
+            S.ALLOCATED, S.MISSING, S.BROKEN, S.FAILED_DEPLOYMENT, S.DEPLOYED, S.READY,
+            S.DISK_ERASING, S.RELEASING,
+        },
+        S.FAILED_DEPLOYMENT: {
+            S.ALLOCATED, S.MISSING, S.BROKEN, S.READY, S.DISK_ERASING, S.RELEASING,
+            S.ENTERING_RESCUE_MODE, S.TESTING,
+        },
+        S.DEPLOYED: {
+            S.ALLOCATED, S.MISSING, S.BROKEN, S.READY, S.DISK_ERASING, S.RELEASING,
+            S.ENTERING_RESCUE_MODE, S.TESTING,
+        },
+        S.MISSING: {
+            S.NEW, S.READY, S.ALLOCATED, S.COMMISSIONING, S.BROKEN, S.ENTERING_RESCUE_MODE,
+            S.TESTING,
+        },
+        S.RETIRED: {S.NEW, S.READY, S.MISSING, S.BROKEN, S.ENTERING_RESCUE_MODE, S.TESTING},
+        S.BROKEN: {
+            S.COMMISSIONING, S.READY, S.DISK_ERASING, S.RELEASING, S.ENTERING_RESCUE_MODE,
+            S.TESTING,
+        },
+        S.FAILED_RELEASING: {S.RELEASING, S.DISK_ERASING, S.READY, S.BROKEN, S.TESTING},
+        S.DISK_ERASING: {
+            S.BROKEN, S.DISK_ERASING, S.FAILED_DISK_ERASING, S.READY, S.RELEASING,
+        },
+        S.FAILED_DISK_ERASING: {
+            S.DISK_ERASING, S.RELEASING, S.BROKEN, S.ALLOCATED, S.READY, S.ENTERING_RESCUE_MODE,
+            S.TESTING,
+        },
+        S.ENTERING_RESCUE_MODE: {
+            S.READY, S.BROKEN, S.DEPLOYED, S.RESCUE_MODE, S.FAILED_ENTERING_RESCUE_MODE,
+            S.EXITING_RESCUE_MODE,
+        },
+        S.FAILED_ENTERING_RESCUE_MODE: {
+            S.BROKEN, S.ENTERING_RESCUE_MODE, S.EXITING_RESCUE_MODE, S.TESTING,
+        },
+        S.RESCUE_MODE: {S.BROKEN, S.EXITING_RESCUE_MODE, S.TESTING},
+        S.EXITING_RESCUE_MODE: set(Status) - {
+            S.COMMISSIONING, S.DEPLOYING, S.RELEASING, S.DISK_ERASING, S.ENTERING_RESCUE_MODE,
+            S.EXITING_RESCUE_MODE, S.TESTING,
+        },
+        S.FAILED_EXITING_RESCUE_MODE: {S.BROKEN, S.EXITING_RESCUE_MODE, S.TESTING},
+        S.TESTING: {
+            S.BROKEN, S.NEW, S.READY, S.RESERVED, S.ALLOCATED, S.DEPLOYED, *_TESTING_RESETS,
+        },
+        S.FAILED_TESTING: {
+            S.COMMISSIONING, S.BROKEN, S.MISSING, S.ENTERING_RESCUE_MODE, S.TESTING, S.READY,
+            S.DEPLOYED,
+        },
+    }.items()
+}
+
+# MAAS's RELEASABLE_STATUSES: where `release` starts releasing (Ready is accepted as a no-op).
+RELEASABLE = frozenset({
+    S.ALLOCATED, S.RESERVED, S.BROKEN, S.DEPLOYING, S.DEPLOYED, S.FAILED_DEPLOYMENT,
+    S.FAILED_DISK_ERASING, S.FAILED_RELEASING,
+})
+
+# Real-world durations in seconds; the lab multiplies them by its time factor.
+REAL_DURATIONS_S: dict[str, float] = {
+    "deploy": 600.0,
+    "release": 60.0,
+    "erase": 300.0,
+    "quick_erase": 30.0,
+    "commission": 300.0,
+    "enter_rescue": 120.0,
+    "exit_rescue": 60.0,
+    "power": 5.0,
+}
+
+# MAAS's NODE_FAILURE_MONITORED_STATUS_TIMEOUTS, in minutes: past these MAAS marks the node failed.
+MONITORED_TIMEOUT_MIN: dict[Status, int] = {
+    S.COMMISSIONING: 20,
+    S.DEPLOYING: 40,
+    S.RELEASING: 5,
+    S.ENTERING_RESCUE_MODE: 20,
+    S.EXITING_RESCUE_MODE: 5,
+}
+
+# The event descriptions MAAS shows as `status_message` while an operation runs, in order.
+DEPLOY_PROGRESS = (
+    "Powering on",
+    "Performing PXE boot",
+    "Loading ephemeral",
+    "Installation started",
+    "Configuring OS",
+    "Rebooting",
+)
+INSTALL_FAILED_MESSAGE = "Installation failed (refer to the installation log for more information)."
+
+
+class IllegalTransition(Exception):
+    """MAAS would refuse this action in the machine's current state (NodeStateViolation, 409)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The lab's durations, already scaled by the time factor (seconds of lab time)."""
+
+    time_factor: float
+
+    def of(self, what: str) -> float:
+        return REAL_DURATIONS_S[what] * self.time_factor
+
+    def timeout(self, status: Status) -> float:
+        return MONITORED_TIMEOUT_MIN[status] * 60.0 * self.time_factor
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An operation under way: when it ends and how (decided when it started, so faults are seeded)."""
+
+    started: float
+    until: float
+    outcome: str = "ok"  # ok | fail | stuck
+    erase_then_release: bool = False
+
+
+@dataclass(frozen=True)
+class MachineState:
+    """One simulated machine: what MAAS would store for it, plus the operation under way."""
+
+    system_id: str
+    hostname: str
+    macs: tuple[str, ...]
+    status: Status = S.READY
+    status_message: str = "Ready"
+    owner: str | None = None
+    osystem: str = ""
+    distro_series: str = ""
+    hwe_kernel: str | None = None
+    user_data: str = ""
+    power_state: str = "off"
+    power_target: str | None = None
+    power_at: float | None = None
+    tags: tuple[str, ...] = ()
+    pending: Pending | None = None
+    prior_status: Status | None = None
+    comment: str = ""
+    events: tuple[str, ...] = field(default=())
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES[self.status]
+
+
+def _invalid(old: Status, new: Status) -> IllegalTransition:
+    return IllegalTransition(f"Invalid transition: {STATUS_NAMES[old]} -> {STATUS_NAMES[new]}.")
+
+
+def _move(m: MachineState, new: Status, message: str, **changes: object) -> MachineState:
+    """Change status only where MAAS's table allows it (staying put is always allowed)."""
+    if new != m.status and new not in TRANSITIONS[m.status]:
+        raise _invalid(m.status, new)
+    events = (*m.events, message)[-20:]
+    return replace(m, status=new, status_message=message, events=events, **changes)
+
+
+def _power(m: MachineState, target: str, now: float, timing: Timing) -> MachineState:
+    if m.power_state == target and m.power_target is None:
+        return m
+    return replace(m, power_target=target, power_at=now + timing.of("power"))
+
+
+def _fault_outcome(rates: dict[str, float], rng: random.Random, *kinds: tuple[str, str]) -> str:
+    """Draw the fault outcome of an operation: the first kind whose rate fires wins."""
+    for kind, outcome in kinds:
+        rate = rates.get(kind, 0.0)
+        if rate > 0 and rng.random() < rate:
+            return outcome
+    return "ok"
+
+
+def allocate(m: MachineState, owner: str, now: float) -> MachineState:
+    """Claim a Ready machine for `owner` (MAAS's acquire)."""
+    if m.status != S.READY:
+        raise _invalid(m.status, S.ALLOCATED)
+    return _move(m, S.ALLOCATED, "Allocated", owner=owner)
+
+
+def apply_action(
+    m: MachineState,
+    action: str,
+    params: dict[str, str],
+    *,
+    now: float,
+    timing: Timing,
+    rates: dict[str, float],
+    rng: random.Random,
+    owner: str = "admin",
+) -> MachineState:
+    """Start `action` on the machine as MAAS would, or raise IllegalTransition with MAAS's message."""
+    status = m.status
+    if action == "deploy":
+        if status == S.READY:
+            # MAAS 2.x allocates a Ready machine on the caller's behalf before deploying it.
+            m = allocate(m, owner, now)
+        elif status != S.ALLOCATED:
+            raise _invalid(status, S.DEPLOYING)
+        outcome = _fault_outcome(
+            rates, rng, ("maas_stuck_deploying", "stuck"), ("maas_failed_deployment", "fail")
+        )
+        until = now + (timing.timeout(S.DEPLOYING) if outcome == "stuck" else timing.of("deploy"))
+        m = _move(
+            m, S.DEPLOYING, DEPLOY_PROGRESS[0],
+            osystem="ubuntu",
+            distro_series=params.get("distro_series") or "jammy",
+            hwe_kernel=params.get("hwe_kernel") or None,
+            user_data=params.get("user_data", ""),
+            pending=Pending(started=now, until=until, outcome=outcome),
+        )
+        return _power(m, "on", now, timing)
+    if action == "release":
+        if status == S.READY:
+            return m  # MAAS accepts releasing a released machine and does nothing.
+        if status not in RELEASABLE:
+            raise _invalid(status, S.RELEASING)
+        erase = _truthy(params.get("erase")) or _truthy(params.get("secure_erase"))
+        quick = _truthy(params.get("quick_erase"))
+        if erase or quick:
+            until = now + timing.of("quick_erase" if quick and not erase else "erase")
+            m = _move(m, S.DISK_ERASING, "Disk erasing",
+                      pending=Pending(started=now, until=until, erase_then_release=True))
+            return _power(m, "on", now, timing)
+        return _start_release(m, now=now, timing=timing, rates=rates, rng=rng)
+    if action == "abort":
+        if status == S.DEPLOYING:
+            m = _move(m, S.ALLOCATED, "Aborted deployment", pending=None)
+            return _power(m, "off", now, timing)
+        if status == S.DISK_ERASING:
+            return _move(m, S.FAILED_DISK_ERASING, "Aborted disk erasing", pending=None)
+        if status == S.COMMISSIONING:
+            back = m.prior_status if m.prior_status is not None else S.NEW
+            return _move(m, back, "Aborted commissioning", pending=None, prior_status=None)
+        raise IllegalTransition(
+            f"Cannot abort in current state: machine is {STATUS_NAMES[status]}, "
+            "only Commissioning, Deploying and Disk erasing can be aborted."
+        )
+    if action == "commission":
+        until = now + timing.of("commission")
+        m = _move(m, S.COMMISSIONING, "Commissioning", prior_status=status,
+                  pending=Pending(started=now, until=until))
+        return _power(m, "on", now, timing)
+    if action == "mark_broken":
+        comment = params.get("comment") or params.get("error_description") or ""
+        return _move(m, S.BROKEN, comment or "Marked broken", pending=None, comment=comment,
+                     prior_status=status)
+    if action == "mark_fixed":
+        if status != S.BROKEN:
+            raise IllegalTransition("Can't mark a non-broken node as 'Ready'.")
+        return _move(m, S.READY, "Ready", owner=None, comment="", prior_status=None)
+    if action == "rescue_mode":
+        until = now + timing.of("enter_rescue")
+        m = _move(m, S.ENTERING_RESCUE_MODE, "Entering rescue mode", prior_status=status,
+                  pending=Pending(started=now, until=until))
+        return _power(m, "on", now, timing)
+    if action == "exit_rescue_mode":
+        if status != S.RESCUE_MODE:
+            raise _invalid(status, S.EXITING_RESCUE_MODE)
+        until = now + timing.of("exit_rescue")
+        return _move(m, S.EXITING_RESCUE_MODE, "Exiting rescue mode",
+                     pending=Pending(started=now, until=until))
+    if action == "power_on":
+        return _power(m, "on", now, timing)
+    if action == "power_off":
+        return _power(m, "off", now, timing)
+    raise ValueError(f"unknown machine action {action!r}")
+
+
+def _start_release(
+    m: MachineState, *, now: float, timing: Timing, rates: dict[str, float], rng: random.Random
+) -> MachineState:
+    outcome = _fault_outcome(rates, rng, ("maas_failed_release", "fail"))
+    # A release that fails does so the way MAAS notices it: when its monitored timeout expires.
+    until = now + (timing.timeout(S.RELEASING) if outcome == "fail" else timing.of("release"))
+    m = _move(m, S.RELEASING, "Releasing", pending=Pending(started=now, until=until, outcome=outcome))
+    return _power(m, "off", now, timing)
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _timed_out(status: Status) -> str:
+    return f"Node operation '{STATUS_NAMES[status]}' timed out after {MONITORED_TIMEOUT_MIN[status]} minutes."
+
+
+def _complete(
+    m: MachineState, *, now: float, timing: Timing, rates: dict[str, float], rng: random.Random
+) -> tuple[MachineState, str | None]:
+    """Finish the pending operation; returns the new state and the lab event it raised, if any."""
+    assert m.pending is not None
+    p, at = m.pending, m.pending.until
+    if m.status == S.DEPLOYING:
+        if p.outcome == "stuck":
+            return _move(m, S.FAILED_DEPLOYMENT, _timed_out(S.DEPLOYING), pending=None), None
+        if p.outcome == "fail":
+            return _move(m, S.FAILED_DEPLOYMENT, INSTALL_FAILED_MESSAGE, pending=None), None
+        m = _move(m, S.DEPLOYED, "Deployed", pending=None)
+        return replace(m, power_state="on", power_target=None, power_at=None), "deployed"
+    if m.status == S.DISK_ERASING:
+        return _start_release(replace(m, pending=None), now=at, timing=timing, rates=rates, rng=rng), None
+    if m.status == S.RELEASING:
+        if p.outcome == "fail":
+            return _move(m, S.FAILED_RELEASING, _timed_out(S.RELEASING), pending=None), None
+        m = _move(m, S.READY, "Released", pending=None, owner=None, osystem="", distro_series="",
+                  hwe_kernel=None, user_data="")
+        return replace(m, power_state="off", power_target=None, power_at=None), "released"
+    if m.status == S.COMMISSIONING:
+        m = _move(m, S.READY, "Ready", pending=None, prior_status=None)
+        return _power(m, "off", at, timing), None
+    if m.status == S.ENTERING_RESCUE_MODE:
+        return _move(m, S.RESCUE_MODE, "Rescue mode", pending=None), None
+    if m.status == S.EXITING_RESCUE_MODE:
+        back = m.prior_status if m.prior_status is not None else S.READY
+        return _move(m, back, f"Exited rescue mode ({STATUS_NAMES[back]})", pending=None,
+                     prior_status=None), None
+    return replace(m, pending=None), None
+
+
+def _progress_message(m: MachineState, now: float) -> str:
+    """Walk `status_message` through MAAS's deployment events as lab time passes."""
+    p = m.pending
+    assert p is not None
+    if p.outcome == "stuck":
+        # A stuck install sits on its last event until MAAS's monitor gives up on it.
+        return DEPLOY_PROGRESS[3]
+    span = max(p.until - p.started, 1e-9)
+    step = int((now - p.started) / span * len(DEPLOY_PROGRESS))
+    return DEPLOY_PROGRESS[min(max(step, 0), len(DEPLOY_PROGRESS) - 1)]
+
+
+def advance(
+    m: MachineState, *, now: float, timing: Timing, rates: dict[str, float], rng: random.Random
+) -> tuple[MachineState, list[str]]:
+    """Bring the machine up to `now`: finish due operations and power changes; return lab events."""
+    events: list[str] = []
+    while m.pending is not None and now >= m.pending.until:
+        m, event = _complete(m, now=now, timing=timing, rates=rates, rng=rng)
+        if event:
+            events.append(event)
+    if m.pending is not None and m.status == S.DEPLOYING:
+        message = _progress_message(m, now)
+        if message != m.status_message:
+            m = replace(m, status_message=message)
+    if m.power_target is not None and m.power_at is not None and now >= m.power_at:
+        m = replace(m, power_state=m.power_target, power_target=None, power_at=None)
+    return m, events

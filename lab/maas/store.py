@@ -1,0 +1,219 @@
+"""The simulator's config, its persisted machine state, and the fault file it watches.
+
+State lives in one JSON file in the lab directory so `lab down` / `lab up` keeps every machine where
+it was (a Deployed machine stays Deployed, an install under way finishes on the next start), and
+`lab reset` clears it by deleting the directory. Writes go through a temporary file and a rename so a
+killed simulator never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lab.maas.states import MachineState, Pending, Status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """A machine as the inventory describes it: the part of MAAS's record that never changes."""
+
+    hostname: str
+    system_id: str
+    macs: tuple[str, ...]
+    initial_status: Status = Status.READY
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `prepare()` decided for one simulator process."""
+
+    host: str
+    port: int
+    api_key: str
+    time_factor: float
+    seed: int
+    state_file: Path
+    faults_file: Path
+    hook_file: Path
+    machines: tuple[MachineSpec, ...]
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        raw = json.loads(path.read_text())
+        return cls(
+            host=raw["host"],
+            port=int(raw["port"]),
+            api_key=raw["api_key"],
+            time_factor=float(raw["time_factor"]),
+            seed=int(raw["seed"]),
+            state_file=Path(raw["state_file"]),
+            faults_file=Path(raw["faults_file"]),
+            hook_file=Path(raw["hook_file"]),
+            machines=tuple(
+                MachineSpec(
+                    hostname=m["hostname"],
+                    system_id=m["system_id"],
+                    macs=tuple(m["macs"]),
+                    initial_status=Status(m.get("initial_status", Status.READY)),
+                )
+                for m in raw["machines"]
+            ),
+        )
+
+    def dump(self, path: Path) -> None:
+        raw = {
+            "host": self.host,
+            "port": self.port,
+            "api_key": self.api_key,
+            "time_factor": self.time_factor,
+            "seed": self.seed,
+            "state_file": str(self.state_file),
+            "faults_file": str(self.faults_file),
+            "hook_file": str(self.hook_file),
+            "machines": [
+                {"hostname": m.hostname, "system_id": m.system_id, "macs": list(m.macs),
+                 "initial_status": int(m.initial_status)}
+                for m in self.machines
+            ],
+        }
+        write_atomic(path, json.dumps(raw, indent=1), mode=0o600)  # it holds the API key
+
+
+def write_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _machine_to_json(m: MachineState) -> dict[str, object]:
+    raw = asdict(m)
+    raw["status"] = int(m.status)
+    raw["prior_status"] = None if m.prior_status is None else int(m.prior_status)
+    return raw
+
+
+def _machine_from_json(raw: dict) -> MachineState:
+    pending = raw.get("pending")
+    prior = raw.get("prior_status")
+    return MachineState(
+        **{
+            **raw,
+            "macs": tuple(raw["macs"]),
+            "tags": tuple(raw.get("tags", ())),
+            "events": tuple(raw.get("events", ())),
+            "status": Status(raw["status"]),
+            "prior_status": None if prior is None else Status(prior),
+            "pending": None if pending is None else Pending(**pending),
+        }
+    )
+
+
+def initial_machines(config: Config) -> dict[str, MachineState]:
+    """Fresh machines from the inventory, as MAAS shows them after enlistment (or commissioning)."""
+    return {
+        spec.system_id: MachineState(
+            system_id=spec.system_id,
+            hostname=spec.hostname,
+            macs=spec.macs,
+            status=spec.initial_status,
+            status_message="Ready" if spec.initial_status == Status.READY else "New",
+        )
+        for spec in config.machines
+    }
+
+
+def load_state(config: Config) -> tuple[dict[str, MachineState], dict[str, dict[str, str]]]:
+    """Machines and tags from the state file, reconciled with the inventory in the config.
+
+    Machines the inventory no longer lists are dropped; new ones start fresh; a machine whose MACs
+    changed in the inventory takes the new MACs but keeps its life-cycle state.
+    """
+    machines = initial_machines(config)
+    tags: dict[str, dict[str, str]] = {}
+    if not config.state_file.exists():
+        return machines, tags
+    try:
+        raw = json.loads(config.state_file.read_text())
+    except (OSError, ValueError) as err:
+        log.warning("ignoring unreadable MAAS lab state %s: %s", config.state_file, err)
+        return machines, tags
+    for system_id, saved in raw.get("machines", {}).items():
+        if system_id in machines:
+            fresh = machines[system_id]
+            state = _machine_from_json(saved)
+            machines[system_id] = MachineState(**{**state.__dict__, "macs": fresh.macs,
+                                                  "hostname": fresh.hostname})
+    tags = {name: dict(tag) for name, tag in raw.get("tags", {}).items()}
+    return machines, tags
+
+
+def save_state(path: Path, machines: dict[str, MachineState], tags: dict[str, dict[str, str]]) -> None:
+    raw = {"machines": {sid: _machine_to_json(m) for sid, m in machines.items()}, "tags": tags}
+    write_atomic(path, json.dumps(raw))
+
+
+class FaultFile:
+    """`lab_dir/faults.json` ({hostname: {kind: rate}}), re-read whenever its mtime changes.
+
+    Tests and the CLI inject faults into a running lab by rewriting this file; polling the mtime on
+    use costs one stat() and needs no signal or reload endpoint.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime: int | None = None
+        self._faults: dict[str, dict[str, float]] = {}
+
+    def rates(self, hostname: str) -> dict[str, float]:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            self._mtime, self._faults = None, {}
+            return {}
+        if mtime != self._mtime:
+            try:
+                raw = json.loads(self.path.read_text() or "{}")
+                self._faults = {
+                    host: {kind: float(rate) for kind, rate in kinds.items()}
+                    for host, kinds in raw.items()
+                    if isinstance(kinds, dict)
+                }
+                self._mtime = mtime
+                log.info("fault file %s loaded: %d node(s) with faults", self.path, len(self._faults))
+            except (OSError, ValueError, AttributeError) as err:
+                # A half-written file: keep the previous faults and read it again next time.
+                log.warning("fault file %s unreadable, keeping previous faults: %s", self.path, err)
+        return self._faults.get(hostname, {})
+
+
+class HookFile:
+    """`lab_dir/maas/hook.json` ({"argv": [...]}), re-read when it changes; missing means no hook."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime: int | None = None
+        self._argv: tuple[str, ...] = ()
+
+    def argv(self) -> tuple[str, ...]:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            self._mtime, self._argv = None, ()
+            return ()
+        if mtime != self._mtime:
+            try:
+                self._argv = tuple(str(arg) for arg in json.loads(self.path.read_text()).get("argv", []))
+                self._mtime = mtime
+                log.info("hook: %s", " ".join(self._argv) or "(none)")
+            except (OSError, ValueError, AttributeError) as err:
+                log.warning("hook file %s unreadable, keeping the previous hook: %s", self.path, err)
+        return self._argv
