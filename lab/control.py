@@ -1,0 +1,274 @@
+"""Lab lifecycle: up, down, status, reset, for every simulator of the lab site.
+
+Each component describes its processes (`lab.<component>.service`); this module is the one place
+that starts them detached in their own session (so they outlive the CLI), logs them, records their
+pids and waits for them to answer. All state lives under one directory, so `reset` is one rmtree
+and two labs (a developer's and a test's) never share anything but the machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from fleet.errors import FleetError
+from fleet.inventory import FaultSpec, Site
+from lab import faults as lab_faults
+from lab.service import LabService, ReadyCheck
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+# Start order matters: BMCs before MAAS (MAAS's hook may power hosts), the apt repo before any host.
+COMPONENTS = ("lab.redfish.service", "lab.maas.service", "lab.apt.service")
+READY_TIMEOUT_S = 60.0
+
+
+class LabError(FleetError):
+    """The lab could not be started or stopped."""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    running: bool
+    ready: bool
+    detail: str
+
+
+def lab_dir_of(site: Site) -> Path:
+    if site.lab is None:
+        raise LabError(f"site '{site.name}' has no lab: section", hint="use the lab site (inventory/lab/site.yml)")
+    return site.lab.state_dir
+
+
+def ensure_secrets(lab_dir: Path) -> Path:
+    """Random lab credentials, created once per lab dir (mode 0600), read through the site's references."""
+    path = lab_dir / "secrets.yml"
+    if path.exists():
+        return path
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    values = {
+        "bmc_password": secrets.token_urlsafe(12),
+        # MAAS API keys are consumer_key:token_key:token_secret (18, 18 and 32 characters).
+        "maas_api_key": ":".join((secrets.token_hex(9), secrets.token_hex(9), secrets.token_hex(16))),
+        "ufm_password": secrets.token_urlsafe(12),
+        "switch_password": secrets.token_urlsafe(12),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(values, handle)
+    return path
+
+
+def _services(site: Site, lab_dir: Path) -> list[LabService]:
+    found: list[LabService] = []
+    for name in COMPONENTS:
+        module = importlib.import_module(name)
+        module.prepare(site, lab_dir)
+        described = module.service(site, lab_dir)
+        found.extend(described if isinstance(described, list) else [described])
+    return found
+
+
+def up(site: Site, extra_faults: Iterable[FaultSpec] = ()) -> list[ServiceStatus]:
+    """Start every lab service that is not already running; idempotent."""
+    lab_dir = lab_dir_of(site)
+    for sub in ("logs", "pids"):
+        (lab_dir / sub).mkdir(parents=True, exist_ok=True)
+    ensure_secrets(lab_dir)
+    lab_faults.write(lab_dir, lab_faults.resolve(site, extra_faults))
+    (lab_dir / "site").write_text(str(site.path), encoding="utf-8")
+    for service in _services(site, lab_dir):
+        if _pid_alive(_read_pid(lab_dir, service.name)):
+            continue
+        _check_port_free(site, service.ready)
+        _start(service, lab_dir)
+    return status(site)
+
+
+def _start(service: LabService, lab_dir: Path) -> None:
+    log_path = lab_dir / "logs" / f"{service.name}.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), **service.env}
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            service.argv, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    (lab_dir / "pids" / f"{service.name}.pid").write_text(str(process.pid), encoding="utf-8")
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LabError(
+                f"lab service {service.name} exited with code {process.returncode} while starting",
+                service_message=_tail(log_path), hint=f"read {log_path}",
+            )
+        if _is_ready(service.ready):
+            log.info("lab service %s is up (pid %d)", service.name, process.pid)
+            return
+        time.sleep(0.1)
+    raise LabError(f"lab service {service.name} did not answer within {READY_TIMEOUT_S:.0f} s",
+                   service_message=_tail(log_path), hint=f"read {log_path}")
+
+
+def _check_port_free(site: Site, ready: ReadyCheck) -> None:
+    port = ready.port if ready.port is not None else _url_port(ready.url or "")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ready.host, port))
+        except OSError:
+            names = [k for k, v in (site.lab.ports.items() if site.lab else []) if v == port]
+            key = f"lab.ports.{names[0]}" if names else "the lab ports"
+            raise LabError(
+                f"port {ready.host}:{port} is already in use by another program",
+                hint=f"stop that program or change {key} in {site.path}",
+            ) from None
+
+
+def _url_port(url: str) -> int:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _is_ready(ready: ReadyCheck) -> bool:
+    if ready.url is None:
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            return probe.connect_ex((ready.host, ready.port or 0)) == 0
+    try:
+        # The lab's TLS endpoints use the lab CA; readiness only needs an answer, any status.
+        urllib.request.urlopen(ready.url, timeout=1)  # noqa: S310 - lab URL on loopback
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _read_pid(lab_dir: Path, name: str) -> int | None:
+    try:
+        return int((lab_dir / "pids" / f"{name}.pid").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) still answers kill(0); it is not running.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def status(site: Site) -> list[ServiceStatus]:
+    lab_dir = lab_dir_of(site)
+    result = []
+    for service in _described(site, lab_dir):
+        pid = _read_pid(lab_dir, service.name)
+        running = _pid_alive(pid)
+        ready = running and _is_ready(service.ready)
+        detail = "serving" if ready else ("starting or hung" if running else "stopped")
+        result.append(ServiceStatus(service.name, pid if running else None, running, ready, detail))
+    return result
+
+
+def _described(site: Site, lab_dir: Path) -> list[LabService]:
+    """The services of the lab without preparing anything (status must not write files)."""
+    found: list[LabService] = []
+    for name in COMPONENTS:
+        described = importlib.import_module(name).service(site, lab_dir)
+        found.extend(described if isinstance(described, list) else [described])
+    return found
+
+
+def is_up(site: Site) -> bool:
+    return bool(site.lab) and all(s.ready for s in status(site))
+
+
+def down(site: Site) -> None:
+    """Stop the lab hosts, then every service: SIGTERM to each process group, SIGKILL after 5 s."""
+    lab_dir = lab_dir_of(site)
+    _stop_hosts(site, lab_dir)
+    pids_dir = lab_dir / "pids"
+    for pid_file in sorted(pids_dir.glob("*.pid")) if pids_dir.exists() else []:
+        pid = _read_pid(lab_dir, pid_file.stem)
+        if _pid_alive(pid):
+            _terminate(pid or 0)
+        pid_file.unlink(missing_ok=True)
+
+
+def _terminate(pid: int) -> None:
+    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def _stop_hosts(site: Site, lab_dir: Path) -> None:
+    """Lab hosts are containers, not services: stop them through their own module."""
+    if not (lab_dir / "hosts").exists():
+        return
+    result = subprocess.run(
+        [sys.executable, "-m", "lab.hosts", "stop-all", "--lab-dir", str(lab_dir)],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        log.warning("stopping lab hosts failed: %s", result.stderr.strip()[-500:])
+
+
+def reset(site: Site) -> None:
+    """Stop everything and delete the lab's state (machines, power states, hosts, secrets)."""
+    lab_dir = lab_dir_of(site)
+    down(site)
+    if lab_dir.exists():
+        shutil.rmtree(lab_dir)
+
+
+def describe(site: Site) -> dict:
+    """A JSON-ready summary for `provision.py lab status --json`."""
+    return {
+        "lab_dir": str(lab_dir_of(site)),
+        "services": [s.__dict__ for s in status(site)],
+    }
+

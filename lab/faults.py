@@ -1,0 +1,87 @@
+"""Resolves the lab's fault specs to concrete nodes, reproducibly.
+
+A spec names nodes, a fraction of the fleet, or both; fractions are drawn with a generator seeded by
+the site's `lab.seed` and the fault kind, so the same site and seed always break the same nodes (a
+failing test can be rerun) while different kinds land on different nodes. The result is written to
+`lab_dir/faults.json`, which every simulator re-reads when it changes: tests inject faults at run time
+by rewriting that file, exactly as `provision.py lab up --fault ...` does at start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+from fleet.inventory import FaultSpec, Site, parse_fault
+
+FAULTS_FILE = "faults.json"
+
+
+def parse_cli_fault(text: str) -> FaultSpec:
+    """`KIND:TARGET[:RATE]` where TARGET is node names joined by '+' or a fraction: `bmc_5xx:gpu-012-02:0.5`."""
+    kind, _, rest = text.partition(":")
+    target, _, rate = rest.partition(":")
+    entry: dict = {"kind": kind, "rate": float(rate) if rate else 1.0}
+    try:
+        entry["fraction"] = float(target)
+    except ValueError:
+        entry["nodes"] = [name for name in target.split("+") if name]
+    return parse_fault(entry)
+
+
+def resolve(site: Site, extra: Iterable[FaultSpec] = ()) -> dict[str, dict[str, float]]:
+    """Map hostname -> {fault kind: rate} for the site's faults plus `extra` (CLI overrides win)."""
+    seed = site.lab.seed if site.lab else 0
+    hostnames = sorted(site.nodes)
+    result: dict[str, dict[str, float]] = {}
+    for spec in [*(site.lab.faults if site.lab else ()), *extra]:
+        unknown = [name for name in spec.nodes if name not in site.nodes]
+        if unknown:
+            raise ValueError(f"fault {spec.kind}: unknown node(s) {', '.join(unknown)}")
+        chosen = set(spec.nodes)
+        if spec.fraction:
+            count = max(1, round(spec.fraction * len(hostnames)))
+            chosen.update(random.Random(f"{seed}:{spec.kind}").sample(hostnames, count))
+        for name in chosen:
+            result.setdefault(name, {})[spec.kind] = spec.rate
+    return result
+
+
+def write(lab_dir: Path, faults: dict[str, dict[str, float]]) -> Path:
+    """Atomically replace faults.json so a simulator never reads half a file."""
+    path = lab_dir / FAULTS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(faults, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+class FaultTable:
+    """A simulator's view of faults.json, re-read whenever the file's mtime changes."""
+
+    def __init__(self, lab_dir: Path) -> None:
+        self.path = lab_dir / FAULTS_FILE
+        self._mtime = -1.0
+        self._faults: dict[str, dict[str, float]] = {}
+
+    def rate(self, hostname: str, kind: str) -> float:
+        self._refresh()
+        return self._faults.get(hostname, {}).get(kind, 0.0)
+
+    def hits(self, hostname: str, kind: str, rng: random.Random) -> bool:
+        """True when this request/operation should fail with `kind`."""
+        rate = self.rate(hostname, kind)
+        return rate > 0 and rng.random() < rate
+
+    def _refresh(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            self._faults, self._mtime = {}, -1.0
+            return
+        if mtime != self._mtime:
+            self._faults = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+            self._mtime = mtime

@@ -1,0 +1,224 @@
+"""The stage machine: every transition, retry, quarantine and resume, without a datacenter."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+
+from fleet.errors import BmcError
+from fleet.inventory import Bmc, Node
+from fleet.state import NodeState, StateDB
+from fleet.workflow import NodeContext, StageResult, Workflow, plan, transition
+
+ORDER = ["discover", "pxe", "os", "configure", "validate"]
+
+
+def state(stage: str = "", status: str = "new", attempts: int = 0, current: str = "") -> NodeState:
+    return NodeState("gpu-001-01", stage, status, current, attempts, 1, "", {}, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "until", "expected"),
+    [
+        (state(), "os", "discover"),
+        (state("discover", "running"), "os", "pxe"),
+        (state("pxe", "running"), "os", "os"),
+        (state("os", "done"), "os", None),
+        (state("os", "done"), "validate", "configure"),
+        (state("configure", "running"), "validate", "validate"),
+        (state("validate", "done"), "os", None),
+        (state("pxe", "quarantined", 2, "os"), "os", None),
+        (state("discover", "running", 1, "pxe"), "os", "pxe"),  # resume after a crash mid-stage
+    ],
+)
+def test_plan_picks_the_next_stage_from_recorded_state(recorded: NodeState, until: str, expected: str | None) -> None:
+    assert plan(recorded, ORDER, until).stage == expected
+
+
+def test_plan_says_why_a_quarantined_node_is_left_alone() -> None:
+    recorded = NodeState("n", "pxe", "quarantined", "os", 2, 1, "deployment failed twice", {}, 0.0)
+    assert plan(recorded, ORDER, "os").reason == "quarantined at os: deployment failed twice"
+
+
+@pytest.mark.parametrize(
+    ("result", "attempts", "max_attempts", "status", "retry"),
+    [
+        (StageResult(True), 0, 3, "running", False),
+        (StageResult(False, "5xx"), 0, 3, "running", True),
+        (StageResult(False, "5xx"), 1, 3, "running", True),
+        (StageResult(False, "5xx"), 2, 3, "quarantined", False),
+        (StageResult(False, "bad tag", retryable=False), 0, 3, "quarantined", False),
+        (StageResult(False, "broken", quarantine=True), 0, 3, "quarantined", False),
+    ],
+)
+def test_transition_retries_then_quarantines(result: StageResult, attempts: int, max_attempts: int, status: str,
+                                             retry: bool) -> None:
+    change = transition(state("discover", "running", attempts), "pxe", result, max_attempts, "os")
+    assert change.fields["status"] == status
+    assert change.retry is retry
+
+
+def test_transition_reaching_the_target_stage_is_done_and_clears_the_error() -> None:
+    change = transition(state("pxe", "running", 1), "os", StageResult(True), 2, "os")
+    assert change.fields == {"stage": "os", "status": "done", "current": "", "attempts": 0, "last_error": "",
+                             "evidence": {}}
+
+
+def test_transition_backoff_doubles_per_attempt() -> None:
+    delays = [transition(state(attempts=n), "pxe", StageResult(False), 9, "os", 1.0).delay_s for n in range(4)]
+    assert delays == [1.0, 2.0, 4.0, 8.0]
+
+
+def make_node(rack: int, slot: int) -> Node:
+    name = f"gpu-{rack:03d}-{slot:02d}"
+    return Node(name, rack, slot, "gpu", f"T{rack}{slot}", Bmc(f"127.0.0.1:{20000 + rack * 10 + slot}", "bmc"),
+                f"02:00:00:00:{rack:02x}:{slot:02x}", f"198.18.{rack}.{slot}", 8, ())
+
+
+@dataclass
+class FakeStage:
+    """A stage whose outcome per node is scripted: a list of results consumed in order."""
+
+    name: str
+    max_attempts: int = 2
+    script: dict[str, list] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    def run(self, node: Node, ctx: NodeContext) -> StageResult:
+        self.calls.append(node.hostname)
+        outcomes = self.script.get(node.hostname) or [StageResult(True)]
+        outcome = outcomes.pop(0) if len(outcomes) > 1 else outcomes[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+@pytest.fixture
+def db(tmp_path) -> StateDB:
+    return StateDB(tmp_path / "state.db", run_id="test-run")
+
+
+def stages(**scripts: dict[str, list]) -> list[FakeStage]:
+    return [FakeStage(name, script=scripts.get(name, {})) for name in ("discover", "pxe", "os")]
+
+
+def test_one_failing_node_never_stops_the_others(db: StateDB) -> None:
+    nodes = [make_node(1, slot) for slot in (1, 2, 3, 4)]
+    flow = Workflow(stages(pxe={"gpu-001-02": [StageResult(False, "BMC gone", retryable=False)]}), db, "os",
+                    backoff_s=0)
+    outcomes = {o.hostname: o for o in flow.run(nodes)}
+    assert outcomes["gpu-001-02"].status == "quarantined"
+    assert outcomes["gpu-001-02"].detail == "BMC gone"
+    assert [outcomes[f"gpu-001-0{s}"].status for s in (1, 3, 4)] == ["done"] * 3
+
+
+def test_failed_stage_is_retried_then_succeeds(db: StateDB) -> None:
+    flaky = {"gpu-001-01": [StageResult(False, "503"), StageResult(True)]}
+    pipeline = stages(os=flaky)
+    [outcome] = Workflow(pipeline, db, "os", backoff_s=0).run([make_node(1, 1)])
+    assert outcome.status == "done"
+    assert pipeline[2].calls == ["gpu-001-01", "gpu-001-01"]
+    events = [e.event for e in db.entries("gpu-001-01") if e.stage == "os"]
+    assert events == ["stage:retry", "stage:ok"]
+
+
+def test_our_errors_become_the_recorded_cause(db: StateDB) -> None:
+    boom = {"gpu-001-01": [BmcError("power on refused", node="gpu-001-01", status=409)]}
+    [outcome] = Workflow(stages(pxe=boom), db, "os", backoff_s=0).run([make_node(1, 1)])
+    assert outcome.status == "quarantined"
+    assert "power on refused" in outcome.detail and "status 409" in outcome.detail
+
+
+def test_a_crash_in_stage_code_quarantines_only_that_node_with_the_bug_named(db: StateDB) -> None:
+    crash = {"gpu-001-01": [KeyError("PowerState")]}
+    outcomes = Workflow(stages(discover=crash), db, "os", backoff_s=0).run([make_node(1, 1), make_node(1, 2)])
+    assert outcomes[0].status == "quarantined" and "KeyError" in outcomes[0].detail
+    assert outcomes[1].status == "done"
+
+
+@pytest.mark.parametrize("completed", ["", "discover", "pxe"])
+def test_resume_runs_only_the_stages_after_the_recorded_one(db: StateDB, completed: str) -> None:
+    node = make_node(1, 1)
+    if completed:
+        db.update(node.hostname, stage=completed, status="running")
+    pipeline = stages()
+    Workflow(pipeline, db, "os", backoff_s=0).run([node])
+    ran = [stage.name for stage in pipeline if stage.calls]
+    start = ORDER.index(completed) + 1 if completed else 0
+    assert ran == ORDER[start:3]
+
+
+def test_a_done_node_is_not_touched_again(db: StateDB) -> None:
+    node = make_node(1, 1)
+    Workflow(stages(), db, "os", backoff_s=0).run([node])
+    again = stages()
+    Workflow(again, db, "os", backoff_s=0).run([node])
+    assert not any(stage.calls for stage in again)
+
+
+def test_until_stops_early_and_a_later_run_continues(db: StateDB) -> None:
+    node = make_node(1, 1)
+    first = stages()
+    [outcome] = Workflow(first, db, "pxe", backoff_s=0).run([node])
+    assert (outcome.stage, outcome.status) == ("pxe", "done")
+    assert not first[2].calls
+    second = stages()
+    Workflow(second, db, "os", backoff_s=0).run([node])
+    assert [bool(s.calls) for s in second] == [False, False, True]
+
+
+def test_completed_destructive_step_is_never_repeated(db: StateDB) -> None:
+    node = make_node(1, 1)
+    cycles: list[str] = []
+    ctx = NodeContext(node, db, 1, "pxe")
+    assert ctx.once("power_cycle", lambda: cycles.append("cycle")) is True
+    assert NodeContext(node, db, 1, "pxe").once("power_cycle", lambda: cycles.append("cycle")) is False
+    assert cycles == ["cycle"]
+    events = [e.event for e in db.entries(node.hostname)]
+    assert events == ["power_cycle:started", "power_cycle:done", "power_cycle:skipped"]
+
+
+def test_step_journaled_before_it_starts_even_if_it_crashes(db: StateDB) -> None:
+    node = make_node(1, 1)
+
+    def crash() -> None:
+        raise RuntimeError("killed mid-step")
+
+    with pytest.raises(RuntimeError):
+        NodeContext(node, db, 1, "os").once("deploy", crash)
+    assert [e.event for e in db.entries(node.hostname)] == ["deploy:started"]
+    assert not db.step_done(node.hostname, 1, "os", "deploy")
+
+
+def test_new_generation_forgets_steps_but_keeps_the_journal(db: StateDB) -> None:
+    node = make_node(1, 1)
+    NodeContext(node, db, 1, "os").once("deploy", lambda: None)
+    generation = db.new_generation(node.hostname)
+    assert generation == 2
+    assert not db.step_done(node.hostname, generation, "os", "deploy")
+    assert len(db.entries(node.hostname)) == 2
+
+
+def test_unknown_until_stage_is_refused(db: StateDB) -> None:
+    with pytest.raises(ValueError, match="unknown stage 'bios'"):
+        Workflow(stages(), db, "bios")
+
+
+def test_stop_leaves_nodes_resumable(db: StateDB) -> None:
+    gate = threading.Event()
+
+    class Blocking(FakeStage):
+        def run(self, node: Node, ctx: NodeContext) -> StageResult:
+            gate.wait(5)
+            return StageResult(True)
+
+    flow = Workflow([Blocking("discover"), FakeStage("pxe"), FakeStage("os")], db, "os", backoff_s=0)
+    worker = threading.Thread(target=flow.run, args=([make_node(1, 1)],))
+    worker.start()
+    flow.stop()
+    gate.set()
+    worker.join(5)
+    assert db.node("gpu-001-01").stage == "discover"
+    assert db.node("gpu-001-01").status == "running"
