@@ -202,7 +202,7 @@ class StateDB:
                     f"{row[0]}{others} locked by another run: '{row[4]}' (pid {row[2]} on {row[3]}, "
                     f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row[5]))})",
                     node=row[0],
-                    hint="wait for that run to finish, or stop it; a lock of a dead process is taken over automatically",
+                    hint="wait for that run to finish or stop it (a dead process's lock is taken over automatically)",
                 )
             now = time.time()
             db.executemany(

@@ -202,7 +202,7 @@ class Workflow:
         except FleetError as err:
             ctx.log.warning("%s failed: %s", stage.name, err)
             return StageResult(False, str(err))
-        except Exception as err:  # noqa: BLE001 - one node's bug must not stop the fleet
+        except Exception as err:  # one node's bug must not stop the fleet
             ctx.log.exception("%s crashed", stage.name)
             return StageResult(False, f"internal error in stage {stage.name}: {type(err).__name__}: {err}",
                                retryable=False)
