@@ -247,7 +247,10 @@ def load_site(path: str | Path) -> Site:
     if not site_file.is_file():
         problems.add(site_file, "-", "site file not found", "pass --site PATH to an existing site.yml")
         raise InventoryError(problems.problems)
+    before = len(problems.problems)
     raw = _read_yaml(site_file, problems)
+    if raw is None and len(problems.problems) == before:
+        problems.add(site_file, "-", "the site file is empty", "start from inventory/example-production/site.yml")
     site = _build_site(site_file, raw, problems) if raw is not None else None
     if problems.problems or site is None:
         raise InventoryError(problems.problems)
@@ -278,18 +281,15 @@ def _build_site(file: Path, raw: Any, problems: _Collector) -> Site | None:
     if not problems.keys(raw, file, "", SITE_REQUIRED, SITE_OPTIONAL):
         return None
     credentials = _credentials(file, raw.get("credentials"), problems)
-    defaults = raw.get("node_defaults") or {}
-    problems.keys(defaults, file, "node_defaults", set(), DEFAULTS_OPTIONAL)
-    racks = _racks(file, raw.get("racks"), defaults, problems)
+    defaults = _defaults(file, raw.get("node_defaults") or {}, problems)
+    racks, placed = _racks(file, raw.get("racks"), defaults, problems)
     switches = _switches(file, raw.get("switches") or {}, problems)
     maas = _endpoint(file, "maas", raw.get("maas"), problems)
     ufm = _endpoint(file, "ufm", raw["ufm"], problems) if raw.get("ufm") else None
-    lab = _lab(file, raw["lab"], problems) if raw.get("lab") is not None else None
-    lab_dir = lab.state_dir if lab else None
     nodes = {node.hostname: node for rack in racks for node in rack.nodes}
-    _cross_check(file, racks, switches, credentials, [e for e in (maas, ufm) if e], problems)
-    if lab:
-        _check_fault_nodes(file, lab, nodes, problems)
+    lab = _lab(file, raw["lab"], set(nodes), problems) if raw.get("lab") is not None else None
+    lab_dir = lab.state_dir if lab else None
+    _cross_check(file, placed, switches, credentials, {"maas": maas, "ufm": ufm}, problems)
     return Site(
         name=str(raw.get("site", "")),
         path=file,
@@ -302,9 +302,38 @@ def _build_site(file: Path, raw: Any, problems: _Collector) -> Site | None:
         maas_tls=_tls(file, "maas_tls", raw.get("maas_tls"), lab_dir, problems),
         credentials=credentials,
         os=_os(file, raw.get("os"), problems),
-        pins={str(k): str(v) for k, v in (raw.get("pins") or {}).items()},
+        pins=_pins(file, raw.get("pins") or {}, problems),
         lab=lab,
     )
+
+
+def _defaults(file: Path, raw: Any, problems: _Collector) -> dict:
+    """node_defaults, with wrong types reported and replaced by the built-in defaults."""
+    if not problems.keys(raw, file, "node_defaults", set(), DEFAULTS_OPTIONAL):
+        return {}
+    result = dict(raw)
+    for key in ("gpu_count", "hca_rate_gbps"):
+        before = len(problems.problems)
+        if key in raw:
+            _positive_int(file, f"node_defaults.{key}", raw[key], problems, minimum=0 if key == "gpu_count" else 1)
+        if len(problems.problems) != before:
+            del result[key]
+    return result
+
+
+def _pins(file: Path, raw: Any, problems: _Collector) -> dict[str, str]:
+    """Version pins are name -> version string; a nested value is a mistake, not a version."""
+    if not isinstance(raw, dict):
+        problems.add(file, "pins", f"expected a mapping of name -> version, got {type(raw).__name__}",
+                     "pins: {nvidia_driver: '550.127.05'}")
+        return {}
+    pins = {}
+    for name, version in raw.items():
+        if isinstance(version, (dict, list)) or version is None:
+            problems.add(file, f"pins.{name}", "expected a version string", "quote it: nvidia_driver: '550.127.05'")
+        else:
+            pins[str(name)] = str(version)
+    return pins
 
 
 def _credentials(file: Path, raw: Any, problems: _Collector) -> dict[str, CredentialRef]:
@@ -348,11 +377,20 @@ def _secret_ref(file: Path, path: str, raw: Any, problems: _Collector) -> Secret
     return SecretRef(kind, str(raw[kind]), str(raw.get("key", "")))
 
 
-def _racks(file: Path, raw: Any, defaults: dict, problems: _Collector) -> list[Rack]:
+@dataclass(frozen=True)
+class _Placed:
+    """Where a node was written, so cross-site problems point at its own file and key path."""
+
+    node: Node
+    file: Path
+    path: str
+
+
+def _racks(file: Path, raw: Any, defaults: dict, problems: _Collector) -> tuple[list[Rack], list[_Placed]]:
     entries: list[tuple[Path, str, Any]] = []
     if not isinstance(raw, list) or not raw:
         problems.add(file, "racks", "expected a non-empty list of rack files or rack mappings", "racks: [racks/*.yml]")
-        return []
+        return [], []
     for index, item in enumerate(raw):
         if isinstance(item, str):
             matches = sorted(glob.glob(str(file.parent / item)))
@@ -360,26 +398,35 @@ def _racks(file: Path, raw: Any, defaults: dict, problems: _Collector) -> list[R
                 problems.add(file, f"racks[{index}]", f"no rack file matches '{item}'", "fix the path or glob")
             for match in matches:
                 rack_file = Path(match)
-                entries.append((rack_file, "", _read_yaml(rack_file, problems)))
+                before = len(problems.problems)
+                data = _read_yaml(rack_file, problems)
+                if len(problems.problems) == before:
+                    entries.append((rack_file, "", data))
         else:
             entries.append((file, f"racks[{index}]", item))
     racks: list[Rack] = []
+    placed: list[_Placed] = []
     seen: dict[int, str] = {}
     for rack_file, path, data in entries:
-        rack = _rack(rack_file, path, data, defaults, problems)
-        if rack is None:
+        built = _rack(rack_file, path, data, defaults, problems)
+        if built is None:
             continue
+        rack, rack_placed = built
         if rack.number in seen:
             problems.add(rack_file, _join(path, "rack"), f"rack {rack.number} is also defined in {seen[rack.number]}",
                          "give each rack a unique number")
             continue
-        seen[rack.number] = str(rack_file)
+        seen[rack.number] = str(rack_file) + (f" {path}" if path else "")
         racks.append(rack)
-    return sorted(racks, key=lambda r: r.number)
+        placed.extend(rack_placed)
+    return sorted(racks, key=lambda r: r.number), placed
 
 
-def _rack(file: Path, path: str, raw: Any, defaults: dict, problems: _Collector) -> Rack | None:
-    if raw is None or not problems.keys(raw, file, path, {"rack", "nodes"}, set()):
+def _rack(file: Path, path: str, raw: Any, defaults: dict, problems: _Collector) -> tuple[Rack, list[_Placed]] | None:
+    if raw is None:
+        problems.add(file, path or "-", "the rack is empty", "write rack: <number> and its nodes:")
+        return None
+    if not problems.keys(raw, file, path, {"rack", "nodes"}, set()):
         return None
     number = raw.get("rack")
     if not isinstance(number, int) or isinstance(number, bool) or number < 0:
@@ -390,12 +437,21 @@ def _rack(file: Path, path: str, raw: Any, defaults: dict, problems: _Collector)
     if not isinstance(nodes_raw, list) or not nodes_raw:
         problems.add(file, _join(path, "nodes"), f"rack {number} has no nodes", "list its nodes or remove the rack")
         return None
-    nodes = []
+    placed = []
+    slots: dict[int, str] = {}
     for index, entry in enumerate(nodes_raw):
-        node = _node(file, f"{_join(path, 'nodes')}[{index}]", entry, number, defaults, problems)
-        if node:
-            nodes.append(node)
-    return Rack(number, tuple(sorted(nodes, key=lambda n: n.slot)))
+        node_path = f"{_join(path, 'nodes')}[{index}]"
+        node = _node(file, node_path, entry, number, defaults, problems)
+        if node is None:
+            continue
+        if node.slot in slots:
+            problems.add(file, f"{node_path}.slot", f"slot {node.slot} of rack {number} is also {slots[node.slot]}",
+                         "give each node of a rack its own slot")
+            continue
+        slots[node.slot] = node.hostname
+        placed.append(_Placed(node, file, node_path))
+    nodes = tuple(sorted((p.node for p in placed), key=lambda n: n.slot))
+    return Rack(number, nodes), placed
 
 
 def _node(file: Path, path: str, raw: Any, rack: int, defaults: dict, problems: _Collector) -> Node | None:
@@ -528,55 +584,87 @@ def _os(file: Path, raw: Any, problems: _Collector) -> OsImage:
 LAB_OPTIONAL = {"state_dir", "time_factor", "seed", "ports", "faults", "hosts"}
 
 
-def _lab(file: Path, raw: Any, problems: _Collector) -> LabSettings | None:
+def _lab(file: Path, raw: Any, nodes: set[str], problems: _Collector) -> LabSettings | None:
     if not problems.keys(raw, file, "lab", set(), LAB_OPTIONAL):
         return None
-    ports = raw.get("ports") or {}
-    for name, port in ports.items():
+    ports_raw = raw.get("ports") or {}
+    ports: dict[str, int] = {}
+    if not isinstance(ports_raw, dict):
+        problems.add(file, "lab.ports", "expected a mapping of service -> port", "ports: {maas: 5240}")
+        ports_raw = {}
+    for name, port in ports_raw.items():
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             problems.add(file, f"lab.ports.{name}", f"'{port}' is not a TCP port", "use a number from 1 to 65535")
+        else:
+            ports[str(name)] = port
     factor = raw.get("time_factor", 0.005)
-    if not isinstance(factor, (int, float)) or factor <= 0:
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
         problems.add(file, "lab.time_factor", f"expected a positive number, got {factor!r}", "time_factor: 0.005")
         factor = 0.005
+    seed = _positive_int(file, "lab.seed", raw.get("seed", 0), problems, minimum=0)
     hosts_raw = raw.get("hosts") or {}
-    problems.keys(hosts_raw, file, "lab.hosts", set(), {"max", "bridge", "gateway"})
+    hosts = LabHosts()
+    if problems.keys(hosts_raw, file, "lab.hosts", set(), {"max", "bridge", "gateway"}):
+        hosts = LabHosts(
+            _positive_int(file, "lab.hosts.max", hosts_raw.get("max", hosts.max_hosts), problems),
+            str(hosts_raw.get("bridge", hosts.bridge)),
+            _ip(file, "lab.hosts.gateway", hosts_raw.get("gateway", hosts.gateway), problems),
+        )
     return LabSettings(
         state_dir=_lab_dir(file, raw),
         time_factor=float(factor),
-        seed=int(raw.get("seed", 0)),
-        ports={str(k): int(v) for k, v in ports.items() if isinstance(v, int)},
-        faults=tuple(_faults(file, raw.get("faults") or [], problems)),
-        hosts=LabHosts(int(hosts_raw.get("max", 8)), str(hosts_raw.get("bridge", "fleetlab0")),
-                       str(hosts_raw.get("gateway", "198.18.0.1"))),
+        seed=seed,
+        ports=ports,
+        faults=tuple(_faults(file, raw.get("faults") or [], nodes, problems)),
+        hosts=hosts,
     )
 
 
-def _faults(file: Path, raw: Any, problems: _Collector) -> list[FaultSpec]:
+def _faults(file: Path, raw: Any, nodes: set[str], problems: _Collector) -> list[FaultSpec]:
+    if not isinstance(raw, list):
+        problems.add(file, "lab.faults", f"expected a list of faults, got {type(raw).__name__}",
+                     "faults: [{kind: bmc_5xx, fraction: 0.02}]")
+        return []
     specs = []
-    for index, entry in enumerate(raw if isinstance(raw, list) else []):
+    for index, entry in enumerate(raw):
         path = f"lab.faults[{index}]"
         if not problems.keys(entry, file, path, {"kind"}, {"nodes", "fraction", "rate"}):
             continue
         try:
-            specs.append(parse_fault(entry))
+            spec = parse_fault(entry)
         except ValueError as err:
             problems.add(file, path, str(err), f"kinds: {', '.join(FAULT_KINDS)}; fraction and rate in 0..1")
+            continue
+        unknown = [name for name in spec.nodes if name not in nodes]
+        for name in unknown:
+            near = _nearest(name, nodes)
+            problems.add(file, f"{path}.nodes", f"unknown node '{name}'",
+                         f"did you mean '{near}'?" if near else "name a node of this site")
+        if not unknown:
+            specs.append(spec)
     return specs
 
 
 def parse_fault(entry: dict) -> FaultSpec:
-    """Build a FaultSpec from a mapping; ValueError names what is wrong."""
+    """Build a FaultSpec from a mapping (the site's lab.faults or the CLI); ValueError names what is wrong."""
     kind = str(entry.get("kind"))
     if kind not in FAULT_KINDS:
-        raise ValueError(f"unknown fault kind '{kind}'")
-    fraction = float(entry.get("fraction", 0.0))
-    rate = float(entry.get("rate", 1.0))
+        near = _nearest(kind, set(FAULT_KINDS))
+        raise ValueError(f"unknown fault kind '{kind}'" + (f" (did you mean '{near}'?)" if near else ""))
+    numbers = {}
+    for name, default in (("fraction", 0.0), ("rate", 1.0)):
+        value = entry.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        numbers[name] = float(value)
+    fraction, rate = numbers["fraction"], numbers["rate"]
     if not (0.0 <= fraction <= 1.0 and 0.0 < rate <= 1.0):
         raise ValueError(f"fraction {fraction} or rate {rate} out of range")
     nodes = entry.get("nodes") or []
     if isinstance(nodes, str):
         nodes = [nodes]
+    if not isinstance(nodes, list):
+        raise ValueError(f"nodes must be a hostname or a list of hostnames, got {type(nodes).__name__}")
     if not nodes and not fraction:
         raise ValueError("a fault needs nodes or a fraction")
     return FaultSpec(kind, tuple(str(n) for n in nodes), fraction, rate)
@@ -584,50 +672,61 @@ def parse_fault(entry: dict) -> FaultSpec:
 
 def _cross_check(
     file: Path,
-    racks: list[Rack],
+    placed: list[_Placed],
     switches: dict[str, Switch],
     credentials: dict[str, CredentialRef],
-    endpoints: list[Endpoint],
+    endpoints: dict[str, Endpoint | None],
     problems: _Collector,
 ) -> None:
-    """Uniqueness and references across the whole site: the errors a per-field check cannot see."""
+    """Uniqueness and references across the whole site: the errors a per-field check cannot see.
+
+    Each problem is reported where the second occurrence was written (its file and key path) and
+    names the first, because that is the pair the operator has to compare.
+    """
     seen: dict[str, dict[str, str]] = {k: {} for k in ("hostname", "bmc", "mac", "guid", "address", "tag", "cable")}
 
-    def unique(kind: str, value: str, owner: str, what: str) -> None:
+    def unique(kind: str, value: str, where: _Placed, key: str, what: str) -> None:
         if not value:
             return
+        here = f"{where.file}: {_join(where.path, key)}"
         if value in seen[kind]:
-            problems.add(file, owner, f"duplicate {what} '{value}' (also on {seen[kind][value]})",
+            first = seen[kind][value]
+            problems.add(where.file, _join(where.path, key), f"duplicate {what} '{value}' (also at {first})",
                          f"every {what} must be unique across the site")
         else:
-            seen[kind][value] = owner
+            seen[kind][value] = here
 
-    used_credentials = {e.credentials for e in endpoints} | {s.credentials for s in switches.values() if s.credentials}
-    for rack in racks:
-        for node in rack.nodes:
-            owner = f"rack {rack.number} {node.hostname}"
-            unique("hostname", node.hostname, owner, "hostname")
-            unique("bmc", node.bmc.address, f"{owner} bmc.address", "BMC address")
-            unique("mac", node.pxe_mac, f"{owner} pxe_mac", "MAC")
-            unique("address", node.address, f"{owner} address", "node address")
-            unique("tag", node.service_tag, f"{owner} service_tag", "service tag")
-            used_credentials.add(node.bmc.credentials)
-            for hca in node.hcas:
-                unique("guid", hca.guid, f"{owner} {hca.name}.guid", "GUID")
-                unique("cable", f"{hca.leaf}/{hca.port}", f"{owner} {hca.name}", "leaf switch port")
-                if switches and hca.leaf not in switches:
-                    problems.add(file, f"{owner} {hca.name}.leaf", f"unknown switch '{hca.leaf}'",
-                                 "add it under switches: or fix the name")
-    for name in sorted(used_credentials - set(credentials)):
-        problems.add(file, f"credentials.{name}", f"credentials '{name}' are referenced but not defined",
-                     f"add credentials: {{{name}: {{username: ..., secret: {{env: VAR}}}}}}")
-
-
-def _check_fault_nodes(file: Path, lab: LabSettings, nodes: dict[str, Node], problems: _Collector) -> None:
-    for index, spec in enumerate(lab.faults):
-        for name in spec.nodes:
-            if name not in nodes:
-                problems.add(file, f"lab.faults[{index}].nodes", f"unknown node '{name}'", "name a node of this site")
+    # credentials name -> every place that uses it (file, key path)
+    users: dict[str, list[tuple[Path, str]]] = {}
+    for name, endpoint in endpoints.items():
+        if endpoint is not None:
+            users.setdefault(endpoint.credentials, []).append((file, f"{name}.credentials"))
+    for name, switch in switches.items():
+        if switch.credentials:
+            users.setdefault(switch.credentials, []).append((file, f"switches.{name}.credentials"))
+    for where in placed:
+        node = where.node
+        unique("hostname", node.hostname, where, "hostname", "hostname")
+        unique("bmc", node.bmc.address, where, "bmc.address", "BMC address")
+        unique("mac", node.pxe_mac, where, "pxe_mac", "MAC")
+        unique("address", node.address, where, "address", "node address")
+        unique("tag", node.service_tag, where, "service_tag", "service tag")
+        users.setdefault(node.bmc.credentials, []).append((where.file, _join(where.path, "bmc.credentials")))
+        for index, hca in enumerate(node.hcas):
+            key = f"hcas[{index}]"
+            unique("guid", hca.guid, where, f"{key}.guid", "GUID")
+            unique("cable", f"{hca.leaf} port {hca.port}", where, key, "leaf switch port")
+            if switches and hca.leaf not in switches:
+                near = _nearest(hca.leaf, set(switches))
+                problems.add(where.file, _join(where.path, f"{key}.leaf"), f"unknown switch '{hca.leaf}'",
+                             f"did you mean '{near}'?" if near else "add it under switches: or fix the name")
+    for name in sorted(set(users) - set(credentials)):
+        first_file, first_key = users[name][0]
+        others = len(users[name]) - 1
+        near = _nearest(name, set(credentials))
+        also = f" (used in {others} more place(s))" if others else ""
+        fix = f"did you mean '{near}'?" if near else f"define {name}: {{username: ..., secret: {{env: VAR}}}}"
+        problems.add(first_file, first_key, f"credentials '{name}' are not defined{also}", fix)
 
 
 def resolve_credentials(site: Site, name: str) -> Credentials:
@@ -660,6 +759,9 @@ def _read_secret(site: Site, ref: CredentialRef) -> str:
         except OSError as err:
             raise FleetError(f"{where}: cannot read {path} ({err.strerror})",
                              hint="create the file (mode 0600) or fix the path") from None
+        except yaml.YAMLError:
+            # the parser's message quotes the offending text, which may be the secret itself
+            raise FleetError(f"{where}: {path} is not valid YAML", hint="write key: value lines") from None
     if not isinstance(data, dict) or not data.get(secret.key):
         raise FleetError(f"{where}: key '{secret.key}' not found in {path}", hint="add the key to that file")
     return str(data[secret.key])
