@@ -1,0 +1,67 @@
+"""decide_os_action: the next OS step for every MAAS status the workflow can meet."""
+
+from __future__ import annotations
+
+import pytest
+from maas.client.enum import NodeStatus
+
+from fleet.inventory import OsImage
+from fleet.maas import Machine, OsStep, decide_os_action, image_matches
+
+JAMMY = OsImage(distro_series="jammy", hwe_kernel="hwe-22.04")
+
+
+def machine(status: NodeStatus, distro: str = "", kernel: str | None = None, message: str = "") -> Machine:
+    return Machine(system_id="abc123", hostname="gpu-012-03", status=int(status),
+                   status_name=status.name.replace("_", " ").capitalize(), status_message=message,
+                   distro_series=distro, tags=(), hwe_kernel=kernel)
+
+
+@pytest.mark.parametrize(
+    ("status", "distro", "kernel", "failed", "step"),
+    [
+        (NodeStatus.DEPLOYED, "jammy", "hwe-22.04", 0, OsStep.NOTHING),
+        (NodeStatus.DEPLOYED, "focal", None, 0, OsStep.REDEPLOY),
+        (NodeStatus.DEPLOYED, "jammy", "ga-22.04", 0, OsStep.REDEPLOY),
+        (NodeStatus.READY, "", None, 0, OsStep.DEPLOY),
+        (NodeStatus.ALLOCATED, "", None, 0, OsStep.DEPLOY),
+        (NodeStatus.NEW, "", None, 0, OsStep.COMMISSION),
+        (NodeStatus.DEPLOYING, "jammy", None, 0, OsStep.WAIT),
+        (NodeStatus.RELEASING, "", None, 0, OsStep.WAIT),
+        (NodeStatus.DISK_ERASING, "", None, 0, OsStep.WAIT),
+        (NodeStatus.COMMISSIONING, "", None, 0, OsStep.WAIT),
+        (NodeStatus.FAILED_DEPLOYMENT, "jammy", None, 0, OsStep.RETRY),
+        (NodeStatus.FAILED_DEPLOYMENT, "jammy", None, 1, OsStep.RETRY),
+        (NodeStatus.FAILED_DEPLOYMENT, "jammy", None, 2, OsStep.QUARANTINE),
+        (NodeStatus.FAILED_RELEASING, "", None, 0, OsStep.RETRY),
+        (NodeStatus.FAILED_DISK_ERASING, "", None, 2, OsStep.QUARANTINE),
+        (NodeStatus.BROKEN, "", None, 0, OsStep.QUARANTINE),
+        (NodeStatus.RESCUE_MODE, "", None, 0, OsStep.QUARANTINE),
+        (NodeStatus.FAILED_COMMISSIONING, "", None, 0, OsStep.QUARANTINE),
+        (NodeStatus.MISSING, "", None, 0, OsStep.QUARANTINE),
+        (NodeStatus.RESERVED, "", None, 0, OsStep.QUARANTINE),
+    ],
+)
+def test_decision_table(status: NodeStatus, distro: str, kernel: str | None, failed: int, step: OsStep) -> None:
+    assert decide_os_action(machine(status, distro, kernel), JAMMY, failed_attempts=failed).step == step
+
+
+def test_failed_deployment_reason_carries_maas_message_and_attempts() -> None:
+    failed = machine(NodeStatus.FAILED_DEPLOYMENT, "jammy", message="Installation failed")
+    action = decide_os_action(failed, JAMMY, failed_attempts=2)
+    assert "Installation failed" in action.reason and "2 failed attempt" in action.reason
+
+
+def test_max_attempts_one_quarantines_after_the_first_failure() -> None:
+    failed = machine(NodeStatus.FAILED_DEPLOYMENT, "jammy")
+    assert decide_os_action(failed, JAMMY, failed_attempts=1, max_attempts=1).step == OsStep.QUARANTINE
+
+
+def test_redeploy_reason_names_both_images() -> None:
+    action = decide_os_action(machine(NodeStatus.DEPLOYED, "focal"), JAMMY)
+    assert "focal" in action.reason and "jammy" in action.reason
+
+
+def test_image_without_pinned_kernel_accepts_any_kernel() -> None:
+    assert image_matches(machine(NodeStatus.DEPLOYED, "jammy", "ga-22.04"), OsImage("jammy", ""))
+    assert not image_matches(machine(NodeStatus.DEPLOYED, "noble", None), OsImage("jammy", ""))
