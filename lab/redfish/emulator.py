@@ -7,7 +7,7 @@ ForceRestart goes Off at once and On later) but needs the delay scaled by the la
 and the benchmark needs it known. So this entry point runs the unmodified emulator with one
 driver subclass whose only difference is where `apply_time` comes from: a seeded uniform draw
 between `FLEET_LAB_POWER_DELAY_MIN_S` and `FLEET_LAB_POWER_DELAY_MAX_S` from the emulator config
-(equal bounds give an exact, known delay).
+(written by `lab.redfish.service.prepare`; equal bounds give an exact, known delay).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from typing import Any
 from sushy_tools import error
 from sushy_tools.emulator import main as emulator_main
 from sushy_tools.emulator.resources.systems import fakedriver
-
-DEFAULT_DELAY_S = (1.0, 11.0)  # the stock fake driver's range
 
 
 def pending_state(current: str, requested: str) -> tuple[str, str] | None:
@@ -44,14 +42,14 @@ def pending_state(current: str, requested: str) -> tuple[str, str] | None:
 class LabFakeDriver(fakedriver.FakeDriver):
     """The stock fake driver with a configurable, seeded power-change delay."""
 
-    _delay_s: tuple[float, float] = DEFAULT_DELAY_S
+    _delay_s: tuple[float, float] = (1.0, 11.0)  # replaced from the config by initialize()
     _rng: random.Random = random.Random(0)
 
     @classmethod
     def initialize(cls, config: dict[str, Any], logger: Any) -> type[LabFakeDriver]:
         super().initialize(config, logger)
-        low = float(config.get("FLEET_LAB_POWER_DELAY_MIN_S", DEFAULT_DELAY_S[0]))
-        high = float(config.get("FLEET_LAB_POWER_DELAY_MAX_S", DEFAULT_DELAY_S[1]))
+        low = float(config["FLEET_LAB_POWER_DELAY_MIN_S"])
+        high = float(config["FLEET_LAB_POWER_DELAY_MAX_S"])
         cls._delay_s = (low, max(low, high))
         cls._rng = random.Random(int(config.get("FLEET_LAB_SEED", 0)))
         return cls

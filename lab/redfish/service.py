@@ -18,7 +18,6 @@ import yaml
 
 from fleet.errors import FleetError
 from fleet.inventory import Site
-from lab.redfish.emulator import DEFAULT_DELAY_S
 from lab.redfish.front import FrontConfig, FrontNode
 from lab.redfish.tls import ensure_lab_tls
 from lab.service import LabService, ReadyCheck
@@ -27,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BCRYPT_ROUNDS = 4  # the emulator checks bcrypt on every request: 221 ms at 12 rounds, ~1 ms at 4
 TIMEOUT_HOLD_S = 30.0  # longer than any client timeout we configure, so a held request is a timeout
 EMULATOR_PORT_KEY = "sushy"
+STOCK_POWER_DELAY_S = (1.0, 11.0)  # sushy-tools 2.2.0 fake driver: random.randint(1, 11) s after the POST
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def power_delay_range(site: Site, power_delay_s: float | None) -> tuple[float, f
     if power_delay_s is not None:
         return (power_delay_s, power_delay_s)
     factor = site.lab.time_factor if site.lab else 1.0
-    return (DEFAULT_DELAY_S[0] * factor, DEFAULT_DELAY_S[1] * factor)
+    return (STOCK_POWER_DELAY_S[0] * factor, STOCK_POWER_DELAY_S[1] * factor)
 
 
 def prepare(site: Site, lab_dir: Path, *, power_delay_s: float | None = None,
