@@ -1,0 +1,344 @@
+"""The lab MAAS driven by the unmodified python-libmaas client and by fleet.maas.MaasClient."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from maas.client.bones import CallError
+from maas.client.enum import NodeStatus
+from maas.client.viscera import Origin
+from maas.client.viscera.machines import MachineNotFound
+
+from fleet.errors import MaasError
+from fleet.inventory import Credentials, Site, TlsSettings, load_site, resolve_credentials
+from fleet.maas import DeploymentFailed, MaasClient, node_tags
+from lab import faults as lab_faults
+from lab.maas.service import prepare, service, write_hook
+from lab.sitegen import SiteShape, write_site
+
+pytestmark = pytest.mark.lab
+
+API_KEY = "labconsumer0000001:labtoken000000001:labsecret0000000000000000000001"
+TIME_FACTOR = 0.001  # deploy 0.6 s, release 0.06 s, erase 0.3 s, MAAS's 40-minute deploy timeout 2.4 s
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    for _ in range(50):
+        port = random.randrange(30000, 60000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+@dataclasses.dataclass
+class MaasLab:
+    site: Site
+    lab_dir: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return self.site.maas.url
+
+    def start(self) -> None:
+        prepare(self.site, self.lab_dir)
+        svc = service(self.site, self.lab_dir)
+        log = open(self.lab_dir / "maas.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(svc.argv, env={**os.environ, "PYTHONPATH": str(REPO), **svc.env},
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (self.lab_dir / "maas.log").read_text()
+            try:
+                urllib.request.urlopen(svc.ready.url, timeout=1)  # noqa: S310 - loopback lab URL
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("lab MAAS did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def faults(self, faults: dict[str, dict[str, float]]) -> None:
+        lab_faults.write(self.lab_dir, faults)
+
+    def client(self, apikey: str | None = None) -> MaasClient:
+        credentials = resolve_credentials(self.site, "maas") if apikey is None else Credentials("", apikey)
+        return MaasClient(self.site.maas, credentials, TlsSettings(), poll_interval_s=0.02, request_timeout_s=10)
+
+    def origin(self, apikey: str = API_KEY) -> Origin:
+        async def connect() -> Origin:
+            _profile, origin = await Origin.connect(self.url, apikey=apikey)
+            return origin
+
+        return asyncio.run(connect())
+
+
+def make_lab(root: Path, racks: int, *, site_file: Path | None = None) -> MaasLab:
+    lab_dir = root / "lab"
+    lab_dir.mkdir(parents=True)
+    (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"maas_api_key": API_KEY}))
+    port = free_port()
+    if site_file is None:
+        site_file = write_site(root / "site", SiteShape(racks=racks, maas_port=port, time_factor=TIME_FACTOR,
+                                                        state_dir=str(lab_dir)))
+    os.environ["FLEET_LAB_DIR"] = str(lab_dir)
+    site = load_site(site_file)
+    assert site.lab is not None
+    # The committed lab site listens on 5240: give this lab its own port and clock.
+    lab = dataclasses.replace(site.lab, ports={**site.lab.ports, "maas": port}, time_factor=TIME_FACTOR)
+    maas = dataclasses.replace(site.maas, url=f"http://127.0.0.1:{port}/MAAS/")
+    return MaasLab(dataclasses.replace(site, lab=lab, maas=maas), lab_dir)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaasLab]:
+    previous = os.environ.get("FLEET_LAB_DIR")
+    maas_lab = make_lab(tmp_path_factory.mktemp("maas-lab"), racks=3)
+    maas_lab.start()
+    try:
+        yield maas_lab
+    finally:
+        maas_lab.stop()
+        if previous is None:
+            os.environ.pop("FLEET_LAB_DIR", None)
+        else:
+            os.environ["FLEET_LAB_DIR"] = previous
+
+
+@pytest.fixture(autouse=True)
+def no_faults(lab: MaasLab) -> Iterator[None]:
+    lab.faults({})
+    yield
+    lab.faults({})
+
+
+def run(make: Callable[[], Awaitable[T]]) -> T:
+    """Call python-libmaas inside a running loop: its @asynchronous methods then return coroutines."""
+    async def main() -> T:
+        return await make()
+
+    return asyncio.run(main())
+
+
+def test_libmaas_lists_every_inventory_machine_ready_with_its_pxe_mac(lab: MaasLab) -> None:
+    origin = lab.origin()
+    machines = run(lambda: origin.Machines.read())
+    assert {m.hostname for m in machines} == set(lab.site.nodes)
+    for m in machines:
+        assert m.status == NodeStatus.READY and m.status_name == "Ready"
+        assert m.boot_interface.mac_address == lab.site.nodes[m.hostname].pxe_mac
+        assert len(m.system_id) == 6
+
+
+def test_machines_filter_by_mac_and_by_hostname(lab: MaasLab) -> None:
+    origin = lab.origin()
+    node = lab.site.nodes["gpu-002-03"]
+    by_mac = run(lambda: origin.session.Machines.read(mac_address=[node.pxe_mac.upper()]))
+    assert [m["hostname"] for m in by_mac] == ["gpu-002-03"]
+    by_name = run(lambda: origin.Machines.read(hostnames=["gpu-001-02.maas", "gpu-003-04"]))
+    assert sorted(m.hostname for m in by_name) == ["gpu-001-02", "gpu-003-04"]
+    assert run(lambda: origin.session.Machines.read(mac_address=["02:00:00:00:00:99"])) == []
+
+
+def test_allocate_takes_the_named_ready_machine_then_409_when_none_fit(lab: MaasLab) -> None:
+    origin = lab.origin()
+    machine = run(lambda: origin.Machines.allocate(hostname="gpu-003-01"))
+    assert (machine.hostname, machine.status) == ("gpu-003-01", NodeStatus.ALLOCATED)
+    with pytest.raises(MachineNotFound) as err:
+        run(lambda: origin.Machines.allocate(hostname="gpu-003-01"))
+    assert err.value.__cause__.status == 409
+
+
+def test_deploy_reaches_deployed_then_release_with_erase_returns_ready(lab: MaasLab) -> None:
+    origin = lab.origin()
+    [machine] = run(lambda: origin.Machines.read(hostnames=["gpu-001-01"]))
+    deployed = run(lambda: machine.deploy(distro_series="noble", hwe_kernel="hwe-24.04", user_data=b"#cloud-config\n",
+                                  wait=True, wait_interval=0.05))
+    assert (deployed.status_name, deployed.distro_series, deployed.hwe_kernel) == ("Deployed", "noble", "hwe-24.04")
+    released = run(lambda: deployed.release(erase=True))
+    assert released.status == NodeStatus.DISK_ERASING
+    released = run(lambda: _wait_for(origin, released.system_id, {NodeStatus.DISK_ERASING, NodeStatus.RELEASING}))
+    assert (released.status, released.distro_series) == (NodeStatus.READY, "")
+
+
+async def _wait_for(origin: Origin, system_id: str, busy: set[NodeStatus]) -> Any:
+    while True:
+        machine = await origin.Machine.read(system_id)
+        if machine.status not in busy:
+            return machine
+        await asyncio.sleep(0.05)
+
+
+def test_illegal_transition_is_409_with_maas_message(lab: MaasLab) -> None:
+    origin = lab.origin()
+    [machine] = run(lambda: origin.Machines.read(hostnames=["gpu-001-04"]))
+    with pytest.raises(CallError) as err:
+        run(lambda: machine.mark_fixed())
+    assert err.value.status == 409
+    assert err.value.content.decode() == "Can't mark a non-broken node as 'Ready'."
+    with pytest.raises(CallError) as err:
+        run(lambda: machine.abort())
+    assert err.value.status == 409
+
+
+def test_bad_api_key_is_401_for_libmaas_and_a_maas_error_without_the_key(lab: MaasLab) -> None:
+    origin = lab.origin(apikey=API_KEY[:-1] + "X")
+    with pytest.raises(CallError) as err:
+        run(lambda: origin.Machines.read())
+    assert err.value.status == 401
+    bad_key = "labconsumer0000001:labtoken000000001:wrongsecret"
+    with lab.client(apikey=bad_key) as client, pytest.raises(MaasError) as wrapped:
+        client.find_machine(lab.site.nodes["gpu-001-01"])
+    assert wrapped.value.status == 401
+    assert "wrongsecret" not in str(wrapped.value) and "API key" in str(wrapped.value)
+
+
+def test_wrapper_deploys_then_finds_it_done_and_tags_it(lab: MaasLab) -> None:
+    node = lab.site.nodes["gpu-002-01"]
+    with lab.client() as client:
+        outcome = client.ensure_os(node, lab.site.os, user_data=b"#cloud-config\n", deploy_timeout_s=5)
+        assert outcome.deployed and outcome.attempts == 1 and outcome.failures == ()
+        again = client.ensure_os(node, lab.site.os, deploy_timeout_s=5)
+        assert again.deployed and again.attempts == 0  # already Deployed with the right image: untouched
+        tagged = client.tag(node.hostname, again.machine, node_tags(node))
+        assert set(tagged.tags) >= {"rack-002", "role-gpu"}
+        assert set(client.find_machine(node).tags) >= {"rack-002", "role-gpu"}
+
+
+def test_wrapper_releases_a_deployed_machine_with_erase_and_waits_ready(lab: MaasLab) -> None:
+    node = lab.site.nodes["gpu-002-02"]
+    with lab.client() as client:
+        machine = client.deploy(node.hostname, client.find_machine(node), lab.site.os)
+        machine = client.wait_deployed(node.hostname, machine, deadline_s=5)
+        machine = client.release(node.hostname, machine, erase=True)
+        assert machine.status == NodeStatus.DISK_ERASING
+        assert client.wait_ready(node.hostname, machine, deadline_s=5).status == NodeStatus.READY
+
+
+def test_failed_deployment_is_retried_once_then_marked_broken(lab: MaasLab) -> None:
+    node = lab.site.nodes["gpu-002-04"]
+    lab.faults({node.hostname: {"maas_failed_deployment": 1.0}})
+    with lab.client() as client:
+        outcome = client.ensure_os(node, lab.site.os, deploy_timeout_s=5, release_timeout_s=5)
+        assert not outcome.deployed and outcome.attempts == 2
+        assert len(outcome.failures) == 2 and all("Installation failed" in f for f in outcome.failures)
+        machine = client.find_machine(node)
+        assert machine.status == NodeStatus.BROKEN
+        assert "2 failed deployment(s)" in machine.status_message
+
+
+def test_stuck_deploying_times_out_at_maas_deadline(lab: MaasLab) -> None:
+    node = lab.site.nodes["gpu-003-02"]
+    lab.faults({node.hostname: {"maas_stuck_deploying": 1.0}})
+    deadline_s = 40 * 60 * TIME_FACTOR
+    with lab.client() as client:
+        machine = client.deploy(node.hostname, client.find_machine(node), lab.site.os)
+        started = time.monotonic()
+        with pytest.raises(DeploymentFailed) as err:
+            client.wait_deployed(node.hostname, machine, deadline_s=deadline_s)
+        assert time.monotonic() - started >= deadline_s * 0.9
+        assert "timed out" in str(err.value)
+
+
+def test_faults_file_is_reread_at_run_time(lab: MaasLab) -> None:
+    node = lab.site.nodes["gpu-003-03"]
+    with lab.client() as client:
+        machine = client.deploy(node.hostname, client.find_machine(node), lab.site.os)
+        lab.faults({node.hostname: {"maas_failed_release": 1.0}})
+        machine = client.release(node.hostname, client.wait_deployed(node.hostname, machine, deadline_s=5))
+        with pytest.raises(MaasError) as err:
+            client.wait_ready(node.hostname, machine, deadline_s=5)
+        assert err.value.status == "Releasing failed"
+        assert "timed out after 5 minutes" in (err.value.service_message or "")
+
+
+def test_many_threads_share_one_client(lab: MaasLab) -> None:
+    nodes = list(lab.site.nodes.values())
+    with lab.client() as client, ThreadPoolExecutor(max_workers=12) as pool:
+        found = list(pool.map(client.find_machine, nodes * 3))
+    assert [m.hostname for m in found] == [n.hostname for n in nodes * 3]
+
+
+def test_state_survives_restart_and_hook_runs_on_deployed_and_released(tmp_path: Path) -> None:
+    previous = os.environ.get("FLEET_LAB_DIR")
+    maas_lab = make_lab(tmp_path, racks=1)
+    record = tmp_path / "hook.log"
+    write_hook(maas_lab.lab_dir, ["sh", "-c", f'echo "$0 $1" >> {record}'])
+    try:
+        maas_lab.start()
+        node = maas_lab.site.nodes["gpu-001-01"]
+        with maas_lab.client() as client:
+            machine = client.wait_deployed(node.hostname, client.deploy(node.hostname, client.find_machine(node),
+                                                                           maas_lab.site.os), deadline_s=5)
+            system_id = machine.system_id
+        maas_lab.stop()
+        maas_lab.start()
+        with maas_lab.client() as client:
+            machine = client.find_machine(node)
+            assert (machine.system_id, machine.status) == (system_id, NodeStatus.DEPLOYED)
+            client.wait_ready(node.hostname, client.release(node.hostname, machine), deadline_s=5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(_lines(record)) < 2:
+            time.sleep(0.05)
+        assert _lines(record) == ["gpu-001-01 deployed", "gpu-001-01 released"]
+    finally:
+        maas_lab.stop()
+        if previous is None:
+            os.environ.pop("FLEET_LAB_DIR", None)
+        else:
+            os.environ["FLEET_LAB_DIR"] = previous
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_the_512_node_lab_site_lists_and_resolves_through_one_client(tmp_path: Path) -> None:
+    previous = os.environ.get("FLEET_LAB_DIR")
+    maas_lab = make_lab(tmp_path, racks=0, site_file=REPO / "inventory" / "lab" / "site.yml")
+    try:
+        maas_lab.start()
+        origin = maas_lab.origin()
+        started = time.monotonic()
+        machines = run(lambda: origin.Machines.read())
+        list_s = time.monotonic() - started
+        assert len(machines) == 512 == len(maas_lab.site.nodes)
+        nodes = list(maas_lab.site.nodes.values())
+        with maas_lab.client() as client, ThreadPoolExecutor(max_workers=32) as pool:
+            started = time.monotonic()
+            found = list(pool.map(client.find_machine, nodes))
+            find_s = time.monotonic() - started
+        assert [m.hostname for m in found] == [n.hostname for n in nodes]
+        (tmp_path / "timing.json").write_text(json.dumps({"list_512_s": list_s, "find_512_s": find_s}))
+        print(f"list 512: {list_s:.3f} s; find_machine x512 with 32 threads: {find_s:.2f} s")
+    finally:
+        maas_lab.stop()
+        if previous is None:
+            os.environ.pop("FLEET_LAB_DIR", None)
+        else:
+            os.environ["FLEET_LAB_DIR"] = previous
