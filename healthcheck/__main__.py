@@ -1,0 +1,71 @@
+"""``python -m healthcheck``: run the checks on this node, or learn a dmesg baseline.
+
+Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 4 for bad usage or an invalid config
+(distinct from the verdicts, so a sweep never mistakes a typo for a sick node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from healthcheck.config import DEFAULT_PATH, ConfigError, load_config
+from healthcheck.kernlog import learn_baseline, save_baseline
+from healthcheck.output import dumps, to_table, write_textfile
+from healthcheck.runner import run_checks
+
+USAGE_EXIT = 4
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(Path(args.config))
+    except ConfigError as err:
+        print(f"healthcheck: invalid config {err.path}:\n  - " + "\n  - ".join(err.problems), file=sys.stderr)
+        return USAGE_EXIT
+    report = run_checks(config, save_state=not args.no_state)
+    if args.textfile:
+        write_textfile(report, Path(args.textfile))
+    print(dumps(report) if args.json else to_table(report))
+    return report.verdict.exit_code
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    logs = {}
+    for path in args.logs:
+        try:
+            logs[path] = Path(path).read_text(errors="replace").splitlines()
+        except OSError as err:
+            print(f"healthcheck baseline: cannot read {path}: {err.strerror}", file=sys.stderr)
+            return USAGE_EXIT
+    baseline = learn_baseline(logs, args.min_nodes)
+    save_baseline(baseline, Path(args.out))
+    print(f"{len(baseline.templates)} templates from {len(logs)} logs -> {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m healthcheck", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default=str(DEFAULT_PATH), help="expectations file (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    parser.add_argument("--textfile", metavar="DIR", help="also write DIR/healthcheck.prom for node_exporter")
+    parser.add_argument("--no-state", action="store_true", help="do not record IB counters for the next run")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command")
+    learn = sub.add_parser("baseline", help="learn a dmesg baseline from known-good nodes' kernel logs")
+    learn.add_argument("logs", nargs="+", help="kernel log files (dmesg output), one per known-good node")
+    learn.add_argument("--out", required=True, help="baseline file to write")
+    learn.add_argument("--min-nodes", type=int, default=1, help="keep templates seen on at least this many logs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s healthcheck: %(message)s"
+    )
+    return _baseline(args) if args.command == "baseline" else _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
