@@ -289,7 +289,9 @@ def _build_site(file: Path, raw: Any, problems: _Collector) -> Site | None:
     nodes = {node.hostname: node for rack in racks for node in rack.nodes}
     lab = _lab(file, raw["lab"], set(nodes), problems) if raw.get("lab") is not None else None
     lab_dir = lab.state_dir if lab else None
-    _cross_check(file, placed, switches, credentials, {"maas": maas, "ufm": ufm}, problems)
+    # names written under credentials:, valid or not: a broken entry is reported once, by itself
+    declared = {str(name) for name in raw["credentials"]} if isinstance(raw.get("credentials"), dict) else set()
+    _cross_check(file, placed, switches, declared, {"maas": maas, "ufm": ufm}, problems)
     return Site(
         name=str(raw.get("site", "")),
         path=file,
@@ -444,7 +446,7 @@ def _rack(file: Path, path: str, raw: Any, defaults: dict, problems: _Collector)
         node = _node(file, node_path, entry, number, defaults, problems)
         if node is None:
             continue
-        if node.slot in slots:
+        if node.slot and node.slot in slots:
             problems.add(file, f"{node_path}.slot", f"slot {node.slot} of rack {number} is also {slots[node.slot]}",
                          "give each node of a rack its own slot")
             continue
@@ -455,30 +457,32 @@ def _rack(file: Path, path: str, raw: Any, defaults: dict, problems: _Collector)
 
 
 def _node(file: Path, path: str, raw: Any, rack: int, defaults: dict, problems: _Collector) -> Node | None:
+    """Build a node, even a faulty one: its valid fields still take part in the site-wide uniqueness
+    checks, so a duplicate GUID on a node with a bad MAC is reported in the same run. A field that is
+    missing is reported once (by keys()) and left empty; invalid values become empty and are skipped.
+    """
     if not problems.keys(raw, file, path, NODE_REQUIRED, NODE_OPTIONAL):
         return None
-    before = len(problems.problems)
     hostname = str(raw.get("hostname", ""))
-    if not HOSTNAME_RE.match(hostname):
+    if "hostname" in raw and not HOSTNAME_RE.match(hostname):
         problems.add(file, f"{path}.hostname", f"'{hostname}' is not a valid hostname",
                      "use lowercase letters, digits and dashes, e.g. gpu-012-03")
-    slot = _positive_int(file, f"{path}.slot", raw.get("slot"), problems)
-    mac = _mac(file, f"{path}.pxe_mac", raw.get("pxe_mac"), problems)
-    address = _ip(file, f"{path}.address", raw.get("address"), problems)
-    bmc = _bmc(file, f"{path}.bmc", raw.get("bmc"), problems)
+        hostname = ""
+    slot = _positive_int(file, f"{path}.slot", raw["slot"], problems) if "slot" in raw else 0
+    mac = _mac(file, f"{path}.pxe_mac", raw["pxe_mac"], problems) if "pxe_mac" in raw else ""
+    address = _ip(file, f"{path}.address", raw["address"], problems) if "address" in raw else ""
+    bmc = _bmc(file, f"{path}.bmc", raw["bmc"], problems) if "bmc" in raw else None
     gpu_count = _positive_int(file, f"{path}.gpu_count", raw.get("gpu_count", defaults.get("gpu_count", 8)),
                               problems, minimum=0)
     rate = int(defaults.get("hca_rate_gbps", 400))
-    hcas = _hcas(file, f"{path}.hcas", raw.get("hcas"), rate, problems)
-    if len(problems.problems) != before or bmc is None:
-        return None
+    hcas = _hcas(file, f"{path}.hcas", raw["hcas"], rate, problems) if "hcas" in raw else []
     return Node(
         hostname=hostname,
         rack=rack,
         slot=slot,
         role=str(raw.get("role", defaults.get("role", "gpu"))),
         service_tag=str(raw.get("service_tag", "")),
-        bmc=bmc,
+        bmc=bmc or Bmc("", ""),
         pxe_mac=mac,
         address=address,
         gpu_count=gpu_count,
@@ -497,6 +501,7 @@ def _mac(file: Path, path: str, value: Any, problems: _Collector) -> str:
     text = str(value or "").lower()
     if not MAC_RE.match(text):
         problems.add(file, path, f"'{value}' is not a MAC address", "write six hex pairs: 7c:c2:55:0a:12:34")
+        return ""
     return text
 
 
@@ -513,15 +518,16 @@ def _host_port(file: Path, path: str, value: Any, problems: _Collector) -> str:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         problems.add(file, path, f"'{value}' is not host:port", "write e.g. 10.0.12.3:443")
         return ""
-    if host[:1].isdigit() or host.startswith("["):
-        _ip(file, path, host.strip("[]"), problems)
+    if (host[:1].isdigit() or host.startswith("[")) and not _ip(file, path, host.strip("[]"), problems):
+        return ""
     return str(value)
 
 
 def _bmc(file: Path, path: str, raw: Any, problems: _Collector) -> Bmc | None:
     if not problems.keys(raw, file, path, {"address", "credentials"}, set()):
         return None
-    return Bmc(_host_port(file, f"{path}.address", raw.get("address"), problems), str(raw.get("credentials", "")))
+    address = _host_port(file, f"{path}.address", raw["address"], problems) if "address" in raw else ""
+    return Bmc(address, str(raw.get("credentials", "")))
 
 
 def _hcas(file: Path, path: str, raw: Any, rate: int, problems: _Collector) -> list[Hca]:
@@ -534,10 +540,11 @@ def _hcas(file: Path, path: str, raw: Any, rate: int, problems: _Collector) -> l
         if not problems.keys(entry, file, item, {"name", "guid", "leaf", "port"}, {"rate_gbps"}):
             continue
         guid = str(entry.get("guid", "")).lower()
-        if not GUID_RE.match(guid):
-            problems.add(file, f"{item}.guid", f"'{entry.get('guid')}' is not a port GUID",
+        if "guid" in entry and not GUID_RE.match(guid):
+            problems.add(file, f"{item}.guid", f"'{entry['guid']}' is not a port GUID",
                          "write 0x followed by 16 hex digits, e.g. 0xb83fd20300a1b2c3")
-        port = _positive_int(file, f"{item}.port", entry.get("port"), problems)
+            guid = ""
+        port = _positive_int(file, f"{item}.port", entry["port"], problems) if "port" in entry else 0
         speed = _positive_int(file, f"{item}.rate_gbps", entry.get("rate_gbps", rate), problems)
         hcas.append(Hca(str(entry.get("name", "")), guid, str(entry.get("leaf", "")), port, speed))
     return hcas
@@ -674,7 +681,7 @@ def _cross_check(
     file: Path,
     placed: list[_Placed],
     switches: dict[str, Switch],
-    credentials: dict[str, CredentialRef],
+    credentials: set[str],
     endpoints: dict[str, Endpoint | None],
     problems: _Collector,
 ) -> None:
@@ -715,15 +722,16 @@ def _cross_check(
         for index, hca in enumerate(node.hcas):
             key = f"hcas[{index}]"
             unique("guid", hca.guid, where, f"{key}.guid", "GUID")
-            unique("cable", f"{hca.leaf} port {hca.port}", where, key, "leaf switch port")
-            if switches and hca.leaf not in switches:
+            if hca.leaf and hca.port:
+                unique("cable", f"{hca.leaf} port {hca.port}", where, key, "leaf switch port")
+            if switches and hca.leaf and hca.leaf not in switches:
                 near = _nearest(hca.leaf, set(switches))
                 problems.add(where.file, _join(where.path, f"{key}.leaf"), f"unknown switch '{hca.leaf}'",
                              f"did you mean '{near}'?" if near else "add it under switches: or fix the name")
-    for name in sorted(set(users) - set(credentials)):
+    for name in sorted(set(users) - credentials):
         first_file, first_key = users[name][0]
         others = len(users[name]) - 1
-        near = _nearest(name, set(credentials))
+        near = _nearest(name, credentials)
         also = f" (used in {others} more place(s))" if others else ""
         fix = f"did you mean '{near}'?" if near else f"define {name}: {{username: ..., secret: {{env: VAR}}}}"
         problems.add(first_file, first_key, f"credentials '{name}' are not defined{also}", fix)
