@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -412,5 +413,9 @@ def serve(config_path: Path) -> None:
     sim = Simulator(config)
     log.info("MAAS simulator: %d machines on %s:%d, time factor %s", len(sim.machines), config.host,
              config.port, config.time_factor)
+    tls = None
+    if config.cert_file and config.key_file:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(config.cert_file, config.key_file)
     web.run_app(build_app(sim), host=config.host, port=config.port, access_log=None,
-                print=None, handle_signals=True)
+                print=None, handle_signals=True, ssl_context=tls)

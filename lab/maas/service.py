@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -21,6 +22,7 @@ from fleet.errors import FleetError
 from fleet.inventory import Site
 from lab.maas.states import Status
 from lab.maas.store import Config, MachineSpec, write_atomic
+from lab.redfish.tls import ensure_lab_tls
 from lab.service import LabService, ReadyCheck
 
 # MAAS's system ids: 6 characters of lower-case letters and digits with look-alikes left out.
@@ -96,10 +98,13 @@ def prepare(
             initial_status=Status.READY if commissioned else Status.NEW,
         ))
     assert site.lab is not None  # _port() has checked
+    # A site whose MAAS URL is https gets a MAAS behind TLS, certified by the lab CA (lab_dir/tls/ca.pem).
+    tls = ensure_lab_tls(lab_dir) if _https(site) else None
     config = Config(
         host=HOST, port=_port(site), api_key=_api_key(lab_dir), time_factor=site.lab.time_factor,
         seed=site.lab.seed, state_file=files["state"], faults_file=files["faults"],
         hook_file=files["hook"], machines=tuple(machines),
+        cert_file=tls.cert_file if tls else None, key_file=tls.key_file if tls else None,
     )
     config.dump(files["config"])
     if hook is not None:
@@ -112,11 +117,18 @@ def write_hook(lab_dir: Path, argv: Sequence[str]) -> None:
     write_atomic(lab_files(lab_dir)["hook"], json.dumps({"argv": list(argv)}))
 
 
+def _https(site: Site) -> bool:
+    return urlsplit(site.maas.url).scheme == "https"
+
+
 def service(site: Site, lab_dir: Path) -> LabService:
     port = _port(site)
+    # Over TLS the readiness probe would need the lab CA; an accepting port is enough there.
+    ready = ReadyCheck(port=port, host=HOST) if _https(site) else ReadyCheck(
+        url=f"http://{HOST}:{port}/MAAS/api/2.0/version/")
     return LabService(
         name="maas",
         argv=[sys.executable, "-m", "lab.maas", "--config", str(lab_files(lab_dir)["config"])],
-        ready=ReadyCheck(url=f"http://{HOST}:{port}/MAAS/api/2.0/version/"),
+        ready=ready,
         env={},
     )

@@ -42,6 +42,8 @@ class Config:
     faults_file: Path
     hook_file: Path
     machines: tuple[MachineSpec, ...]
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -64,6 +66,8 @@ class Config:
                 )
                 for m in raw["machines"]
             ),
+            cert_file=Path(raw["cert_file"]) if raw.get("cert_file") else None,
+            key_file=Path(raw["key_file"]) if raw.get("key_file") else None,
         )
 
     def dump(self, path: Path) -> None:
@@ -76,6 +80,8 @@ class Config:
             "state_file": str(self.state_file),
             "faults_file": str(self.faults_file),
             "hook_file": str(self.hook_file),
+            "cert_file": str(self.cert_file) if self.cert_file else None,
+            "key_file": str(self.key_file) if self.key_file else None,
             "machines": [
                 {"hostname": m.hostname, "system_id": m.system_id, "macs": list(m.macs),
                  "initial_status": int(m.initial_status)}

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -71,7 +72,10 @@ class MaasLab:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.lab_dir / "maas.log").read_text()
             try:
-                urllib.request.urlopen(svc.ready.url, timeout=1)  # noqa: S310 - loopback lab URL
+                if svc.ready.url:
+                    urllib.request.urlopen(svc.ready.url, timeout=1)  # noqa: S310 - loopback lab URL
+                else:
+                    socket.create_connection((svc.ready.host, svc.ready.port or 0), timeout=1).close()
                 return
             except OSError:
                 time.sleep(0.05)
@@ -98,7 +102,7 @@ class MaasLab:
         return asyncio.run(connect())
 
 
-def make_lab(root: Path, racks: int, *, site_file: Path | None = None) -> MaasLab:
+def make_lab(root: Path, racks: int, *, site_file: Path | None = None, scheme: str = "http") -> MaasLab:
     lab_dir = root / "lab"
     lab_dir.mkdir(parents=True)
     (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"maas_api_key": API_KEY}))
@@ -111,7 +115,7 @@ def make_lab(root: Path, racks: int, *, site_file: Path | None = None) -> MaasLa
     assert site.lab is not None
     # The committed lab site listens on 5240: give this lab its own port and clock.
     lab = dataclasses.replace(site.lab, ports={**site.lab.ports, "maas": port}, time_factor=TIME_FACTOR)
-    maas = dataclasses.replace(site.maas, url=f"http://127.0.0.1:{port}/MAAS/")
+    maas = dataclasses.replace(site.maas, url=f"{scheme}://127.0.0.1:{port}/MAAS/")
     return MaasLab(dataclasses.replace(site, lab=lab, maas=maas), lab_dir)
 
 
@@ -336,6 +340,34 @@ def test_the_512_node_lab_site_lists_and_resolves_through_one_client(tmp_path: P
         assert [m.hostname for m in found] == [n.hostname for n in nodes]
         (tmp_path / "timing.json").write_text(json.dumps({"list_512_s": list_s, "find_512_s": find_s}))
         print(f"list 512: {list_s:.3f} s; find_machine x512 with 32 threads: {find_s:.2f} s")
+    finally:
+        maas_lab.stop()
+        if previous is None:
+            os.environ.pop("FLEET_LAB_DIR", None)
+        else:
+            os.environ["FLEET_LAB_DIR"] = previous
+
+
+def test_tls_is_verified_by_default_and_the_site_ca_file_is_honoured(tmp_path: Path) -> None:
+    previous = os.environ.get("FLEET_LAB_DIR")
+    maas_lab = make_lab(tmp_path, racks=1, scheme="https")
+    node_name = "gpu-001-01"
+    credentials = Credentials("", API_KEY)
+    try:
+        maas_lab.start()
+        node = maas_lab.site.nodes[node_name]
+        endpoint = maas_lab.site.maas
+        with MaasClient(endpoint, credentials, TlsSettings()) as client, pytest.raises(MaasError) as err:
+            client.find_machine(node)
+        assert "certificate" in str(err.value).lower()
+        ca = TlsSettings(verify=True, ca_file=maas_lab.lab_dir / "tls" / "ca.pem")
+        with MaasClient(endpoint, credentials, ca) as client:
+            assert client.find_machine(node).hostname == node_name
+        # Turning verification off must not go through python-libmaas's deprecated verify_ssl.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            with MaasClient(endpoint, credentials, TlsSettings(verify=False)) as client:
+                assert client.find_machine(node).hostname == node_name
     finally:
         maas_lab.stop()
         if previous is None:
