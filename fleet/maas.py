@@ -244,7 +244,11 @@ class MaasClient:
             raise MaasError("the MAAS API key is malformed", endpoint=endpoint.url,
                             hint=f"credential '{endpoint.credentials}' must hold consumer:token:secret")
         self._apikey = credentials.secret
-        self._tls = tls_policy(tls)
+        try:
+            self._tls = tls_policy(tls)
+        except (OSError, ssl.SSLError) as err:
+            raise MaasError("cannot load the CA file for MAAS", endpoint=endpoint.url, service_message=str(err),
+                            hint="fix maas_tls.ca_file in the site file") from None
         self.request_timeout_s = request_timeout_s
         self.poll_interval_s = poll_interval_s
         self._session: SessionAPI | None = None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from maas.client.enum import NodeStatus
 
-from fleet.inventory import OsImage
-from fleet.maas import Machine, OsStep, decide_os_action, image_matches
+from fleet.errors import MaasError
+from fleet.inventory import Credentials, Endpoint, OsImage, TlsSettings
+from fleet.maas import MaasClient, Machine, OsStep, decide_os_action, image_matches
 
 JAMMY = OsImage(distro_series="jammy", hwe_kernel="hwe-22.04")
 
@@ -65,3 +68,16 @@ def test_redeploy_reason_names_both_images() -> None:
 def test_image_without_pinned_kernel_accepts_any_kernel() -> None:
     assert image_matches(machine(NodeStatus.DEPLOYED, "jammy", "ga-22.04"), OsImage("jammy", ""))
     assert not image_matches(machine(NodeStatus.DEPLOYED, "noble", None), OsImage("jammy", ""))
+
+
+def test_missing_ca_file_is_a_maas_error_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(MaasError) as err:
+        MaasClient(Endpoint("https://maas.example:5443/MAAS/", "maas"), Credentials("", "a:b:c"),
+                   TlsSettings(verify=True, ca_file=tmp_path / "missing.pem"))
+    assert "maas_tls.ca_file" in str(err.value) and "a:b:c" not in str(err.value)
+
+
+def test_malformed_api_key_is_refused_without_echoing_it() -> None:
+    with pytest.raises(MaasError) as err:
+        MaasClient(Endpoint("http://127.0.0.1:5240/MAAS/", "maas"), Credentials("", "just-a-secret"), TlsSettings())
+    assert "just-a-secret" not in str(err.value) and "consumer:token:secret" in str(err.value)
