@@ -255,3 +255,18 @@ def test_credentials_never_reach_the_logs(lab: RedfishLab, caplog):
     token = base64.b64encode(f"root:{PASSWORD}".encode()).decode()
     text = str(caught.value) + "\n".join(r.getMessage() for r in caplog.records)
     assert caplog.records and PASSWORD not in text and token not in text
+
+
+@pytest.mark.slow
+def test_ansible_redfish_command_baseline_arms_pxe_and_leaves_every_node_on(lab: RedfishLab):
+    from bench.redfish_ansible.oob import run_oob_playbook
+
+    nodes = list(lab.site.nodes.values())
+    pool = lab.pool()
+    pool.client(nodes[-1]).power("ForceOff")
+    pool.client(nodes[-1]).wait_power("Off", timeout_s=5)
+    pool.client(nodes[0]).power("On")  # both playbook branches: PowerOn for off nodes, ForceRestart for on ones
+    elapsed_s = run_oob_playbook(lab.site, nodes, forks=8, poll_delay_s=0.1, power_timeout_s=10)
+    after = {node.hostname: pool.client(node).read_system() for node in nodes}
+    assert {(i.power_state, i.boot_once_target) for i in after.values()} == {("On", "Pxe")}
+    assert elapsed_s > 0
