@@ -1,0 +1,80 @@
+"""Terminal rendering for the CLI: progress per stage, summary tables. Library code never prints.
+
+On a terminal, rich progress bars (one per stage); otherwise (CI, cron, `| tee`) one plain
+timestamped line per event, so logs stay greppable.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+STATUS_STYLE = {"done": "green", "quarantined": "red", "running": "yellow", "new": "dim", "failed": "red"}
+
+
+class StageProgress:
+    """Receives workflow events (hostname, stage, event, detail) from many threads."""
+
+    def __init__(self, stages: Sequence[str], total: int, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.interactive = self.console.is_terminal
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self._tasks: dict[str, int] = {}
+        if self.interactive:
+            self._progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=self.console)
+            self._tasks = {stage: self._progress.add_task(stage, total=total, note="") for stage in stages}
+
+    def __enter__(self) -> StageProgress:
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress:
+            self._progress.stop()
+
+    def __call__(self, hostname: str, stage: str, event: str, detail: str) -> None:
+        with self._lock:
+            if self._progress is None:
+                stamp = time.strftime("%H:%M:%S")
+                suffix = f": {detail}" if detail and event != "ok" else ""
+                print(f"{stamp} {hostname} {stage} {event}{suffix}", file=sys.stderr, flush=True)
+                return
+            task = self._tasks.get(stage)
+            if task is None:
+                return
+            if event == "ok":
+                self._progress.advance(task)
+            elif event in ("retry", "quarantined"):
+                self._progress.update(task, note=f"[red]{hostname} {event}")
+                if event == "quarantined":
+                    self.console.print(f"[red]{hostname} quarantined at {stage}:[/] {detail}")
+
+
+def node_table(rows: Iterable[dict], title: str) -> Table:
+    """Rows with hostname/status/stage/detail (+ optional bmc_requests and seconds)."""
+    table = Table(title=title, title_justify="left")
+    for column in ("node", "status", "stage", "BMC req", "time", "last error"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = STATUS_STYLE.get(row["status"], "")
+        seconds = sum(row.get("seconds", {}).values())
+        table.add_row(row["hostname"], f"[{style}]{row['status']}[/]", row["stage"] or "-",
+                      str(row.get("counters", {}).get("bmc_requests", "")), f"{seconds:.1f}s" if seconds else "",
+                      row.get("detail") or "")
+    return table
+
+
+def counts_line(rows: Iterable[dict]) -> str:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))

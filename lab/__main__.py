@@ -1,0 +1,81 @@
+"""`python -m lab up|down|status|reset|fault` (also reached as `python provision.py lab ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from fleet.errors import FleetError, InventoryError
+from fleet.inventory import load_site
+from lab import control
+from lab import faults as lab_faults
+
+DEFAULT_SITE = Path(__file__).resolve().parent.parent / "inventory" / "lab" / "site.yml"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="provision.py lab", description="Run the simulated datacenter on 127.0.0.1.")
+    parser.add_argument("--site", type=Path, default=DEFAULT_SITE, help="lab site file (default: %(default)s)")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    up = sub.add_parser("up", help="start every lab service in the background (idempotent)")
+    up.add_argument("--fault", action="append", default=[], metavar="KIND:TARGET[:RATE]",
+                    help="inject a fault: TARGET is node names joined by '+' or a fraction, e.g. bmc_5xx:0.05")
+    sub.add_parser("down", help="stop the lab services and lab hosts (state is kept)")
+    sub.add_parser("status", help="show each lab service")
+    sub.add_parser("reset", help="stop everything and delete the lab's state")
+    fault = sub.add_parser("fault", help="replace the injected faults of a running lab")
+    fault.add_argument("specs", nargs="*", metavar="KIND:TARGET[:RATE]")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse_args(argv)
+    try:
+        site = load_site(args.site)
+        if site.lab is None:
+            raise FleetError(f"{args.site} has no lab: section", hint="point --site at a lab site")
+        texts = getattr(args, "fault", []) + getattr(args, "specs", [])
+        specs = [lab_faults.parse_cli_fault(text) for text in texts]
+    except InventoryError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except (FleetError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args.verb, site, specs)
+    except FleetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(verb: str, site, specs) -> int:
+    if verb == "up":
+        _print(control.up(site, specs))
+    elif verb == "down":
+        control.down(site)
+        print(f"lab stopped (state kept in {control.lab_dir_of(site)})")
+    elif verb == "reset":
+        control.reset(site)
+        print(f"lab stopped and {control.lab_dir_of(site)} deleted")
+    elif verb == "fault":
+        path = lab_faults.write(control.lab_dir_of(site), lab_faults.resolve(site, specs))
+        print(f"faults written to {path}")
+    else:
+        statuses = control.status(site)
+        _print(statuses)
+        return 0 if all(s.ready for s in statuses) else 1
+    return 0
+
+
+def _print(statuses: list[control.ServiceStatus]) -> None:
+    for item in statuses:
+        pid = f"pid {item.pid}" if item.pid else "-"
+        print(f"{item.name:<16} {item.detail:<16} {pid}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
