@@ -20,8 +20,17 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from fleet.inventory import Node, Site, resolve_credentials
-from fleet.maas import DEPLOY_TIMEOUT_S, ERASE_TIMEOUT_S, RELEASE_TIMEOUT_S, MaasClient, Machine, OsStep, \
-    decide_os_action, image_matches, node_tags
+from fleet.maas import (
+    DEPLOY_TIMEOUT_S,
+    ERASE_TIMEOUT_S,
+    RELEASE_TIMEOUT_S,
+    MaasClient,
+    Machine,
+    OsStep,
+    decide_os_action,
+    image_matches,
+    node_tags,
+)
 from fleet.redfish import Bmc, BmcPool, SystemInfo
 from fleet.state import StateDB
 from fleet.workflow import NodeContext, Stage, StageResult
