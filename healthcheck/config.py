@@ -45,6 +45,7 @@ class Sources:
     kernel_log_command: tuple[str, ...] = ("dmesg",)
     kernel_log_fallback_command: tuple[str, ...] = ("journalctl", "-k", "-b", "--no-pager", "-o", "short-monotonic")
     kernel_log_file: str = ""
+    modules_file: str = ""  # empty: <proc_root>/modules; the lab names a fixture file
     sysfs_root: str = "/sys"
     proc_root: str = "/proc"
     dev_root: str = "/dev"
@@ -180,6 +181,30 @@ def parse_config(data: Any, path: str = "<config>") -> Config:
     return config
 
 
+def _relative_to(base: Path, value: str) -> str:
+    """A value written "./x" or "../x" is relative to the config file: fixture sets stay copyable."""
+    return str((base / value).resolve()) if value.startswith(("./", "../")) else value
+
+
+def resolve_paths(config: Config, base: Path) -> Config:
+    """Resolve "./" and "../" paths (and command words) against the config file's directory."""
+    src = config.sources
+    sources = dataclasses.replace(
+        src,
+        nvidia_smi=tuple(_relative_to(base, w) for w in src.nvidia_smi),
+        kernel_log_command=tuple(_relative_to(base, w) for w in src.kernel_log_command),
+        kernel_log_file=_relative_to(base, src.kernel_log_file),
+        modules_file=_relative_to(base, src.modules_file),
+        sysfs_root=_relative_to(base, src.sysfs_root),
+        proc_root=_relative_to(base, src.proc_root),
+        dev_root=_relative_to(base, src.dev_root),
+        os_release=_relative_to(base, src.os_release),
+        state_dir=_relative_to(base, src.state_dir),
+    )
+    dmesg = dataclasses.replace(config.dmesg, baseline=_relative_to(base, config.dmesg.baseline))
+    return dataclasses.replace(config, sources=sources, dmesg=dmesg)
+
+
 def load_config(path: Path) -> Config:
     """Read the config file; a missing default file means defaults (a bare node still gets checked)."""
     try:
@@ -194,4 +219,4 @@ def load_config(path: Path) -> Config:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(str(path), [f"not valid JSON: {err}"]) from None
-    return parse_config(data, str(path))
+    return resolve_paths(parse_config(data, str(path)), path.parent)

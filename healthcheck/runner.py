@@ -77,7 +77,7 @@ def gather(config: Config) -> Readings:
         return Readings(
             gpus=gpus.result(),
             kernel_log=kernel_log.result(),
-            modules=gather_modules(src.proc_root),
+            modules=gather_modules(src.proc_root, src.modules_file),
             ib=ib_hcas.result(),
             ib_previous=ib.load_counter_state(src.state_dir),
             net=gather_net(src.sysfs_root, list(config.ethernet)),

@@ -69,8 +69,8 @@ def gather_swaps(proc_root: str) -> tuple[str, ...] | Missing:
     return tuple(line.split()[0] for line in text.splitlines()[1:] if line.strip())
 
 
-def gather_modules(proc_root: str) -> frozenset[str] | Missing:
-    text = read_text(Path(proc_root) / "modules")
+def gather_modules(proc_root: str, modules_file: str = "") -> frozenset[str] | Missing:
+    text = read_text(Path(modules_file) if modules_file else Path(proc_root) / "modules")
     if isinstance(text, Missing):
         return text
     return frozenset(line.split()[0] for line in text.splitlines() if line.strip())
