@@ -1,0 +1,243 @@
+"""The configure stage: `playbooks/site.yml` through ansible-runner, mapped back to nodes.
+
+Nodes reach this stage at different times; one Ansible run per node would pay Ansible's start-up
+(~2-3 s) and fact gathering hundreds of times, and one run for the whole rack would be a barrier.
+So nodes arriving within a short window share a run (`Batcher`), and each node's thread gets its
+own result back. Events are read as they stream (`HostResults.feed`, a pure reducer) to name the
+failing task per node, to collect the hardware steps the roles skipped (and why), and to tell an
+unreachable host (retried once by the workflow) from a failed one (quarantined with the task).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from fleet.inventory import Node, Site
+from fleet.workflow import NodeContext, StageResult
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+PLAYBOOK = REPO / "playbooks" / "site.yml"
+
+
+@dataclass
+class HostResult:
+    """What one host did in one run, reduced from its events."""
+
+    ok_tasks: int = 0
+    changed: int = 0
+    failed_task: str = ""
+    failed_msg: str = ""
+    unreachable: str = ""
+    skipped_steps: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed_task or self.unreachable)
+
+
+class HostResults:
+    """Reduces ansible-runner events to a HostResult per host (pure: feed it recorded events)."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, HostResult] = {}
+
+    def host(self, name: str) -> HostResult:
+        return self.hosts.setdefault(name, HostResult())
+
+    def feed(self, event: dict) -> None:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        name = data.get("host") or ""
+        if kind == "runner_on_ok":
+            result = self.host(name)
+            result.ok_tasks += 1
+            result.changed += bool((data.get("res") or {}).get("changed"))
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            result = self.host(name)
+            if not result.failed_task:  # the first failure is the cause; later ones are consequences
+                result.failed_task = str(data.get("task") or "")
+                result.failed_msg = _message(data.get("res") or {})
+        elif kind == "runner_on_unreachable":
+            self.host(name).unreachable = _message(data.get("res") or {})
+        elif kind == "playbook_on_stats":
+            self._custom_stats(data.get("artifact_data") or {})
+
+    def _custom_stats(self, stats: dict) -> None:
+        """`set_stats: {data: {fleet_skipped: [...]}, per_host: true}` in the roles lands here."""
+        for host, values in stats.items():
+            if isinstance(values, dict):
+                self.host(host).skipped_steps.extend(str(v) for v in values.get("fleet_skipped") or [])
+
+
+def _message(res: dict) -> str:
+    text = str(res.get("msg") or res.get("stderr") or res.get("reason") or "")
+    return " ".join(text.split())[:400]
+
+
+def role_versions(roles_dir: Path = REPO / "roles") -> dict[str, str]:
+    """A content hash per role: exactly what was applied, committed or not."""
+    versions = {}
+    for role in sorted(p for p in roles_dir.iterdir() if (p / "tasks").is_dir()):
+        digest = hashlib.sha256()
+        for path in sorted(p for p in role.rglob("*") if p.is_file() and "molecule" not in p.parts):
+            digest.update(str(path.relative_to(role)).encode() + b"\0" + path.read_bytes())
+        versions[role.name] = digest.hexdigest()[:12]
+    return versions
+
+
+RunFn = Callable[[Sequence[str]], dict[str, HostResult]]
+
+
+class Batcher:
+    """Collects nodes that arrive within `window_s` (or up to `max_batch`) into one run of `run_fn`."""
+
+    def __init__(self, run_fn: RunFn, window_s: float = 2.0, max_batch: int = 64) -> None:
+        self.run_fn = run_fn
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self._lock = threading.Condition()
+        self._pending: list[str] = []
+        self._results: dict[str, HostResult | BaseException] = {}
+        self._leader = False
+
+    def submit(self, hostname: str) -> HostResult:
+        with self._lock:
+            self._pending.append(hostname)
+            self._lock.notify_all()
+            lead = not self._leader
+            self._leader = True
+        if lead:
+            self._lead()
+        with self._lock:
+            while hostname not in self._results:
+                self._lock.wait()
+            outcome = self._results.pop(hostname)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _lead(self) -> None:
+        """The first node of a batch waits out the window, then runs the batch for everyone in it."""
+        deadline = time.monotonic() + self.window_s
+        with self._lock:
+            while len(self._pending) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                self._lock.wait(left)
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+            self._leader = False
+            if self._pending:  # the overflow gets its own leader
+                threading.Thread(target=self._lead_overflow, daemon=True).start()
+        try:
+            results: dict[str, HostResult | BaseException] = dict(self.run_fn(batch))
+        except Exception as err:  # noqa: BLE001 - every node of the batch gets the same failure
+            results = dict.fromkeys(batch, err)
+        with self._lock:
+            for name in batch:
+                self._results[name] = results.get(name) or HostResult(unreachable="no events for this host")
+            self._lock.notify_all()
+
+    def _lead_overflow(self) -> None:
+        with self._lock:
+            if self._leader or not self._pending:
+                return
+            self._leader = True
+        self._lead()
+
+
+class AnsibleRun:
+    """One ansible-runner run of site.yml against some hosts of the site."""
+
+    def __init__(self, site: Site, playbook: Path = PLAYBOOK, progress: Callable[[str, str], None] | None = None,
+                 forks: int = 10) -> None:
+        self.site = site
+        self.playbook = playbook
+        self.progress = progress or (lambda *_: None)
+        self.forks = forks
+
+    def __call__(self, hosts: Sequence[str]) -> dict[str, HostResult]:
+        import ansible_runner
+
+        results = HostResults()
+        with tempfile.TemporaryDirectory(prefix="fleet-ansible-") as tmp:
+            data_dir = Path(tmp)
+            inventory = self._inventory(data_dir)
+
+            def on_event(event: dict) -> bool:
+                results.feed(event)
+                data = event.get("event_data") or {}
+                if event.get("event") == "runner_on_start" and data.get("host"):
+                    self.progress(data["host"], str(data.get("task", "")))
+                return False  # runner need not keep events on disk: we reduced them already
+
+            log.info("ansible: %s on %d host(s): %s", self.playbook.name, len(hosts), ",".join(hosts))
+            runner = ansible_runner.run(
+                private_data_dir=str(data_dir), project_dir=str(REPO), playbook=str(self.playbook),
+                inventory=str(inventory), limit=",".join(hosts), forks=self.forks, quiet=True,
+                envvars=self._env(data_dir), event_handler=on_event,
+                extravars={"fleet_configure_hosts": "all"},
+            )
+            if runner.rc != 0 and not any(not r.ok for r in results.hosts.values()):
+                stdout = runner.stdout.read()[-1500:] if runner.stdout else ""
+                raise RuntimeError(f"ansible-runner ended with {runner.status} (rc {runner.rc}): {stdout.strip()}")
+        return results.hosts
+
+    def _inventory(self, data_dir: Path) -> Path:
+        path = data_dir / "inventory" / "fleet.yml"
+        path.parent.mkdir(parents=True)
+        path.write_text(yaml.safe_dump({"plugin": "fleet", "site": str(self.site.path)}), encoding="utf-8")
+        return path
+
+    def _env(self, data_dir: Path) -> dict[str, str]:
+        env = {
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_HOME": str(data_dir / "ansible-home"),
+            "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
+            "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+            "ANSIBLE_INVENTORY_PLUGINS": str(REPO / "plugins" / "inventory"),
+            "ANSIBLE_INVENTORY_ENABLED": "fleet",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
+        }
+        if self.site.lab is not None:
+            # The lab's SSH settings (user, key, known_hosts, control sockets) live in its own ssh_config.
+            env["ANSIBLE_SSH_ARGS"] = f"-F {self.site.lab.state_dir / 'ssh_config'}"
+        if "FLEET_LAB_DIR" in os.environ:
+            env["FLEET_LAB_DIR"] = os.environ["FLEET_LAB_DIR"]
+        return env
+
+
+class ConfigureStage:
+    """Workflow stage: configure the node with the roles, in batches shared with its neighbours."""
+
+    name = "configure"
+    max_attempts = 2  # an unreachable host is retried once; a failed task is not (it would fail again)
+
+    def __init__(self, site: Site, run_fn: RunFn | None = None, window_s: float = 2.0,
+                 progress: Callable[[str, str], None] | None = None) -> None:
+        self.batcher = Batcher(run_fn or AnsibleRun(site, progress=progress), window_s)
+        self.versions = role_versions()
+
+    def run(self, node: Node, ctx: NodeContext) -> StageResult:
+        result = self.batcher.submit(node.hostname)
+        evidence = {"roles": self.versions, "changed": result.changed, "skipped_hardware_steps": result.skipped_steps}
+        if result.unreachable:
+            return StageResult(False, f"unreachable over SSH: {result.unreachable}", evidence)
+        if result.failed_task:
+            return StageResult(False, f"task '{result.failed_task}' failed: {result.failed_msg}", evidence,
+                               retryable=False)
+        for step in result.skipped_steps:
+            ctx.journal("hardware_step_skipped", step=step)
+        detail = f"{result.ok_tasks} tasks ok, {result.changed} changed"
+        if result.skipped_steps:
+            detail += f"; {len(result.skipped_steps)} hardware step(s) skipped (no GPU/HCA here)"
+        return StageResult(True, detail, evidence)

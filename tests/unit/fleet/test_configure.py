@@ -1,0 +1,127 @@
+"""Configure stage: events reduced per host, batching of close arrivals, failures mapped to nodes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from fleet.configure import Batcher, ConfigureStage, HostResult, HostResults, role_versions
+from fleet.state import StateDB
+from fleet.workflow import NodeContext
+from tests.unit.fleet.test_workflow import make_node
+
+
+def event(kind: str, host: str, task: str = "t", **res: object) -> dict:
+    return {"event": kind, "event_data": {"host": host, "task": task, "res": res}}
+
+
+def test_first_failed_task_is_the_cause_and_unreachable_is_told_apart() -> None:
+    results = HostResults()
+    for item in [
+        event("runner_on_ok", "a", changed=True),
+        event("runner_on_ok", "a"),
+        event("runner_on_failed", "b", "Install nvidia-driver-550-open", msg="No package matching"),
+        event("runner_on_failed", "b", "Later task", msg="consequence"),
+        event("runner_on_unreachable", "c", msg="ssh: connect to host 198.18.1.13 port 22: No route to host"),
+    ]:
+        results.feed(item)
+    a, b, c = (results.hosts[h] for h in "abc")
+    assert (a.ok, a.ok_tasks, a.changed) == (True, 2, 1)
+    assert (b.ok, b.failed_task, b.failed_msg) == (False, "Install nvidia-driver-550-open", "No package matching")
+    assert not c.ok and "No route to host" in c.unreachable
+
+
+def test_ignored_errors_do_not_fail_the_host() -> None:
+    results = HostResults()
+    results.feed({"event": "runner_on_failed", "event_data": {"host": "a", "task": "probe", "ignore_errors": True,
+                                                             "res": {"msg": "x"}}})
+    assert results.hosts == {}
+
+
+def test_skipped_hardware_steps_come_from_per_host_custom_stats() -> None:
+    results = HostResults()
+    results.feed({"event": "playbook_on_stats", "event_data": {"artifact_data": {
+        "a": {"fleet_skipped": ["fabricmanager: start nvidia-fabricmanager: no NVSwitch (container)"]}}}})
+    assert results.hosts["a"].skipped_steps == ["fabricmanager: start nvidia-fabricmanager: no NVSwitch (container)"]
+
+
+def test_nodes_arriving_within_the_window_share_one_run() -> None:
+    runs: list[list[str]] = []
+
+    def run(hosts):
+        runs.append(sorted(hosts))
+        return {h: HostResult(ok_tasks=1) for h in hosts}
+
+    batcher = Batcher(run, window_s=0.3)
+    results: dict[str, HostResult] = {}
+    threads = [threading.Thread(target=lambda h=h: results.__setitem__(h, batcher.submit(h))) for h in "abcd"]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join(5)
+    assert runs == [["a", "b", "c", "d"]]
+    assert all(r.ok for r in results.values())
+
+
+def test_a_late_arrival_gets_its_own_run() -> None:
+    runs: list[list[str]] = []
+    batcher = Batcher(lambda hosts: runs.append(list(hosts)) or {h: HostResult() for h in hosts}, window_s=0.05)
+    batcher.submit("a")
+    batcher.submit("b")
+    assert runs == [["a"], ["b"]]
+
+
+def test_batch_size_is_capped_and_the_overflow_still_runs() -> None:
+    runs: list[list[str]] = []
+    batcher = Batcher(lambda hosts: runs.append(list(hosts)) or {h: HostResult() for h in hosts}, window_s=0.3,
+                      max_batch=2)
+    threads = [threading.Thread(target=batcher.submit, args=(h,)) for h in "abcde"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert sorted(h for r in runs for h in r) == list("abcde")
+    assert max(len(r) for r in runs) == 2
+
+
+def test_a_crashed_run_fails_every_node_of_its_batch() -> None:
+    def boom(hosts):
+        raise RuntimeError("ansible-runner ended with failed")
+
+    batcher = Batcher(boom, window_s=0.01)
+    with pytest.raises(RuntimeError, match="ansible-runner ended with failed"):
+        batcher.submit("a")
+
+
+def stage_result(tmp_path, host_result: HostResult):
+    node = make_node(1, 1)
+    stage = ConfigureStage(site=None, run_fn=lambda hosts: {node.hostname: host_result}, window_s=0.01)
+    ctx = NodeContext(node, StateDB(tmp_path / "s.db"), 1, "configure")
+    return stage.run(node, ctx), ctx
+
+
+def test_unreachable_is_retryable_and_a_failed_task_is_not(tmp_path) -> None:
+    unreachable, _ = stage_result(tmp_path, HostResult(unreachable="timed out"))
+    failed, _ = stage_result(tmp_path, HostResult(failed_task="Hold packages", failed_msg="dpkg lock"))
+    assert not unreachable.ok and unreachable.retryable
+    assert not failed.ok and not failed.retryable
+    assert failed.detail == "task 'Hold packages' failed: dpkg lock"
+
+
+def test_success_records_role_versions_and_journals_skipped_steps(tmp_path) -> None:
+    result, ctx = stage_result(tmp_path, HostResult(ok_tasks=40, changed=3, skipped_steps=["nvidia_driver: modprobe"]))
+    assert result.ok and "1 hardware step(s) skipped" in result.detail
+    assert result.evidence["roles"] == role_versions()
+    assert [e.event for e in ctx.db.entries()] == ["hardware_step_skipped"]
+
+
+def test_role_versions_change_when_a_role_file_changes(tmp_path) -> None:
+    role = tmp_path / "roles" / "demo"
+    (role / "tasks").mkdir(parents=True)
+    (role / "tasks" / "main.yml").write_text("- ansible.builtin.debug: {msg: a}\n")
+    before = role_versions(tmp_path / "roles")
+    (role / "tasks" / "main.yml").write_text("- ansible.builtin.debug: {msg: b}\n")
+    assert role_versions(tmp_path / "roles") != before
