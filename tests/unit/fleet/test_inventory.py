@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,39 @@ def test_a_relative_state_dir_is_relative_to_the_site_file(tmp_path: Path, monke
     assert site.lab is not None
     assert site.lab.state_dir == (tmp_path / "site" / "state").resolve()
     assert len(site.nodes) == 4
+
+
+# --- the example production site ----------------------------------------------------------------
+
+
+def test_example_production_site_loads_cleanly() -> None:
+    site = load_site(REPO / "inventory" / "example-production" / "site.yml")
+    assert [rack.number for rack in site.racks] == [1, 2]
+    assert len(site.nodes) == 8
+    assert all(len(node.hcas) == 8 for node in site.nodes.values())
+    assert site.lab is None
+
+
+def test_example_production_site_keeps_secrets_out_and_verifies_tls() -> None:
+    site = load_site(REPO / "inventory" / "example-production" / "site.yml")
+    assert {ref.secret.kind for ref in site.credentials.values()} == {"env", "vault"}
+    for tls in (site.bmc_tls, site.maas_tls):
+        assert tls.verify is True
+        assert tls.ca_file is not None and tls.ca_file.is_absolute()
+    assert site.maas.url.startswith("https://")
+    for node in site.nodes.values():
+        assert node.address.startswith("10.")
+        assert node.bmc.address.startswith("10.")
+
+
+def test_example_production_vault_reference_resolves_once_the_vault_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(REPO / "inventory" / "example-production", tmp_path / "site")
+    _write_vault(tmp_path / "site" / "secrets" / "vault.yml", b"ops-pass",
+                 "idrac_root_password: s3cret-idrac\nufm_admin_password: s3cret-ufm\n")
+    (tmp_path / "vault-password").write_text("ops-pass")
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(tmp_path / "vault-password"))
+    site = load_site(tmp_path / "site" / "site.yml")
+    assert resolve_credentials(site, "idrac") == Credentials("root", "s3cret-idrac")
+    assert resolve_credentials(site, "ufm") == Credentials("admin", "s3cret-ufm")
