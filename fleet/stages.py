@@ -23,6 +23,7 @@ from fleet.inventory import Node, Site, resolve_credentials
 from fleet.maas import (
     DEPLOY_TIMEOUT_S,
     ERASE_TIMEOUT_S,
+    POLL_INTERVAL_S,
     RELEASE_TIMEOUT_S,
     MaasClient,
     Machine,
@@ -31,7 +32,7 @@ from fleet.maas import (
     image_matches,
     node_tags,
 )
-from fleet.redfish import Bmc, BmcPool, SystemInfo
+from fleet.redfish import Bmc, BmcPool, BmcSettings, SystemInfo
 from fleet.state import StateDB
 from fleet.workflow import NodeContext, Stage, StageResult
 
@@ -180,9 +181,13 @@ def user_data(node: Node) -> bytes:
 def build(site: Site, args: argparse.Namespace, db: StateDB, *, reimage: bool = False) -> Iterator[list[Stage]]:
     """The run's stages with their shared clients; clients are closed when the run ends."""
     with ExitStack() as stack:
-        maas = MaasClient(site.maas, resolve_credentials(site, site.maas.credentials), site.maas_tls)
+        scale = time_scale(site)
+        # Polling keeps pace with the (scaled) clock, with floors so a big lab does not flood itself.
+        maas = MaasClient(site.maas, resolve_credentials(site, site.maas.credentials), site.maas_tls,
+                          poll_interval_s=max(0.5, POLL_INTERVAL_S * scale))
         stack.callback(maas.close)
-        bmcs = BmcPool(site, max_requests=args.bmc_requests, insecure=args.insecure_bmc)
+        settings = BmcSettings(poll_interval_s=max(0.2, BmcSettings.poll_interval_s * scale))
+        bmcs = BmcPool(site, max_requests=args.bmc_requests, insecure=args.insecure_bmc, settings=settings)
         deploys = threading.BoundedSemaphore(args.maas_deploys)
         stages: list[Stage] = []
         if reimage:
