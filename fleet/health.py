@@ -1,0 +1,230 @@
+"""Fleet health sweep: run the node-side checks over SSH and decide what to quarantine.
+
+The node does the judging (``python3 -m healthcheck --json``, see healthcheck/README.md); this
+module only fetches those reports in parallel, turns transport failures into per-node results,
+and decides, in a pure function, the fleet verdict and which nodes to quarantine. It never
+powers anything off: quarantine is a decision handed to the caller (MAAS tag, state DB).
+
+Used by ``provision.py health`` and the workflow's ``validate`` stage:
+
+    results = sweep(["gpu-012-01", ...], ssh_target=lambda n: f"root@{site.nodes[n].address}",
+                    timeout_s=60, parallel=32)
+    decision = decide_fleet(results)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from healthcheck.kernlog import Baseline, learn_baseline
+
+log = logging.getLogger("fleet.health")
+
+REMOTE_COMMAND = ("python3", "-m", "healthcheck", "--json")
+UNREACHABLE = "UNREACHABLE"
+# Worst first; UNREACHABLE ranks with UNKNOWN: we could not verify the node.
+_RANK = {"OK": 0, "SKIPPED": 0, "WARNING": 1, "UNKNOWN": 2, UNREACHABLE: 2, "CRITICAL": 3}
+_SSH_FAILED = 255  # ssh's own exit status for connection/authentication failures
+_USAGE_EXIT = 4  # healthcheck's exit status for a bad config
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    verdict: str
+    summary: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """One node's sweep result: its own report when it answered, else why not."""
+
+    node: str
+    verdict: str  # OK, WARNING, CRITICAL, UNKNOWN or UNREACHABLE
+    checks: tuple[CheckOutcome, ...] = ()
+    error: str = ""
+    duration_s: float = 0.0
+    report: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def problems(self) -> tuple[CheckOutcome, ...]:
+        return tuple(c for c in self.checks if c.verdict not in ("OK", "SKIPPED"))
+
+    @property
+    def reason(self) -> str:
+        """One line: the worst checks' summaries, or the transport error."""
+        if self.error:
+            return self.error
+        worst = sorted(self.problems, key=lambda c: -_RANK.get(c.verdict, 2))
+        return "; ".join(f"{c.name}: {c.summary}" for c in worst[:3])
+
+
+@dataclass(frozen=True)
+class FleetDecision:
+    verdict: str
+    counts: Mapping[str, int]
+    quarantine: tuple[tuple[str, str], ...]  # (node, reason)
+    unreachable: tuple[str, ...]
+
+
+def ssh_argv(
+    target: str, remote: tuple[str, ...], *, connect_timeout_s: int, options: tuple[str, ...] = ()
+) -> list[str]:
+    """The system ssh client, never prompting: BatchMode, a connect timeout, keep-alives."""
+    return [
+        "ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout_s}",
+        "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", *options, target, "--", *remote,
+    ]  # fmt: skip
+
+
+def parse_node_output(node: str, returncode: int, stdout: str, stderr: str, duration_s: float) -> NodeHealth:
+    """Turn one SSH run into a NodeHealth; pure, so every transport outcome is table-tested."""
+    if returncode == _SSH_FAILED:
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else "ssh failed"
+        return NodeHealth(node, UNREACHABLE, error=f"ssh: {last}", duration_s=duration_s)
+    if returncode == _USAGE_EXIT:
+        return NodeHealth(
+            node,
+            "UNKNOWN",
+            error=f"healthcheck config invalid on the node: {stderr.strip()[:300]}",
+            duration_s=duration_s,
+        )
+    try:
+        report = json.loads(stdout)
+        checks = tuple(CheckOutcome(c["name"], c["verdict"], c["summary"], c.get("fix", "")) for c in report["checks"])
+        verdict = str(report["verdict"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"no report ({err})"
+        return NodeHealth(node, "UNKNOWN", error=f"healthcheck exited {returncode}: {detail}", duration_s=duration_s)
+    return NodeHealth(node, verdict, checks, duration_s=duration_s, report=report)
+
+
+def _run_one(
+    node: str, argv: list[str], timeout_s: float, runner: Callable[..., subprocess.CompletedProcess]
+) -> tuple[int, str, str, float]:
+    started = time.monotonic()
+    try:
+        done = runner(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        log.warning("node %s: health check timed out after %.0f s", node, timeout_s)
+        return _SSH_FAILED, "", f"timed out after {timeout_s:.0f} s", time.monotonic() - started
+    except OSError as err:
+        return _SSH_FAILED, "", f"cannot run ssh: {err.strerror}", time.monotonic() - started
+    return done.returncode, done.stdout, done.stderr, time.monotonic() - started
+
+
+def sweep(
+    nodes: Iterable[str],
+    ssh_target: Callable[[str], str],
+    *,
+    timeout_s: float = 60.0,
+    parallel: int = 32,
+    remote_command: tuple[str, ...] = REMOTE_COMMAND,
+    ssh_options: tuple[str, ...] = (),
+    runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+) -> list[NodeHealth]:
+    """Run the checks on every node, at most ``parallel`` at once; results in input order.
+
+    ``ssh_target(node)`` gives what ssh connects to ("root@198.18.0.12", or a Host alias).
+    ``runner`` is ``subprocess.run``; tests pass a stand-in.
+    """
+    names = list(nodes)
+    connect = max(1, min(10, int(timeout_s / 3)))
+
+    def one(node: str) -> NodeHealth:
+        argv = ssh_argv(ssh_target(node), remote_command, connect_timeout_s=connect, options=ssh_options)
+        rc, out, err, took = _run_one(node, argv, timeout_s, runner)
+        result = parse_node_output(node, rc, out, err, round(took, 2))
+        log.info("node %s: %s%s", node, result.verdict, f" ({result.reason})" if result.reason else "")
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(names) or 1)), thread_name_prefix="health") as pool:
+        return list(pool.map(one, names))
+
+
+def decide_fleet(
+    results: Iterable[NodeHealth], *, quarantine_verdicts: tuple[str, ...] = ("CRITICAL",)
+) -> FleetDecision:
+    """Fleet verdict (the worst node) and the nodes to quarantine, with the reason for each.
+
+    Only nodes that answered with a quarantine verdict are quarantined: an unreachable node may
+    be a network blip, and quarantining on silence would let one switch fault drain a rack.
+    """
+    results = list(results)
+    counts = Counter(r.verdict for r in results)
+    worst = max((r.verdict for r in results), key=lambda v: _RANK.get(v, 2), default="UNKNOWN")
+    quarantine = tuple((r.node, r.reason) for r in results if r.verdict in quarantine_verdicts)
+    unreachable = tuple(r.node for r in results if r.verdict == UNREACHABLE)
+    return FleetDecision(worst, dict(sorted(counts.items())), quarantine, unreachable)
+
+
+def to_rows(results: Iterable[NodeHealth]) -> list[dict[str, str]]:
+    """Table-ready rows: node, verdict, the first problem and who fixes it."""
+    rows = []
+    for r in results:
+        first = sorted(r.problems, key=lambda c: -_RANK.get(c.verdict, 2))[:1]
+        rows.append({
+            "node": r.node,
+            "verdict": r.verdict,
+            "reason": r.reason,
+            "fix": first[0].fix if first else "",
+            "duration_s": f"{r.duration_s:.1f}",
+        })  # fmt: skip
+    return rows
+
+
+def to_json(results: Iterable[NodeHealth], decision: FleetDecision) -> dict[str, Any]:
+    """The sweep's JSON: fleet decision plus each node's own report (schema in healthcheck/README.md)."""
+    return {
+        "verdict": decision.verdict,
+        "counts": dict(decision.counts),
+        "quarantine": [{"node": n, "reason": why} for n, why in decision.quarantine],
+        "unreachable": list(decision.unreachable),
+        "nodes": [
+            {"node": r.node, "verdict": r.verdict, "error": r.error, "duration_s": r.duration_s, "report": r.report}
+            for r in results
+        ],
+    }
+
+
+def fetch_kernel_logs(
+    nodes: Iterable[str],
+    ssh_target: Callable[[str], str],
+    *,
+    timeout_s: float = 30.0,
+    parallel: int = 16,
+    runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """``dmesg`` of each known-good node over SSH: (logs by node, errors by node)."""
+    names = list(nodes)
+    connect = max(1, min(10, int(timeout_s / 3)))
+
+    def one(node: str) -> tuple[str, int, str, str]:
+        argv = ssh_argv(ssh_target(node), ("dmesg",), connect_timeout_s=connect)
+        rc, out, err, _ = _run_one(node, argv, timeout_s, runner)
+        return node, rc, out, err
+
+    logs: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(names) or 1))) as pool:
+        for node, rc, out, err in pool.map(one, names):
+            if rc == 0:
+                logs[node] = out.splitlines()
+            else:
+                errors[node] = (err.strip().splitlines() or [f"exit {rc}"])[-1]
+                log.warning("node %s: cannot read dmesg: %s", node, errors[node])
+    return logs, errors
+
+
+def learn_fleet_baseline(logs: Mapping[str, Iterable[str]], *, min_nodes: int = 1) -> Baseline:
+    """The dmesg baseline from known-good nodes' logs (save with healthcheck.kernlog.save_baseline)."""
+    return learn_baseline(logs, min_nodes)
