@@ -107,6 +107,9 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
     "invalid_yaml": [
         (SITE, "line 29", "not valid YAML (mapping values are not allowed", "fix the YAML syntax"),
     ],
+    "duplicate_key": [
+        (SITE, "line 32", "not valid YAML (found duplicate key 'pxe_mac')", "keep only one of the two"),
+    ],
     "missing_rack_files": [
         (SITE, "racks[0]", "no rack file matches 'racks/*.yml'", "fix the path or glob"),
     ],
