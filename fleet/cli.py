@@ -116,6 +116,10 @@ def _load(args: argparse.Namespace, verb: str) -> tuple[Site, list[Node]]:
         raise UsageError("reimage needs the nodes named explicitly", hint="provision.py reimage gpu-012-03 [...]")
     if verb == "up" and not (args.rack or names):
         raise UsageError("no nodes selected", hint="pass --rack 12 (or 12-15) and/or --nodes gpu-012-01,gpu-012-02")
+    if verb == "health" and args.action == "baseline":
+        names += [name.strip() for text in args.good for name in text.split(",") if name.strip()]
+    elif verb == "health" and not (args.rack or names or args.all):
+        raise UsageError("no nodes selected", hint="pass --rack 12, --nodes a,b or --all")
     if verb == "reimage" and args.rack:
         raise UsageError("reimage takes node names, not racks", hint="name each node: reimage gpu-012-01 gpu-012-02")
     if verb == "up" and site.lab is None and args.fault:

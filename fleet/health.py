@@ -202,6 +202,7 @@ def fetch_kernel_logs(
     *,
     timeout_s: float = 30.0,
     parallel: int = 16,
+    ssh_options: tuple[str, ...] = (),
     runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
 ) -> tuple[dict[str, list[str]], dict[str, str]]:
     """``dmesg`` of each known-good node over SSH: (logs by node, errors by node)."""
@@ -209,7 +210,7 @@ def fetch_kernel_logs(
     connect = max(1, min(10, int(timeout_s / 3)))
 
     def one(node: str) -> tuple[str, int, str, str]:
-        argv = ssh_argv(ssh_target(node), ("dmesg",), connect_timeout_s=connect)
+        argv = ssh_argv(ssh_target(node), ("dmesg",), connect_timeout_s=connect, options=ssh_options)
         rc, out, err, _ = _run_one(node, argv, timeout_s, runner)
         return node, rc, out, err
 

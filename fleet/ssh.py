@@ -26,11 +26,16 @@ class SshResult:
         return self.rc not in (255, -1)
 
 
+def options(site: Site) -> tuple[str, ...]:
+    """Site-specific ssh options: the lab's own ssh_config (user, key, known_hosts); none in production."""
+    if site.lab is None:
+        return ()
+    return ("-F", str(site.lab.state_dir / "ssh_config"), "-l", "root")
+
+
 def ssh_argv(site: Site, node: Node, command: str) -> list[str]:
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}"]
-    if site.lab is not None:
-        argv += ["-F", str(site.lab.state_dir / "ssh_config"), "-l", "root"]
-    return [*argv, node.address, command]
+    return ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}", *options(site),
+            node.address, command]
 
 
 def run(site: Site, node: Node, command: str, timeout_s: float) -> SshResult:

@@ -1,0 +1,107 @@
+"""`provision.py health`: sweep the checks over the selected nodes; learn the dmesg baseline.
+
+    provision.py health --rack 12 [--quarantine] [--json]
+    provision.py health --all
+    provision.py health baseline --from gpu-012-01,gpu-012-02 [--out PATH]
+
+`--quarantine` tags CRITICAL nodes in MAAS and marks them quarantined in the state DB, journaled
+first; it never powers anything off (draining and repair are for people, with the reason in hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fleet.health import NodeHealth, decide_fleet, fetch_kernel_logs, learn_fleet_baseline, to_json, to_rows
+from fleet.inventory import Node, Site, resolve_credentials
+from fleet.maas import MaasClient
+from fleet.state import StateDB
+from fleet.validate import sweep_site
+
+QUARANTINE_TAG = "fleet-quarantined"
+FAILING = ("CRITICAL", "UNKNOWN", "UNREACHABLE")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=("check", "baseline"), default="check",
+                        help="check (default) or learn the dmesg baseline")
+    parser.add_argument("--all", action="store_true", help="every node of the site")
+    parser.add_argument("--quarantine", action="store_true",
+                        help="tag CRITICAL nodes in MAAS and the state DB (never powers anything off)")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-node timeout (seconds)")
+    parser.add_argument("--parallel", type=int, default=32, metavar="N", help="nodes checked at once")
+    parser.add_argument("--from", dest="good", action="append", default=[], metavar="A,B",
+                        help="baseline: known-good nodes to learn from")
+    parser.add_argument("--out", type=Path, help="baseline: file to write (default: dmesg-baseline.json "
+                        "beside the site file)")
+
+
+def run(args: argparse.Namespace, site: Site, nodes: list[Node], console: Console,
+        open_state: Callable[[argparse.Namespace, Site], StateDB]) -> int:
+    if args.action == "baseline":
+        return _baseline(args, site, console)
+    results = sweep_site(site, nodes, timeout_s=args.timeout, parallel=args.parallel)
+    decision = decide_fleet(results)
+    if args.quarantine and decision.quarantine:
+        _quarantine(site, open_state(args, site), dict(decision.quarantine), console)
+    if args.json:
+        print(json.dumps(to_json(results, decision), indent=2))
+    else:
+        console.print(_table(results, site))
+        counts = ", ".join(f"{n} {verdict}" for verdict, n in decision.counts.items())
+        console.print(f"fleet verdict {decision.verdict}: {counts}")
+    return 1 if any(r.verdict in FAILING for r in results) else 0
+
+
+def _table(results: list[NodeHealth], site: Site) -> Table:
+    table = Table(title=f"{site.name}: health of {len(results)} node(s)", title_justify="left")
+    for column in ("node", "verdict", "reason", "who fixes it", "time"):
+        table.add_column(column, overflow="fold")
+    style = {"OK": "green", "WARNING": "yellow"}
+    for row in to_rows(results):
+        colour = style.get(row["verdict"], "red")
+        table.add_row(row["node"], f"[{colour}]{row['verdict']}[/]", row["reason"], row["fix"],
+                      f"{row['duration_s']}s")
+    return table
+
+
+def _quarantine(site: Site, db: StateDB, reasons: dict[str, str], console: Console) -> None:
+    """State DB first (journaled), then the MAAS tag, so an operator sees the reason wherever they look."""
+    for name, reason in reasons.items():
+        db.journal(name, "health", "quarantine", reason=reason)
+        db.update(name, status="quarantined", current="health", last_error=f"health: {reason}")
+    with MaasClient(site.maas, resolve_credentials(site, site.maas.credentials), site.maas_tls) as maas:
+        for name in reasons:
+            node = site.nodes[name]
+            maas.tag(name, maas.find_machine(node), (QUARANTINE_TAG,))
+    console.print(f"quarantined {len(reasons)} node(s): {', '.join(reasons)} (MAAS tag {QUARANTINE_TAG})")
+
+
+def _baseline(args: argparse.Namespace, site: Site, console: Console) -> int:
+    from fleet import ssh
+    from healthcheck.kernlog import save_baseline
+
+    good = [name.strip() for text in args.good for name in text.split(",") if name.strip()]
+    unknown = [name for name in good if name not in site.nodes]
+    if not good or unknown:
+        from fleet.errors import UsageError
+
+        raise UsageError(f"baseline needs known-good nodes of the site (unknown: {', '.join(unknown) or '-'})",
+                         hint="pass --from gpu-012-01,gpu-012-02")
+    addresses = {name: site.nodes[name].address for name in good}
+    logs, errors = fetch_kernel_logs(good, addresses.__getitem__, timeout_s=args.timeout, ssh_options=ssh.options(site))
+    for name, why in errors.items():
+        console.print(f"[red]{name}[/]: {why}")
+    if not logs:
+        return 1
+    baseline = learn_fleet_baseline(logs)
+    out = args.out or site.path.parent / "dmesg-baseline.json"
+    save_baseline(baseline, out)
+    console.print(f"baseline from {len(logs)} node(s) written to {out}")
+    return 0 if not errors else 1
