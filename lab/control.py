@@ -20,9 +20,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -77,25 +78,32 @@ def ensure_secrets(lab_dir: Path) -> Path:
     return path
 
 
-def _services(site: Site, lab_dir: Path) -> list[LabService]:
+def _services(site: Site, lab_dir: Path,
+              prepare_options: Mapping[str, Mapping[str, Any]] | None = None) -> list[LabService]:
     found: list[LabService] = []
     for name in COMPONENTS:
         module = importlib.import_module(name)
-        module.prepare(site, lab_dir)
+        module.prepare(site, lab_dir, **(prepare_options or {}).get(name, {}))
         described = module.service(site, lab_dir)
         found.extend(described if isinstance(described, list) else [described])
     return found
 
 
-def up(site: Site, extra_faults: Iterable[FaultSpec] = ()) -> list[ServiceStatus]:
-    """Start every lab service that is not already running; idempotent."""
+def up(site: Site, extra_faults: Iterable[FaultSpec] = (), *,
+       prepare_options: Mapping[str, Mapping[str, Any]] | None = None) -> list[ServiceStatus]:
+    """Start every lab service that is not already running; idempotent.
+
+    `prepare_options` passes keyword arguments to a component's `prepare`, by component module:
+    the benchmark starts the BMCs with a known power delay through
+    `{"lab.redfish.service": {"power_delay_s": 5.0}}` (a service that is already running keeps its settings).
+    """
     lab_dir = lab_dir_of(site)
     for sub in ("logs", "pids"):
         (lab_dir / sub).mkdir(parents=True, exist_ok=True)
     ensure_secrets(lab_dir)
     lab_faults.write(lab_dir, lab_faults.resolve(site, extra_faults))
     (lab_dir / "site").write_text(str(site.path), encoding="utf-8")
-    for service in _services(site, lab_dir):
+    for service in _services(site, lab_dir, prepare_options):
         if _pid_alive(_read_pid(lab_dir, service.name)):
             continue
         _check_port_free(site, service.ready)
