@@ -1,0 +1,298 @@
+"""Lab hosts as systemd-nspawn containers: boot from an overlay on the cached image, stop, list.
+
+Each host's state is one directory, `lab_dir/hosts/<name>/` (overlay upper/work/merged, the pid of
+systemd-nspawn, its address, the console log). Every call looks at what is really there (pid alive?
+overlay mounted? cgroup left over?) rather than trusting a record, so start and stop are idempotent
+and safe after a crash, a SIGKILL or a half-finished start.
+
+Each container runs in a cgroup of its own (`fleetlab-<lab hash>-<name>`): on a machine whose PID 1 is
+not systemd, containers sharing one cgroup have their systemds fight over it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.hosts import bridge, image, keys
+from lab.hosts.image import HostError
+from lab.hosts.plan import LAB_NETWORK, HostIdentity, check_address, check_name, host_files, nspawn_argv
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BRIDGE = "fleetlab0"
+DEFAULT_GATEWAY = "198.18.0.1"
+SSH_TIMEOUT_S = 60.0
+STOP_GRACE_S = 5.0
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """A lab host as found on the machine."""
+
+    name: str
+    address: str
+    pid: int | None
+    running: bool
+    kind: str = "nspawn"
+
+
+def hosts_dir(lab_dir: Path) -> Path:
+    return lab_dir / "hosts"
+
+
+def _host_dir(lab_dir: Path, name: str) -> Path:
+    return hosts_dir(lab_dir) / name
+
+
+def _cgroup_name(lab_dir: Path, name: str) -> str:
+    digest = hashlib.sha256(str(lab_dir.resolve()).encode()).hexdigest()[:8]
+    return f"fleetlab-{digest}-{name}"
+
+
+def _cgroup_dirs(lab_dir: Path, name: str) -> list[Path]:
+    roots = [r for r in CGROUP_ROOTS if r.is_dir()] or [Path("/sys/fs/cgroup")]
+    return [root / _cgroup_name(lab_dir, name) for root in roots]
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own exited child not yet reaped) is not a running host.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _is_mounted(path: Path) -> bool:
+    target = str(path.resolve())
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        return any(line.split()[1] == target for line in mounts if len(line.split()) > 1)
+
+
+def list_hosts(lab_dir: Path) -> list[HostInfo]:
+    """Every host with a state directory in this lab, running or left over."""
+    found: list[HostInfo] = []
+    root = hosts_dir(lab_dir)
+    if not root.is_dir():
+        return found
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        pid_text = _read(folder / "pid")
+        pid = int(pid_text) if pid_text and pid_text.isdigit() else None
+        found.append(HostInfo(folder.name, _read(folder / "address") or "", pid, _pid_alive(pid),
+                              _read(folder / "kind") or "nspawn"))
+    return found
+
+
+def running_hosts(lab_dir: Path) -> dict[str, str]:
+    """name -> address of the hosts that run now."""
+    return {h.name: h.address for h in list_hosts(lab_dir) if h.running}
+
+
+def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_BRIDGE,
+          gateway: str = DEFAULT_GATEWAY, timeout_s: float = SSH_TIMEOUT_S) -> HostInfo:
+    """Boot host `name` at `address` and wait until it accepts SSH with the lab key.
+
+    Already running at that address: nothing to do. Running elsewhere, or left half there by a crash:
+    thrown away and started fresh.
+    """
+    check_name(name)
+    check_address(address, gateway)
+    lab_dir = lab_dir.resolve()
+    current = {h.name: h for h in list_hosts(lab_dir)}
+    here = current.get(name)
+    if here is not None and here.running and here.address == address:
+        return here
+    clash = [h.name for h in current.values() if h.running and h.address == address and h.name != name]
+    if clash:
+        raise HostError(f"address {address} is already taken by lab host {clash[0]}", node=name,
+                        hint=f"stop {clash[0]} first or give {name} another address")
+    if here is not None:
+        stop(name, lab_dir)
+
+    rootfs = image.ensure_base()
+    lab_keys = keys.ensure_keys(lab_dir)
+    bridge.ensure_bridge(bridge_name, gateway)
+    folder = _host_dir(lab_dir, name)
+    upper, work, merged = folder / "upper", folder / "work", folder / "merged"
+    for sub in (upper, work, merged):
+        sub.mkdir(parents=True, exist_ok=True)
+    (folder / "address").write_text(address, encoding="utf-8")
+    (folder / "kind").write_text("nspawn", encoding="utf-8")
+    identity = HostIdentity(name, address, LAB_NETWORK.prefixlen, lab_keys.client_pub, lab_keys.host_key,
+                            lab_keys.host_pub)
+    write_files(upper, identity, "host0")
+    mounted = subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={rootfs},upperdir={upper},workdir={work}",
+         str(merged)], capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        raise HostError("could not mount the host's overlay", node=name, service_message=mounted.stderr,
+                        hint="lab hosts need root and overlayfs")
+
+    cgroups = _cgroup_dirs(lab_dir, name)
+    for cgroup in cgroups:
+        cgroup.mkdir(exist_ok=True)
+
+    def enter_cgroup() -> None:  # runs in the child between fork and exec
+        for cgroup in cgroups:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
+    started = time.monotonic()
+    with open(folder / "console.log", "ab") as console:
+        process = subprocess.Popen(nspawn_argv(name, merged, bridge_name), stdin=subprocess.DEVNULL,
+                                   stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=enter_cgroup)
+    (folder / "pid").write_text(str(process.pid), encoding="utf-8")
+    keys.write_ssh_config(lab_dir, running_hosts(lab_dir))
+    try:
+        wait_for_ssh(name, address, lab_dir, timeout_s, process)
+    except HostError:
+        stop(name, lab_dir)
+        raise
+    log.info("%s: lab host up at %s in %.1f s", name, address, time.monotonic() - started)
+    return HostInfo(name, address, process.pid, True)
+
+
+def write_files(root: Path, identity: HostIdentity, interface: str) -> None:
+    """Write the per-host files (hostname, address, keys) under `root` with their modes; root-owned."""
+    for item in host_files(identity, interface):
+        target = root / item.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if item.path.startswith("root/"):
+            target.parent.chmod(0o700)
+        target.write_text(item.content, encoding="utf-8")
+        target.chmod(item.mode)
+
+
+def wait_for_ssh(name: str, address: str, lab_dir: Path, timeout_s: float,
+                 process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until sshd answers and a login with the lab key runs a command (that also warms ControlMaster)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise HostError(f"the host exited with code {process.returncode} while booting", node=name,
+                            service_message=_tail(_host_dir(lab_dir, name) / "console.log"))
+        if _banner(address):
+            done = subprocess.run(["ssh", "-F", str(lab_dir / "ssh_config"), "-o", "BatchMode=yes", address,
+                                   "true"], capture_output=True, text=True, timeout=30, check=False)
+            if done.returncode == 0:
+                return
+        time.sleep(0.2)
+    raise HostError(f"the host did not accept SSH at {address} within {timeout_s:.0f} s", node=name,
+                    service_message=_tail(_host_dir(lab_dir, name) / "console.log"),
+                    hint=f"read {_host_dir(lab_dir, name) / 'console.log'}")
+
+
+def _banner(address: str) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=1) as conn:
+            conn.settimeout(2)
+            return conn.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _cgroup_pids(cgroup: Path) -> set[int]:
+    pids: set[int] = set()
+    if not cgroup.is_dir():
+        return pids
+    for procs in cgroup.rglob("cgroup.procs"):
+        try:
+            pids.update(int(p) for p in procs.read_text().split())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _remove_cgroup(cgroup: Path) -> None:
+    if not cgroup.is_dir():
+        return
+    for sub in sorted((p for p in cgroup.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            sub.rmdir()
+        except OSError:
+            log.debug("cgroup %s not removed yet", sub)
+    try:
+        cgroup.rmdir()
+    except OSError as err:
+        log.warning("could not remove cgroup %s: %s", cgroup, err)
+
+
+def stop(name: str, lab_dir: Path, *, grace_s: float = STOP_GRACE_S) -> bool:
+    """Stop host `name` and throw its overlay away; True if anything was there. Safe on any leftover."""
+    check_name(name)
+    lab_dir = lab_dir.resolve()
+    folder = _host_dir(lab_dir, name)
+    cgroups = _cgroup_dirs(lab_dir, name)
+    if not folder.exists() and not any(c.exists() for c in cgroups):
+        return False
+    pid_text = _read(folder / "pid")
+    pid = int(pid_text) if pid_text and pid_text.isdigit() else None
+    if _pid_alive(pid):
+        # SIGTERM asks nspawn to power the container off cleanly; the overlay is thrown away anyway, so
+        # a short grace is enough and the rest is killed.
+        os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
+        deadline = time.monotonic() + grace_s
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for _ in range(50):
+        left = set().union(*(_cgroup_pids(c) for c in cgroups))
+        if pid and _pid_alive(pid):
+            left.add(pid)
+        if not left:
+            break
+        for each in left:
+            try:
+                os.kill(each, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        time.sleep(0.1)
+    if pid:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
+        except ChildProcessError:
+            pass
+    merged = folder / "merged"
+    if merged.exists() and _is_mounted(merged):
+        unmounted = subprocess.run(["umount", str(merged)], capture_output=True, text=True, check=False)
+        if unmounted.returncode != 0:
+            subprocess.run(["umount", "--lazy", str(merged)], capture_output=True, check=False)
+    for cgroup in cgroups:
+        _remove_cgroup(cgroup)
+    shutil.rmtree(folder, ignore_errors=True)
+    if hosts_dir(lab_dir).is_dir():
+        keys.write_ssh_config(lab_dir, running_hosts(lab_dir))
+    log.info("%s: lab host stopped and its overlay removed", name)
+    return True
+

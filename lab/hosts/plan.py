@@ -1,0 +1,250 @@
+"""Pure decisions for lab hosts: addresses, image cache keys, the files that make a host itself, argv.
+
+Nothing here touches the machine, so every rule (which addresses a host may take, when an image must
+be rebuilt, what the MAAS hook does at the cap) has a table-driven unit test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# The benchmarking block (RFC 2544): no real network uses it, so lab traffic can never leave the lab.
+LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
+# Lab nodes sit at 198.18.<rack>.<10 + slot> (inventory); molecule instances get ranges no rack reaches.
+MOLECULE_NSPAWN_RANGE = ipaddress.ip_network("198.19.100.0/24")
+MOLECULE_VM_RANGE = ipaddress.ip_network("198.19.101.0/24")
+FIRST_HOST_OFFSET = 10  # .1-.9 of a range stay free for gateways and servers
+
+DEBIAN_SUITE = "bookworm"
+DEBIAN_VARIANT = "minbase"
+# The base image: what every lab host needs to be managed (systemd, sshd, Python with apt bindings)
+# plus the Debian packages the roles install from Debian itself, baked in because lab hosts reach
+# no Debian mirror. python3-debian: ansible.builtin.deb822_repository needs it on the node.
+BASE_PACKAGES: tuple[str, ...] = (
+    "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt", "python3-debian", "sudo",
+    "iproute2", "iputils-ping", "ca-certificates", "gnupg", "kmod", "procps", "udev", "chrony",
+    "pciutils", "rdma-core", "ibverbs-utils", "numactl", "prometheus-node-exporter", "less",
+)
+# A VM boots its own kernel: the image's kernel and an initramfs that finds a virtio disk.
+VM_PACKAGES: tuple[str, ...] = ("linux-image-amd64", "initramfs-tools")
+
+# Shell run in the image root (chroot) once after debootstrap. Part of the cache key: editing it rebuilds.
+# - no Debian source: lab hosts reach no mirror, and a dead source fails every `apt update` of a role;
+# - no host keys or machine id in the image: each lab writes its own key, systemd makes each host an id;
+# - networkd configures the bridge address from the per-host .network file; timers that wake apt off;
+# - an empty resolv.conf: no DNS in the lab, and a resolver that times out slows every fact gathering.
+IMAGE_SETUP = r"""
+set -e
+: > /etc/apt/sources.list
+rm -f /etc/ssh/ssh_host_*
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id
+: > /etc/resolv.conf
+systemctl enable systemd-networkd.service ssh.service
+systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+    fstrim.timer systemd-networkd-wait-online.service getty-static.service
+printf 'HostKey /etc/ssh/ssh_host_ed25519_key\nUseDNS no\n' > /etc/ssh/sshd_config.d/10-fleet-lab.conf
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+"""
+# After the kernel is installed: the initramfs must carry virtio drivers to find its root disk; the
+# seed unit applies the per-VM files (hostname, address, keys) from the second disk before sshd starts.
+VM_SETUP = r"""
+set -e
+printf 'virtio_pci\nvirtio_blk\nvirtio_net\next4\n' >> /etc/initramfs-tools/modules
+update-initramfs -u -k all
+cat > /usr/local/sbin/fleet-seed <<'SEED'
+#!/bin/sh
+# Copy the per-VM files from the seed disk (/dev/vdb, made by lab.hosts.vm) onto the root.
+set -e
+for _ in $(seq 50); do [ -b /dev/vdb ] && break; sleep 0.1; done
+mkdir -p /run/fleet-seed
+mount -o ro /dev/vdb /run/fleet-seed
+cp -a /run/fleet-seed/root/. /
+umount /run/fleet-seed
+hostname "$(cat /etc/hostname)"
+SEED
+chmod 755 /usr/local/sbin/fleet-seed
+cat > /etc/systemd/system/fleet-seed.service <<'UNIT'
+[Unit]
+Description=Apply the lab VM's seed disk (hostname, address, SSH keys)
+DefaultDependencies=no
+After=local-fs.target
+Before=systemd-networkd.service ssh.service network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/fleet-seed
+RemainAfterExit=yes
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+systemctl enable fleet-seed.service
+printf '/dev/vda / ext4 defaults 0 1\n' > /etc/fstab
+"""
+
+
+class PlanError(ValueError):
+    """A request the plan rejects (bad address, bad name); the CLI turns it into exit code 2."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What goes into an image; its key names the cache entry, so any change builds a new one."""
+
+    suite: str
+    variant: str
+    packages: tuple[str, ...]
+    setup: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return cache_key(self)
+
+
+def base_image_spec() -> ImageSpec:
+    return ImageSpec(DEBIAN_SUITE, DEBIAN_VARIANT, BASE_PACKAGES, (IMAGE_SETUP,))
+
+
+def vm_image_spec() -> ImageSpec:
+    base = base_image_spec()
+    return ImageSpec(base.suite, base.variant, base.packages + VM_PACKAGES, base.setup + (VM_SETUP,))
+
+
+def cache_key(spec: ImageSpec) -> str:
+    """Stable over package order and duplicates (a set), sensitive to everything else."""
+    payload = json.dumps(
+        {"suite": spec.suite, "variant": spec.variant, "packages": sorted(set(spec.packages)),
+         "setup": list(spec.setup)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def check_address(address: str, gateway: str) -> ipaddress.IPv4Address:
+    """A lab host address must be a usable address of the lab block and not the bridge's own."""
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        raise PlanError(f"{address!r} is not an IPv4 address") from None
+    if ip not in LAB_NETWORK:
+        raise PlanError(f"{address} is outside the lab block {LAB_NETWORK}; lab hosts never use real addresses")
+    if ip in (LAB_NETWORK.network_address, LAB_NETWORK.broadcast_address):
+        raise PlanError(f"{address} is the lab block's network or broadcast address")
+    if str(ip) == gateway:
+        raise PlanError(f"{address} is the bridge's own address (the lab host side)")
+    return ip
+
+
+def molecule_address(index: int, *, vm: bool = False) -> str:
+    """The address of the `index`-th (0-based) molecule instance; never one a lab node can have."""
+    network = MOLECULE_VM_RANGE if vm else MOLECULE_NSPAWN_RANGE
+    usable = network.num_addresses - FIRST_HOST_OFFSET - 1
+    if not 0 <= index < usable:
+        raise PlanError(f"molecule instance index {index} is outside 0..{usable - 1}")
+    return str(network.network_address + FIRST_HOST_OFFSET + index)
+
+
+def check_name(name: str) -> str:
+    """Host names become machine names, veth names and paths: a DNS label, nothing else."""
+    if not name or len(name) > 63 or not all(c.isalnum() or c == "-" for c in name) or name[0] == "-":
+        raise PlanError(f"{name!r} is not a valid host name (letters, digits and '-', at most 63)")
+    return name
+
+
+@dataclass(frozen=True)
+class HostFile:
+    """A file written into a host's root before it boots."""
+
+    path: str
+    content: str
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class HostIdentity:
+    """Who a host is: its name, address on the bridge, and the lab's SSH keys it trusts and presents."""
+
+    hostname: str
+    address: str
+    prefixlen: int
+    authorized_key: str
+    host_key: str
+    host_key_pub: str
+
+
+def host_files(identity: HostIdentity, interface: str) -> tuple[HostFile, ...]:
+    """The files that turn the shared image into one particular host.
+
+    `interface` is the host's link to the bridge: `host0` in a container (nspawn's veth), the first
+    Ethernet link in a VM. /etc/hosts carries the name because sudo resolves its own host name.
+    """
+    name, address = identity.hostname, identity.address
+    network = (
+        "[Match]\n"
+        f"Name={interface}\n\n"
+        "[Network]\n"
+        f"Address={address}/{identity.prefixlen}\n"
+        "LinkLocalAddressing=no\n"
+        "IPv6AcceptRA=no\n"
+    )
+    return (
+        HostFile("etc/hostname", f"{name}\n"),
+        HostFile("etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n{address}\t{name}\n"),
+        HostFile("etc/systemd/network/10-fleet-lab.network", network),
+        HostFile("root/.ssh/authorized_keys", identity.authorized_key.strip() + "\n", 0o600),
+        HostFile("etc/ssh/ssh_host_ed25519_key", identity.host_key, 0o600),
+        HostFile("etc/ssh/ssh_host_ed25519_key.pub", identity.host_key_pub.strip() + "\n"),
+    )
+
+
+def nspawn_argv(name: str, root: Path, bridge: str) -> list[str]:
+    """systemd-nspawn for one host.
+
+    --register=no --keep-unit: PID 1 of a CI machine is often not systemd, so there is no machined to
+    register with and no unit to create; the caller gives the container its own cgroup instead.
+    --resolv-conf=off keeps the image's empty resolv.conf (no DNS in the lab).
+    """
+    return [
+        "systemd-nspawn", "--boot", "--register=no", "--keep-unit", "--quiet",
+        f"--directory={root}", f"--machine={name}", f"--hostname={name}",
+        f"--network-bridge={bridge}", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+        "--console=read-only",
+    ]
+
+
+@dataclass(frozen=True)
+class HookAction:
+    """What the MAAS hook does for one event: `start`, `stop` or `skip`, and why (logged)."""
+
+    action: str
+    reason: str
+
+
+def decide_hook(event: str, hostname: str, running: frozenset[str], max_hosts: int) -> HookAction:
+    """Deployed -> boot a host unless the cap is reached; released -> throw the host away.
+
+    A node redeployed while its host runs gets a fresh host (a reimage), so `start` also covers
+    `hostname in running`: the caller stops the old one first.
+    """
+    if event == "released":
+        if hostname in running:
+            return HookAction("stop", f"{hostname} was released: its host and overlay are thrown away")
+        return HookAction("skip", f"{hostname} was released and has no lab host")
+    if event != "deployed":
+        raise PlanError(f"unknown hook event {event!r}; expected 'deployed' or 'released'")
+    if hostname in running:
+        return HookAction("start", f"{hostname} was redeployed: its host is replaced by a fresh one")
+    if len(running) >= max_hosts:
+        return HookAction(
+            "skip",
+            f"{hostname} was deployed but gets no lab host: {len(running)} of {max_hosts} hosts already run "
+            "(raise lab.hosts.max in the site, or release nodes)",
+        )
+    return HookAction("start", f"{hostname} was deployed: booting its lab host")
