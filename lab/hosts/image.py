@@ -177,12 +177,17 @@ def _chroot_install(root: Path, packages: list[str], log_path: Path) -> None:
     policy = root / "usr/sbin/policy-rc.d"
     policy.write_text("#!/bin/sh\nexit 101\n", encoding="utf-8")
     policy.chmod(0o755)
+    # The image's resolv.conf is empty on purpose (no DNS in the lab); the build needs the host's.
+    resolv = root / "etc/resolv.conf"
+    resolv.unlink(missing_ok=True)
+    shutil.copyfile("/etc/resolv.conf", resolv)
     try:
         _chroot_sh(root, "apt-get update -q && apt-get install -y -q --no-install-recommends "
                    + " ".join(packages) + " && apt-get clean && rm -rf /var/lib/apt/lists/*", log_path)
     finally:
         sources.unlink(missing_ok=True)
         policy.unlink(missing_ok=True)
+        resolv.write_text("", encoding="utf-8")
 
 
 def _copy_tree(source: Path, target: Path) -> None:

@@ -11,6 +11,7 @@ not systemd, containers sharing one cgroup have their systemds fight over it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -64,7 +65,7 @@ def _cgroup_dirs(lab_dir: Path, name: str) -> list[Path]:
     return [root / _cgroup_name(lab_dir, name) for root in roots]
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -103,7 +104,7 @@ def list_hosts(lab_dir: Path) -> list[HostInfo]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         pid_text = _read(folder / "pid")
         pid = int(pid_text) if pid_text and pid_text.isdigit() else None
-        found.append(HostInfo(folder.name, _read(folder / "address") or "", pid, _pid_alive(pid),
+        found.append(HostInfo(folder.name, _read(folder / "address") or "", pid, pid_alive(pid),
                               _read(folder / "kind") or "nspawn"))
     return found
 
@@ -259,16 +260,16 @@ def stop(name: str, lab_dir: Path, *, grace_s: float = STOP_GRACE_S) -> bool:
         return False
     pid_text = _read(folder / "pid")
     pid = int(pid_text) if pid_text and pid_text.isdigit() else None
-    if _pid_alive(pid):
+    if pid_alive(pid):
         # SIGTERM asks nspawn to power the container off cleanly; the overlay is thrown away anyway, so
         # a short grace is enough and the rest is killed.
         os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
         deadline = time.monotonic() + grace_s
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
     for _ in range(50):
         left = set().union(*(_cgroup_pids(c) for c in cgroups))
-        if pid and _pid_alive(pid):
+        if pid and pid_alive(pid):
             left.add(pid)
         if not left:
             break
@@ -279,10 +280,8 @@ def stop(name: str, lab_dir: Path, *, grace_s: float = STOP_GRACE_S) -> bool:
                 continue
         time.sleep(0.1)
     if pid:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
-        except ChildProcessError:
-            pass
     merged = folder / "merged"
     if merged.exists() and _is_mounted(merged):
         unmounted = subprocess.run(["umount", str(merged)], capture_output=True, text=True, check=False)

@@ -114,7 +114,7 @@ def base_image_spec() -> ImageSpec:
 
 def vm_image_spec() -> ImageSpec:
     base = base_image_spec()
-    return ImageSpec(base.suite, base.variant, base.packages + VM_PACKAGES, base.setup + (VM_SETUP,))
+    return ImageSpec(base.suite, base.variant, base.packages + VM_PACKAGES, (*base.setup, VM_SETUP))
 
 
 def cache_key(spec: ImageSpec) -> str:
@@ -235,16 +235,16 @@ def decide_hook(event: str, hostname: str, running: frozenset[str], max_hosts: i
     """
     if event == "released":
         if hostname in running:
-            return HookAction("stop", f"{hostname} was released: its host and overlay are thrown away")
-        return HookAction("skip", f"{hostname} was released and has no lab host")
+            return HookAction("stop", "released: its host and overlay are thrown away")
+        return HookAction("skip", "released; it has no lab host")
     if event != "deployed":
         raise PlanError(f"unknown hook event {event!r}; expected 'deployed' or 'released'")
     if hostname in running:
-        return HookAction("start", f"{hostname} was redeployed: its host is replaced by a fresh one")
+        return HookAction("start", "redeployed: its host is replaced by a fresh one")
     if len(running) >= max_hosts:
         return HookAction(
             "skip",
-            f"{hostname} was deployed but gets no lab host: {len(running)} of {max_hosts} hosts already run "
+            f"deployed but gets NO lab host: {len(running)} of {max_hosts} lab hosts already run "
             "(raise lab.hosts.max in the site, or release nodes)",
         )
-    return HookAction("start", f"{hostname} was deployed: booting its lab host")
+    return HookAction("start", "deployed: booting its lab host")

@@ -1,0 +1,47 @@
+"""The lab MAAS simulator's hook: a node reached Deployed -> boot its lab host; released -> throw it away.
+
+The simulator runs `argv + [hostname, event]` for every machine that reaches Deployed or finishes
+releasing, several at once. Hook runs of one lab are serialised by a lock file, so the cap on
+simultaneous hosts (`lab.hosts.max`) is counted exactly; a deploy beyond the cap gets no host and
+says so at WARNING in `lab_dir/logs/hosts.log` (the node stays Deployed in MAAS, like a machine whose
+SSH never comes up, and the configure stage reports it unreachable).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from pathlib import Path
+
+from fleet.errors import FleetError
+from fleet.inventory import Site
+from lab.hosts import lifecycle, nspawn
+from lab.hosts.plan import HookAction, decide_hook
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("deployed", "released")
+
+
+def handle(site: Site, lab_dir: Path, event: str, hostname: str) -> HookAction:
+    """Apply one MAAS event to the node's lab host; returns what was decided (and done)."""
+    node = site.nodes.get(hostname)
+    if node is None:
+        raise FleetError(f"MAAS hook for {hostname}, which is not in the site {site.path}", node=hostname)
+    if site.lab is None:
+        raise FleetError(f"site {site.path} has no lab: section, so it has no lab hosts", node=hostname)
+    settings = site.lab.hosts
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    with open(lab_dir / "hosts.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        running = frozenset(nspawn.running_hosts(lab_dir))
+        action = decide_hook(event, hostname, running, settings.max_hosts)
+        level = logging.WARNING if action.action == "skip" and event == "deployed" else logging.INFO
+        log.log(level, "%s: %s", hostname, action.reason)
+        if action.action == "stop":
+            lifecycle.stop(hostname, lab_dir)
+        elif action.action == "start":
+            if hostname in running:
+                lifecycle.stop(hostname, lab_dir)
+            nspawn.start(hostname, node.address, lab_dir, bridge_name=settings.bridge, gateway=settings.gateway)
+    return action
