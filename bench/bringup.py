@@ -1,0 +1,219 @@
+"""Bring-up benchmark: wall time over the critical path, Redfish requests per node, us vs. Ansible.
+
+For 1 rack and for 128 racks (512 nodes) it starts a fresh lab whose delays are known exactly:
+every BMC power change lands `--power-delay-s` after the request (lab.redfish's `power_delay_s`)
+and every MAAS deployment takes `--deploy-s` (the lab MAAS's real 600 s times the site's time
+factor). The slowest node's unavoidable delays are then one power change plus one deployment, so
+the critical path is computed from the configuration, never measured, and
+
+    ratio = wall time of `provision.py --rack 1-N --until os` / (power delay + deploy duration)
+
+says how much our scheduling, polling and request handling add. Resource limits are set generously
+(`--bmc-requests`, `--maas-deploys` = the node count) so they do not dominate; that is printed.
+
+Then the same out-of-band work (read power, arm one-time PXE, power on/cycle, wait until on) for the
+same 512 nodes runs two ways on fresh labs: `provision.py --until pxe` and the community.general
+`redfish_command` playbook of bench/redfish_ansible, and the ratio of their wall times is printed.
+Ratios are printed, not verdicts.
+
+    .venv/bin/python -m bench.bringup                    # 1 and 128 racks, then Ansible on 512 nodes
+    .venv/bin/python -m bench.bringup --racks 1 --skip-ansible
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.redfish_ansible.oob import run_oob_playbook
+from fleet.inventory import Site, load_site
+from lab import control
+from lab.maas.states import REAL_DURATIONS_S
+from lab.sitegen import NODES_PER_RACK, SiteShape, write_site
+from tests.lab.conftest import bmc_span, free_port, free_port_block
+
+REPO = Path(__file__).resolve().parent.parent
+REDFISH = "lab.redfish.service"
+log = logging.getLogger("bench.bringup")
+
+
+@dataclass(frozen=True)
+class Delays:
+    """The lab's known per-step delays; the critical path is their sum for one node."""
+
+    power_delay_s: float
+    deploy_s: float
+
+    @property
+    def time_factor(self) -> float:
+        return self.deploy_s / REAL_DURATIONS_S["deploy"]
+
+    def critical_path_s(self, until: str) -> float:
+        """discover waits for nothing; pxe for one power change; os for one deployment."""
+        return self.power_delay_s + (self.deploy_s if until == "os" else 0.0)
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    racks: int
+    nodes: int
+    until: str
+    wall_s: float
+    workflow_s: float
+    critical_path_s: float
+    pxe_requests_mean: float
+    pxe_requests_max: int
+    requests_mean: float
+    polls_mean: float
+    stage_s_max: dict[str, float]
+    summary: dict[str, int]
+    cpu_s: dict[str, float]
+
+    @property
+    def ratio(self) -> float:
+        return self.wall_s / self.critical_path_s
+
+
+@contextmanager
+def lab_for(racks: int, delays: Delays, root: Path) -> Iterator[tuple[Site, dict[str, str]]]:
+    """A fresh lab of `racks` racks with the known delays, on free ports; stopped afterwards."""
+    bmc_first = free_port_block(bmc_span(racks))
+    taken = set(range(bmc_first, bmc_first + bmc_span(racks)))
+    ports: list[int] = []
+    while len(ports) < 4:
+        port = free_port()
+        if port not in taken and port not in ports:
+            ports.append(port)
+    lab_dir = root / "lab"
+    shape = SiteShape(racks=racks, name="bench", state_dir=str(lab_dir), maas_port=ports[0], bmc_first=bmc_first,
+                      sushy_port=ports[1], apt_port=ports[2], ufm_port=ports[3], time_factor=delays.time_factor)
+    site_file = write_site(root / "site", shape)
+    env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(root / "state")}
+    os.environ["FLEET_LAB_DIR"] = str(lab_dir)  # this process reads the same site (credentials, CA)
+    site = load_site(site_file)
+    try:
+        control.up(site, prepare_options={REDFISH: {"power_delay_s": delays.power_delay_s}})
+        yield site, env
+    finally:
+        control.down(site)
+
+
+def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Delays, root: Path) -> RunFigures:
+    nodes = racks * NODES_PER_RACK
+    report_path = root / f"report-{racks}-{until}.json"
+    argv = [sys.executable, "provision.py", "--site", str(site.path), "--rack", f"1-{racks}", "--until", until,
+            "--json-report", str(report_path), "--bmc-requests", str(nodes), "--maas-deploys", str(nodes), "--yes"]
+    pids_dir = control.lab_dir_of(site) / "pids"
+    lab_pids = {path.stem: int(path.read_text(encoding="utf-8")) for path in pids_dir.glob("*.pid")}
+    lab_before = {name: process_cpu_s(pid) for name, pid in lab_pids.items()}
+    children_before = children_cpu_s()
+    started = time.monotonic()
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    wall_s = time.monotonic() - started
+    cpu = {"provision.py": children_cpu_s() - children_before}
+    cpu |= {name: process_cpu_s(pid) - lab_before[name] for name, pid in lab_pids.items()}
+    if result.returncode != 0 or not report_path.exists():
+        raise RuntimeError(f"provision.py exited {result.returncode}: {result.stderr[-3000:]}")
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    rows = report["nodes"]
+    stage_max: dict[str, float] = {}
+    for row in rows:
+        for stage, seconds in row["seconds"].items():
+            stage_max[stage] = max(stage_max.get(stage, 0.0), seconds)
+    pxe = [row["counters"].get("bmc_requests_pxe", 0) for row in rows]
+    return RunFigures(
+        racks=racks, nodes=len(rows), until=until, wall_s=wall_s,
+        workflow_s=report["finished"] - report["started"], critical_path_s=delays.critical_path_s(until),
+        pxe_requests_mean=statistics.mean(pxe), pxe_requests_max=max(pxe),
+        requests_mean=statistics.mean(row["counters"].get("bmc_requests", 0) for row in rows),
+        polls_mean=statistics.mean(row["counters"].get("bmc_polls", 0) for row in rows),
+        stage_s_max=stage_max, summary=report["summary"], cpu_s=cpu,
+    )
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running lab service (it is not our child: read /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bring_up(racks: int, delays: Delays, until: str = "os") -> RunFigures:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{racks}-") as tmp, lab_for(racks, delays, Path(tmp)) as lab:
+        site, env = lab
+        return run_cli(site, env, racks, until, delays, Path(tmp))
+
+
+def ansible_oob(racks: int, delays: Delays, forks: int, poll_delay_s: float) -> float:
+    with tempfile.TemporaryDirectory(prefix=f"bench-ansible-{racks}-") as tmp, \
+            lab_for(racks, delays, Path(tmp)) as (site, _env):
+        return run_oob_playbook(site, list(site.nodes.values()), forks=forks, poll_delay_s=poll_delay_s,
+                                work_dir=Path(tmp))
+
+
+def print_run(figures: RunFigures) -> None:
+    stages = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in figures.stage_s_max.items())
+    print(f"  {figures.racks:>3} rack(s), {figures.nodes:>3} nodes, --until {figures.until}: "
+          f"wall {figures.wall_s:.1f} s (workflow {figures.workflow_s:.1f} s), critical path "
+          f"{figures.critical_path_s:.1f} s, ratio {figures.ratio:.3f}")
+    print(f"      Redfish requests per node for pxe (power-cycle + one-time PXE, polls excluded): mean "
+          f"{figures.pxe_requests_mean:.2f}, max {figures.pxe_requests_max}; all stages {figures.requests_mean:.2f}; "
+          f"polls {figures.polls_mean:.2f}")
+    print(f"      slowest node per stage: {stages}; outcome {figures.summary}")
+    cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(figures.cpu_s.items(), key=lambda i: -i[1]))
+    print(f"      CPU seconds during the run: {cpu}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--racks", default="1,128", help="comma-separated rack counts (default: 1,128)")
+    parser.add_argument("--power-delay-s", type=float, default=5.0, help="every BMC power change lands after this")
+    parser.add_argument("--deploy-s", type=float, default=90.0, help="every MAAS deployment takes this")
+    parser.add_argument("--skip-ansible", action="store_true", help="skip the community.general comparison")
+    parser.add_argument("--ansible-racks", type=int, default=128, help="racks for the OOB comparison")
+    parser.add_argument("--ansible-forks", type=int, default=8, help="Ansible forks (more than ~10 is slower here)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    delays = Delays(args.power_delay_s, args.deploy_s)
+    print(f"bench/bringup.py on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"known lab delays: BMC power change {delays.power_delay_s:g} s, MAAS deployment {delays.deploy_s:g} s "
+          f"(time factor {delays.time_factor:g}); resource limits set to the node count (--bmc-requests N "
+          "--maas-deploys N) so they do not dominate")
+    print("bring-up to os (ratio = wall / critical path; critical path = power delay + deploy, from the config):")
+    for racks in (int(text) for text in args.racks.split(",")):
+        print_run(bring_up(racks, delays))
+    if args.skip_ansible:
+        return 0
+    racks = args.ansible_racks
+    print(f"out-of-band only (read, one-time PXE, power on/cycle, wait on) for {racks * NODES_PER_RACK} nodes:")
+    ours = bring_up(racks, delays, until="pxe")
+    print_run(ours)
+    poll_s = max(0.2, 2.0 * delays.time_factor)  # the BMC poll interval fleet.stages uses for this lab clock
+    theirs_s = ansible_oob(racks, delays, args.ansible_forks, poll_s)
+    print(f"  community.general.redfish_command playbook, {args.ansible_forks} forks, poll every {poll_s:g} s: "
+          f"wall {theirs_s:.1f} s")
+    print(f"  ours / theirs = {ours.wall_s:.1f} / {theirs_s:.1f} = {ours.wall_s / theirs_s:.3f} "
+          "(ours includes discover: identity check + MAAS lookup)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
