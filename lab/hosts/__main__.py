@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fleet.errors import FleetError, InventoryError
 from fleet.inventory import load_site
-from lab.hosts import hook, image, lifecycle, nspawn, vm
+from lab.hosts import hook, image, leases, lifecycle, nspawn, vm
 from lab.hosts.plan import PlanError, base_image_spec, vm_image_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +36,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     built.add_argument("--vm", action="store_true", help="the VM image (base + kernel) and its disk")
     start = sub.add_parser("start", help="boot a host at an address of the lab block and wait for SSH")
     start.add_argument("name")
-    start.add_argument("address")
+    start.add_argument("address", help="an address of 198.18.0.0/15, or 'auto': the first free one of the "
+                       "molecule range (198.19.100.0/24 for containers, 198.19.101.0/24 for VMs)")
     start.add_argument("--vm", action="store_true", help="a QEMU VM instead of a container")
     stop = sub.add_parser("stop", help="stop a host and throw its overlay away")
     stop.add_argument("name")
@@ -57,6 +58,14 @@ def _hook_words(words: list[str]) -> tuple[str, str]:
     if second in hook.EVENTS:
         return second, first
     raise PlanError(f"hook needs an event ({' or '.join(hook.EVENTS)}) and a hostname, got {first!r} {second!r}")
+
+
+def _address(args: argparse.Namespace, lab_dir: Path) -> str:
+    """The address asked for; for 'auto', the host's current one if it runs, else a fresh molecule lease."""
+    if args.address != "auto":
+        return args.address
+    running = nspawn.running_hosts(lab_dir)
+    return running.get(args.name) or leases.allocate(lab_dir, args.name, vm=args.vm)
 
 
 def _log_to_file(lab_dir: Path) -> None:
@@ -93,7 +102,7 @@ def _run(args: argparse.Namespace, lab_dir: Path) -> int:
             print(f"{base_image_spec().key} {image.ensure_base()}")
     elif args.verb == "start":
         starter = vm.start if args.vm else nspawn.start
-        host = starter(args.name, args.address, lab_dir)
+        host = starter(args.name, _address(args, lab_dir), lab_dir)
         print(f"{host.name} {host.address} ssh -F {lab_dir / 'ssh_config'} {host.name}")
     elif args.verb == "stop":
         if not lifecycle.stop(args.name, lab_dir):

@@ -23,9 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.hosts import bridge, image, keys
+from lab.hosts import bridge, image, keys, leases
 from lab.hosts.image import HostError
 from lab.hosts.plan import LAB_NETWORK, HostIdentity, check_address, check_name, host_files, nspawn_argv
+from lab.hosts.proc import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +64,6 @@ def _cgroup_name(lab_dir: Path, name: str) -> str:
 def _cgroup_dirs(lab_dir: Path, name: str) -> list[Path]:
     roots = [r for r in CGROUP_ROOTS if r.is_dir()] or [Path("/sys/fs/cgroup")]
     return [root / _cgroup_name(lab_dir, name) for root in roots]
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own exited child not yet reaped) is not a running host.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _read(path: Path) -> str | None:
@@ -128,12 +112,9 @@ def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_
     here = current.get(name)
     if here is not None and here.running and here.address == address:
         return here
-    clash = [h.name for h in current.values() if h.running and h.address == address and h.name != name]
-    if clash:
-        raise HostError(f"address {address} is already taken by lab host {clash[0]}", node=name,
-                        hint=f"stop {clash[0]} first or give {name} another address")
     if here is not None:
         stop(name, lab_dir)
+    leases.claim(address, lab_dir, name)
 
     rootfs = image.ensure_base()
     lab_keys = keys.ensure_keys(lab_dir)
@@ -260,6 +241,7 @@ def stop(name: str, lab_dir: Path, *, grace_s: float = STOP_GRACE_S) -> bool:
         return False
     pid_text = _read(folder / "pid")
     pid = int(pid_text) if pid_text and pid_text.isdigit() else None
+    address = _read(folder / "address")
     if pid_alive(pid):
         # SIGTERM asks nspawn to power the container off cleanly; the overlay is thrown away anyway, so
         # a short grace is enough and the rest is killed.
@@ -290,6 +272,8 @@ def stop(name: str, lab_dir: Path, *, grace_s: float = STOP_GRACE_S) -> bool:
     for cgroup in cgroups:
         _remove_cgroup(cgroup)
     shutil.rmtree(folder, ignore_errors=True)
+    if address:
+        leases.release(address, lab_dir, name)
     if hosts_dir(lab_dir).is_dir():
         keys.write_ssh_config(lab_dir, running_hosts(lab_dir))
     log.info("%s: lab host stopped and its overlay removed", name)

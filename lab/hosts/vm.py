@@ -23,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.hosts import bridge, image, keys, nspawn
+from lab.hosts import bridge, image, keys, leases, nspawn
 from lab.hosts.image import HostError
 from lab.hosts.nspawn import DEFAULT_BRIDGE, DEFAULT_GATEWAY, HostInfo
 from lab.hosts.plan import LAB_NETWORK, HostIdentity, check_address, check_name, vm_image_spec
+from lab.hosts.proc import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def start(name: str, address: str, lab_dir: Path, *, memory_mb: int = 1024, cpus
         return here
     if here is not None:
         (stop if here.kind == "vm" else nspawn.stop)(name, lab_dir)
+    leases.claim(address, lab_dir, name)
     kernel, initrd, disk = vm_files()
     accel = choose_accel(kernel)
     lab_keys = keys.ensure_keys(lab_dir)
@@ -179,14 +181,17 @@ def stop(name: str, lab_dir: Path) -> bool:
     if found is not None and found.running and found.pid:
         os.kill(found.pid, signal.SIGTERM)  # the disk is thrown away: no guest shutdown to wait for
         deadline = time.monotonic() + 10
-        while nspawn.pid_alive(found.pid) and time.monotonic() < deadline:
+        while pid_alive(found.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if nspawn.pid_alive(found.pid):
+        if pid_alive(found.pid):
             os.kill(found.pid, signal.SIGKILL)
     tap = (folder / "tap").read_text(encoding="utf-8").strip() if (folder / "tap").exists() else ""
     if tap:
         subprocess.run(["ip", "link", "delete", tap], capture_output=True, check=False)
+    address = (folder / "address").read_text(encoding="utf-8").strip() if (folder / "address").exists() else ""
     shutil.rmtree(folder, ignore_errors=True)
+    if address:
+        leases.release(address, lab_dir, name)
     keys.write_ssh_config(lab_dir, nspawn.running_hosts(lab_dir))
     log.info("%s: lab VM stopped and its disk overlay removed", name)
     return True

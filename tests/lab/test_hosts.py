@@ -24,6 +24,7 @@ from fleet.inventory import load_site
 from lab.apt import service as apt_service
 from lab.hosts import image, lifecycle, nspawn
 from lab.hosts.plan import base_image_spec
+from lab.hosts.proc import pid_alive
 from lab.sitegen import SiteShape, write_site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +85,7 @@ def test_two_hosts_boot_answer_ssh_and_stop_without_leftovers(lab_dir: Path) -> 
     assert lifecycle.stop("labtest-a", lab_dir)
     assert not (lab_dir / "hosts" / "labtest-a").exists()
     assert not _mounted(merged)
-    assert not nspawn.pid_alive(one.pid)
+    assert not pid_alive(one.pid)
     assert not any(c.exists() for c in nspawn._cgroup_dirs(lab_dir, "labtest-a"))
     assert not lifecycle.stop("labtest-a", lab_dir)  # a second stop has nothing to do
     assert "Host labtest-a\n" not in (lab_dir / "ssh_config").read_text()
@@ -97,7 +98,7 @@ def test_a_host_whose_container_was_killed_starts_again_fresh(lab_dir: Path) -> 
     assert ssh(lab_dir, host.name, "touch /root/written-before").returncode == 0
     os.kill(host.pid or 0, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while nspawn.pid_alive(host.pid) and time.monotonic() < deadline:
+    while pid_alive(host.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [h for h in lifecycle.list_hosts(lab_dir) if h.running]
 

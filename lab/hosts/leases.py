@@ -1,0 +1,94 @@
+"""Address leases on the lab bridge, shared by every lab dir on the machine.
+
+All labs (a developer's, each test's, each molecule scenario's) put their hosts on the same bridge,
+so an address must be unique machine-wide, not only within one lab dir. A lease is a file
+`FLEET_LAB_CACHE/leases/<address>` naming the lab dir and host that hold it, taken under a lock. A
+lease whose holder no longer runs (its pid is gone, its lab dir deleted) is stale and is taken over,
+so a crashed test never blocks an address for good.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lab.hosts import image
+from lab.hosts.image import HostError
+from lab.hosts.plan import FIRST_HOST_OFFSET, MOLECULE_NSPAWN_RANGE, MOLECULE_VM_RANGE
+from lab.hosts.proc import pid_alive
+
+
+def _dir() -> Path:
+    folder = image.cache_dir() / "leases"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextmanager
+def _locked() -> Iterator[Path]:
+    folder = _dir()
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holder_alive(holder: dict[str, str]) -> bool:
+    """True while the holding host's state dir exists with a live pid (or is being started: no pid yet)."""
+    folder = Path(holder.get("lab_dir", "")) / "hosts" / holder.get("name", "")
+    if not folder.is_dir():
+        return False
+    pid_file = folder / "pid"
+    if not pid_file.exists():
+        return True
+    text = pid_file.read_text(encoding="utf-8").strip()
+    return text.isdigit() and pid_alive(int(text))
+
+
+def _read(path: Path) -> dict[str, str] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def claim(address: str, lab_dir: Path, name: str) -> None:
+    """Take `address` for host `name` of `lab_dir`; refuse if another live host holds it."""
+    me = {"lab_dir": str(lab_dir.resolve()), "name": name}
+    with _locked() as folder:
+        path = folder / address
+        holder = _read(path)
+        if holder and holder != me and _holder_alive(holder):
+            raise HostError(f"address {address} is taken by lab host {holder['name']} of {holder['lab_dir']}",
+                            node=name, hint="stop that host or choose another address")
+        path.write_text(json.dumps(me), encoding="utf-8")
+
+
+def release(address: str, lab_dir: Path, name: str) -> None:
+    """Give `address` back if this host holds it (never someone else's lease)."""
+    me = {"lab_dir": str(lab_dir.resolve()), "name": name}
+    with _locked() as folder:
+        path = folder / address
+        if _read(path) == me:
+            path.unlink(missing_ok=True)
+
+
+def allocate(lab_dir: Path, name: str, *, vm: bool = False) -> str:
+    """The first address of the molecule range (VM or container) that no live host holds, claimed for `name`."""
+    network = MOLECULE_VM_RANGE if vm else MOLECULE_NSPAWN_RANGE
+    me = {"lab_dir": str(lab_dir.resolve()), "name": name}
+    with _locked() as folder:
+        for offset in range(FIRST_HOST_OFFSET, network.num_addresses - 1):
+            address = str(ipaddress.IPv4Address(int(network.network_address) + offset))
+            holder = _read(folder / address)
+            if holder is None or holder == me or not _holder_alive(holder):
+                (folder / address).write_text(json.dumps(me), encoding="utf-8")
+                return address
+    raise HostError(f"every address of {network} is taken by a running lab host", node=name,
+                    hint="stop molecule instances left running (python -m lab.hosts --lab-dir DIR stop-all)")
