@@ -69,8 +69,16 @@ class LabFakeDriver(fakedriver.FakeDriver):
 
 
 def main() -> int:
-    """Same command line as `sushy-emulator`; the fake driver is swapped before the app builds it."""
+    """Same command line as `sushy-emulator`; the fake driver is swapped before the app builds it.
+
+    The app builds its driver lazily, on the first request, and without a lock: 32 first requests at
+    once build 32 drivers, each checking every system in SQLite, and the process ran out of file
+    descriptors (20,000) at 512 systems. Building it here, once, before serving avoids that.
+    """
     fakedriver.FakeDriver = LabFakeDriver  # the app looks the class up at first use, after this
+    args = emulator_main.parse_args()
+    emulator_main.app.configure(config_file=args.config)
+    emulator_main.app.systems  # noqa: B018 - builds and caches the driver before any request
     return emulator_main.main()
 
 

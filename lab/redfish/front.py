@@ -205,10 +205,14 @@ async def serve(config: FrontConfig) -> None:
     context.load_cert_chain(config.cert_file, config.key_file)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    for node in config.nodes:
-        await web.TCPSite(runner, node.host, node.port, ssl_context=context, backlog=128).start()
-    log.info("serving %d BMC addresses", len(config.nodes))
     try:
+        for node in config.nodes:
+            try:
+                await web.TCPSite(runner, node.host, node.port, ssl_context=context, backlog=128).start()
+            except OSError as err:
+                raise SystemExit(f"{node.hostname}: cannot listen on its BMC address {node.host}:{node.port} "
+                                 f"({err.strerror}); free the port or change bmc.address in the site") from None
+        log.info("serving %d BMC addresses", len(config.nodes))
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

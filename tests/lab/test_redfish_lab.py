@@ -33,9 +33,13 @@ FAST = BmcSettings(connect_timeout_s=2.0, read_timeout_s=2.0, poll_interval_s=0.
 
 
 def free_base(span: int) -> int:
-    """A port base where base..base+span are all free on 127.0.0.1, so parallel labs never clash."""
+    """A port base where base..base+span are all free on 127.0.0.1, so parallel labs never clash.
+
+    Below the kernel's ephemeral range (32768+): there, an outgoing connection can take a lab port,
+    and a connect to an unbound local port can even "succeed" by connecting to itself.
+    """
     for _ in range(50):
-        base = random.randrange(30000, 60000 - span)
+        base = random.randrange(10000, 32000 - span)
         try:
             for port in range(base, base + span + 1):
                 with socket.socket() as probe:
