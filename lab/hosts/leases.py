@@ -92,3 +92,18 @@ def allocate(lab_dir: Path, name: str, *, vm: bool = False) -> str:
                 return address
     raise HostError(f"every address of {network} is taken by a running lab host", node=name,
                     hint="stop molecule instances left running (python -m lab.hosts --lab-dir DIR stop-all)")
+
+
+def molecule_leases_held() -> list[str]:
+    """Addresses of the molecule ranges that a live host holds now."""
+    held: list[str] = []
+    with _locked() as folder:
+        for path in sorted(folder.iterdir()):
+            try:
+                address = ipaddress.IPv4Address(path.name)
+            except ValueError:
+                continue
+            holder = _read(path)
+            if (address in MOLECULE_NSPAWN_RANGE or address in MOLECULE_VM_RANGE) and holder and _holder_alive(holder):
+                held.append(path.name)
+    return held

@@ -25,7 +25,15 @@ from pathlib import Path
 
 from lab.hosts import bridge, image, keys, leases
 from lab.hosts.image import HostError
-from lab.hosts.plan import LAB_NETWORK, HostIdentity, check_address, check_name, host_files, nspawn_argv
+from lab.hosts.plan import (
+    LAB_NETWORK,
+    HostIdentity,
+    check_address,
+    check_name,
+    host_files,
+    machine_name,
+    nspawn_argv,
+)
 from lab.hosts.proc import pid_alive
 
 log = logging.getLogger(__name__)
@@ -145,8 +153,9 @@ def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_
 
     started = time.monotonic()
     with open(folder / "console.log", "ab") as console:
-        process = subprocess.Popen(nspawn_argv(name, merged, bridge_name), stdin=subprocess.DEVNULL,
-                                   stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+        argv = nspawn_argv(name, machine_name(name, lab_dir), merged, bridge_name)
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                                   start_new_session=True,
                                    preexec_fn=enter_cgroup)
     (folder / "pid").write_text(str(process.pid), encoding="utf-8")
     keys.write_ssh_config(lab_dir, running_hosts(lab_dir))

@@ -204,7 +204,18 @@ def host_files(identity: HostIdentity, interface: str) -> tuple[HostFile, ...]:
     )
 
 
-def nspawn_argv(name: str, root: Path, bridge: str) -> list[str]:
+def machine_name(name: str, lab_dir: Path) -> str:
+    """The container's machine name: the host name plus a hash of its lab dir.
+
+    nspawn names the bridge-side veth after the machine (`vb-<machine>`, hashed when too long), and
+    interface names are machine-wide: two labs each running `gpu-001-01` must not fight over one.
+    The host name inside the container stays the node's own (`--hostname`).
+    """
+    digest = hashlib.sha256(str(lab_dir).encode()).hexdigest()[:8]
+    return f"{name}-{digest}"[-64:]
+
+
+def nspawn_argv(name: str, machine: str, root: Path, bridge: str) -> list[str]:
     """systemd-nspawn for one host.
 
     --register=no --keep-unit: PID 1 of a CI machine is often not systemd, so there is no machined to
@@ -213,7 +224,7 @@ def nspawn_argv(name: str, root: Path, bridge: str) -> list[str]:
     """
     return [
         "systemd-nspawn", "--boot", "--register=no", "--keep-unit", "--quiet",
-        f"--directory={root}", f"--machine={name}", f"--hostname={name}",
+        f"--directory={root}", f"--machine={machine}", f"--hostname={name}",
         f"--network-bridge={bridge}", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
         "--console=read-only",
     ]

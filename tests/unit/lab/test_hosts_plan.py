@@ -21,6 +21,7 @@ from lab.hosts.plan import (
     check_name,
     decide_hook,
     host_files,
+    machine_name,
     molecule_address,
     nspawn_argv,
     vm_image_spec,
@@ -130,10 +131,18 @@ def test_host_files_make_the_image_into_one_host() -> None:
 
 
 def test_nspawn_runs_without_machined_on_the_lab_bridge() -> None:
-    argv = nspawn_argv("gpu-012-03", Path("/x/merged"), "fleetlab0")
+    machine = machine_name("gpu-012-03", Path("/lab/a"))
+    argv = nspawn_argv("gpu-012-03", machine, Path("/x/merged"), "fleetlab0")
     assert argv[0] == "systemd-nspawn"
     assert {"--boot", "--register=no", "--keep-unit", "--network-bridge=fleetlab0", "--directory=/x/merged",
-            "--machine=gpu-012-03"} <= set(argv)
+            f"--machine={machine}", "--hostname=gpu-012-03"} <= set(argv)
+
+
+def test_the_same_host_name_in_two_labs_gets_two_machine_names() -> None:
+    one, two = machine_name("gpu-001-01", Path("/lab/a")), machine_name("gpu-001-01", Path("/lab/b"))
+    assert one != two and one.startswith("gpu-001-01-") and two.startswith("gpu-001-01-")
+    assert machine_name("gpu-001-01", Path("/lab/a")) == one
+    assert len(machine_name("x" * 63, Path("/lab/a"))) <= 64
 
 
 RUNNING = frozenset({"gpu-001-01", "gpu-001-02"})
