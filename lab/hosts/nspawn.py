@@ -69,7 +69,7 @@ def _cgroup_name(lab_dir: Path, name: str) -> str:
     return f"fleetlab-{digest}-{name}"
 
 
-def _cgroup_dirs(lab_dir: Path, name: str) -> list[Path]:
+def cgroup_dirs(lab_dir: Path, name: str) -> list[Path]:
     roots = [r for r in CGROUP_ROOTS if r.is_dir()] or [Path("/sys/fs/cgroup")]
     return [root / _cgroup_name(lab_dir, name) for root in roots]
 
@@ -143,7 +143,7 @@ def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_
         raise HostError("could not mount the host's overlay", node=name, service_message=mounted.stderr,
                         hint="lab hosts need root and overlayfs")
 
-    cgroups = _cgroup_dirs(lab_dir, name)
+    cgroups = cgroup_dirs(lab_dir, name)
     for cgroup in cgroups:
         cgroup.mkdir(exist_ok=True)
 
@@ -245,7 +245,7 @@ def stop(name: str, lab_dir: Path, *, grace_s: float = STOP_GRACE_S) -> bool:
     check_name(name)
     lab_dir = lab_dir.resolve()
     folder = _host_dir(lab_dir, name)
-    cgroups = _cgroup_dirs(lab_dir, name)
+    cgroups = cgroup_dirs(lab_dir, name)
     if not folder.exists() and not any(c.exists() for c in cgroups):
         return False
     pid_text = _read(folder / "pid")

@@ -86,7 +86,7 @@ def test_two_hosts_boot_answer_ssh_and_stop_without_leftovers(lab_dir: Path) -> 
     assert not (lab_dir / "hosts" / "labtest-a").exists()
     assert not _mounted(merged)
     assert not pid_alive(one.pid)
-    assert not any(c.exists() for c in nspawn._cgroup_dirs(lab_dir, "labtest-a"))
+    assert not any(c.exists() for c in nspawn.cgroup_dirs(lab_dir, "labtest-a"))
     assert not lifecycle.stop("labtest-a", lab_dir)  # a second stop has nothing to do
     assert "Host labtest-a\n" not in (lab_dir / "ssh_config").read_text()
     assert ssh(lab_dir, "labtest-b", "true").returncode == 0  # the other host is untouched
