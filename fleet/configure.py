@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from fleet.errors import ConfigureError
 from fleet.inventory import Node, Site
 from fleet.workflow import NodeContext, StageResult
 
@@ -185,11 +187,12 @@ class AnsibleRun:
                 private_data_dir=str(data_dir), project_dir=str(REPO), playbook=str(self.playbook),
                 inventory=str(inventory), limit=",".join(hosts), forks=self.forks, quiet=True,
                 envvars=self._env(data_dir), event_handler=on_event,
-                extravars={"fleet_configure_hosts": "all"},
+                extravars={"fleet_configure_hosts": "all"}, cmdline=self._cmdline(),
             )
             if runner.rc != 0 and not any(not r.ok for r in results.hosts.values()):
                 stdout = runner.stdout.read()[-1500:] if runner.stdout else ""
-                raise RuntimeError(f"ansible-runner ended with {runner.status} (rc {runner.rc}): {stdout.strip()}")
+                raise ConfigureError(f"ansible-runner ended with {runner.status} (rc {runner.rc})",
+                                     service_message=stdout.strip(), hint="run the playbook by hand with -vvv")
         return results.hosts
 
     def _inventory(self, data_dir: Path) -> Path:
@@ -197,6 +200,10 @@ class AnsibleRun:
         path.parent.mkdir(parents=True)
         path.write_text(yaml.safe_dump({"plugin": "fleet", "site": str(self.site.path)}), encoding="utf-8")
         return path
+
+    def _cmdline(self) -> str:
+        """The lab's overrides (its apt repository instead of NVIDIA's, no NTP outside): lab sites only."""
+        return f"-e @{REPO / 'playbooks' / 'vars' / 'lab.yml'}" if self.site.lab is not None else ""
 
     def _env(self, data_dir: Path) -> dict[str, str]:
         env = {
@@ -207,10 +214,14 @@ class AnsibleRun:
             "ANSIBLE_INVENTORY_PLUGINS": str(REPO / "plugins" / "inventory"),
             "ANSIBLE_INVENTORY_ENABLED": "fleet",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
+            # ansible-playbook lives beside this interpreter (the virtualenv), which need not be on PATH.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         if self.site.lab is not None:
             # The lab's SSH settings (user, key, known_hosts, control sockets) live in its own ssh_config.
             env["ANSIBLE_SSH_ARGS"] = f"-F {self.site.lab.state_dir / 'ssh_config'}"
+            port = self.site.lab.ports.get("apt", 8081)
+            env["FLEET_LAB_APT_URL"] = f"http://{self.site.lab.hosts.gateway}:{port}/"
         if "FLEET_LAB_DIR" in os.environ:
             env["FLEET_LAB_DIR"] = os.environ["FLEET_LAB_DIR"]
         return env

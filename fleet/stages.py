@@ -36,7 +36,7 @@ from fleet.redfish import Bmc, BmcPool, BmcSettings, SystemInfo
 from fleet.state import StateDB
 from fleet.workflow import NodeContext, Stage, StageResult
 
-STAGE_NAMES = ("discover", "pxe", "os")
+STAGE_NAMES = ("discover", "pxe", "os", "configure", "validate")
 DEPLOYED, DEPLOYING, READY = 6, 9, 4  # MAAS NODE_STATUS values
 
 
@@ -193,10 +193,13 @@ def build(site: Site, args: argparse.Namespace, db: StateDB, *, reimage: bool = 
         if reimage:
             stages.append(Release(site, maas, erase=args.erase))
         stages += [Discover(bmcs, maas), Pxe(site, bmcs, maas), Os(site, maas, deploys, allow_redeploy=reimage)]
-        stages += extra_stages(site, args, db, stack)
+        stages += extra_stages(site)
         yield stages
 
 
-def extra_stages(site: Site, args: argparse.Namespace, db: StateDB, stack: ExitStack) -> list[Stage]:
+def extra_stages(site: Site) -> list[Stage]:
     """configure and validate, each from its own module."""
-    return []
+    from fleet.configure import ConfigureStage
+    from fleet.validate import ValidateStage
+
+    return [ConfigureStage(site), ValidateStage(site)]

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 # Start order matters: BMCs before MAAS (MAAS's hook may power hosts), the apt repo before any host.
-COMPONENTS = ("lab.redfish.service", "lab.maas.service")
+COMPONENTS = ("lab.redfish.service", "lab.maas.service", "lab.apt.service")
 READY_TIMEOUT_S = 60.0
 
 
@@ -103,12 +103,32 @@ def up(site: Site, extra_faults: Iterable[FaultSpec] = (), *,
     ensure_secrets(lab_dir)
     lab_faults.write(lab_dir, lab_faults.resolve(site, extra_faults))
     (lab_dir / "site").write_text(str(site.path), encoding="utf-8")
-    for service in _services(site, lab_dir, prepare_options):
+    options = {**_default_options(site, lab_dir), **(prepare_options or {})}
+    if site.lab and site.lab.hosts.max_hosts > 0:
+        _ensure_host_image()
+    for service in _services(site, lab_dir, options):
         if _pid_alive(_read_pid(lab_dir, service.name)):
             continue
         _check_port_free(site, service.ready)
         _start(service, lab_dir)
     return status(site)
+
+
+def _default_options(site: Site, lab_dir: Path) -> dict[str, dict[str, Any]]:
+    """MAAS's hook boots a real lab host when a node reaches Deployed (and throws it away on release)."""
+    if site.lab is None or site.lab.hosts.max_hosts <= 0:
+        return {}
+    hook = [sys.executable, "-m", "lab.hosts", "--lab-dir", str(lab_dir), "hook", "--site", str(site.path)]
+    return {"lab.maas.service": {"hook": hook}}
+
+
+def _ensure_host_image() -> None:
+    """Build (once, ~1 min, then cached machine-wide) the image lab hosts boot from, before any deploy needs it."""
+    result = subprocess.run([sys.executable, "-m", "lab.hosts", "image"], cwd=REPO, capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise LabError("the lab host image could not be built", service_message=result.stderr.strip()[-1500:],
+                       hint="read the image log under the lab cache (FLEET_LAB_CACHE, default /var/cache/fleet-lab)")
 
 
 def _start(service: LabService, lab_dir: Path) -> None:
@@ -258,7 +278,7 @@ def _stop_hosts(site: Site, lab_dir: Path) -> None:
     if not (lab_dir / "hosts").exists():
         return
     result = subprocess.run(
-        [sys.executable, "-m", "lab.hosts", "stop-all", "--lab-dir", str(lab_dir)],
+        [sys.executable, "-m", "lab.hosts", "--lab-dir", str(lab_dir), "stop-all"],
         cwd=REPO, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from fleet.configure import Batcher, ConfigureStage, HostResult, HostResults, role_versions
+from fleet.errors import ConfigureError
 from fleet.state import StateDB
 from fleet.workflow import NodeContext
 from tests.unit.fleet.test_workflow import make_node
@@ -89,10 +90,10 @@ def test_batch_size_is_capped_and_the_overflow_still_runs() -> None:
 
 def test_a_crashed_run_fails_every_node_of_its_batch() -> None:
     def boom(hosts):
-        raise RuntimeError("ansible-runner ended with failed")
+        raise ConfigureError("ansible-runner ended with failed")
 
     batcher = Batcher(boom, window_s=0.01)
-    with pytest.raises(RuntimeError, match="ansible-runner ended with failed"):
+    with pytest.raises(ConfigureError, match="ansible-runner ended with failed"):
         batcher.submit("a")
 
 
