@@ -209,6 +209,8 @@ def _run(args: argparse.Namespace, site: Site, nodes: list[Node], db: StateDB, p
         print(json.dumps(report, indent=2))
     else:
         console.print(render.node_table(rows, f"{site.name}: {len(rows)} node(s), target stage {args.until}"))
+        if details := render.failures(rows):
+            console.print(details, markup=False, highlight=False)
         console.print(f"{render.counts_line(rows)} in {time.time() - started:.1f}s")
     return 0 if all(row["status"] == "done" for row in rows) else 1
 

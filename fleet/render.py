@@ -69,8 +69,19 @@ def node_table(rows: Iterable[dict], title: str) -> Table:
         seconds = sum(row.get("seconds", {}).values())
         table.add_row(row["hostname"], f"[{style}]{row['status']}[/]", row["stage"] or "-",
                       str(row.get("counters", {}).get("bmc_requests", "")), f"{seconds:.1f}s" if seconds else "",
-                      row.get("detail") or "")
+                      _short(row.get("detail") or ""))
     return table
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def failures(rows: Iterable[dict]) -> str:
+    """The full cause of every node that did not make it, one paragraph each (the table truncates)."""
+    lines = [f"{row['hostname']} ({row['status']} at {row.get('current') or row['stage'] or '-'}): {row['detail']}"
+             for row in rows if row["status"] not in ("done", "new") and row.get("detail")]
+    return "\n".join(lines)
 
 
 def counts_line(rows: Iterable[dict]) -> str:

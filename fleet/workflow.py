@@ -130,7 +130,8 @@ ProgressFn = Callable[[str, str, str, str], None]  # hostname, stage, event, det
 class NodeOutcome:
     hostname: str
     status: str
-    stage: str
+    stage: str  # last completed stage
+    current: str  # stage that failed (or is in progress); '' when none
     detail: str
     attempts: int
     counters: dict[str, int]
@@ -172,8 +173,8 @@ class Workflow:
                 break
             self._attempt(node, state, step.stage, counters, seconds)
         final = self.db.node(node.hostname)
-        return NodeOutcome(node.hostname, final.status, final.stage, final.last_error, final.attempts, counters,
-                           seconds)
+        return NodeOutcome(node.hostname, final.status, final.stage, final.current, final.last_error, final.attempts,
+                           counters, seconds)
 
     def _attempt(self, node: Node, state: NodeState, name: str, counters: dict[str, int],
                  seconds: dict[str, float]) -> None:
