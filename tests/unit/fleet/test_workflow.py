@@ -208,15 +208,18 @@ def test_unknown_until_stage_is_refused(db: StateDB) -> None:
 
 def test_stop_leaves_nodes_resumable(db: StateDB) -> None:
     gate = threading.Event()
+    entered = threading.Event()
 
     class Blocking(FakeStage):
         def run(self, node: Node, ctx: NodeContext) -> StageResult:
+            entered.set()
             gate.wait(5)
             return StageResult(True)
 
     flow = Workflow([Blocking("discover"), FakeStage("pxe"), FakeStage("os")], db, "os", backoff_s=0)
     worker = threading.Thread(target=flow.run, args=([make_node(1, 1)],))
     worker.start()
+    assert entered.wait(5)
     flow.stop()
     gate.set()
     worker.join(5)
