@@ -1,7 +1,9 @@
 """Every role's molecule scenario: converge on a lab host, converge again with zero changes, verify.
 
-Runs `molecule test` for real on nspawn lab hosts (and the `vm` scenario in a QEMU VM), with
-ANSIBLE_HOME in a temporary directory so parallel runs and the developer's ~/.ansible stay apart.
+Runs `molecule test` for real on nspawn lab hosts (and the `vm` scenario in a QEMU VM) through the
+shared create/destroy playbooks in tests/molecule/, with ANSIBLE_HOME in a temporary directory (each
+scenario's molecule.yml narrows it to its own ephemeral directory) so runs never share SSH control
+sockets or ~/.ansible.
 Needs root, systemd-nspawn and the lab's apt repository machinery, as CI has (scripts/install.sh).
 """
 
@@ -30,7 +32,8 @@ def test_molecule_scenario_converges_idempotently_and_verifies(role: str, scenar
     env["ANSIBLE_HOME"] = str(tmp_path / "ansible-home")
     env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "ansible-tmp")
     env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
-    env["MOLECULE_EPHEMERAL_DIRECTORY"] = str(tmp_path / "molecule")
+    env["ANSIBLE_ROLES_PATH"] = str(REPO / "roles")
+    env["PYTHONPATH"] = str(REPO)
     result = subprocess.run(
         [str(BIN / "molecule"), "test", "-s", scenario],
         cwd=REPO / "roles" / role, env=env, capture_output=True, text=True, timeout=1800, check=False,
