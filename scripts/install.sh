@@ -11,7 +11,7 @@ APT_PACKAGES=(
   systemd-container debootstrap            # lab hosts: nspawn containers from a debootstrapped Debian
   equivs dpkg-dev                          # the lab apt repository of NVIDIA-named stub packages
   qemu-system-x86 qemu-utils               # molecule's VM scenario
-  git ca-certificates
+  git ca-certificates debian-archive-keyring e2fsprogs
 )
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
