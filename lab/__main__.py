@@ -11,6 +11,7 @@ from fleet.errors import FleetError, InventoryError
 from fleet.inventory import load_site
 from lab import control
 from lab import faults as lab_faults
+from lab.hosts import hardware
 
 DEFAULT_SITE = Path(__file__).resolve().parent.parent / "inventory" / "lab" / "site.yml"
 
@@ -62,8 +63,11 @@ def _run(verb: str, site, specs) -> int:
         control.reset(site)
         print(f"lab stopped and {control.lab_dir_of(site)} deleted")
     elif verb == "fault":
-        path = lab_faults.write(control.lab_dir_of(site), lab_faults.resolve(site, specs))
+        lab_dir = control.lab_dir_of(site)
+        path = lab_faults.write(lab_dir, lab_faults.resolve(site, specs))
         print(f"faults written to {path}")
+        for name, chosen in hardware.reselect_running(lab_dir).items():
+            print(f"{name}: hardware now {chosen}")
     else:
         statuses = control.status(site)
         _print(statuses)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fleet.errors import FleetError
 from fleet.inventory import Site
-from lab.hosts import lifecycle, nspawn
+from lab.hosts import hardware, lifecycle, nspawn
 from lab.hosts.plan import HookAction, decide_hook
 
 log = logging.getLogger(__name__)
@@ -44,4 +44,6 @@ def handle(site: Site, lab_dir: Path, event: str, hostname: str) -> HookAction:
             if hostname in running:
                 lifecycle.stop(hostname, lab_dir)
             nspawn.start(hostname, node.address, lab_dir, bridge_name=settings.bridge, gateway=settings.gateway)
+            chosen = hardware.install(nspawn.hosts_dir(lab_dir) / hostname / "merged", site, hostname, lab_dir)
+            log.info("%s: lab hardware set %s", hostname, chosen)
     return action
