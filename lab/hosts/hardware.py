@@ -39,7 +39,12 @@ def install(root: Path, site: Site, hostname: str, lab_dir: Path) -> str:
     target = root / TARGET
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(SOURCE, target, ignore=shutil.ignore_patterns("*.py", "README.md", "__pycache__"))
+    skip = shutil.ignore_patterns("*.py", "README.md", "__pycache__", "config.json")
+    shutil.copytree(SOURCE / "bin", target / "bin", ignore=skip)
+    for name in (HEALTHY, *(fault_set for _kind, fault_set in FAULT_SETS)):
+        # A fault set holds only what differs from a healthy node: lay it over a healthy copy.
+        shutil.copytree(SOURCE / HEALTHY, target / name, ignore=skip)
+        shutil.copytree(SOURCE / name, target / name, ignore=skip, dirs_exist_ok=True)
     driver = site.pins.get("nvidia_driver")
     if driver:
         for xml in target.glob("*/nvidia-smi-q.xml"):
