@@ -23,15 +23,18 @@ Ratios are printed, not verdicts.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import logging
 import os
 import platform
+import pstats
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,6 +90,45 @@ class RunFigures:
         return self.wall_s / self.critical_path_s
 
 
+def profiled_cli(out: Path, cli_args: list[str]) -> int:
+    """Run provision.py's main with every thread profiled by its own CPU time; stats dumped to `out`.
+
+    cProfile sees only the thread that enables it, and by default counts wall time (a node thread
+    waiting 90 s for MAAS would top the list): each new thread gets its own profiler on thread CPU time.
+    """
+    from fleet.cli import main as cli_main
+
+    profiles: list[cProfile.Profile] = []
+    lock = threading.Lock()
+
+    def start(*_: object) -> None:
+        profile = cProfile.Profile(time.thread_time)
+        with lock:
+            profiles.append(profile)
+        profile.enable()
+
+    threading.setprofile(start)
+    main_profile = cProfile.Profile(time.thread_time)
+    main_profile.enable()
+    try:
+        return cli_main(cli_args)
+    finally:
+        main_profile.disable()
+        threading.setprofile(None)
+        with lock:
+            stats = pstats.Stats(main_profile, *profiles)
+        stats.dump_stats(str(out))
+
+
+def print_profile(path: Path, top: int = 25) -> None:
+    stats = pstats.Stats(str(path))
+    print(f"      provision.py CPU by function (own time, all threads, top {top}):")
+    rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:top]  # type: ignore[attr-defined]
+    for (file, line, name), (_cc, calls, own_s, cum_s, _callers) in rows:
+        where = f"{Path(file).parent.name}/{Path(file).name}:{line}" if line else file
+        print(f"        {own_s:7.2f} s own {cum_s:7.2f} s cum {calls:>9} calls  {name} ({where})")
+
+
 @contextmanager
 def lab_for(racks: int, delays: Delays, root: Path) -> Iterator[tuple[Site, dict[str, str]]]:
     """A fresh lab of `racks` racks with the known delays, on free ports; stopped afterwards."""
@@ -111,11 +153,15 @@ def lab_for(racks: int, delays: Delays, root: Path) -> Iterator[tuple[Site, dict
         control.down(site)
 
 
-def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Delays, root: Path) -> RunFigures:
+def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Delays, root: Path,
+            profile: Path | None = None) -> RunFigures:
     nodes = racks * NODES_PER_RACK
     report_path = root / f"report-{racks}-{until}.json"
-    argv = [sys.executable, "provision.py", "--site", str(site.path), "--rack", f"1-{racks}", "--until", until,
-            "--json-report", str(report_path), "--bmc-requests", str(nodes), "--maas-deploys", str(nodes), "--yes"]
+    cli_args = ["--site", str(site.path), "--rack", f"1-{racks}", "--until", until, "--json-report",
+                str(report_path), "--bmc-requests", str(nodes), "--maas-deploys", str(nodes), "--yes"]
+    argv = [sys.executable, "provision.py", *cli_args]
+    if profile is not None:
+        argv = [sys.executable, "-m", "bench.bringup", "--profile-cli", str(profile), "--", *cli_args]
     pids_dir = control.lab_dir_of(site) / "pids"
     lab_pids = {path.stem: int(path.read_text(encoding="utf-8")) for path in pids_dir.glob("*.pid")}
     lab_before = {name: process_cpu_s(pid) for name, pid in lab_pids.items()}
@@ -155,10 +201,10 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bring_up(racks: int, delays: Delays, until: str = "os") -> RunFigures:
+def bring_up(racks: int, delays: Delays, until: str = "os", profile: Path | None = None) -> RunFigures:
     with tempfile.TemporaryDirectory(prefix=f"bench-{racks}-") as tmp, lab_for(racks, delays, Path(tmp)) as lab:
         site, env = lab
-        return run_cli(site, env, racks, until, delays, Path(tmp))
+        return run_cli(site, env, racks, until, delays, Path(tmp), profile)
 
 
 def ansible_oob(racks: int, delays: Delays, forks: int, poll_delay_s: float) -> float:
@@ -182,11 +228,16 @@ def print_run(figures: RunFigures) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--profile-cli"]:  # the profiled child of --profile: PATH -- provision.py arguments
+        return profiled_cli(Path(argv[1]), argv[3:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--racks", default="1,128", help="comma-separated rack counts (default: 1,128)")
     parser.add_argument("--power-delay-s", type=float, default=5.0, help="every BMC power change lands after this")
     parser.add_argument("--deploy-s", type=float, default=90.0, help="every MAAS deployment takes this")
     parser.add_argument("--skip-ansible", action="store_true", help="skip the community.general comparison")
+    parser.add_argument("--profile", type=Path, metavar="PATH",
+                        help="profile provision.py (every thread, CPU time) in the largest run; stats to PATH")
     parser.add_argument("--ansible-racks", type=int, default=128, help="racks for the OOB comparison")
     parser.add_argument("--ansible-forks", type=int, default=8, help="Ansible forks (more than ~10 is slower here)")
     args = parser.parse_args(argv)
@@ -198,8 +249,12 @@ def main(argv: list[str] | None = None) -> int:
           f"(time factor {delays.time_factor:g}); resource limits set to the node count (--bmc-requests N "
           "--maas-deploys N) so they do not dominate")
     print("bring-up to os (ratio = wall / critical path; critical path = power delay + deploy, from the config):")
-    for racks in (int(text) for text in args.racks.split(",")):
-        print_run(bring_up(racks, delays))
+    counts = [int(text) for text in args.racks.split(",")]
+    for racks in counts:
+        profile = args.profile if args.profile and racks == max(counts) else None
+        print_run(bring_up(racks, delays, profile=profile))
+        if profile:
+            print_profile(profile)
     if args.skip_ansible:
         return 0
     racks = args.ansible_racks

@@ -21,15 +21,16 @@ from tests.lab.conftest import LabSite
 pytestmark = pytest.mark.lab
 
 RACK1 = ["gpu-001-01", "gpu-001-02", "gpu-001-03", "gpu-001-04"]
+# The report's keys scripts rely on (more may be added; none of these may go).
 REPORT_KEYS = {"site", "run_id", "until", "started", "finished", "nodes", "summary"}
 NODE_KEYS = {"hostname", "status", "stage", "detail", "attempts", "counters", "seconds"}
 MAX_PXE_REQUESTS = 4  # read + PATCH boot override + reset, + Systems on first contact (issue 3, item 7)
 
 
 def run_rack(lab: LabSite, tmp_path: Path, *args: str, name: str = "report.json") -> tuple[int, dict, str]:
-    """Run `provision.py --rack 1 ARGS --json-report`; (exit code, report, stderr)."""
+    """Run `provision.py --rack 1 --until os ARGS --json-report`; (exit code, report, stderr)."""
     report = tmp_path / name
-    result = lab.cli("--rack", "1", "--json-report", str(report), *args)
+    result = lab.cli("--rack", "1", "--until", "os", "--json-report", str(report), *args)
     assert report.exists(), f"no report (exit {result.returncode}): {result.stderr[-2000:]}"
     return result.returncode, json.loads(report.read_text(encoding="utf-8")), result.stderr
 
@@ -59,7 +60,7 @@ def test_a_rack_reaches_os_deployed_and_every_record_agrees(lab_site: LabSite, t
     code, report, stderr = run_rack(lab_site, tmp_path)
 
     assert code == 0, stderr
-    assert set(report) == REPORT_KEYS
+    assert set(report) >= REPORT_KEYS
     assert report["until"] == "os" and report["site"] == "labtest"
     assert report["summary"] == {"done": 4}
     assert report["finished"] > report["started"]
@@ -70,7 +71,7 @@ def test_a_rack_reaches_os_deployed_and_every_record_agrees(lab_site: LabSite, t
     site = lab_site.site
     for host in RACK1:
         row = rows[host]
-        assert set(row) == NODE_KEYS
+        assert set(row) >= NODE_KEYS
         assert (row["status"], row["stage"], row["detail"]) == ("done", "os", "")
         assert list(row["seconds"]) == ["discover", "pxe", "os"]
         counters = row["counters"]
@@ -156,7 +157,7 @@ def test_sigkill_mid_run_then_rerun_reaches_the_same_end_without_repeating_destr
         make_lab_site: Callable[..., LabSite], tmp_path: Path) -> None:
     lab = make_lab_site(racks=2, time_factor=0.01)  # 6 s deployments: plenty of time to kill mid-way
     hosts = sorted(lab.site.nodes)
-    run = lab.start("--rack", "1-2")
+    run = lab.start("--rack", "1-2", "--until", "os")
 
     def some_node_past_pxe() -> bool:
         assert run.poll() is None, "the run ended before it could be killed"
@@ -168,7 +169,7 @@ def test_sigkill_mid_run_then_rerun_reaches_the_same_end_without_repeating_destr
     killed_at = lab.states()
     assert any(state.status == "running" for state in killed_at.values())
 
-    result = lab.cli("--rack", "1-2", "--json-report", str(tmp_path / "resume.json"))
+    result = lab.cli("--rack", "1-2", "--until", "os", "--json-report", str(tmp_path / "resume.json"))
 
     assert result.returncode == 0, result.stderr
     states = lab.states()
@@ -194,15 +195,15 @@ def test_sigkill_mid_run_then_rerun_reaches_the_same_end_without_repeating_destr
 def test_a_second_run_on_the_same_rack_is_refused_and_names_the_holder(
         make_lab_site: Callable[..., LabSite]) -> None:
     lab = make_lab_site(racks=1, time_factor=0.01)
-    first = lab.start("--rack", "1")
+    first = lab.start("--rack", "1", "--until", "os")
     try:
         wait_for(lambda: _locked(lab), 60, "the first run to lock its nodes")
 
-        second = lab.cli("--rack", "1")
+        second = lab.cli("--rack", "1", "--until", "os")
 
         assert second.returncode == 2, second.stderr
         assert "locked by another run" in second.stderr
-        assert f"pid {first.pid}" in second.stderr and "provision.py --rack 1" in second.stderr
+        assert f"pid {first.pid}" in second.stderr and "provision.py --rack 1 --until os" in second.stderr
         assert first.wait(timeout=90) == 0  # the holder was not disturbed
     finally:
         if first.poll() is None:
@@ -224,7 +225,7 @@ def _locked(lab: LabSite) -> bool:
 # -- input and dry run ------------------------------------------------------------------------
 
 def test_dry_run_prints_the_plan_and_touches_nothing(lab_site: LabSite) -> None:
-    result = lab_site.cli("--rack", "1", "--dry-run")
+    result = lab_site.cli("--rack", "1", "--until", "os", "--dry-run")
 
     assert result.returncode == 0, result.stderr
     for host in RACK1:
@@ -257,12 +258,12 @@ def test_reimage_asks_without_a_tty_then_releases_and_redeploys_one_node(lab_sit
     assert code == 0, stderr
     target, *others = RACK1
 
-    refused = lab_site.cli("reimage", target)
+    refused = lab_site.cli("reimage", target, "--until", "os")
     assert refused.returncode == 2
     assert "--yes" in refused.stderr
     assert "reimage_requested" not in [e.split("/")[-1] for e in lab_site.events(target)]
 
-    done = lab_site.cli("reimage", target, "--yes", "--json-report", str(tmp_path / "reimage.json"))
+    done = lab_site.cli("reimage", target, "--yes", "--until", "os", "--json-report", str(tmp_path / "reimage.json"))
 
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "reimage.json").read_text(encoding="utf-8"))
