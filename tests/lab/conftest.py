@@ -49,7 +49,7 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def free_port_block(span: int, *, avoid: set[int] = frozenset(), attempts: int = 200) -> int:  # type: ignore[assignment]
+def free_port_block(span: int, *, attempts: int = 200) -> int:
     """The first port of `span` consecutive free ports, clear of the kernel's ephemeral range.
 
     Ephemeral ports are where outgoing connections land at random, so a block there can be taken
@@ -60,7 +60,7 @@ def free_port_block(span: int, *, avoid: set[int] = frozenset(), attempts: int =
     for _ in range(attempts):
         base = random.randrange(20000, ceiling)
         ports = range(base, base + span)
-        if not avoid.intersection(ports) and all(_port_free(port) for port in ports):
+        if all(_port_free(port) for port in ports):
             return base
     raise RuntimeError(f"no block of {span} free ports below {low}")
 
@@ -150,11 +150,6 @@ class LabSite:
     def machine(self, hostname: str) -> Machine:
         site = self.site
         return self.maas().find_machine(site.nodes[hostname])
-
-    def bmc_log_requests(self) -> int:
-        """Requests the BMC front has logged so far (its access log), to prove a run sent none."""
-        path = self.lab_dir / "logs" / "redfish-front.log"
-        return path.read_text(encoding="utf-8").count('"') if path.exists() else 0
 
     def status_json(self, *args: str) -> dict:
         result = self.cli("status", "--json", *args)
