@@ -64,8 +64,13 @@ class HostResults:
         name = data.get("host") or ""
         if kind == "runner_on_ok":
             result = self.host(name)
+            res = data.get("res") or {}
             result.ok_tasks += 1
-            result.changed += bool((data.get("res") or {}).get("changed"))
+            result.changed += bool(res.get("changed"))
+            # The roles record hardware steps they skipped with `set_stats: {data: {fleet_skipped: [...]}}`;
+            # per-host stats never reach ansible-runner's summary, so they are read from the task's result.
+            stats = (res.get("ansible_stats") or {}).get("data") or {}
+            result.skipped_steps.extend(str(step) for step in stats.get("fleet_skipped") or [])
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             result = self.host(name)
             if not result.failed_task:  # the first failure is the cause; later ones are consequences
@@ -73,14 +78,6 @@ class HostResults:
                 result.failed_msg = _message(data.get("res") or {})
         elif kind == "runner_on_unreachable":
             self.host(name).unreachable = _message(data.get("res") or {})
-        elif kind == "playbook_on_stats":
-            self._custom_stats(data.get("artifact_data") or {})
-
-    def _custom_stats(self, stats: dict) -> None:
-        """`set_stats: {data: {fleet_skipped: [...]}, per_host: true}` in the roles lands here."""
-        for host, values in stats.items():
-            if isinstance(values, dict):
-                self.host(host).skipped_steps.extend(str(v) for v in values.get("fleet_skipped") or [])
 
 
 def _message(res: dict) -> str:

@@ -41,11 +41,14 @@ def test_ignored_errors_do_not_fail_the_host() -> None:
     assert results.hosts == {}
 
 
-def test_skipped_hardware_steps_come_from_per_host_custom_stats() -> None:
+def test_skipped_hardware_steps_come_from_the_set_stats_task_of_each_host() -> None:
     results = HostResults()
-    results.feed({"event": "playbook_on_stats", "event_data": {"artifact_data": {
-        "a": {"fleet_skipped": ["fabricmanager: start nvidia-fabricmanager: no NVSwitch (container)"]}}}})
-    assert results.hosts["a"].skipped_steps == ["fabricmanager: start nvidia-fabricmanager: no NVSwitch (container)"]
+    step = "fabricmanager: start nvidia-fabricmanager: no NVSwitch (container)"
+    results.feed(event("runner_on_ok", "a", "Record the skipped fabric manager start",
+                       ansible_stats={"data": {"fleet_skipped": [step]}, "per_host": True, "aggregate": True}))
+    results.feed(event("runner_on_ok", "b", "Record the skipped fabric manager start"))
+    assert results.hosts["a"].skipped_steps == [step]
+    assert results.hosts["b"].skipped_steps == []
 
 
 def test_nodes_arriving_within_the_window_share_one_run() -> None:
