@@ -25,7 +25,7 @@ def test_bring_up_configures_and_validates_and_quarantines_the_sick_gpu(
     run = lab.cli("--nodes", f"{HEALTHY},{SICK}", "--fault", f"gpu_sick:{SICK}", "--json", timeout_s=900)
     assert run.returncode == 1, run.stderr[-3000:]
     report = {row["hostname"]: row for row in json.loads(run.stdout)["nodes"]}
-    assert (report[HEALTHY]["status"], report[HEALTHY]["stage"]) == ("done", "validate")
+    assert (report[HEALTHY]["status"], report[HEALTHY]["stage"]) == ("done", "validate"), report[HEALTHY]["detail"]
     assert (report[SICK]["status"], report[SICK]["current"]) == ("quarantined", "validate")
     assert report[SICK]["detail"].startswith("CRITICAL: gpu_ecc_errors")
 
