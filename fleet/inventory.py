@@ -632,7 +632,7 @@ def _lab(file: Path, raw: Any, nodes: set[str], problems: _Collector) -> LabSett
     hosts = LabHosts()
     if problems.keys(hosts_raw, file, "lab.hosts", set(), {"max", "bridge", "gateway"}):
         hosts = LabHosts(
-            _positive_int(file, "lab.hosts.max", hosts_raw.get("max", hosts.max_hosts), problems),
+            _positive_int(file, "lab.hosts.max", hosts_raw.get("max", hosts.max_hosts), problems, minimum=0),
             str(hosts_raw.get("bridge", hosts.bridge)),
             _ip(file, "lab.hosts.gateway", hosts_raw.get("gateway", hosts.gateway), problems),
         )

@@ -72,7 +72,7 @@ class Discover:
     bmcs: BmcPool
     maas: MaasClient
     name: str = "discover"
-    max_attempts: int = 3
+    max_attempts: int = 5  # BMCs and MAAS blip: 2+4+8+16 s of backoff rides out a half-minute outage
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         bmc = self.bmcs.client(node)
@@ -96,7 +96,7 @@ class Pxe:
     bmcs: BmcPool
     maas: MaasClient
     name: str = "pxe"
-    max_attempts: int = 3
+    max_attempts: int = 5
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         machine = self.maas.find_machine(node)
@@ -120,7 +120,7 @@ class Os:
     deploys: threading.BoundedSemaphore
     allow_redeploy: bool = False
     name: str = "os"
-    max_attempts: int = 2
+    max_attempts: int = 5  # a failed deployment quarantines at once (ensure_os retried it); this is for outages
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         machine = self.maas.find_machine(node)
@@ -150,7 +150,7 @@ class Release:
     maas: MaasClient
     erase: bool = False
     name: str = "release"
-    max_attempts: int = 2
+    max_attempts: int = 5
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         machine = self.maas.find_machine(node)

@@ -87,6 +87,14 @@ def transition(state: NodeState, stage: str, result: StageResult, max_attempts: 
     return Transition({**failed, "status": "running"}, retry=True, delay_s=backoff_s * 2 ** (attempts - 1))
 
 
+PERMANENT_STATUSES = (400, 401, 403, 404, 405)
+
+
+def refused(err: FleetError) -> bool:
+    """A service that refuses a request (bad credentials, no such resource) will refuse it again."""
+    return isinstance(err.status, int) and err.status in PERMANENT_STATUSES
+
+
 class NodeContext:
     """What a stage gets besides the node: journaled, once-only steps and a logger with the node's name."""
 
@@ -202,7 +210,7 @@ class Workflow:
             return stage.run(node, ctx)
         except FleetError as err:
             ctx.log.warning("%s failed: %s", stage.name, err)
-            return StageResult(False, str(err))
+            return StageResult(False, str(err), retryable=not refused(err))
         except Exception as err:  # one node's bug must not stop the fleet
             ctx.log.exception("%s crashed", stage.name)
             return StageResult(False, f"internal error in stage {stage.name}: {type(err).__name__}: {err}",

@@ -38,6 +38,7 @@ from lab.maas.states import (
 from lab.maas.store import Config, FaultFile, HookFile, load_state, save_state
 
 log = logging.getLogger("lab.maas")
+HOOK_CONCURRENCY = 2
 
 MACHINE_ACTIONS = frozenset({
     "deploy", "release", "abort", "commission", "power_on", "power_off", "mark_broken",
@@ -87,6 +88,8 @@ class Simulator:
         self.consumer_key, self.token_key, self.token_secret = config.api_key.split(":")
         self.dirty = False
         self.hook_tasks: set[asyncio.Task[None]] = set()
+        # A 512-node deploy wave must not fork 512 hook processes at once (it starved the API).
+        self.hook_slots = asyncio.Semaphore(HOOK_CONCURRENCY)
 
     # -- clock and events -------------------------------------------------------------------
 
@@ -123,11 +126,12 @@ class Simulator:
     async def _run_hook(self, argv: list[str]) -> None:
         hostname, event = argv[-2:]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            output, _ = await proc.communicate()
+            async with self.hook_slots:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+                output, _ = await proc.communicate()
         except OSError as err:
             log.error("%s: hook %s for %s could not start: %s", hostname, argv[0], event, err)
             return

@@ -211,7 +211,7 @@ def test_an_empty_site_file_is_reported(tmp_path: Path) -> None:
         ("pins: {cuda: {major: 12}}", "pins.cuda", "expected a version string"),
         ("lab: {seed: x}", "lab.seed", "expected an integer >= 0, got 'x'"),
         ("lab: {ports: [5240]}", "lab.ports", "expected a mapping of service -> port"),
-        ("lab: {hosts: {max: lots}}", "lab.hosts.max", "expected an integer >= 1, got 'lots'"),
+        ("lab: {hosts: {max: lots}}", "lab.hosts.max", "expected an integer >= 0, got 'lots'"),
         ("lab: {faults: {kind: gpu_sick}}", "lab.faults", "expected a list of faults, got dict"),
         ("lab: {faults: [{kind: gpu_sick, fraction: half}]}", "lab.faults[0]", "fraction must be a number, got 'half'"),
         ("lab: {time_factor: 0}", "lab.time_factor", "expected a positive number, got 0"),

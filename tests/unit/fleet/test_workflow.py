@@ -225,3 +225,19 @@ def test_stop_leaves_nodes_resumable(db: StateDB) -> None:
     worker.join(5)
     assert db.node("gpu-001-01").stage == "discover"
     assert db.node("gpu-001-01").status == "running"
+
+
+def test_a_refused_request_is_not_retried(db: StateDB) -> None:
+    refused = {"gpu-001-01": [BmcError("BMC refused the credentials", node="gpu-001-01", status=401)]}
+    pipeline = stages(discover=refused)
+    [outcome] = Workflow(pipeline, db, "os", backoff_s=0).run([make_node(1, 1)])
+    assert outcome.status == "quarantined"
+    assert pipeline[0].calls == ["gpu-001-01"]
+
+
+def test_a_server_error_is_retried(db: StateDB) -> None:
+    flaky = {"gpu-001-01": [BmcError("BMC busy", node="gpu-001-01", status=503), StageResult(True)]}
+    pipeline = stages(discover=flaky)
+    [outcome] = Workflow(pipeline, db, "os", backoff_s=0).run([make_node(1, 1)])
+    assert outcome.status == "done"
+    assert pipeline[0].calls == ["gpu-001-01", "gpu-001-01"]
