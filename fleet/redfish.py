@@ -258,6 +258,11 @@ def dmtf_client(base_url: str, authorization: str, ca_file: str | None) -> RestC
     """
     client = redfish.redfish_client(base_url=base_url, cafile=ca_file, max_retry=0, check_connectivity=False)
     client.set_authorization_key(authorization)
+    # The library sends everything through one plain requests.Session, which by default reads the
+    # environment on every request: HTTP(S)_PROXY (BMC traffic belongs on the out-of-band network,
+    # never on an ops host's proxy), REQUESTS_CA_BUNDLE (would replace our CA file) and ~/.netrc;
+    # scanning the environment also cost ~2 ms of CPU per request at 512 nodes.
+    client._session.trust_env = False  # the library offers no other way to set it
     return client
 
 

@@ -244,6 +244,20 @@ def test_the_site_ca_file_wins_over_requests_ca_bundle_in_the_environment(lab: R
     assert lab.pool().client("gpu-002-04").read_system().service_tag == "L00204X"
 
 
+def test_bmc_traffic_ignores_a_proxy_set_in_the_environment(lab: RedfishLab, monkeypatch):
+    """An ops host's HTTPS_PROXY must not carry out-of-band traffic (the proxy here is a closed port)."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    monkeypatch.setenv("https_proxy", proxy)
+    bmc = lab.pool().client("gpu-002-03")
+    assert bmc.read_system().service_tag == "L00203X"
+    assert bmc.counts().retries == 0
+
+
 def test_credentials_never_reach_the_logs(lab: RedfishLab, caplog):
     caplog.set_level(logging.DEBUG)
     lab.faults({"gpu-001-01": {"bmc_5xx": 0.5}})
