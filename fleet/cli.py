@@ -174,31 +174,37 @@ def cmd_up(args: argparse.Namespace, site: Site, nodes: list[Node], console: Con
     db.acquire([n.hostname for n in nodes], command)
     try:
         if args.retry_quarantined:
-            _requeue(db, nodes)
-        with stages.build(site, args, db, reimage=reimage) as pipeline:
-            return _run(args, site, nodes, db, pipeline, console)
+            _requeue(db, nodes, order)
+        progress = render.StageProgress(order, len(nodes), console, verbose=args.verbose)
+        with progress, stages.build(site, args, reimage=reimage, progress=progress) as pipeline:
+            return _run(args, site, nodes, db, pipeline, progress, console)
     finally:
         db.release([n.hostname for n in nodes])
 
 
-def _requeue(db: StateDB, nodes: list[Node]) -> None:
+def _requeue(db: StateDB, nodes: list[Node], order: list[str]) -> None:
+    """Quarantined nodes resume at the stage that failed; one quarantined by a health sweep is validated again."""
     for node in nodes:
-        if db.node(node.hostname).status == "quarantined":
-            db.journal(node.hostname, "", "requeued", reason="--retry-quarantined")
-            db.update(node.hostname, status="running", attempts=0)
+        state = db.node(node.hostname)
+        if state.status != "quarantined":
+            continue
+        db.journal(node.hostname, "", "requeued", reason="--retry-quarantined", at=state.current)
+        fields: dict[str, object] = {"status": "running", "attempts": 0}
+        if state.current not in order and "validate" in order:
+            fields["stage"] = order[order.index("validate") - 1]
+        db.update(node.hostname, **fields)
 
 
 def _run(args: argparse.Namespace, site: Site, nodes: list[Node], db: StateDB, pipeline: list,
-         console: Console) -> int:
+         progress: render.StageProgress, console: Console) -> int:
     started = time.time()
-    order = [stage.name for stage in pipeline]
-    with render.StageProgress(order, len(nodes), console) as progress:
-        flow = Workflow(pipeline, db, args.until, progress)
-        try:
-            outcomes = flow.run(nodes)
-        except KeyboardInterrupt:
-            flow.stop()
-            raise
+    flow = Workflow(pipeline, db, args.until, progress)
+    try:
+        outcomes = flow.run(nodes)
+    except KeyboardInterrupt:
+        flow.stop()
+        raise
+    progress.stop()  # the summary prints below the bars, not between them
     rows = [asdict(o) for o in outcomes]
     report = {"site": site.name, "run_id": db.run_id, "until": args.until, "started": started,
               "finished": time.time(), "nodes": rows, "summary": _summary(rows)}

@@ -21,12 +21,15 @@ STATUS_STYLE = {"done": "green", "quarantined": "red", "running": "yellow", "new
 class StageProgress:
     """Receives workflow events (hostname, stage, event, detail) from many threads."""
 
-    def __init__(self, stages: Sequence[str], total: int, console: Console | None = None) -> None:
+    def __init__(self, stages: Sequence[str], total: int, console: Console | None = None,
+                 verbose: bool = False) -> None:
         self.console = console or Console(stderr=True)
+        self.verbose = verbose
         self.interactive = self.console.is_terminal
         self._lock = threading.Lock()
         self._progress: Progress | None = None
         self._tasks: dict[str, int] = {}
+        self._live = False
         if self.interactive:
             self._progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                                       TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=self.console)
@@ -35,14 +38,22 @@ class StageProgress:
     def __enter__(self) -> StageProgress:
         if self._progress:
             self._progress.start()
+            self._live = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._progress and self._live:
             self._progress.stop()
+            self._live = False
 
     def __call__(self, hostname: str, stage: str, event: str, detail: str) -> None:
         with self._lock:
+            if event == "task":  # an Ansible task starting on a host: a note on a terminal, a line with -v
+                self._task(hostname, stage, detail)
+                return
             if self._progress is None:
                 stamp = time.strftime("%H:%M:%S")
                 suffix = f": {detail}" if detail and event != "ok" else ""
@@ -57,6 +68,13 @@ class StageProgress:
                 self._progress.update(task, note=f"[red]{hostname} {event}")
                 if event == "quarantined":
                     self.console.print(f"[red]{hostname} quarantined at {stage}:[/] {detail}")
+
+
+    def _task(self, hostname: str, stage: str, task: str) -> None:
+        if self._progress is not None and stage in self._tasks:
+            self._progress.update(self._tasks[stage], note=f"{hostname}: {task}"[:60])
+        elif self._progress is None and self.verbose:
+            print(f"{time.strftime('%H:%M:%S')} {hostname} {stage} task: {task}", file=sys.stderr, flush=True)
 
 
 def node_table(rows: Iterable[dict], title: str) -> Table:

@@ -33,8 +33,7 @@ from fleet.maas import (
     node_tags,
 )
 from fleet.redfish import Bmc, BmcPool, BmcSettings, SystemInfo
-from fleet.state import StateDB
-from fleet.workflow import NodeContext, Stage, StageResult
+from fleet.workflow import NodeContext, ProgressFn, Stage, StageResult
 
 STAGE_NAMES = ("discover", "pxe", "os", "configure", "validate")
 DEPLOYED, DEPLOYING, READY = 6, 9, 4  # MAAS NODE_STATUS values
@@ -178,7 +177,8 @@ def user_data(node: Node) -> bytes:
 
 
 @contextmanager
-def build(site: Site, args: argparse.Namespace, db: StateDB, *, reimage: bool = False) -> Iterator[list[Stage]]:
+def build(site: Site, args: argparse.Namespace, *, reimage: bool = False,
+          progress: ProgressFn | None = None) -> Iterator[list[Stage]]:
     """The run's stages with their shared clients; clients are closed when the run ends."""
     with ExitStack() as stack:
         scale = time_scale(site)
@@ -193,13 +193,17 @@ def build(site: Site, args: argparse.Namespace, db: StateDB, *, reimage: bool = 
         if reimage:
             stages.append(Release(site, maas, erase=args.erase))
         stages += [Discover(bmcs, maas), Pxe(site, bmcs, maas), Os(site, maas, deploys, allow_redeploy=reimage)]
-        stages += extra_stages(site)
+        stages += extra_stages(site, progress)
         yield stages
 
 
-def extra_stages(site: Site) -> list[Stage]:
-    """configure and validate, each from its own module."""
+def extra_stages(site: Site, progress: ProgressFn | None = None) -> list[Stage]:
+    """configure and validate, each from its own module; Ansible's task starts stream to the progress display."""
     from fleet.configure import ConfigureStage
     from fleet.validate import ValidateStage
 
-    return [ConfigureStage(site), ValidateStage(site)]
+    def task(host: str, name: str) -> None:
+        if progress is not None:
+            progress(host, "configure", "task", name)
+
+    return [ConfigureStage(site, progress=task), ValidateStage(site)]

@@ -249,15 +249,19 @@ def is_up(site: Site) -> bool:
 
 
 def down(site: Site) -> None:
-    """Stop the lab hosts, then every service: SIGTERM to each process group, SIGKILL after 5 s."""
+    """Stop every service (SIGTERM to each process group, SIGKILL after 5 s), then the lab hosts.
+
+    Services go first: MAAS's hook may be booting a host right now, and a host stop that ran before it
+    finished would leave that host (and its overlay mount) behind.
+    """
     lab_dir = lab_dir_of(site)
-    _stop_hosts(site, lab_dir)
     pids_dir = lab_dir / "pids"
     for pid_file in sorted(pids_dir.glob("*.pid")) if pids_dir.exists() else []:
         pid = _read_pid(lab_dir, pid_file.stem)
         if _pid_alive(pid):
             _terminate(pid or 0)
         pid_file.unlink(missing_ok=True)
+    _stop_hosts(site, lab_dir)
 
 
 def _terminate(pid: int) -> None:
