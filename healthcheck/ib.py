@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from healthcheck.config import Config
-from healthcheck.kernlog import strip_prefix
+from healthcheck.kernlog import kernel_log_unreadable, strip_prefix
 from healthcheck.model import Finding, Result, Verdict, conclude, skipped, unknown
 from healthcheck.probe import Missing, read_text
 from healthcheck.readings import IbHca, IbPort, Readings
@@ -223,11 +223,7 @@ class IbPcieBandwidthCheck:
 
     def evaluate(self, readings: Readings, config: Config) -> Result:
         if isinstance(readings.kernel_log, Missing):
-            return unknown(
-                self.name,
-                f"kernel log unreadable: {readings.kernel_log.reason}",
-                "node owner: make dmesg or journalctl -k readable for the healthcheck user",
-            )
+            return kernel_log_unreadable(self.name, readings.kernel_log)
         findings = []
         for line in readings.kernel_log:
             if "PCIe bandwidth" in line and (match := _PCIE_LIMITED.search(line)):

@@ -153,17 +153,19 @@ def gather_kernel_log(config: Config) -> tuple[str, ...] | Missing:
     return text if isinstance(text, Missing) else tuple(text.splitlines())
 
 
+def kernel_log_unreadable(check: str, missing: Missing) -> Result:
+    """The one UNKNOWN every kernel-log check gives when it cannot read the log."""
+    return unknown(check, f"kernel log unreadable: {missing.reason}",
+                   "node owner: make dmesg or journalctl -k readable for the healthcheck user")
+
+
 class DmesgBaselineCheck:
     name = "dmesg_baseline"
     severity = Verdict.WARNING
 
     def evaluate(self, readings: Readings, config: Config) -> Result:
         if isinstance(readings.kernel_log, Missing):
-            return unknown(
-                self.name,
-                f"kernel log unreadable: {readings.kernel_log.reason}",
-                "node owner: make dmesg or journalctl -k readable for the healthcheck user",
-            )
+            return kernel_log_unreadable(self.name, readings.kernel_log)
         if isinstance(readings.dmesg_baseline, Missing):
             return unknown(
                 self.name,

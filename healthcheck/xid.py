@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from healthcheck.config import Config
-from healthcheck.kernlog import strip_prefix
-from healthcheck.model import Finding, Result, Verdict, conclude, unknown
+from healthcheck.kernlog import kernel_log_unreadable, strip_prefix
+from healthcheck.model import Finding, Result, Verdict, conclude
 from healthcheck.probe import Missing
 from healthcheck.readings import Readings
 
@@ -130,11 +130,7 @@ class XidCheck:
 
     def evaluate(self, readings: Readings, config: Config) -> Result:
         if isinstance(readings.kernel_log, Missing):
-            return unknown(
-                self.name,
-                f"kernel log unreadable: {readings.kernel_log.reason}",
-                "node owner: make dmesg or journalctl -k readable for the healthcheck user",
-            )
+            return kernel_log_unreadable(self.name, readings.kernel_log)
         events = find_xids(readings.kernel_log)
         counts = Counter(e.code for e in events)
         evidence: dict[str, int] = {"xid_events": len(events)}
@@ -160,11 +156,7 @@ class SxidCheck:
 
     def evaluate(self, readings: Readings, config: Config) -> Result:
         if isinstance(readings.kernel_log, Missing):
-            return unknown(
-                self.name,
-                f"kernel log unreadable: {readings.kernel_log.reason}",
-                "node owner: make dmesg or journalctl -k readable for the healthcheck user",
-            )
+            return kernel_log_unreadable(self.name, readings.kernel_log)
         findings, fatal, nonfatal = [], 0, 0
         for line in readings.kernel_log:
             if "SXid" not in line or not (match := _SXID.search(line)):

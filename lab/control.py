@@ -30,6 +30,7 @@ import yaml
 from fleet.errors import FleetError
 from fleet.inventory import FaultSpec, Site
 from lab import faults as lab_faults
+from lab.hosts.proc import pid_alive
 from lab.service import LabService, ReadyCheck
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def up(site: Site, extra_faults: Iterable[FaultSpec] = (), *,
     if site.lab and site.lab.hosts.max_hosts > 0:
         _ensure_host_image()
     for service in _services(site, lab_dir, options):
-        if _pid_alive(_read_pid(lab_dir, service.name)):
+        if pid_alive(_read_pid(lab_dir, service.name)):
             continue
         _check_port_free(site, service.ready)
         _start(service, lab_dir)
@@ -206,29 +207,12 @@ def _read_pid(lab_dir: Path, name: str) -> int | None:
         return None
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) still answers kill(0); it is not running.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def status(site: Site) -> list[ServiceStatus]:
     lab_dir = lab_dir_of(site)
     result = []
     for service in _described(site, lab_dir):
         pid = _read_pid(lab_dir, service.name)
-        running = _pid_alive(pid)
+        running = pid_alive(pid)
         ready = running and _is_ready(service.ready)
         detail = "serving" if ready else ("starting or hung" if running else "stopped")
         result.append(ServiceStatus(service.name, pid if running else None, running, ready, detail))
@@ -258,7 +242,7 @@ def down(site: Site) -> None:
     pids_dir = lab_dir / "pids"
     for pid_file in sorted(pids_dir.glob("*.pid")) if pids_dir.exists() else []:
         pid = _read_pid(lab_dir, pid_file.stem)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             _terminate(pid or 0)
         pid_file.unlink(missing_ok=True)
     _stop_hosts(site, lab_dir)
@@ -272,7 +256,7 @@ def _terminate(pid: int) -> None:
             return
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return
             time.sleep(0.05)
 
