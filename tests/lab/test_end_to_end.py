@@ -16,12 +16,12 @@ from tests.lab.conftest import LabSite
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-HEALTHY, SICK = "gpu-001-01", "gpu-001-02"
+HEALTHY, SICK = "gpu-002-01", "gpu-002-02"  # rack 2: clear of the addresses other lab tests use
 
 
 def test_bring_up_configures_and_validates_and_quarantines_the_sick_gpu(
         make_lab_site: Callable[..., LabSite]) -> None:
-    lab = make_lab_site(racks=1, max_hosts=2)
+    lab = make_lab_site(racks=2, max_hosts=2)
     run = lab.cli("--nodes", f"{HEALTHY},{SICK}", "--fault", f"gpu_sick:{SICK}", "--json", timeout_s=900)
     assert run.returncode == 1, run.stderr[-3000:]
     report = {row["hostname"]: row for row in json.loads(run.stdout)["nodes"]}
