@@ -3,8 +3,10 @@
 python-libmaas's blocking facade asks for the current thread's event loop and fails in worker threads,
 so `MaasClient` runs the async API on one event-loop thread of its own and hands each call over with
 `run_coroutine_threadsafe`: any number of workflow threads can use one client at once, and 512
-nodes waiting for Deployed cost 512 sleeping coroutines, not 512 blocked sockets. Bounding how many
-deploys start at once is the caller's business (it owns the per-resource limits).
+nodes waiting for Deployed cost 512 sleeping coroutines, not 512 blocked sockets. They also share
+one `machines read` per poll interval (`StatusPoller`), not one read each: 512 waiting nodes are
+two requests per interval for MAAS's region controller, not 512. Bounding how many deploys start
+at once is the caller's business (it owns the per-resource limits).
 
 TLS: python-libmaas builds an aiohttp connector per request from one `insecure` flag, passing aiohttp
 the deprecated `verify_ssl` argument, and offers no way to name a CA file. The client therefore
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import contextvars
 import logging
 import ssl
@@ -52,6 +55,9 @@ RELEASE_TIMEOUT_S = 5 * 60.0
 ERASE_TIMEOUT_S = 30 * 60.0
 POLL_INTERVAL_S = 10.0
 REQUEST_TIMEOUT_S = 60.0
+# System ids per batched `machines read`: 256 six-character ids keep the query near 2.6 KB, well
+# inside the 8 KB request line that web servers in front of MAAS (and aiohttp) accept.
+MAX_IDS_PER_READ = 256
 MAX_DEPLOY_ATTEMPTS = 2  # the first deploy and one retry after a failed deployment
 
 
@@ -209,6 +215,99 @@ def tls_policy(tls: TlsSettings) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
 
 
+# -- waiting for many machines at once -------------------------------------------------------------
+
+ReadMany = Callable[[tuple[str, ...]], Awaitable[list[dict[str, Any]]]]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """One caller waiting for one machine to leave `busy`, until `end` on the poller's clock."""
+
+    system_id: str
+    busy: frozenset[int]
+    end: float
+    result: asyncio.Future[Machine | None]
+
+
+class StatusPoller:
+    """Reads every machine somebody is waiting for in one batched `machines read` per interval.
+
+    Each waiter keeps the semantics of polling alone: it gets the machine as soon as a read shows it
+    out of `busy`, or the machine as last read once its deadline has passed (a read is made at the
+    deadline), at most one interval after it started waiting. What is shared is the read: MAAS's
+    `machines read` with repeated `id=` filters (chunked by `max_ids_per_read`) answers for all of
+    them. A failed read fails the waiters it was for, as their own read would have.
+
+    Lives on one event loop (the client's); not thread-safe, and needs no locks there.
+    """
+
+    def __init__(self, read_many: ReadMany, interval_s: float, *, max_ids_per_read: int = MAX_IDS_PER_READ,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._read_many = read_many
+        self.interval_s = interval_s
+        self._max_ids = max_ids_per_read
+        self._clock = clock
+        self._waiters: list[_Waiter] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    async def wait(self, system_id: str, busy: Iterable[int], deadline_s: float) -> Machine | None:
+        """The machine once it leaves `busy` or `deadline_s` has passed; None if MAAS no longer lists it."""
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(system_id, frozenset(busy), self._clock() + deadline_s, loop.create_future())
+        self._waiters.append(waiter)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run())
+        else:
+            self._wake.set()  # its deadline may come before the next scheduled read
+        try:
+            return await waiter.result
+        finally:
+            self._waiters.remove(waiter)
+
+    async def _run(self) -> None:
+        next_read = self._clock()  # the first waiter is read at once, later ones join the next round
+        while True:
+            # Answered waiters stay listed until their callers resume: they no longer count.
+            pending = [w for w in self._waiters if not w.result.done()]
+            if not pending:
+                return
+            delay = min(next_read, *(w.end for w in pending)) - self._clock()
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            await self._read_round(pending)
+            next_read = self._clock() + self.interval_s
+
+    async def _read_round(self, waiters: list[_Waiter]) -> None:
+        ids = sorted({w.system_id for w in waiters})
+        for first in range(0, len(ids), self._max_ids):
+            chunk = tuple(ids[first:first + self._max_ids])
+            in_chunk = set(chunk)
+            members = [w for w in waiters if w.system_id in in_chunk]
+            try:
+                found = {str(data["system_id"]): data for data in await self._read_many(chunk)}
+            except Exception as err:  # noqa: BLE001 - handed to each waiter, whose caller wraps it once
+                for waiter in members:
+                    if not waiter.result.done():
+                        waiter.result.set_exception(err)
+                continue
+            now = self._clock()
+            for waiter in members:
+                if waiter.result.done():  # cancelled by its caller's timeout meanwhile
+                    continue
+                data = found.get(waiter.system_id)
+                if data is None:
+                    waiter.result.set_result(None)
+                    continue
+                machine = Machine.from_api(data)
+                if machine.status not in waiter.busy or now >= waiter.end:
+                    waiter.result.set_result(machine)
+
+
 # -- the client -----------------------------------------------------------------------------------
 
 
@@ -257,6 +356,7 @@ class MaasClient:
         self._thread = threading.Thread(target=self._loop.run_forever, name="maas-client", daemon=True)
         self._thread.start()
         self.requests = 0
+        self._poller = StatusPoller(self._read_many, poll_interval_s)
 
     def __repr__(self) -> str:
         return f"MaasClient({self.url!r})"
@@ -427,21 +527,23 @@ class MaasClient:
 
     # -- waits ------------------------------------------------------------------------------
 
-    def _wait(self, node: str, machine: Machine, busy: set[int], deadline_s: float) -> Machine:
-        """Poll inside the loop thread until the status leaves `busy` or the deadline passes."""
-        async def poll() -> Machine:
-            session = await self._api()
-            end = time.monotonic() + deadline_s
-            current = machine
-            while True:
-                self.requests += 1
-                current = Machine.from_api(await session.Machine.read(system_id=machine.system_id))
-                if current.status not in busy or time.monotonic() >= end:
-                    return current
-                await asyncio.sleep(min(self.poll_interval_s, max(end - time.monotonic(), 0.0)))
+    async def _read_many(self, system_ids: tuple[str, ...]) -> list[dict[str, Any]]:
+        """One `machines read` for the given machines (MAAS accepts repeated `id=` filters)."""
+        session = await self._api()
+        self.requests += 1
+        return await session.Machines.read(id=list(system_ids))
 
-        return self._wrapped(node, f"machines/{machine.system_id} read (waiting)", poll,
-                             deadline_s + self.request_timeout_s)
+    def _wait(self, node: str, machine: Machine, busy: set[int], deadline_s: float) -> Machine:
+        """Wait on the loop thread until the status leaves `busy` or the deadline passes (shared polling)."""
+        async def poll() -> Machine | None:
+            return await self._poller.wait(machine.system_id, busy, deadline_s)
+
+        what = f"machines read id={machine.system_id} (waiting)"
+        current = self._wrapped(node, what, poll, deadline_s + self.poll_interval_s + self.request_timeout_s)
+        if current is None:
+            raise MaasError(f"MAAS no longer lists machine {machine.system_id}", node=node,
+                            endpoint=f"{self.url} {what}", status=404, hint=_hint_for(404))
+        return current
 
     def wait_deployed(self, node: str, machine: Machine, *, deadline_s: float = DEPLOY_TIMEOUT_S) -> Machine:
         """Wait for Deployed; DeploymentFailed (with MAAS's status message) on failure or deadline."""

@@ -288,6 +288,29 @@ def test_many_threads_share_one_client(lab: MaasLab) -> None:
     assert [m.hostname for m in found] == [n.hostname for n in nodes * 3]
 
 
+def test_nodes_waiting_together_share_one_machines_read_per_poll_interval(tmp_path: Path) -> None:
+    previous = os.environ.get("FLEET_LAB_DIR")
+    maas_lab = make_lab(tmp_path, racks=2)
+    nodes = list(maas_lab.site.nodes.values())
+    try:
+        maas_lab.start()
+        with maas_lab.client() as client, ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            machines = [client.deploy(n.hostname, client.find_machine(n), maas_lab.site.os) for n in nodes]
+            before, started = client.requests, time.monotonic()
+            done = list(pool.map(lambda nm: client.wait_deployed(nm[0].hostname, nm[1], deadline_s=5),
+                                 zip(nodes, machines, strict=True)))
+            reads, elapsed = client.requests - before, time.monotonic() - started
+        assert [(m.hostname, m.status) for m in done] == [(n.hostname, NodeStatus.DEPLOYED) for n in nodes]
+        # One read per interval for all 8 (plus a round a late waiter may start), not one per node.
+        assert reads <= elapsed / client.poll_interval_s + 3, (reads, elapsed)
+    finally:
+        maas_lab.stop()
+        if previous is None:
+            os.environ.pop("FLEET_LAB_DIR", None)
+        else:
+            os.environ["FLEET_LAB_DIR"] = previous
+
+
 def test_state_survives_restart_and_hook_runs_on_deployed_and_released(tmp_path: Path) -> None:
     previous = os.environ.get("FLEET_LAB_DIR")
     maas_lab = make_lab(tmp_path, racks=1)
@@ -300,15 +323,15 @@ def test_state_survives_restart_and_hook_runs_on_deployed_and_released(tmp_path:
             machine = client.wait_deployed(node.hostname, client.deploy(node.hostname, client.find_machine(node),
                                                                            maas_lab.site.os), deadline_s=5)
             system_id = machine.system_id
+        # The hook runs in the simulator's process group, which stop() signals: let it finish first.
+        _wait_for_lines(record, 1)
         maas_lab.stop()
         maas_lab.start()
         with maas_lab.client() as client:
             machine = client.find_machine(node)
             assert (machine.system_id, machine.status) == (system_id, NodeStatus.DEPLOYED)
             client.wait_ready(node.hostname, client.release(node.hostname, machine), deadline_s=5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and len(_lines(record)) < 2:
-            time.sleep(0.05)
+        _wait_for_lines(record, 2)
         assert _lines(record) == ["gpu-001-01 deployed", "gpu-001-01 released"]
     finally:
         maas_lab.stop()
@@ -320,6 +343,12 @@ def test_state_survives_restart_and_hook_runs_on_deployed_and_released(tmp_path:
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def _wait_for_lines(path: Path, count: int, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and len(_lines(path)) < count:
+        time.sleep(0.05)
 
 
 def test_the_512_node_lab_site_lists_and_resolves_through_one_client(tmp_path: Path) -> None:
