@@ -5,6 +5,8 @@ shared create/destroy playbooks in tests/molecule/, with ANSIBLE_HOME in a tempo
 scenario's molecule.yml narrows it to its own ephemeral directory) so runs never share SSH control
 sockets or ~/.ansible.
 Needs root, systemd-nspawn and the lab's apt repository machinery, as CI has (scripts/install.sh).
+Not a unit test: these boot hosts and install packages, so they live beside the scenarios' shared
+playbooks and carry the `slow` marker (`-m "not slow"` leaves them out).
 """
 
 from __future__ import annotations
@@ -16,12 +18,25 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+ROLES = sorted(path.parent.parent.name for path in (REPO / "roles").glob("*/tasks/main.yml"))
 SCENARIOS = sorted(
     (path.parent.parent.parent.name, path.parent.name)
     for path in (REPO / "roles").glob("*/molecule/*/molecule.yml")
 )
+
+
+def test_every_role_has_a_default_scenario_with_converge_and_verify() -> None:
+    """Issue 4: a role without its `default` scenario is a role CI never converges."""
+    missing = [
+        f"roles/{role}/molecule/default/{name}"
+        for role in ROLES
+        for name in ("molecule.yml", "converge.yml", "verify.yml")
+        if not (REPO / "roles" / role / "molecule" / "default" / name).is_file()
+    ]
+    assert ROLES, "no roles found under roles/"
+    assert missing == []
 
 
 @pytest.mark.slow
