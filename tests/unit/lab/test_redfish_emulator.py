@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sushy_tools.emulator.memoize import PersistentDict
 
-from lab.redfish.emulator import WriteThroughDict
+from lab.redfish.emulator import WriteThroughDict, remember_accepted
 
 
 def persistent(state_dir: Path) -> PersistentDict:
@@ -49,3 +49,38 @@ def test_order_and_missing_keys_match_the_backing_store(tmp_path: Path):
     assert len(cache) == len(persistent(tmp_path)) == 4
     with pytest.raises(KeyError):
         cache["missing"]
+
+
+class CountingCheck:
+    """Stands in for sushy-tools' bcrypt check: accepts one password, counts every hash."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, entry: str, password: bytes) -> dict[str, str]:
+        self.calls += 1
+        if password != b"right":
+            raise PermissionError("Unauthorized")
+        user = entry.split(":", 1)[0]
+        return {"HTTP_X_USER": user, "HTTP_X_USER_NAME": user}
+
+
+def test_an_accepted_password_is_hashed_once_per_htpasswd_entry():
+    check = CountingCheck()
+    auth_entry = remember_accepted(check)
+    first = auth_entry("root:$2b$04$hash", b"right")
+    first["HTTP_X_USER"] = "changed by a caller"
+    assert auth_entry("root:$2b$04$hash", b"right") == {"HTTP_X_USER": "root", "HTTP_X_USER_NAME": "root"}
+    assert check.calls == 1
+    auth_entry("root:$2b$04$other", b"right")  # the file changed: a new entry is checked again
+    assert check.calls == 2
+
+
+def test_a_wrong_password_is_checked_and_refused_every_time():
+    check = CountingCheck()
+    auth_entry = remember_accepted(check)
+    auth_entry("root:$2b$04$hash", b"right")
+    for _ in range(2):
+        with pytest.raises(PermissionError):
+            auth_entry("root:$2b$04$hash", b"wrong")
+    assert check.calls == 3
