@@ -357,6 +357,10 @@ class MaasClient:
         self._thread.start()
         self.requests = 0
         self._poller = StatusPoller(self._read_many, poll_interval_s)
+        # Tags seen to exist: 512 nodes tagged with the same rack/role tags read each tag once, not
+        # once per node. Only ever grows from the workers' threads (set operations are atomic);
+        # a tag deleted behind our back is forgotten when MAAS answers 404 for it.
+        self._tags_known: set[str] = set()
 
     def __repr__(self) -> str:
         return f"MaasClient({self.url!r})"
@@ -505,15 +509,23 @@ class MaasClient:
         wanted = [t for t in tags if t not in machine.tags]
         for name in wanted:
             self._ensure_tag(node, name)
-            self._call(node, f"tags/{name} op=update_nodes",
-                       lambda s, name=name: s.Tag.update_nodes(name=name, add=machine.system_id))
+            try:
+                self._call(node, f"tags/{name} op=update_nodes",
+                           lambda s, name=name: s.Tag.update_nodes(name=name, add=machine.system_id))
+            except MaasError as err:
+                if err.status == 404:
+                    self._tags_known.discard(name)  # deleted meanwhile: the stage's retry creates it again
+                raise
         if wanted:
             log.info("%s: tagged %s with %s", node, machine.system_id, ", ".join(wanted))
         return Machine.from_api({**_as_api(machine), "tag_names": [*machine.tags, *wanted]})
 
     def _ensure_tag(self, node: str, name: str) -> None:
+        if name in self._tags_known:
+            return
         try:
             self._call(node, f"tags/{name} read", lambda s: s.Tag.read(name=name))
+            self._tags_known.add(name)
             return
         except MaasError as err:
             if err.status != 404:
@@ -524,6 +536,7 @@ class MaasClient:
             # Another worker created it between our read and our create.
             if err.status != 400 or "already exists" not in (err.service_message or ""):
                 raise
+        self._tags_known.add(name)
 
     # -- waits ------------------------------------------------------------------------------
 

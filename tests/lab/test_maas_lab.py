@@ -234,6 +234,24 @@ def test_wrapper_deploys_then_finds_it_done_and_tags_it(lab: MaasLab) -> None:
         assert set(client.find_machine(node).tags) >= {"rack-002", "role-gpu"}
 
 
+def test_a_tag_is_read_or_created_once_per_client_and_recreated_after_maas_loses_it(lab: MaasLab) -> None:
+    first, second = lab.site.nodes["gpu-001-03"], lab.site.nodes["gpu-003-04"]
+    with lab.client() as client:
+        client.tag(first.hostname, client.find_machine(first), ["fleet-test-once"])
+        machine = client.find_machine(second)
+        before = client.requests
+        assert "fleet-test-once" in client.tag(second.hostname, machine, ["fleet-test-once"]).tags
+        assert client.requests - before == 1  # update_nodes only: the tag is known to exist
+        origin = lab.origin()
+        run(lambda: origin.session.Tag.delete(name="fleet-test-once"))
+        machine = client.find_machine(second)
+        with pytest.raises(MaasError) as err:
+            client.tag(second.hostname, machine, ["fleet-test-once"])
+        assert err.value.status == 404
+        assert "fleet-test-once" in client.tag(second.hostname, machine, ["fleet-test-once"]).tags
+        assert "fleet-test-once" in client.find_machine(second).tags
+
+
 def test_wrapper_releases_a_deployed_machine_with_erase_and_waits_ready(lab: MaasLab) -> None:
     node = lab.site.nodes["gpu-002-02"]
     with lab.client() as client:
