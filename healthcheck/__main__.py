@@ -7,6 +7,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 4 for bad usage or an invali
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -25,6 +26,9 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"healthcheck: invalid config {err.path}:\n  - " + "\n  - ".join(err.problems), file=sys.stderr)
         return USAGE_EXIT
+    if args.disable:
+        extra = tuple(name.strip() for name in args.disable.split(",") if name.strip())
+        config = dataclasses.replace(config, disabled_checks=config.disabled_checks + extra)
     report = run_checks(config, save_state=not args.no_state)
     if args.textfile:
         write_textfile(report, Path(args.textfile))
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     parser.add_argument("--textfile", metavar="DIR", help="also write DIR/healthcheck.prom for node_exporter")
     parser.add_argument("--no-state", action="store_true", help="do not record IB counters for the next run")
+    parser.add_argument("--disable", metavar="A,B", default="",
+                        help="skip these checks this once (on top of the config's disabled_checks)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command")
     learn = sub.add_parser("baseline", help="learn a dmesg baseline from known-good nodes' kernel logs")
