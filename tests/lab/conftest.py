@@ -208,6 +208,10 @@ def _teardown(lab: LabSite) -> None:
         result = lab.lab("down")
         if result.returncode != 0:
             raise RuntimeError(f"lab down failed for {lab.site_file}: {result.stderr}")
+        left = subprocess.run([sys.executable, "-m", "lab.hosts", "--lab-dir", str(lab.lab_dir), "list", "--json"],
+                              cwd=REPO, env=lab.env, capture_output=True, text=True, check=True)
+        if json.loads(left.stdout or "[]"):
+            raise RuntimeError(f"lab down left lab hosts running: {left.stdout}")
 
 
 @pytest.fixture
