@@ -7,6 +7,9 @@ unpacks it only then. Normalised metadata (sorted names, root:root, 0644 files, 
 mtime) make the bytes depend on the file contents alone, so every controller checkout produces the same tar.
 usage: pack.py SOURCE_DIR ARCHIVE_NAME_PREFIX OUTPUT_TAR  (picks *.py, *.json, *.md; no caches)
 """
+
+from __future__ import annotations
+
 import io
 import sys
 import tarfile
@@ -17,7 +20,7 @@ PATTERNS = ("*.py", "*.json", "*.md")
 MTIME = 946684800
 
 
-def entry(name, mode, size=0):
+def entry(name: str, mode: int, size: int = 0) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.mode, info.size, info.mtime = mode, size, MTIME
     info.uid = info.gid = 0
@@ -25,7 +28,7 @@ def entry(name, mode, size=0):
     return info
 
 
-def main(source, prefix, output):
+def main(source: Path, prefix: str, output: Path) -> None:
     files = sorted({p for pattern in PATTERNS for p in source.rglob(pattern) if "__pycache__" not in p.parts})
     dirs = sorted({parent for p in files for parent in p.relative_to(source).parents if str(parent) != "."})
     tmp = output.with_name(output.name + ".tmp")
