@@ -597,14 +597,16 @@ class MaasClient:
         release_timeout_s: float = ERASE_TIMEOUT_S,
         max_attempts: int = MAX_DEPLOY_ATTEMPTS,
         erase_on_retry: bool = False,
+        machine: Machine | None = None,
     ) -> OsOutcome:
         """Bring the node to Deployed with `image`: deploy, retry a failed deployment once, else mark broken.
 
         Each turn reads MAAS, asks `decide_os_action` and does that one step, so a node found half-way
         (Deploying from a crashed run, Deployed with the wrong image) is carried on, never restarted.
+        `machine` is the caller's fresh read of it, if it has one (saves a lookup per node).
         """
         host = node.hostname
-        machine = self.find_machine(node)
+        machine = machine or self.find_machine(node)
         failures: list[str] = []
         attempts = 0
         while True:

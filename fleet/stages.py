@@ -122,17 +122,17 @@ class Os:
     max_attempts: int = 5  # a failed deployment quarantines at once (ensure_os retried it); this is for outages
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
-        machine = self.maas.find_machine(node)
-        action = decide_os_action(machine, self.site.os)
-        if action.step == OsStep.REDEPLOY and not self.allow_redeploy:
-            return StageResult(False, f"{action.reason}; bring-up never reinstalls a deployed node: use "
-                               f"`provision.py reimage {node.hostname}`", quarantine=True)
-        if action.step != OsStep.NOTHING:
-            ctx.journal("ensure_os:started", action=action.step.value, reason=action.reason)
         scale = time_scale(self.site)
-        with self.deploys:
+        with self.deploys:  # read inside the slot: a read taken before waiting for one could be stale
+            machine = self.maas.find_machine(node)
+            action = decide_os_action(machine, self.site.os)
+            if action.step == OsStep.REDEPLOY and not self.allow_redeploy:
+                return StageResult(False, f"{action.reason}; bring-up never reinstalls a deployed node: use "
+                                   f"`provision.py reimage {node.hostname}`", quarantine=True)
+            if action.step != OsStep.NOTHING:
+                ctx.journal("ensure_os:started", action=action.step.value, reason=action.reason)
             outcome = self.maas.ensure_os(
-                node, self.site.os, user_data=user_data(node),
+                node, self.site.os, user_data=user_data(node), machine=machine,
                 deploy_timeout_s=DEPLOY_TIMEOUT_S * scale, release_timeout_s=ERASE_TIMEOUT_S * scale,
             )
         evidence = {"maas_status": outcome.machine.status_name, "deploy_attempts": outcome.attempts,
