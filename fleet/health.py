@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleet.ssh import ssh_argv
 from healthcheck.kernlog import Baseline, learn_baseline
 
 log = logging.getLogger("fleet.health")
@@ -74,16 +75,6 @@ class FleetDecision:
     counts: Mapping[str, int]
     quarantine: tuple[tuple[str, str], ...]  # (node, reason)
     unreachable: tuple[str, ...]
-
-
-def ssh_argv(
-    target: str, remote: tuple[str, ...], *, connect_timeout_s: int, options: tuple[str, ...] = ()
-) -> list[str]:
-    """The system ssh client, never prompting: BatchMode, a connect timeout, keep-alives."""
-    return [
-        "ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout_s}",
-        "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", *options, target, "--", *remote,
-    ]  # fmt: skip
 
 
 def parse_node_output(node: str, returncode: int, stdout: str, stderr: str, duration_s: float) -> NodeHealth:

@@ -33,15 +33,21 @@ def options(site: Site) -> tuple[str, ...]:
     return ("-F", str(site.lab.state_dir / "ssh_config"), "-l", "root")
 
 
-def ssh_argv(site: Site, node: Node, command: str) -> list[str]:
-    return ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}", *options(site),
-            node.address, command]
+def ssh_argv(
+    target: str, remote: tuple[str, ...], *, connect_timeout_s: int, options: tuple[str, ...] = ()
+) -> list[str]:
+    """The system ssh client, never prompting: BatchMode, a connect timeout, keep-alives."""
+    return [
+        "ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout_s}",
+        "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", *options, target, "--", *remote,
+    ]  # fmt: skip
 
 
 def run(site: Site, node: Node, command: str, timeout_s: float) -> SshResult:
     try:
-        done = subprocess.run(ssh_argv(site, node, command), capture_output=True, text=True, timeout=timeout_s,
-                              check=False, stdin=subprocess.DEVNULL)
+        argv = ssh_argv(node.address, (command,), connect_timeout_s=CONNECT_TIMEOUT_S, options=options(site))
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False,
+                              stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return SshResult(-1, "", f"no answer within {timeout_s:.0f} s")
     return SshResult(done.returncode, done.stdout, done.stderr.strip())
