@@ -5,9 +5,17 @@ power, arm a one-time network boot, and wait for a power state. What makes it ha
 temperament, so this module owns it in one place:
 - iDRACs fall over under parallel sessions: one request at a time per BMC, a fleet-wide cap on
   requests in flight, HTTP basic auth (no Redfish sessions to leak or exhaust).
-- They are slow and flaky: retries with exponential backoff and jitter on connection errors,
-  timeouts and 5xx; never on 4xx (a wrong password does not heal, and retrying it locks the account).
-- Power changes land seconds after the POST: callers poll (`wait_power`), never assume.
+- They are slow and flaky: GETs and PATCHes (which change nothing when repeated) are retried
+  with exponential backoff and jitter on connection errors, timeouts and 5xx; never on 4xx (a
+  wrong password does not heal, and retrying it locks the account).
+- A `ComputerSystem.Reset` POST is never retried blindly: a reset that timed out or answered 5xx
+  may still have been carried out (iDRAC queues requests while busy), and a second one would
+  cycle the node twice. After such an ambiguous answer the power state is read back for
+  `reset_confirm_s`; only when it shows no sign of the reset is the reset sent again.
+- Power changes land seconds after the POST: callers poll (`wait_power`), never assume. A wait
+  after a reset proves the transition: "On" after cycling a running server counts only once the
+  server was seen leaving On (Off, PoweringOff/On), or the BMC's `LastResetTime` moved (iDRAC's
+  warm ForceRestart can keep PowerState On throughout).
 - `BootSourceOverrideEnabled: Once` reads back as `Continuous`: a one-time boot is not verified by
   reading it back.
 Decisions (which reset types reach a goal from the observed state, whether a failure is worth a
@@ -57,6 +65,7 @@ MEMBERS = ("Members",)
 ODATA_ID = ("@odata.id",)
 MAC_ADDRESS = ("MACAddress",)
 PERMANENT_MAC_ADDRESS = ("PermanentMACAddress",)
+LAST_RESET_TIME = ("LastResetTime",)  # ComputerSystem v1.12+; absent on older firmware and sushy-tools
 ERROR_MESSAGE = ("error", "message")
 ERROR_EXTENDED_INFO = ("error", "@Message.ExtendedInfo")
 
@@ -138,6 +147,31 @@ def plan_network_boot(target: str, power_state: str, reset_types: tuple[str, ...
     if boot_targets and target not in boot_targets:
         raise PlanError(f"the BMC does not offer boot target '{target}' (it offers {', '.join(boot_targets)})")
     return (Step("boot_once", target), *plan_power("PowerCycle", power_state, reset_types))
+
+
+@dataclass(frozen=True)
+class PendingReset:
+    """A reset the BMC was sent whose effect has not been seen yet: what was sent, from which state."""
+
+    reset: str
+    before: str
+    last_reset_time: str | None = None
+
+
+def reset_seen(pending: PendingReset, power_state: str, last_reset_time: str | None) -> bool:
+    """Whether what the BMC reports now proves that `pending` took effect.
+
+    A changed `LastResetTime` proves any reset. Otherwise the power state must show the move:
+    On -> seen powering on or on; ForceOff/GracefulShutdown -> seen powering off or off; a cycle of
+    a running server -> seen anywhere but On (a cycle ends On again, so "On" proves nothing).
+    """
+    if pending.last_reset_time is not None and last_reset_time not in (None, pending.last_reset_time):
+        return True
+    if pending.reset == "On":
+        return power_state in ("PoweringOn", "On")
+    if pending.reset in ("ForceOff", "GracefulShutdown"):
+        return power_state in ("PoweringOff", "Off")
+    return power_state in ("PoweringOff", "Off", "PoweringOn")
 
 
 @dataclass(frozen=True)
@@ -274,6 +308,9 @@ class BmcSettings:
     read_timeout_s: float = 30.0  # iDRAC 9 takes >10 s on some GETs while busy with a job
     poll_interval_s: float = 2.0
     power_timeout_s: float = 120.0
+    # How long an ambiguous reset (timeout, 5xx) is watched for before it counts as not carried out:
+    # longer than a busy iDRAC holds a request plus the seconds a power change takes to show.
+    reset_confirm_s: float = 40.0
     retry: RetryPolicy = RetryPolicy()
 
 
@@ -312,6 +349,7 @@ class Bmc:
         self._client: RestClient | None = None
         self._system_path: str | None = None
         self._reset_path: str | None = None
+        self._pending: PendingReset | None = None  # the last reset sent, until its effect is seen
         self._counts = RequestCounts()
         self._log = _NodeLog(log, {"node": node.hostname})
 
@@ -349,7 +387,7 @@ class Bmc:
             system = self._get_system()
             steps = self._plan(lambda: plan_power(action, str(_field(system, POWER_STATE)),
                                                   tuple(_field(system, RESET_TYPES) or ())))
-            self._run(steps, timeout_s)
+            self._run(steps, system, timeout_s)
             return steps
 
     def boot_once(self, target: str = "Pxe") -> None:
@@ -372,24 +410,36 @@ class Bmc:
             steps = self._plan(lambda: plan_network_boot(
                 target, str(_field(system, POWER_STATE)), tuple(_field(system, RESET_TYPES) or ()),
                 tuple(_field(system, BOOT_TARGETS) or ())))
-            self._run(steps, timeout_s)
+            self._run(steps, system, timeout_s)
             return steps
 
     def wait_power(self, state: str, timeout_s: float | None = None) -> str:
-        """Poll until the server reports `state`; BmcError when the deadline passes first."""
+        """Poll until the server reports `state` after the last reset sent was seen to take effect.
+
+        BmcError when the deadline passes first, saying whether the state was never reached or the
+        server sat in it the whole time (a cycle that never happened).
+        """
         timeout_s = self._settings.power_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while True:
-                seen = str(_field(self._call("GET", self._system(), poll=True), POWER_STATE))
-                if seen == state:
+                seen = self._observe(self._call("GET", self._system(), poll=True))
+                if seen == state and self._pending is None:
                     return seen
                 if time.monotonic() + self._settings.poll_interval_s > deadline:
-                    raise BmcError(f"the server did not reach power state {state} within {timeout_s:g} s",
-                                   node=self.node.hostname, endpoint=self._endpoint("GET", self._system()),
-                                   status=f"last seen {seen}",
-                                   hint="the BMC accepted the request; check the server's lifecycle log")
+                    raise self._wait_error(state, seen, timeout_s)
                 self._sleep(self._settings.poll_interval_s)
+
+    def _wait_error(self, state: str, seen: str, timeout_s: float) -> BmcError:
+        endpoint = self._endpoint("GET", self._system())
+        if seen == state and self._pending is not None:
+            return BmcError(f"the server reports {seen} but never left {self._pending.before} after the "
+                            f"{self._pending.reset} reset within {timeout_s:g} s: the reset did not take effect",
+                            node=self.node.hostname, endpoint=endpoint, status=f"last seen {seen}",
+                            hint="check the server's lifecycle log; the reset is not sent again by itself")
+        return BmcError(f"the server did not reach power state {state} within {timeout_s:g} s",
+                        node=self.node.hostname, endpoint=endpoint, status=f"last seen {seen}",
+                        hint="the BMC accepted the request; check the server's lifecycle log")
 
     # -- internals
 
@@ -400,20 +450,65 @@ class Bmc:
             raise BmcError(str(err), node=self.node.hostname, endpoint=self._endpoint("GET", self._system()),
                            hint="check the server in the BMC's web interface") from None
 
-    def _run(self, steps: tuple[Step, ...], timeout_s: float | None) -> None:
+    def _run(self, steps: tuple[Step, ...], system: Mapping[str, Any], timeout_s: float | None) -> None:
         for step in steps:
             if step.kind == "wait":
                 self.wait_power(step.value, timeout_s)
+                system = {**system, "PowerState": step.value}
             elif step.kind == "boot_once":
                 self.boot_once(step.value)
             else:
-                self._call("POST", self._reset_path or f"{self._system()}/Actions/ComputerSystem.Reset",
-                           body={"ResetType": step.value})
-                self._log.info("reset %s accepted", step.value)
+                self._reset(step.value, PendingReset(step.value, str(_field(system, POWER_STATE)),
+                                                     _field(system, LAST_RESET_TIME)))
+
+    def _reset(self, reset: str, pending: PendingReset) -> None:
+        """POST one reset; after an ambiguous answer, read back before ever sending it again."""
+        path = self._reset_path or f"{self._system()}/Actions/ComputerSystem.Reset"
+        policy = self._settings.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            self._pending = pending
+            status, failure, payload, cause = self._attempt("POST", path, {"ResetType": reset}, False)
+            verdict = classify(status, failure)
+            if verdict == "ok":
+                self._log.info("reset %s accepted", reset)
+                return
+            if verdict == "fail":
+                raise self._error("POST", path, status, failure, payload, attempt, cause)
+            what = f"HTTP {status}" if status is not None else failure
+            self._log.warning("reset %s: %s; the BMC may still carry it out: reading the power state back", reset, what)
+            if self._confirm():
+                self._log.info("reset %s confirmed by the power state read back", reset)
+                return
+            if attempt >= policy.attempts:
+                raise self._error("POST", path, status, failure, payload, attempt, cause)
+            self._counts = RequestCounts(self._counts.requests, self._counts.polls, self._counts.retries + 1)
+            self._log.warning("reset %s left no trace within %g s: sending it again (%d/%d)", reset,
+                              self._settings.reset_confirm_s, attempt, policy.attempts - 1)
+
+    def _confirm(self) -> bool:
+        """Watch the power state for `reset_confirm_s` (one read at least) for the pending reset's effect."""
+        deadline = time.monotonic() + self._settings.reset_confirm_s
+        while True:
+            self._observe(self._call("GET", self._system(), poll=True))
+            if self._pending is None:
+                return True
+            if time.monotonic() + self._settings.poll_interval_s > deadline:
+                return False
+            self._sleep(self._settings.poll_interval_s)
+
+    def _observe(self, system: Mapping[str, Any]) -> str:
+        """The power state read; a pending reset whose effect it shows is no longer pending."""
+        seen = str(_field(system, POWER_STATE))
+        if self._pending is not None and reset_seen(self._pending, seen, _field(system, LAST_RESET_TIME)):
+            self._pending = None
+        return seen
 
     def _get_system(self) -> dict[str, Any]:
         system = self._call("GET", self._system())
         self._reset_path = _field(system, RESET_TARGET) or self._reset_path
+        self._observe(system)
         return system
 
     def _system(self) -> str:
@@ -438,7 +533,9 @@ class Bmc:
         return f"{method} https://{self.node.bmc.address}{path}"
 
     def _call(self, method: str, path: str, *, body: Any = None, poll: bool = False) -> dict[str, Any]:
-        """One logical request: attempts until success, a non-retryable answer, or the policy gives up."""
+        """One logical GET or PATCH: attempts until success, a non-retryable answer, or the policy gives up."""
+        if method not in ("GET", "PATCH"):
+            raise ValueError(f"{method} is not safe to repeat: send it through its own confirming wrapper")
         policy = self._settings.retry
         attempt = 0
         while True:

@@ -6,6 +6,12 @@ listens on every node's `bmc.address`, shows that node only, adds what iDRAC rep
 emulator does not (the service tag as `SKU`), forwards everything else unchanged (so the
 emulator's quirks reach the client), and injects the faults named in `lab_dir/faults.json`.
 
+Every request is written to the front's request log (JSON lines: node, method, path, status, the
+fault injected, whether it reached the emulator, and a reset's ResetType), so tests count what the
+BMCs were really asked to do from the lab's side, not from the client's journal. A request held by
+the timeout fault is still carried out after the hold (aiohttp does not cancel a handler whose
+client went away), as a busy iDRAC does: a timed-out reset may have happened.
+
 Run: python -m lab.redfish.front --config LAB_DIR/redfish/front.json
 """
 
@@ -18,6 +24,7 @@ import logging
 import os
 import random
 import ssl
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +72,7 @@ class FrontConfig:
     seed: int
     timeout_hold_s: float
     nodes: tuple[FrontNode, ...]
+    requests_log: str = ""
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
@@ -135,6 +143,21 @@ class Front:
         self._faults = FaultBook(Path(config.faults_file))
         self._rng = random.Random(config.seed)
         self._session: ClientSession | None = None
+        self._requests_log = (open(config.requests_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+                              if config.requests_log else None)  # open for the life of the server
+
+    def _record(self, node: FrontNode, request: web.Request, status: int, fault: str | None, forwarded: bool,
+                body: bytes) -> None:
+        if self._requests_log is None:
+            return
+        entry: dict[str, Any] = {"ts": round(time.time(), 3), "node": node.hostname, "method": request.method,
+                                 "path": request.path, "status": status, "fault": fault, "forwarded": forwarded}
+        if request.method == "POST" and request.path.endswith("/Actions/ComputerSystem.Reset"):
+            try:
+                entry["reset"] = json.loads(body or b"{}").get("ResetType")
+            except ValueError:
+                entry["reset"] = None
+        self._requests_log.write(json.dumps(entry) + "\n")
 
     async def start(self, app: web.Application) -> None:
         self._session = ClientSession(connector=TCPConnector(limit=32), timeout=ClientTimeout(total=120))
@@ -148,17 +171,23 @@ class Front:
         fault = choose_fault(self._faults.rates(node.hostname), [self._rng.random() for _ in range(3)])
         if fault:
             log.info("%s: injecting %s on %s %s", node.hostname, fault, request.method, request.path)
+        payload = await request.read()
         if fault == "bmc_bad_credentials":
+            self._record(node, request, 401, fault, False, payload)
             return redfish_error(401)
         if fault == "bmc_timeout":
             await asyncio.sleep(self._config.timeout_hold_s)
         if fault == "bmc_5xx":
-            return redfish_error(503 if self._rng.random() < 0.5 else 500)
+            status = 503 if self._rng.random() < 0.5 else 500
+            self._record(node, request, status, fault, False, payload)
+            return redfish_error(status)
         path = request.path.rstrip("/")
         parts = path.split("/")
         if path.startswith(SYSTEMS + "/") and parts[4] != node.system_id:
+            self._record(node, request, 404, fault, False, payload)
             return redfish_error(404, path=request.path)
         status, headers, body = await self._forward(request)
+        self._record(node, request, status, fault, True, payload)
         if request.method == "GET" and status == 200 and path == SYSTEMS:
             body = _only_member(body, f"{SYSTEMS}/{node.system_id}")
         elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}":

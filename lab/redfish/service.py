@@ -55,6 +55,11 @@ class RedfishLabFiles:
     def state_dir(self) -> Path:
         return self.root / "state"
 
+    @property
+    def requests_log(self) -> Path:
+        """Every request the BMC front received (JSON lines), for tests to count from the lab's side."""
+        return self.root / "requests.jsonl"
+
 
 def system_uuid(site: Site, hostname: str) -> str:
     """A stable emulator system id per node, so state survives lab restarts and reads predictably."""
@@ -125,6 +130,7 @@ def prepare(site: Site, lab_dir: Path, *, power_delay_s: float | None = None,
         seed=site.lab.seed if site.lab else 0,
         timeout_hold_s=timeout_hold_s,
         nodes=tuple(nodes),
+        requests_log=str(files.requests_log),
     ).dump(files.front_config)
 
 

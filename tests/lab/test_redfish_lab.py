@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import random
@@ -19,17 +20,18 @@ import yaml
 
 from fleet.errors import BmcError
 from fleet.inventory import Site, TlsSettings, load_site
-from fleet.redfish import BmcPool, BmcSettings, RetryPolicy, Step
+from fleet.redfish import BmcPool, BmcSettings, RetryPolicy, Step, dmtf_client
 from lab import faults as lab_faults
-from lab.redfish.service import prepare, service
+from lab.redfish.service import RedfishLabFiles, prepare, service
 from lab.service import ReadyCheck
 from lab.sitegen import SiteShape, write_site
 
 pytestmark = pytest.mark.lab
 
 PASSWORD = "lab-test-bmc-secret-91c2"
+HOLD_S = 1.0  # the timeout fault holds a request this long, then carries it out
 FAST = BmcSettings(connect_timeout_s=2.0, read_timeout_s=2.0, poll_interval_s=0.02, power_timeout_s=10.0,
-                   retry=RetryPolicy(attempts=4, base_delay_s=0.02, max_delay_s=0.1))
+                   reset_confirm_s=1.0, retry=RetryPolicy(attempts=4, base_delay_s=0.02, max_delay_s=0.1))
 
 
 def free_base(span: int) -> int:
@@ -74,6 +76,12 @@ class RedfishLab:
     def faults(self, faults: dict[str, dict[str, float]]) -> None:
         lab_faults.write(self.lab_dir, faults)
 
+    def resets(self, hostname: str, since: float) -> list[dict]:
+        """Reset POSTs the BMC front received for `hostname` since `since`, from its own request log."""
+        log = RedfishLabFiles.under(self.lab_dir).requests_log
+        entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        return [e for e in entries if e["node"] == hostname and e.get("reset") and e["ts"] >= since]
+
     def pool(self, **kwargs) -> BmcPool:
         return BmcPool(self.site, max_requests=kwargs.pop("max_requests", 8), settings=kwargs.pop("settings", FAST),
                        seed=3, **kwargs)
@@ -92,7 +100,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishLab]:
     os.environ["FLEET_LAB_DIR"] = str(lab_dir)
     site = load_site(site_file)
     started = time.monotonic()
-    prepare(site, lab_dir)
+    prepare(site, lab_dir, timeout_hold_s=HOLD_S)
     processes = []
     try:
         for svc in service(site, lab_dir):
@@ -288,3 +296,67 @@ def test_ansible_redfish_command_baseline_arms_pxe_and_leaves_every_node_on(lab:
     after = {node.hostname: pool.client(node).read_system() for node in nodes}
     assert {(i.power_state, i.boot_once_target) for i in after.values()} == {("On", "Pxe")}
     assert elapsed_s > 0
+
+
+def _fault_on_reset(lab: RedfishLab, hostname: str, kind: str):
+    """A client factory whose reset POSTs (only) meet `kind` at the BMC front; GETs stay clean."""
+    class Client:
+        def __init__(self, inner) -> None:
+            self._inner = inner
+
+        def get(self, path, **kwargs):
+            return self._inner.get(path, **kwargs)
+
+        def patch(self, path, **kwargs):
+            return self._inner.patch(path, **kwargs)
+
+        def post(self, path, **kwargs):
+            lab.faults({hostname: {kind: 1.0}})
+            try:
+                return self._inner.post(path, **kwargs)
+            finally:
+                lab.faults({})
+
+    return lambda url, auth, ca: Client(dmtf_client(url, auth, ca))
+
+
+def test_a_reset_that_times_out_but_lands_later_is_sent_once_and_its_cycle_is_seen(lab: RedfishLab):
+    node = "gpu-002-04"
+    bmc = lab.pool().client(node)
+    bmc.power("On")
+    bmc.wait_power("On", timeout_s=5)
+    since = time.time()
+    settings = dataclasses.replace(FAST, read_timeout_s=0.3, reset_confirm_s=HOLD_S * 4)
+    hung = lab.pool(settings=settings, client_factory=_fault_on_reset(lab, node, "bmc_timeout")).client(node)
+    hung.power("ForceRestart")
+    assert hung.wait_power("On", timeout_s=5) == "On"
+    resets = lab.resets(node, since)
+    assert [(r["reset"], r["fault"], r["forwarded"]) for r in resets] == [("ForceRestart", "bmc_timeout", True)]
+
+
+def test_a_reset_refused_with_5xx_is_sent_again_only_after_the_read_back_shows_nothing_happened(lab: RedfishLab):
+    node = "gpu-002-04"
+    bmc = lab.pool().client(node)
+    bmc.power("On")
+    bmc.wait_power("On", timeout_s=5)
+    since = time.time()
+    calls = {"n": 0}
+    flaky = _fault_on_reset(lab, node, "bmc_5xx")
+
+    def first_post_fails(url, auth, ca):
+        client = flaky(url, auth, ca)
+        clean = dmtf_client(url, auth, ca)
+
+        class Once:
+            get, patch = clean.get, clean.patch
+
+            def post(self, path, **kwargs):
+                calls["n"] += 1
+                return (client if calls["n"] == 1 else clean).post(path, **kwargs)
+        return Once()
+
+    retried = lab.pool(client_factory=first_post_fails).client(node)
+    retried.power("ForceRestart")
+    assert retried.wait_power("On", timeout_s=5) == "On"
+    resets = [(r["reset"], r["forwarded"]) for r in lab.resets(node, since)]
+    assert resets == [("ForceRestart", False), ("ForceRestart", True)]

@@ -17,6 +17,7 @@ from fleet.inventory import Site, load_site
 from fleet.redfish import (
     BmcPool,
     BmcSettings,
+    PendingReset,
     PlanError,
     RetryPolicy,
     Step,
@@ -26,6 +27,7 @@ from fleet.redfish import (
     parse_system,
     plan_network_boot,
     plan_power,
+    reset_seen,
     service_message,
 )
 from lab.sitegen import SiteShape, write_site
@@ -294,12 +296,12 @@ def test_tls_failures_are_not_retried(site: Site):
 
 
 def test_power_cycle_of_a_running_server_is_one_reset_and_polling_is_counted_apart(site: Site):
-    fake = FakeBmcService(power="On")
+    fake = PowerModel(power="On")  # defined below: PowerState follows the reset (Off, then On)
     bmc = make_pool(site, fake).client("gpu-001-01")
     assert bmc.power("PowerCycle") == (R("PowerCycle"),)
     assert fake.calls[-1] == ("POST", f"{SYSTEM_PATH}/Actions/ComputerSystem.Reset", {"ResetType": "PowerCycle"})
     bmc.wait_power("On", timeout_s=1)
-    assert (bmc.requests, bmc.polls) == (3, 1)
+    assert (bmc.requests, bmc.polls) == (3, 2)
 
 
 def test_network_boot_is_at_most_four_requests_on_first_contact(site: Site):
@@ -376,3 +378,167 @@ def test_tls_is_verified_by_default_against_the_site_ca_and_off_only_when_asked(
     make_pool(site, fake).client("gpu-001-01").read_system()
     BmcPool(site, max_requests=1, insecure=True, client_factory=fake.factory).client("gpu-001-02").read_system()
     assert fake.ca_files == [str(site.bmc_tls.ca_file), None]
+
+
+# ---------------------------------------------------------------- resets are never retried blindly
+
+
+class PowerModel(FakeBmcService):
+    """A fake iDRAC whose PowerState follows resets: each reset queues the readings GETs then see.
+
+    `land_on_timeout`: a POST that times out for the client was still carried out by the BMC (the
+    ambiguous case); otherwise a failed POST changed nothing.
+    """
+
+    def __init__(self, power: str = "On", *, land_on_timeout: bool = True) -> None:
+        super().__init__(power)
+        self.land_on_timeout = land_on_timeout
+        self.readings: list[str] = []
+        self.last_reset_time: str | None = None
+
+    def _answer(self, method: str, path: str, body: Any) -> FakeResponse:
+        if method == "GET" and path == SYSTEM_PATH and self.readings and not self.script:
+            self.calls.append((method, path, body))
+            self.power = self.readings.pop(0)
+            return FakeResponse(200, self._body())
+        if method == "GET" and path == SYSTEM_PATH and not self.script:
+            self.calls.append((method, path, body))
+            return FakeResponse(200, self._body())
+        step = self.script[0] if self.script else None
+        try:
+            answer = super()._answer(method, path, body)
+        except RetriesExhaustedError:
+            if method == "POST" and self.land_on_timeout:
+                self._apply(body["ResetType"])
+            raise
+        if method == "POST" and step is None:
+            self._apply(body["ResetType"])
+        return answer
+
+    def _body(self) -> dict:
+        body = system_body(self.power)
+        if self.last_reset_time:
+            body["LastResetTime"] = self.last_reset_time
+        return body
+
+    def _apply(self, reset: str) -> None:
+        self.readings = {"On": ["PoweringOn", "On"], "ForceOff": ["Off"],
+                         "ForceRestart": ["Off", "PoweringOn", "On"], "PowerCycle": ["Off", "On"]}[reset]
+
+    def posts(self) -> list[str]:
+        return [body["ResetType"] for method, _, body in self.calls if method == "POST"]
+
+
+def test_a_timed_out_reset_that_landed_is_not_sent_again(site: Site):
+    fake = PowerModel(power="On")
+    fake.script = [None, None, requests.exceptions.ReadTimeout("read timed out")]  # Systems, system, POST
+    bmc = make_pool(site, fake, reset_confirm_s=5.0).client("gpu-001-01")
+    bmc.power("PowerCycle")
+    assert fake.posts() == ["PowerCycle"]
+    assert bmc.wait_power("On", timeout_s=5) == "On"
+
+
+@pytest.mark.parametrize("failure", [FakeResponse(503), FakeResponse(500),
+                                     requests.exceptions.ConnectionError("connection reset by peer")])
+def test_a_failed_reset_is_sent_again_only_after_the_read_back_shows_it_did_not_land(site: Site, failure):
+    fake = PowerModel(power="On", land_on_timeout=False)
+    fake.script = [None, None, failure]
+    bmc = make_pool(site, fake, reset_confirm_s=0.05).client("gpu-001-01")
+    bmc.power("PowerCycle")
+    assert fake.posts() == ["PowerCycle", "PowerCycle"]
+    gets_between = [c for c in fake.calls[3:-1] if c[0] == "GET"]
+    assert gets_between, "the power state was read back before the reset was sent again"
+
+
+def test_a_5xx_reset_whose_effect_shows_on_read_back_is_not_sent_again(site: Site):
+    fake = PowerModel(power="Off")
+    fake.script = [None, None, FakeResponse(500)]
+    bmc = make_pool(site, fake, reset_confirm_s=5.0).client("gpu-001-01")
+    fake.readings = ["Off", "PoweringOn", "On"]  # the BMC answered 500 but powers the server on anyway
+    bmc.power("On")
+    assert fake.posts() == ["On"]
+
+
+def test_a_reset_refused_with_4xx_is_neither_retried_nor_read_back(site: Site):
+    fake = PowerModel(power="On")
+    fake.script = [None, None, FakeResponse(409, {"error": {"message": "busy"}})]
+    bmc = make_pool(site, fake, reset_confirm_s=5.0).client("gpu-001-01")
+    with pytest.raises(BmcError, match="HTTP 409"):
+        bmc.power("PowerCycle")
+    assert fake.posts() == ["PowerCycle"] and len(fake.calls) == 3
+
+
+def test_a_reset_that_never_shows_is_given_up_after_the_policy_without_a_flood(site: Site):
+    fake = PowerModel(power="On", land_on_timeout=False)
+    fake.script = [None, None, FakeResponse(503), None, FakeResponse(503), None, FakeResponse(503)]
+    bmc = make_pool(site, fake, reset_confirm_s=0.0, retry=RetryPolicy(attempts=3)).client("gpu-001-01")
+    with pytest.raises(BmcError, match="HTTP 503 after 3 attempts"):
+        bmc.power("PowerCycle")
+    assert fake.posts() == ["PowerCycle"] * 3
+
+
+def test_get_and_patch_are_still_retried_blindly(site: Site):
+    fake = PowerModel(power="On")
+    fake.script = [FakeResponse(503), None, FakeResponse(503), None, FakeResponse(502)]
+    bmc = make_pool(site, fake).client("gpu-001-01")
+    bmc.network_boot("Pxe")
+    assert [m for m, _, _ in fake.calls] == ["GET", "GET", "GET", "GET", "PATCH", "PATCH", "POST"]
+
+
+# ---------------------------------------------------------------- power waits prove the transition
+
+
+def test_waiting_for_on_after_cycling_a_running_server_needs_to_see_it_leave_on(site: Site):
+    fake = PowerModel(power="On")
+    pool = BmcPool(site, max_requests=2, client_factory=fake.factory, sleep=lambda s: time.sleep(0.005),
+                   settings=BmcSettings(poll_interval_s=0.005))
+    bmc = pool.client("gpu-001-01")
+    bmc.power("PowerCycle")
+    fake.readings = []  # the BMC accepted the reset but the server never went down
+    with pytest.raises(BmcError, match="never left On") as caught:
+        bmc.wait_power("On", timeout_s=0.05)
+    assert "PowerCycle" in str(caught.value)
+
+
+def test_waiting_for_on_after_a_cycle_returns_once_off_was_seen(site: Site):
+    fake = PowerModel(power="On")
+    bmc = make_pool(site, fake).client("gpu-001-01")
+    bmc.network_boot("Pxe")
+    assert fake.readings == ["Off", "On"]
+    assert bmc.wait_power("On", timeout_s=5) == "On" and fake.readings == []
+
+
+def test_a_changed_last_reset_time_proves_a_warm_restart_the_power_state_never_shows(site: Site):
+    fake = PowerModel(power="On")
+    fake.last_reset_time = "2026-12-01T07:00:00+00:00"
+    bmc = make_pool(site, fake).client("gpu-001-01")
+    bmc.power("ForceRestart")
+    fake.readings = ["On"]
+    fake.last_reset_time = "2026-12-01T07:31:02+00:00"  # iDRAC: a warm reset keeps PowerState On
+    assert bmc.wait_power("On", timeout_s=5) == "On"
+
+
+def test_waiting_with_no_reset_sent_takes_the_state_as_it_is(site: Site):
+    fake = PowerModel(power="On")
+    assert make_pool(site, fake).client("gpu-001-01").wait_power("On", timeout_s=1) == "On"
+
+
+P = PendingReset
+
+
+@pytest.mark.parametrize(("pending", "state", "last_reset", "seen"), [
+    (P("On", "Off"), "Off", None, False),
+    (P("On", "Off"), "PoweringOn", None, True),
+    (P("On", "Off"), "On", None, True),
+    (P("ForceOff", "On"), "On", None, False),
+    (P("ForceOff", "On"), "PoweringOff", None, True),
+    (P("GracefulShutdown", "On"), "Off", None, True),
+    (P("PowerCycle", "On"), "On", None, False),
+    (P("PowerCycle", "On"), "Off", None, True),
+    (P("ForceRestart", "On"), "PoweringOn", None, True),
+    (P("ForceRestart", "On", "2026-12-01T07:00:00Z"), "On", "2026-12-01T07:00:00Z", False),
+    (P("ForceRestart", "On", "2026-12-01T07:00:00Z"), "On", "2026-12-01T07:00:09Z", True),
+    (P("ForceRestart", "On", "2026-12-01T07:00:00Z"), "On", None, False),
+])
+def test_reset_seen_only_on_evidence_of_the_change(pending, state, last_reset, seen):
+    assert reset_seen(pending, state, last_reset) is seen
