@@ -29,7 +29,8 @@ from healthcheck.kernlog import Baseline, learn_baseline
 
 log = logging.getLogger("fleet.health")
 
-REMOTE_COMMAND = ("python3", "-m", "healthcheck", "--json")
+# The sweep keeps its own IB counter state on the node, apart from the node's timer (healthcheck.ib).
+REMOTE_COMMAND = ("python3", "-m", "healthcheck", "--json", "--state-name", "sweep")
 UNREACHABLE = "UNREACHABLE"
 # Worst first; UNREACHABLE ranks with UNKNOWN: we could not verify the node.
 _RANK = {"OK": 0, "SKIPPED": 0, "WARNING": 1, "UNKNOWN": 2, UNREACHABLE: 2, "CRITICAL": 3}

@@ -13,11 +13,20 @@ import sys
 from pathlib import Path
 
 from healthcheck.config import DEFAULT_PATH, ConfigError, load_config
+from healthcheck.ib import state_file
 from healthcheck.kernlog import learn_baseline, save_baseline
 from healthcheck.output import dumps, to_table, write_textfile
 from healthcheck.runner import run_checks
 
 USAGE_EXIT = 4
+
+
+def _state_name(text: str) -> str:
+    try:
+        state_file(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -29,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.disable:
         extra = tuple(name.strip() for name in args.disable.split(",") if name.strip())
         config = dataclasses.replace(config, disabled_checks=config.disabled_checks + extra)
-    report = run_checks(config, save_state=not args.no_state)
+    report = run_checks(config, save_state=not args.no_state, state_name=args.state_name)
     if args.textfile:
         write_textfile(report, Path(args.textfile))
     print(dumps(report) if args.json else to_table(report))
@@ -58,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     parser.add_argument("--textfile", metavar="DIR", help="also write DIR/healthcheck.prom for node_exporter")
     parser.add_argument("--no-state", action="store_true", help="do not record IB counters for the next run")
+    parser.add_argument("--state-name", default="", type=_state_name, metavar="NAME",
+                        help="keep the IB counter state apart for this reader (the fleet sweep passes 'sweep'; "
+                        "default: the node's own timer)")
     parser.add_argument("--disable", metavar="A,B", default="",
                         help="skip these checks this once (on top of the config's disabled_checks)")
     parser.add_argument("-v", "--verbose", action="store_true")

@@ -3,7 +3,10 @@
 Read straight from ``<sysfs_root>/class/infiniband`` (like node_exporter's --path.sysfs) rather
 than through ibstat, which needs OFED userland and is slow; the lab points sysfs_root at a
 fixture tree. Counters are judged by how much they rose since the last run (state file),
-because their absolute value carries every flap since the HCA last reset.
+because their absolute value carries every flap since the HCA last reset. Each reader keeps its own
+state (``--state-name``): the node's timer and the fleet sweep both run the checks, and with one
+shared file whichever ran second would see only the rise since the other's run, so a rise the timer
+saw would never reach the sweep (and the reverse).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from healthcheck.probe import Missing, read_text
 from healthcheck.readings import IbHca, IbPort, Readings
 
 STATE_FILE = "ib-counters.json"
+_STATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _RATE = re.compile(r"([\d.]+)\s*Gb/sec")
 # The kernel's pcie_print_link_status(): "... available PCIe bandwidth, limited by 8.0 GT/s PCIe x8 link at ..."
 _PCIE_LIMITED = re.compile(r"mlx5_core (\S+): .*available PCIe bandwidth, limited by (.*?) link at")
@@ -80,8 +84,15 @@ def counter_snapshot(hcas: tuple[IbHca, ...], names: tuple[str, ...]) -> dict[st
     }
 
 
-def load_counter_state(state_dir: str) -> dict[str, int] | None:
-    text = read_text(Path(state_dir) / STATE_FILE)
+def state_file(state_name: str = "") -> str:
+    """The counter state file of one reader: ib-counters.json for the node's own timer, else ib-counters.NAME.json."""
+    if state_name and not _STATE_NAME.fullmatch(state_name):
+        raise ValueError(f"state name {state_name!r}: use 1-32 of a-z, 0-9, '-', '_'")
+    return f"ib-counters.{state_name}.json" if state_name else STATE_FILE
+
+
+def load_counter_state(state_dir: str, state_name: str = "") -> dict[str, int] | None:
+    text = read_text(Path(state_dir) / state_file(state_name))
     if isinstance(text, Missing):
         return None
     try:
@@ -91,14 +102,14 @@ def load_counter_state(state_dir: str) -> dict[str, int] | None:
     return {k: int(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
-def save_counter_state(state_dir: str, counters: dict[str, int]) -> None:
-    """Atomically replace the counter state; the next run compares against it."""
+def save_counter_state(state_dir: str, counters: dict[str, int], state_name: str = "") -> None:
+    """Atomically replace this reader's counter state; its next run compares against it."""
     directory = Path(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ib-")
     with os.fdopen(fd, "w") as out:
         json.dump(counters, out, sort_keys=True)
-    os.replace(tmp, directory / STATE_FILE)
+    os.replace(tmp, directory / state_file(state_name))
 
 
 def _cable(config: Config, hca: str) -> str:

@@ -62,8 +62,11 @@ def all_checks() -> list[Check]:
     ]
 
 
-def gather(config: Config) -> Readings:
-    """Take every reading; slow ones (NVML/nvidia-smi, dmesg, docker, systemctl) run in parallel."""
+def gather(config: Config, state_name: str = "") -> Readings:
+    """Take every reading; slow ones (NVML/nvidia-smi, dmesg, docker, systemctl) run in parallel.
+
+    `state_name` picks whose IB counter state to compare against (see healthcheck.ib).
+    """
     src = config.sources
     present = nvswitch_present(config)
     docker_needed = config.docker.required and "docker" not in config.disabled_checks
@@ -79,7 +82,7 @@ def gather(config: Config) -> Readings:
             kernel_log=kernel_log.result(),
             modules=gather_modules(src.proc_root, src.modules_file),
             ib=ib_hcas.result(),
-            ib_previous=ib.load_counter_state(src.state_dir),
+            ib_previous=ib.load_counter_state(src.state_dir, state_name),
             net=gather_net(src.sysfs_root, list(config.ethernet)),
             disks=gather_disks(src.proc_root, config.disk.mounts),
             swaps=gather_swaps(src.proc_root),
@@ -117,15 +120,16 @@ class Report:
     gpu_source: str
 
 
-def run_checks(config: Config, *, save_state: bool = True) -> Report:
+def run_checks(config: Config, *, save_state: bool = True, state_name: str = "") -> Report:
     started = time.time()
     node = config.node.hostname or socket.gethostname()
-    readings = gather(config)
+    readings = gather(config, state_name)
     checks = all_checks()
     results = evaluate(readings, config, checks)
     if save_state and isinstance(readings.ib, tuple) and readings.ib:
         try:
-            ib.save_counter_state(config.sources.state_dir, ib.counter_snapshot(readings.ib, config.ib.counters))
+            ib.save_counter_state(config.sources.state_dir, ib.counter_snapshot(readings.ib, config.ib.counters),
+                                  state_name)
         except OSError as err:
             log.warning("node %s: cannot save IB counter state in %s: %s", node, config.sources.state_dir, err)
     source = "none" if isinstance(readings.gpus, Missing) else readings.gpus.source

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -104,3 +105,32 @@ def test_verdict_order_puts_unknown_between_warning_and_critical():
     ranked = sorted(Verdict, key=lambda v: v.rank)
     assert ranked == [Verdict.SKIPPED, Verdict.OK, Verdict.WARNING, Verdict.UNKNOWN, Verdict.CRITICAL]
     assert [v.exit_code for v in ranked] == [0, 0, 1, 3, 2]
+
+
+def _ib_counters(capsys, config, *extra):
+    main(["--config", str(config), "--json", *HOST_CHECKS_OFF, *extra])
+    [check] = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "ib_counters"]
+    return check["verdict"], check["summary"]
+
+
+def test_the_timer_and_the_fleet_sweep_each_see_a_counter_rise_once_with_their_own_state(tmp_path, capsys):
+    shutil.copytree(LAB, tmp_path / "lab-node")
+    config = tmp_path / "lab-node" / "healthy" / "config.json"
+    raw = json.loads(config.read_text())
+    raw["sources"]["state_dir"] = str(tmp_path / "state")
+    config.write_text(json.dumps(raw))
+    assert _ib_counters(capsys, config)[0] == "OK"  # the timer's first run records
+    assert _ib_counters(capsys, config, "--state-name", "sweep")[0] == "OK"  # and so does the sweep's
+    (tmp_path / "lab-node/healthy/sysfs/class/infiniband/mlx5_2/ports/1/counters/link_downed").write_text("2\n")
+    timer = _ib_counters(capsys, config)
+    sweep = _ib_counters(capsys, config, "--state-name", "sweep")
+    assert timer[0] == sweep[0] == "CRITICAL"  # the timer's run did not swallow the rise the sweep must see
+    assert "link_downed rose by 2" in sweep[1]
+    assert _ib_counters(capsys, config, "--state-name", "sweep")[0] == "OK"
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["ib-counters.json", "ib-counters.sweep.json"]
+
+
+def test_a_state_name_that_is_not_a_plain_word_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["--config", str(LAB / "healthy" / "config.json"), "--state-name", "../etc"])
+    assert "state name '../etc'" in capsys.readouterr().err
