@@ -159,11 +159,6 @@ class StateDB:
                 (hostname, generation, stage, step, status, time.time()),
             )
 
-    def clear_steps(self, hostname: str, generation: int, stage: str) -> None:
-        """A stage that is retried from scratch forgets its steps (the retry decides afresh)."""
-        with self._tx() as db:
-            db.execute("DELETE FROM steps WHERE hostname=? AND generation=? AND stage=?", (hostname, generation, stage))
-
     # -- journal -----------------------------------------------------------------------------
     def journal(self, hostname: str, stage: str, event: str, **detail: object) -> None:
         with self._tx() as db:

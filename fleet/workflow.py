@@ -5,16 +5,27 @@ node never slows or stops the others, and 128 racks take as long as one rack plu
 resources (BMC request cap, MAAS deploy slots, Ansible batches) impose. What to do next is decided
 by pure functions (`plan`, `transition`) over the recorded state, so every transition, retry,
 quarantine and resume is unit-tested without a datacenter; `Workflow` only applies them.
+
+A retry never forgets the steps its stage completed: a `network_boot` that completed before the
+wait for On timed out is not sent again by the retry (it would cycle the node twice); only a new
+generation (reimage) starts the steps afresh.
+
+Ctrl-C and SIGTERM stop a run promptly: node threads are daemons, so a stage stuck in a long wait
+(a MAAS deployment, an Ansible play) does not hold the process; the run waits `grace_s` for stages
+to finish, then reports every unfinished node as interrupted at its stage. Each node's record only
+changes at stage boundaries, so it stays what the next run resumes from; a stage abandoned this way
+that finishes later writes nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -137,7 +148,7 @@ ProgressFn = Callable[[str, str, str, str], None]  # hostname, stage, event, det
 @dataclass(frozen=True)
 class NodeOutcome:
     hostname: str
-    status: str
+    status: str  # the record's status, or "interrupted" when the run was stopped before the node finished
     stage: str  # last completed stage
     current: str  # stage that failed (or is in progress); '' when none
     detail: str
@@ -150,7 +161,7 @@ class Workflow:
     """Applies `plan`/`transition` to many nodes at once, one thread per node."""
 
     def __init__(self, stages: Sequence[Stage], db: StateDB, until: str, progress: ProgressFn | None = None,
-                 backoff_s: float = 2.0) -> None:
+                 backoff_s: float = 2.0, grace_s: float = 5.0) -> None:
         self.stages = {stage.name: stage for stage in stages}
         self.order = [stage.name for stage in stages]
         if until not in self.order:
@@ -159,28 +170,89 @@ class Workflow:
         self.until = until
         self.progress = progress or (lambda *_: None)
         self.backoff_s = backoff_s
+        self.grace_s = grace_s
+        self.interrupted = ""  # what stopped the run: "SIGINT", "SIGTERM" or "stop"; '' when it ran to the end
         self._stop = threading.Event()
+        self._abandoned = False  # set once the run returned: late stage results are not recorded
+        self._record = threading.Lock()  # a stage's result is recorded whole, or not at all once abandoned
+        self._in_flight: dict[str, str] = {}
 
     def run(self, nodes: Sequence[Node]) -> list[NodeOutcome]:
+        """Walk every node to `until`; on Ctrl-C/SIGTERM (or `stop`) return within about `grace_s`."""
         if not nodes:
             return []
-        with ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="node") as pool:
-            return list(pool.map(self._walk, nodes))
+        results: dict[str, NodeOutcome] = {}
+        left = [len(nodes)]
+        finished = threading.Event()
 
-    def stop(self) -> None:
+        def walk(node: Node) -> None:
+            try:
+                results[node.hostname] = self._walk(node)
+            except Exception:  # a stage abandoned by an interrupted run may fail as the run closes its clients
+                if not self._abandoned:
+                    raise
+            finally:
+                with self._record:
+                    left[0] -= 1
+                    if left[0] == 0:
+                        finished.set()
+
+        with self._signals():
+            for node in nodes:
+                threading.Thread(target=walk, args=(node,), name=f"node-{node.hostname}", daemon=True).start()
+            while not finished.wait(0.2) and not self._stop.is_set():
+                pass
+            finished.wait(self.grace_s)
+            with self._record:
+                self._abandoned = True
+                done = dict(results)
+        return [done.get(node.hostname) or self._interrupted(node) for node in nodes]
+
+    def stop(self, why: str = "stop") -> None:
         """Ask every node to stop after its current stage (Ctrl-C): state stays resumable."""
+        self.interrupted = self.interrupted or why
         self._stop.set()
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM stop the run (only the main thread can own signal handlers)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, lambda number, _frame: self.stop(signal.Signals(number).name))
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _interrupted(self, node: Node) -> NodeOutcome:
+        state = self.db.node(node.hostname)
+        where = self._in_flight.get(node.hostname) or state.current
+        return NodeOutcome(node.hostname, "interrupted", state.stage, where,
+                           f"interrupted during {where} ({self.interrupted or 'stop'}); the next run resumes it",
+                           state.attempts, {}, {})
 
     def _walk(self, node: Node) -> NodeOutcome:
         counters: dict[str, int] = {}
         seconds: dict[str, float] = {}
-        while not self._stop.is_set():
+        pending = ""
+        while True:
             state = self.db.node(node.hostname)
             step = plan(state, self.order, self.until)
             if step.stage is None:
                 break
+            if self._stop.is_set():
+                pending = step.stage
+                break
             self._attempt(node, state, step.stage, counters, seconds)
         final = self.db.node(node.hostname)
+        if pending:
+            return NodeOutcome(node.hostname, "interrupted", final.stage, final.current,
+                               f"interrupted before {pending} ({self.interrupted}); the next run resumes it",
+                               final.attempts, counters, seconds)
         return NodeOutcome(node.hostname, final.status, final.stage, final.current, final.last_error, final.attempts,
                            counters, seconds)
 
@@ -188,7 +260,11 @@ class Workflow:
                  seconds: dict[str, float]) -> None:
         stage = self.stages[name]
         ctx = NodeContext(node, self.db, state.generation, name)
-        self.db.update(node.hostname, status="running", current=name)
+        with self._record:
+            if self._abandoned:
+                return
+            self._in_flight[node.hostname] = name
+            self.db.update(node.hostname, status="running", current=name)
         self.progress(node.hostname, name, "start", "")
         started = time.monotonic()
         result = self._run_stage(stage, node, ctx)
@@ -196,12 +272,15 @@ class Workflow:
         for key, value in ctx.counters.items():
             counters[key] = counters.get(key, 0) + value
         change = transition(state, name, result, stage.max_attempts, self.until, self.backoff_s)
-        self.db.update(node.hostname, **change.fields)
         event = "ok" if result.ok else ("retry" if change.retry else "quarantined")
-        ctx.journal(f"stage:{event}", detail=result.detail, evidence=result.evidence)
+        with self._record:
+            if self._abandoned:
+                return
+            self.db.update(node.hostname, **change.fields)
+            ctx.journal(f"stage:{event}", detail=result.detail, evidence=result.evidence)
+            self._in_flight.pop(node.hostname, None)
         self.progress(node.hostname, name, event, result.detail)
-        if change.retry:
-            self.db.clear_steps(node.hostname, state.generation, name)
+        if change.retry:  # the stage's completed steps stay completed: the retry skips them
             self._stop.wait(change.delay_s * random.uniform(0.5, 1.0))  # jitter: retries never march in step
 
     def _run_stage(self, stage: Stage, node: Node, ctx: NodeContext) -> StageResult:

@@ -241,3 +241,88 @@ def test_a_server_error_is_retried(db: StateDB) -> None:
     [outcome] = Workflow(pipeline, db, "os", backoff_s=0).run([make_node(1, 1)])
     assert outcome.status == "done"
     assert pipeline[0].calls == ["gpu-001-01", "gpu-001-01"]
+
+
+def test_a_retry_never_repeats_a_destructive_step_that_completed(db: StateDB) -> None:
+    cycles: list[str] = []
+
+    class CycleThenWait(FakeStage):
+        """network_boot completes, then the wait for On times out once (the defect: the retry cycled again)."""
+
+        def run(self, node: Node, ctx: NodeContext) -> StageResult:
+            self.calls.append(node.hostname)
+            ctx.once("network_boot", lambda: cycles.append(node.hostname))
+            return StageResult(False, "did not reach On in time") if len(self.calls) == 1 else StageResult(True)
+
+    pxe = CycleThenWait("pxe", max_attempts=3)
+    [outcome] = Workflow([FakeStage("discover"), pxe, FakeStage("os")], db, "os", backoff_s=0).run([make_node(1, 1)])
+    assert outcome.status == "done" and pxe.calls == ["gpu-001-01"] * 2
+    assert cycles == ["gpu-001-01"]
+    events = [e.event for e in db.entries("gpu-001-01") if e.stage == "pxe"]
+    assert events == ["network_boot:started", "network_boot:done", "stage:retry", "network_boot:skipped", "stage:ok"]
+
+
+def test_a_completed_step_is_not_repeated_by_a_retry_quarantined_node_requeued_in_the_same_generation(db: StateDB):
+    node = make_node(1, 1)
+    NodeContext(node, db, 1, "pxe").once("network_boot", lambda: None)
+    db.update(node.hostname, stage="discover", status="quarantined", current="pxe", attempts=5)
+    db.update(node.hostname, status="running", attempts=0)  # --retry-quarantined
+    ran: list[str] = []
+    assert NodeContext(node, db, 1, "pxe").once("network_boot", lambda: ran.append("cycle")) is False
+    assert ran == []
+
+
+def test_interrupt_stops_the_run_within_the_grace_and_names_where_each_node_was(db: StateDB) -> None:
+    import time as clock
+
+    release = threading.Event()
+
+    class Stuck(FakeStage):
+        """A stage waiting on something slow (a MAAS deployment) that does not look at the stop flag."""
+
+        def run(self, node: Node, ctx: NodeContext) -> StageResult:
+            self.calls.append(node.hostname)
+            if node.hostname != "gpu-001-01":
+                release.wait(30)
+            return StageResult(True)
+
+    flow = Workflow([FakeStage("discover"), Stuck("pxe"), FakeStage("os")], db, "os", backoff_s=0, grace_s=0.3)
+    nodes = [make_node(1, slot) for slot in (1, 2, 3)]
+    outcomes: list = []
+    worker = threading.Thread(target=lambda: outcomes.extend(flow.run(nodes)))
+    started = clock.monotonic()
+    worker.start()
+    while db.node("gpu-001-01").status != "done" or len(flow.stages["pxe"].calls) < 3:
+        clock.sleep(0.01)
+    flow.stop()
+    worker.join(5)
+    took = clock.monotonic() - started
+    release.set()
+    assert not worker.is_alive() and took < 3
+    by_name = {o.hostname: o for o in outcomes}
+    assert by_name["gpu-001-01"].status == "done"
+    for name in ("gpu-001-02", "gpu-001-03"):
+        assert (by_name[name].status, by_name[name].current, by_name[name].stage) == ("interrupted", "pxe", "discover")
+        assert "interrupted during pxe" in by_name[name].detail
+        recorded = db.node(name)  # resumable: the stage in flight is run again by the next run
+        assert (recorded.stage, recorded.status, recorded.current) == ("discover", "running", "pxe")
+    clock.sleep(0.1)  # the abandoned stage finishing later must not write over the recorded state
+    assert db.node("gpu-001-02").stage == "discover"
+
+
+def test_sigterm_interrupts_a_run_in_the_main_thread_like_ctrl_c(db: StateDB) -> None:
+    import os
+    import signal
+
+    class SlowForever(FakeStage):
+        def run(self, node: Node, ctx: NodeContext) -> StageResult:
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            threading.Event().wait(30)
+            return StageResult(True)
+
+    before = signal.getsignal(signal.SIGTERM)
+    flow = Workflow([SlowForever("discover"), FakeStage("pxe"), FakeStage("os")], db, "os", grace_s=0.2)
+    [outcome] = flow.run([make_node(1, 1)])
+    assert (outcome.status, outcome.current) == ("interrupted", "discover")
+    assert flow.interrupted == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == before
