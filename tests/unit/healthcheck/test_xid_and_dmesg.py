@@ -118,3 +118,42 @@ def test_missing_baseline_is_unknown_not_ok(tmp_path):
     missing = load_baseline(tmp_path / "absent.json")
     result = DmesgBaselineCheck().evaluate(readings(dmesg_baseline=missing), device_config())
     assert result.verdict is Verdict.UNKNOWN and "baseline" in result.summary
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("[ 5.1] br-68cd35923155: port 26(vethdab5471) entered blocking state",
+         "br-#: port #(veth#) entered blocking state"),
+        ("[ 5.2] eth0: renamed from veth5de9f99", "eth#: renamed from veth#"),
+        ("[ 5.3] IPv6: ADDRCONF(NETDEV_CHANGE): vethe7d4e83: link becomes ready",
+         "IPv#: ADDRCONF(NETDEV_CHANGE): veth#: link becomes ready"),
+        ("[ 5.4] vethabcdeff: entered promiscuous mode", "veth#: entered promiscuous mode"),
+        ("[ 5.5] Code: 48 8b 05 ff ff <0f> 1f 44 00 00 cc", "Code: #"),
+        ("[ 5.6] RAX: ffffffffffffffda RBX: 00007ffd1c2e3a40", "RAX: # RBX: #"),
+    ],
+)
+def test_hex_like_tokens_fold_like_numbers(line, expected):
+    assert template(line) == expected
+
+
+def test_words_made_of_hex_letters_stay_words():
+    assert template("[ 1.0] cannot be added: bad face of a cafe") == "cannot be added: bad face of a cafe"
+
+
+def test_docker_churn_of_another_node_matches_a_baseline_learned_elsewhere():
+    learned = learn_baseline({"a": ["[1.0] docker0: port 3(veth1c2a7b3) entered forwarding state",
+                                    "[2.0] eth0: renamed from vethaa01bc9"],
+                              "b": ["[1.0] docker0: port 12(vethfe9d0c1) entered forwarding state",
+                                    "[2.0] eth0: renamed from veth5de9f99"]}, min_nodes=2)
+    other = ["[7.0] docker0: port 40(veth0d3e4f5) entered forwarding state", "[8.0] eth0: renamed from vethbeef123"]
+    assert novel_lines(other, learned.templates) == []
+
+
+def test_prefix_strip_fast_path_agrees_with_the_prefix_pattern():
+    from healthcheck.kernlog import _PREFIX, strip_prefix
+
+    lines = [*device_dmesg(""), "[  1.2] gpu-012-03 kernel: eth0: up", "[Sun Nov 29 07:04:45 2026] x",
+             "<6>[ 12.5] y", "Nov 29 07:05:12 host kernel: z", "[no close", "[1.0]", "[ 2.0] two words kernel: k"]
+    for line in lines:
+        assert strip_prefix(line) == _PREFIX.sub("", line, count=1), line
