@@ -6,7 +6,7 @@ Thin entry point; everything lives in `fleet/` (see `python provision.py --help`
 
 import sys
 
-from fleet.cli import main
+from fleet.commands import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -96,7 +96,7 @@ def profiled_cli(out: Path, cli_args: list[str]) -> int:
     cProfile sees only the thread that enables it, and by default counts wall time (a node thread
     waiting 90 s for MAAS would top the list): each new thread gets its own profiler on thread CPU time.
     """
-    from fleet.cli import main as cli_main
+    from fleet.commands import main as cli_main
 
     profiles: list[cProfile.Profile] = []
     lock = threading.Lock()
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"out-of-band only (read, one-time PXE, power on/cycle, wait on) for {racks * NODES_PER_RACK} nodes:")
     ours = bring_up(racks, delays, until="pxe")
     print_run(ours)
-    poll_s = max(0.2, 2.0 * delays.time_factor)  # the BMC poll interval fleet.stages uses for this lab clock
+    poll_s = max(0.2, 2.0 * delays.time_factor)  # the BMC poll interval fleet.stages.shared uses for this lab clock
     theirs_s = ansible_oob(racks, delays, args.ansible_forks, poll_s)
     print(f"  community.general.redfish_command playbook, {args.ansible_forks} forks, poll every {poll_s:g} s: "
           f"wall {theirs_s:.1f} s")

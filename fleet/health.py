@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleet.logs import node_log
 from fleet.ssh import ssh_argv
 from healthcheck.kernlog import Baseline, learn_baseline
 
@@ -107,7 +108,7 @@ def _run_one(
     try:
         done = runner(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        log.warning("node %s: health check timed out after %.0f s", node, timeout_s)
+        node_log(log, node).warning("health check timed out after %.0f s", timeout_s)
         return _SSH_FAILED, "", f"timed out after {timeout_s:.0f} s", time.monotonic() - started
     except OSError as err:
         return _SSH_FAILED, "", f"cannot run ssh: {err.strerror}", time.monotonic() - started
@@ -136,7 +137,7 @@ def sweep(
         argv = ssh_argv(ssh_target(node), remote_command, connect_timeout_s=connect, options=ssh_options)
         rc, out, err, took = _run_one(node, argv, timeout_s, runner)
         result = parse_node_output(node, rc, out, err, round(took, 2))
-        log.info("node %s: %s%s", node, result.verdict, f" ({result.reason})" if result.reason else "")
+        node_log(log, node).info("%s%s", result.verdict, f" ({result.reason})" if result.reason else "")
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(names) or 1)), thread_name_prefix="health") as pool:
@@ -214,7 +215,7 @@ def fetch_kernel_logs(
                 logs[node] = out.splitlines()
             else:
                 errors[node] = (err.strip().splitlines() or [f"exit {rc}"])[-1]
-                log.warning("node %s: cannot read dmesg: %s", node, errors[node])
+                node_log(log, node).warning("cannot read dmesg: %s", errors[node])
     return logs, errors
 
 

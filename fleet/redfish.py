@@ -46,6 +46,7 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from fleet.errors import BmcError
 from fleet.inventory import Node, Site, resolve_credentials
+from fleet.logs import node_log
 
 log = logging.getLogger(__name__)
 
@@ -323,14 +324,6 @@ class RequestCounts:
     retries: int = 0
 
 
-class _NodeLog(logging.LoggerAdapter):
-    """Every record names its node, in the text and as `record.node`."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        kwargs.setdefault("extra", {})["node"] = self.extra["node"]  # type: ignore[index]
-        return f"{self.extra['node']}: {msg}", kwargs  # type: ignore[index]
-
-
 class Bmc:
     """One node's BMC: one request at a time, retried where it deserves it, counted."""
 
@@ -351,7 +344,7 @@ class Bmc:
         self._reset_path: str | None = None
         self._pending: PendingReset | None = None  # the last reset sent, until its effect is seen
         self._counts = RequestCounts()
-        self._log = _NodeLog(log, {"node": node.hostname})
+        self._log = node_log(log, node.hostname)
 
     @property
     def requests(self) -> int:

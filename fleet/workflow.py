@@ -31,11 +31,10 @@ from typing import Any, Protocol
 
 from fleet.errors import FleetError
 from fleet.inventory import Node
+from fleet.logs import node_log
 from fleet.state import NodeState, StateDB
 
 log = logging.getLogger(__name__)
-
-STAGES = ("discover", "pxe", "os", "configure", "validate")
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ class NodeContext:
         self.db = db
         self.generation = generation
         self.stage = stage
-        self.log = logging.LoggerAdapter(log, {"node": node.hostname})
+        self.log = node_log(log, node.hostname)
         self.counters: dict[str, int] = {}
 
     def journal(self, event: str, **detail: object) -> None:

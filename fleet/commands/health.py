@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from fleet.commands import options
+from fleet.errors import UsageError
 from fleet.health import NodeHealth, decide_fleet, fetch_kernel_logs, learn_fleet_baseline, to_json, to_rows
-from fleet.inventory import Node, Site, resolve_credentials
-from fleet.maas import MaasClient
+from fleet.inventory import Site, resolve_credentials
 from fleet.state import StateDB
 from fleet.validate import sweep_site
 
+HELP = "sweep the health checks; learn the dmesg baseline"
 QUARANTINE_TAG = "fleet-quarantined"
 FAILING = ("CRITICAL", "UNKNOWN", "UNREACHABLE")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    options.add_selection(parser)
+    options.add_json(parser)
     parser.add_argument("action", nargs="?", choices=("check", "baseline"), default="check",
                         help="check (default) or learn the dmesg baseline")
     parser.add_argument("--all", action="store_true", help="every node of the site")
@@ -36,27 +39,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tag CRITICAL nodes in MAAS and the state DB (never powers anything off)")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-node timeout (seconds)")
     parser.add_argument("--parallel", type=int, default=32, metavar="N", help="nodes checked at once")
-    parser.add_argument("--from", dest="good", action="append", default=[], metavar="A,B",
+    parser.add_argument("--from", dest="good", action="extend", type=options.comma_list, default=[], metavar="A,B",
                         help="baseline: known-good nodes to learn from")
     parser.add_argument("--out", type=Path, help="baseline: file to write (default: dmesg-baseline.json "
                         "beside the site file)")
 
 
-def run(args: argparse.Namespace, site: Site, nodes: list[Node], console: Console,
-        open_state: Callable[[argparse.Namespace, Site], StateDB]) -> int:
+def run(args: argparse.Namespace, console: Console) -> int:
+    site = options.load(args)
     if args.action == "baseline":
+        options.select(args, site, args.good)  # unknown names are bad input before anything is contacted
         return _baseline(args, site, console)
+    if not (args.rack or args.nodes or args.all):
+        raise UsageError("no nodes selected", hint="pass --rack 12, --nodes a,b or --all")
+    nodes = options.select(args, site)
     results = sweep_site(site, nodes, timeout_s=args.timeout, parallel=args.parallel)
     decision = decide_fleet(results)
     if args.quarantine and decision.quarantine:
-        _quarantine(site, open_state(args, site), dict(decision.quarantine), console)
+        _quarantine(site, options.open_state(args, site), dict(decision.quarantine), console)
     if args.json:
         print(json.dumps(to_json(results, decision), indent=2))
     else:
         console.print(_table(results, site))
         counts = ", ".join(f"{n} {verdict}" for verdict, n in decision.counts.items())
         console.print(f"fleet verdict {decision.verdict}: {counts}")
-    return 1 if any(r.verdict in FAILING for r in results) else 0
+    return options.EXIT_FAILED if any(r.verdict in FAILING for r in results) else options.EXIT_OK
 
 
 def _table(results: list[NodeHealth], site: Site) -> Table:
@@ -73,6 +80,8 @@ def _table(results: list[NodeHealth], site: Site) -> Table:
 
 def _quarantine(site: Site, db: StateDB, reasons: dict[str, str], console: Console) -> None:
     """State DB first (journaled), then the MAAS tag, so an operator sees the reason wherever they look."""
+    from fleet.maas import MaasClient  # python-libmaas loads in ~0.5 s: only when a sweep quarantines
+
     for name, reason in reasons.items():
         db.journal(name, "health", "quarantine", reason=reason)
         db.update(name, status="quarantined", current="health", last_error=f"health: {reason}")
@@ -87,11 +96,9 @@ def _baseline(args: argparse.Namespace, site: Site, console: Console) -> int:
     from fleet import ssh
     from healthcheck.kernlog import save_baseline
 
-    good = [name.strip() for text in args.good for name in text.split(",") if name.strip()]
+    good = args.good
     unknown = [name for name in good if name not in site.nodes]
     if not good or unknown:
-        from fleet.errors import UsageError
-
         raise UsageError(f"baseline needs known-good nodes of the site (unknown: {', '.join(unknown) or '-'})",
                          hint="pass --from gpu-012-01,gpu-012-02")
     addresses = {name: site.nodes[name].address for name in good}
@@ -99,9 +106,9 @@ def _baseline(args: argparse.Namespace, site: Site, console: Console) -> int:
     for name, why in errors.items():
         console.print(f"[red]{name}[/]: {why}")
     if not logs:
-        return 1
+        return options.EXIT_FAILED
     baseline = learn_fleet_baseline(logs)
     out = args.out or site.path.parent / "dmesg-baseline.json"
     save_baseline(baseline, out)
     console.print(f"baseline from {len(logs)} node(s) written to {out}")
-    return 0 if not errors else 1
+    return options.EXIT_OK if not errors else options.EXIT_FAILED

@@ -1,0 +1,162 @@
+"""`provision.py [up] --rack 12`: bring the selected nodes from power-off to the target stage (the default verb).
+
+    provision.py --rack 12                  # also: --rack 12-15, --nodes a,b, --until os
+    provision.py --rack 12 --dry-run        # the plan, touching nothing
+
+Every stage checks the real world first and is recorded in the state DB, so running the same
+command again resumes (also after kill -9) and never repeats a completed destructive step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+
+from fleet import render, stages
+from fleet.commands import options
+from fleet.errors import FleetError, UsageError
+from fleet.inventory import Node, Site
+from fleet.state import StateDB
+from fleet.workflow import Workflow, plan
+
+HELP = "bring nodes up to a stage (the default verb)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    options.add_selection(parser)
+    options.add_json(parser)
+    add_run_options(parser)
+    parser.add_argument("--fault", action="append", default=[], metavar="KIND:TARGET[:RATE]",
+                        help="lab only: inject a fault when starting the lab (see `provision.py lab up -h`)")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What a run through the stages takes (up and reimage)."""
+    parser.add_argument("--until", choices=stages.NAMES, default=stages.NAMES[-1], help="last stage to run")
+    options.add_dry_run(parser)
+    parser.add_argument("--json-report", type=Path, metavar="PATH", help="write the run report as JSON")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--insecure-bmc", action="store_true", help="do not verify BMC TLS certificates (explicit)")
+    parser.add_argument("--bmc-requests", type=int, default=64, metavar="N", help="BMC requests in flight, fleet-wide")
+    parser.add_argument("--maas-deploys", type=int, default=128, metavar="N", help="MAAS deployments at once")
+    parser.add_argument("--retry-quarantined", action="store_true", help="retry quarantined nodes from their stage")
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    site = options.load(args)
+    if not (args.rack or args.nodes):
+        raise UsageError("no nodes selected", hint="pass --rack 12 (or 12-15) and/or --nodes gpu-012-01,gpu-012-02")
+    if site.lab is None and args.fault:
+        raise UsageError("--fault only applies to the lab site", hint="drop --fault or use the lab site")
+    nodes = options.select(args, site)
+    options.at_least_one(args, "bmc_requests", "maas_deploys")
+    return bring_up(args, site, nodes, console)
+
+
+def bring_up(args: argparse.Namespace, site: Site, nodes: list[Node], console: Console, *,
+             reimage: bool = False) -> int:
+    """Walk the nodes through the stages (with `release` first for a reimage); the dry run only prints the plan."""
+    order = stages.order(reimage=reimage)
+    if args.dry_run:
+        return _print_plan(args, site, nodes, order)
+    ensure_lab(site, getattr(args, "fault", []))
+    db = options.open_state(args, site)
+    command = " ".join(["provision.py", *sys.argv[1:]])
+    db.acquire([n.hostname for n in nodes], command)
+    try:
+        if args.retry_quarantined:
+            _requeue(db, nodes, order)
+        progress = render.StageProgress(order, len(nodes), console, verbose=args.verbose)
+        with progress, stages.build(site, stages.RunLimits.of(args), reimage=reimage, progress=progress) as pipeline:
+            return _run(args, site, nodes, db, pipeline, progress, console)
+    finally:
+        db.release([n.hostname for n in nodes])
+
+
+def ensure_lab(site: Site, faults: list[str]) -> None:
+    """The lab site starts its own lab when it is not up (idempotent, ~0.3 s when it is)."""
+    if site.lab is None:
+        return
+    argv = [sys.executable, "-m", "lab", "--site", str(site.path), "up"]
+    for spec in faults:
+        argv += ["--fault", spec]
+    result = subprocess.run(argv, cwd=options.REPO, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise FleetError("the lab did not start", service_message=result.stderr.strip()[-1500:],
+                         hint="run `python provision.py lab up` to see why")
+
+
+def _requeue(db: StateDB, nodes: list[Node], order: list[str]) -> None:
+    """Quarantined nodes resume at the stage that failed; one quarantined by a health sweep is validated again."""
+    for node in nodes:
+        state = db.node(node.hostname)
+        if state.status != "quarantined":
+            continue
+        db.journal(node.hostname, "", "requeued", reason="--retry-quarantined", at=state.current)
+        fields: dict[str, object] = {"status": "running", "attempts": 0}
+        if state.current not in order and "validate" in order:
+            fields["stage"] = order[order.index("validate") - 1]
+        db.update(node.hostname, **fields)
+
+
+def _run(args: argparse.Namespace, site: Site, nodes: list[Node], db: StateDB, pipeline: list,
+         progress: render.StageProgress, console: Console) -> int:
+    started = time.time()
+    flow = Workflow(pipeline, db, args.until, progress)
+    try:
+        outcomes = flow.run(nodes)
+    except KeyboardInterrupt:
+        flow.stop()
+        raise
+    progress.stop()  # the summary prints below the bars, not between them
+    rows = [asdict(o) for o in outcomes]
+    report = {"site": site.name, "run_id": db.run_id, "until": args.until, "started": started,
+              "finished": time.time(), "nodes": rows, "summary": _summary(rows)}
+    if args.json_report:
+        args.json_report.parent.mkdir(parents=True, exist_ok=True)
+        args.json_report.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        console.print(render.node_table(rows, f"{site.name}: {len(rows)} node(s), target stage {args.until}"))
+        if details := render.failures(rows):
+            console.print(details, markup=False, highlight=False)
+        console.print(f"{render.counts_line(rows)} in {time.time() - started:.1f}s")
+    return options.EXIT_OK if all(row["status"] == "done" for row in rows) else options.EXIT_FAILED
+
+
+def _summary(rows: list[dict]) -> dict[str, int]:
+    summary: dict[str, int] = {}
+    for row in rows:
+        summary[row["status"]] = summary.get(row["status"], 0) + 1
+    return summary
+
+
+def _print_plan(args: argparse.Namespace, site: Site, nodes: list[Node], order: list[str]) -> int:
+    """Dry run: read the recorded state (never create it) and say what each node would do."""
+    db = options.existing_state(args, site)
+    rows = []
+    for node in nodes:
+        state = db.node(node.hostname) if db else None
+        todo: list[str] = []
+        if state is not None and state.status != "quarantined":
+            done_at = order.index(state.stage) if state.stage in order else -1
+            todo = order[done_at + 1: order.index(args.until) + 1]
+        elif state is None:
+            todo = order[: order.index(args.until) + 1]
+        why = plan(state, order, args.until).reason if state is not None and not todo else ""
+        rows.append({"hostname": node.hostname, "stages": todo, "note": why})
+    if args.json:
+        print(json.dumps({"site": site.name, "until": args.until, "plan": rows}, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['hostname']}: {' -> '.join(row['stages']) or 'nothing to do'} {row['note']}".rstrip())
+        print(f"dry run: {len(rows)} node(s), nothing was touched")
+    return options.EXIT_OK

@@ -1,0 +1,59 @@
+"""The stages a node walks, one module each, and the one table that orders them.
+
+    release    (reimage only) release the machine in MAAS, optionally erasing its disks   release.py
+    discover   BMC reachable, service tag and PXE MAC match the inventory, MAAS knows it   discover.py
+    pxe        one-time network boot + power cycle (skipped when MAAS already has the OS)  pxe.py
+    os         MAAS deploy, wait for Deployed, retry a failed deployment once              deploy.py
+    configure  the Ansible roles, in batches (fleet/configure.py)                          configure.py
+    validate   the node's health checks (fleet/validate.py)                                validate.py
+
+A stage module has `make(shared: Shared) -> Stage` (see `fleet.workflow.Stage`); the clients it
+needs come from `shared`, built once per run so per-resource limits hold fleet-wide. Adding a
+stage is adding its module and its row to `TABLE`. Modules are imported when a run builds its
+stages, so `provision.py -h` does not load the clients.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from fleet.inventory import Site
+from fleet.stages.shared import RunLimits, Shared
+from fleet.workflow import ProgressFn, Stage
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str  # as in --until, the state DB and reports
+    module: str  # fleet/stages/<module>.py
+    reimage_only: bool = False
+
+
+TABLE = (
+    StageSpec("release", "release", reimage_only=True),
+    StageSpec("discover", "discover"),
+    StageSpec("pxe", "pxe"),
+    StageSpec("os", "deploy"),
+    StageSpec("configure", "configure"),
+    StageSpec("validate", "validate"),
+)
+NAMES = tuple(spec.name for spec in TABLE if not spec.reimage_only)  # a bring-up, in order
+
+
+def order(*, reimage: bool = False) -> list[str]:
+    return [spec.name for spec in TABLE if reimage or not spec.reimage_only]
+
+
+@contextmanager
+def build(site: Site, limits: RunLimits, *, reimage: bool = False,
+          progress: ProgressFn | None = None) -> Iterator[list[Stage]]:
+    """The run's stages with their shared clients; the clients are closed when the run ends."""
+    with Shared(site, limits, reimage=reimage, progress=progress) as shared:
+        yield [importlib.import_module(f"fleet.stages.{spec.module}").make(shared)
+               for spec in TABLE if reimage or not spec.reimage_only]
+
+
+__all__ = ["NAMES", "TABLE", "RunLimits", "Shared", "StageSpec", "build", "order"]

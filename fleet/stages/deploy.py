@@ -1,0 +1,64 @@
+"""os: MAAS deploys the site's image, waits for Deployed, retries a failed deployment once, else marks it broken.
+
+Bring-up never reinstalls a node MAAS already has deployed (it quarantines it and points at
+`reimage`); only a reimage may redeploy. Deployments at once are capped by the run's semaphore,
+and the machine is read inside that slot: a read taken before waiting for one could be stale.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+from fleet.inventory import Node, Site
+from fleet.maas import DEPLOY_TIMEOUT_S, ERASE_TIMEOUT_S, MaasClient, OsStep, decide_os_action, node_tags
+from fleet.stages.shared import Shared, time_scale
+from fleet.workflow import NodeContext, StageResult
+
+
+@dataclass
+class Os:
+    site: Site
+    maas: MaasClient
+    deploys: threading.BoundedSemaphore
+    allow_redeploy: bool = False
+    name: str = "os"
+    max_attempts: int = 5  # a failed deployment quarantines at once (ensure_os retried it); this is for outages
+
+    def run(self, node: Node, ctx: NodeContext) -> StageResult:
+        scale = time_scale(self.site)
+        with self.deploys:  # read inside the slot: a read taken before waiting for one could be stale
+            machine = self.maas.find_machine(node)
+            action = decide_os_action(machine, self.site.os)
+            if action.step == OsStep.REDEPLOY and not self.allow_redeploy:
+                return StageResult(False, f"{action.reason}; bring-up never reinstalls a deployed node: use "
+                                   f"`provision.py reimage {node.hostname}`", quarantine=True)
+            if action.step != OsStep.NOTHING:
+                ctx.journal("ensure_os:started", action=action.step.value, reason=action.reason)
+            outcome = self.maas.ensure_os(
+                node, self.site.os, user_data=user_data(node), machine=machine,
+                deploy_timeout_s=DEPLOY_TIMEOUT_S * scale, release_timeout_s=ERASE_TIMEOUT_S * scale,
+            )
+        evidence = {"maas_status": outcome.machine.status_name, "deploy_attempts": outcome.attempts,
+                    "maas_messages": list(outcome.failures)}
+        if not outcome.deployed:
+            return StageResult(False, f"MAAS: {outcome.reason}", evidence, quarantine=True)
+        self.maas.tag(node.hostname, outcome.machine, node_tags(node))
+        return StageResult(True, outcome.reason, evidence)
+
+
+def user_data(node: Node) -> bytes:
+    """cloud-init user-data: the node learns who it is supposed to be (checked later by validate)."""
+    identity = {"hostname": node.hostname, "rack": node.rack, "slot": node.slot, "service_tag": node.service_tag}
+    return (
+        "#cloud-config\n"
+        "write_files:\n"
+        "  - path: /etc/fleet/node.json\n"
+        "    permissions: '0644'\n"
+        f"    content: '{json.dumps(identity)}'\n"
+    ).encode()
+
+
+def make(shared: Shared) -> Os:
+    return Os(shared.site, shared.maas, shared.deploys, allow_redeploy=shared.reimage)

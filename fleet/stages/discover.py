@@ -1,0 +1,61 @@
+"""discover: the BMC answers, its service tag and the PXE MAC match the inventory, MAAS knows the machine.
+
+Nothing is changed here; a contradiction (a mis-cabled BMC, a wrong inventory row) stops the
+node before anything is rebooted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleet.inventory import Node
+from fleet.maas import MaasClient
+from fleet.redfish import Bmc, BmcPool, SystemInfo
+from fleet.stages.shared import Shared
+from fleet.workflow import NodeContext, StageResult
+
+
+def identity_problems(node: Node, info: SystemInfo) -> list[str]:
+    """What the BMC says that contradicts the inventory: a mis-cabled BMC or a wrong inventory row."""
+    problems = []
+    if info.service_tag and info.service_tag != node.service_tag:
+        problems.append(f"BMC {node.bmc.address} reports service tag {info.service_tag}, inventory says "
+                        f"{node.service_tag}: the BMC cable or the inventory row is wrong (datacenter tech)")
+    if info.macs and node.pxe_mac not in info.macs:
+        problems.append(f"PXE MAC {node.pxe_mac} is not among the server's NICs ({', '.join(info.macs)}): "
+                        "fix the inventory's pxe_mac")
+    return problems
+
+
+def count_bmc_requests(ctx: NodeContext, bmc: Bmc, before: tuple[int, int]) -> None:
+    """The stage's BMC requests and polls, for the run report (requests per stage are a speed contract)."""
+    ctx.count("bmc_requests", bmc.requests - before[0])
+    ctx.count(f"bmc_requests_{ctx.stage}", bmc.requests - before[0])
+    ctx.count("bmc_polls", bmc.polls - before[1])
+
+
+@dataclass
+class Discover:
+    bmcs: BmcPool
+    maas: MaasClient
+    name: str = "discover"
+    max_attempts: int = 5  # BMCs and MAAS blip: 2+4+8+16 s of backoff rides out a half-minute outage
+
+    def run(self, node: Node, ctx: NodeContext) -> StageResult:
+        bmc = self.bmcs.client(node)
+        before = (bmc.requests, bmc.polls)
+        try:
+            info = bmc.read_system()
+        finally:
+            count_bmc_requests(ctx, bmc, before)
+        evidence = {"power_state": info.power_state, "service_tag": info.service_tag, "macs": list(info.macs)}
+        problems = identity_problems(node, info)
+        if problems:
+            return StageResult(False, "; ".join(problems), evidence, retryable=False)
+        machine = self.maas.find_machine(node)
+        evidence |= {"maas_system_id": machine.system_id, "maas_status": machine.status_name}
+        return StageResult(True, f"BMC {info.power_state}, MAAS {machine.status_name}", evidence)
+
+
+def make(shared: Shared) -> Discover:
+    return Discover(shared.bmcs, shared.maas)

@@ -1,0 +1,77 @@
+"""What the stages of one run share: the clients, built on first use and closed when the run ends.
+
+Sharing is what makes per-resource limits hold across the whole fleet: BMC requests in flight
+(one pool), MAAS deployments at once (one semaphore), one MAAS client and its batched poller.
+A new stage that needs a new client adds it here as a property, closed in `close`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from fleet.inventory import Site, resolve_credentials
+from fleet.workflow import ProgressFn
+
+if TYPE_CHECKING:
+    from fleet.maas import MaasClient
+    from fleet.redfish import BmcPool
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """The operator's knobs for a run (command-line options)."""
+
+    bmc_requests: int = 64
+    maas_deploys: int = 128
+    insecure_bmc: bool = False
+    erase: bool = False
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> RunLimits:
+        return cls(args.bmc_requests, args.maas_deploys, args.insecure_bmc, getattr(args, "erase", False))
+
+
+def time_scale(site: Site) -> float:
+    """Real services take real time; the lab runs the same deadlines scaled by its time factor."""
+    return site.lab.time_factor if site.lab else 1.0
+
+
+class Shared:
+    def __init__(self, site: Site, limits: RunLimits, *, reimage: bool = False,
+                 progress: ProgressFn | None = None) -> None:
+        self.site = site
+        self.limits = limits
+        self.reimage = reimage
+        self.progress = progress
+        self.deploys = threading.BoundedSemaphore(limits.maas_deploys)
+
+    @cached_property
+    def maas(self) -> MaasClient:
+        from fleet.maas import POLL_INTERVAL_S, MaasClient
+
+        # Polling keeps pace with the (scaled) clock, with a floor so a big lab does not flood itself.
+        site = self.site
+        return MaasClient(site.maas, resolve_credentials(site, site.maas.credentials), site.maas_tls,
+                          poll_interval_s=max(0.5, POLL_INTERVAL_S * time_scale(site)))
+
+    @cached_property
+    def bmcs(self) -> BmcPool:
+        from fleet.redfish import BmcPool, BmcSettings
+
+        settings = BmcSettings(poll_interval_s=max(0.2, BmcSettings.poll_interval_s * time_scale(self.site)))
+        return BmcPool(self.site, max_requests=self.limits.bmc_requests, insecure=self.limits.insecure_bmc,
+                       settings=settings)
+
+    def close(self) -> None:
+        if "maas" in self.__dict__:
+            self.maas.close()
+
+    def __enter__(self) -> Shared:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
