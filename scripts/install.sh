@@ -11,6 +11,8 @@ APT_PACKAGES=(
   systemd-container debootstrap            # lab hosts: nspawn containers from a debootstrapped Debian
   equivs dpkg-dev                          # the lab apt repository of NVIDIA-named stub packages
   qemu-system-x86 qemu-utils               # molecule's VM scenario
+  prometheus                               # promtool for the alert rule tests; the lab's Prometheus server
+  slurmctld slurm-client munge             # the lab's Slurm controller and the scontrol/squeue/sbatch the tool drives
   git ca-certificates debian-archive-keyring e2fsprogs
 )
 
