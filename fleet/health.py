@@ -30,13 +30,18 @@ from healthcheck.kernlog import Baseline, learn_baseline
 
 log = logging.getLogger("fleet.health")
 
+# Printed by the node's shell before the checks start: a run that timed out after it was seen
+# reached the node and hung there (typical of a wedged GPU: NVML or nvidia-smi stop answering), which
+# is a finding about the node (CRITICAL, quarantined), not a transport failure (UNREACHABLE).
+STARTED_MARKER = "fleet-healthcheck-started"
 # The sweep keeps its own IB counter state on the node, apart from the node's timer (healthcheck.ib).
-REMOTE_COMMAND = ("python3", "-m", "healthcheck", "--json", "--state-name", "sweep")
+REMOTE_COMMAND = ("echo", STARTED_MARKER, ";", "python3", "-m", "healthcheck", "--json", "--state-name", "sweep")
 UNREACHABLE = "UNREACHABLE"
 # Worst first; UNREACHABLE ranks with UNKNOWN: we could not verify the node.
 _RANK = {"OK": 0, "SKIPPED": 0, "WARNING": 1, "UNKNOWN": 2, UNREACHABLE: 2, "CRITICAL": 3}
 _SSH_FAILED = 255  # ssh's own exit status for connection/authentication failures
 _USAGE_EXIT = 4  # healthcheck's exit status for a bad config
+_HUNG = -2  # our own status: the checks started on the node and gave no report before the deadline
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,12 @@ class FleetDecision:
 
 def parse_node_output(node: str, returncode: int, stdout: str, stderr: str, duration_s: float) -> NodeHealth:
     """Turn one SSH run into a NodeHealth; pure, so every transport outcome is table-tested."""
+    if stdout.startswith(STARTED_MARKER):
+        stdout = stdout[len(STARTED_MARKER):].lstrip("\n")
+    if returncode == _HUNG:
+        return NodeHealth(node, "CRITICAL", error=f"health check started on the node but hung: {stderr} "
+                          "(typical of a wedged GPU: nvidia-smi/NVML not answering); drain the node, then "
+                          "reset the GPUs or reboot it", duration_s=duration_s)
     if returncode == _SSH_FAILED:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else "ssh failed"
         return NodeHealth(node, UNREACHABLE, error=f"ssh: {last}", duration_s=duration_s)
@@ -107,9 +118,12 @@ def _run_one(
     started = time.monotonic()
     try:
         done = runner(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as err:
         node_log(log, node).warning("health check timed out after %.0f s", timeout_s)
-        return _SSH_FAILED, "", f"timed out after {timeout_s:.0f} s", time.monotonic() - started
+        seen = err.stdout or b""  # what came before the deadline (bytes, even with text=True)
+        seen = seen.decode(errors="replace") if isinstance(seen, bytes) else seen
+        rc = _HUNG if seen.startswith(STARTED_MARKER) else _SSH_FAILED
+        return rc, "", f"timed out after {timeout_s:.0f} s", time.monotonic() - started
     except OSError as err:
         return _SSH_FAILED, "", f"cannot run ssh: {err.strerror}", time.monotonic() - started
     return done.returncode, done.stdout, done.stderr, time.monotonic() - started

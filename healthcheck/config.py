@@ -63,6 +63,7 @@ class GpuExpect:
     vbios_versions: tuple[str, ...] = ()
     nvlink: bool | None = None  # None: expected when more than one GPU is expected
     nvlink_error_threshold: int = 0
+    nvlink_links: int = 18  # NVLink 4 on H100/H200 SXM: links each GPU must have; 0: not checked
     nvswitch: bool | None = None  # None: detect /dev/nvidia-nvswitch*
     max_temp_c: float | None = None  # None: the GPU's own max operating temperature
     power_over_limit_pct: float = 5.0

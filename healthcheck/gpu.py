@@ -34,9 +34,12 @@ _NVML_INVALID_ARGUMENT = 2
 
 @dataclass(frozen=True)
 class NvLink:
+    """One NVLink of a GPU; `error` says why its state could not be read ('' when it could)."""
+
     link: int
     active: bool
     errors: dict[str, int] = field(default_factory=dict)
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,17 +107,25 @@ class _Nvml:
 
 
 def _nvml_nvlinks(q: _Nvml, nvml: Any) -> tuple[NvLink, ...] | None:
+    """Every NVLink of the GPU. NVML answers InvalidArgument past the GPU's last link (the end of the
+    list) and NotSupported on link 0 of a GPU without NVLink; any other error is that link's
+    state unread, recorded on the link, and the enumeration goes on (a wedged link must not hide
+    the rest, nor look like a GPU with fewer links)."""
     links: list[NvLink] = []
     for link in range(NVLINK_MAX_LINKS):
         try:
             state = nvml.nvmlDeviceGetNvLinkState(q.handle, link)
         except nvml.NVMLError as err:
             code = getattr(err, "value", None)
-            if not links:
-                what = "NotSupported" if code == _NVML_NOT_SUPPORTED else type(err).__name__
+            if code == _NVML_INVALID_ARGUMENT and links:
+                break
+            if not links and code in (_NVML_NOT_SUPPORTED, _NVML_INVALID_ARGUMENT):
+                what = "NotSupported" if code == _NVML_NOT_SUPPORTED else "InvalidArgument"
                 q.notes["nvlinks"] = f"NVML nvmlDeviceGetNvLinkState: {what} (no NVLink on this GPU)"
                 return None
-            break  # fewer links than the maximum: the first invalid link ends the list
+            links.append(NvLink(link, False, error=f"NVML nvmlDeviceGetNvLinkState: {type(err).__name__} "
+                                                   f"(code {code})"))
+            continue
         errors: dict[str, int] = {}
         for name, counter in NVLINK_COUNTERS.items():
             try:

@@ -29,17 +29,24 @@ def rma(config: Config, gpu: GpuReading) -> str:
     return f"open an RMA with {config.node.vendor} for GPU serial {gpu.serial or '?'}{tag}"
 
 
-def _missing_fields(check: str, gpus: tuple[GpuReading, ...], fields: tuple[str, ...]) -> Result | None:
-    """UNKNOWN when no GPU reports any of ``fields``: the check could not look at anything."""
-    reasons = []
+def _unreadable(check: str, gpus: tuple[GpuReading, ...],
+                fields: tuple[str, ...]) -> tuple[Result | None, list[Finding]]:
+    """GPUs that report none of ``fields``: one UNKNOWN finding each, with the driver's reason.
+
+    One GPU the check could not look at leaves the node unverified, whatever the others say (a
+    wedged GPU is typically the one that stops answering). When no GPU reports the fields, the
+    whole check is UNKNOWN (first value); otherwise the findings join the check's own.
+    """
+    findings = []
     for gpu in gpus:
         if all(getattr(gpu, f) is None for f in fields):
-            reasons.append(f"GPU {gpu.index}: " + "; ".join(gpu.notes.get(f, f"{f} unavailable") for f in fields))
-    if gpus and len(reasons) == len(gpus):
-        return unknown(
-            check, reasons[0] + (f" (and {len(reasons) - 1} more GPUs)" if len(reasons) > 1 else ""), NVIDIA_STACK_FIX
-        )
-    return None
+            why = "; ".join(gpu.notes.get(f, f"{f} unavailable") for f in fields)
+            findings.append(Finding(Verdict.UNKNOWN, f"{_label(gpu)}: not readable: {why}", NVIDIA_STACK_FIX))
+    if gpus and len(findings) == len(gpus):
+        first = findings[0].message
+        return unknown(check, first + (f" (and {len(findings) - 1} more GPUs)" if len(findings) > 1 else ""),
+                       NVIDIA_STACK_FIX), []
+    return None, findings
 
 
 class GpuCheck:
@@ -89,9 +96,10 @@ class GpuEccMode(GpuCheck):
     name = "gpu_ecc_mode"
 
     def decide(self, snap: GpuSnapshot, config: Config) -> Result:
-        if missing := _missing_fields(self.name, snap.gpus, ("ecc_current",)):
-            return missing
-        findings = []
+        whole, unreadable = _unreadable(self.name, snap.gpus, ("ecc_current",))
+        if whole:
+            return whole
+        findings = unreadable
         for gpu in snap.gpus:
             if gpu.ecc_current is False:
                 findings.append(
@@ -117,10 +125,13 @@ class GpuEccErrors(GpuCheck):
     name = "gpu_ecc_errors"
 
     def decide(self, snap: GpuSnapshot, config: Config) -> Result:
-        if missing := _missing_fields(self.name, snap.gpus, ("ecc_volatile_uncorrected",)):
-            return missing
-        findings, evidence = [], {}
+        whole, unreadable = _unreadable(self.name, snap.gpus, ("ecc_volatile_uncorrected",))
+        if whole:
+            return whole
+        findings, evidence = unreadable, {}
         for gpu in snap.gpus:
+            if gpu.ecc_volatile_uncorrected is None:
+                continue
             evidence[f"gpu{gpu.index}_volatile_uncorrected"] = gpu.ecc_volatile_uncorrected or 0
             evidence[f"gpu{gpu.index}_volatile_corrected"] = gpu.ecc_volatile_corrected or 0
             if gpu.ecc_volatile_uncorrected:
@@ -139,9 +150,10 @@ class GpuRowRemap(GpuCheck):
     name = "gpu_row_remap"
 
     def decide(self, snap: GpuSnapshot, config: Config) -> Result:
-        if missing := _missing_fields(self.name, snap.gpus, ("remap_pending", "remap_failed")):
-            return missing
-        findings, evidence = [], {}
+        whole, unreadable = _unreadable(self.name, snap.gpus, ("remap_pending", "remap_failed"))
+        if whole:
+            return whole
+        findings, evidence = unreadable, {}
         for gpu in snap.gpus:
             evidence[f"gpu{gpu.index}_remapped_uncorrectable_rows"] = gpu.remap_uncorrectable_rows or 0
             if gpu.remap_failed:
@@ -205,11 +217,14 @@ class GpuClockEvents(GpuCheck):
     name = "gpu_clock_events"
 
     def decide(self, snap: GpuSnapshot, config: Config) -> Result:
-        if missing := _missing_fields(self.name, snap.gpus, ("clock_events",)):
-            return missing
-        findings, evidence = [], {}
+        whole, unreadable = _unreadable(self.name, snap.gpus, ("clock_events",))
+        if whole:
+            return whole
+        findings, evidence = unreadable, {}
         for gpu in snap.gpus:
-            mask = gpu.clock_events or 0
+            if gpu.clock_events is None:
+                continue
+            mask = gpu.clock_events
             evidence[f"gpu{gpu.index}_clock_event_mask"] = mask
             for bit, what, fix in _HW_REASONS:
                 if mask & bit:
@@ -223,10 +238,13 @@ class GpuPcie(GpuCheck):
     severity = Verdict.CRITICAL
 
     def decide(self, snap: GpuSnapshot, config: Config) -> Result:
-        if missing := _missing_fields(self.name, snap.gpus, ("pcie_width",)):
-            return missing
-        findings, evidence = [], {}
+        whole, unreadable = _unreadable(self.name, snap.gpus, ("pcie_width",))
+        if whole:
+            return whole
+        findings, evidence = unreadable, {}
         for gpu in snap.gpus:
+            if gpu.pcie_width is None:
+                continue
             evidence[f"gpu{gpu.index}_pcie_gen"] = gpu.pcie_gen or 0
             evidence[f"gpu{gpu.index}_pcie_width"] = gpu.pcie_width or 0
             if gpu.pcie_width and gpu.pcie_width_max and gpu.pcie_width < gpu.pcie_width_max:
@@ -268,18 +286,32 @@ class GpuNvlink(GpuCheck):
             )
         findings, evidence = [], {}
         threshold = config.gpu.nvlink_error_threshold
+        want = config.gpu.nvlink_links
         for gpu in snap.gpus:
             if gpu.nvlinks is None:
                 findings.append(
                     Finding(
                         Verdict.UNKNOWN,
-                        f"{_label(gpu)}: NVLink not readable",
+                        f"{_label(gpu)}: NVLink not readable: {gpu.notes.get('nvlinks', 'no NVLink data')}",
                         "node owner: run nvidia-smi nvlink -s on the node",
                     )
                 )
                 continue
-            inactive = [link.link for link in gpu.nvlinks if not link.active]
-            evidence[f"gpu{gpu.index}_nvlinks_active"] = len(gpu.nvlinks) - len(inactive)
+            for link in gpu.nvlinks:
+                if link.error:
+                    findings.append(Finding(Verdict.UNKNOWN, f"{_label(gpu)}: NVLink {link.link} not readable: "
+                                            f"{link.error}", "node owner: run nvidia-smi nvlink -s on the node"))
+            if want and len(gpu.nvlinks) < want:
+                findings.append(
+                    Finding(
+                        Verdict.CRITICAL,
+                        f"{_label(gpu)}: {len(gpu.nvlinks)} of {want} NVLinks present",
+                        f"node owner: reset the GPUs and restart nvidia-fabricmanager; if links stay missing, "
+                        f"{rma(config, gpu)} (baseboard)",
+                    )
+                )
+            inactive = [link.link for link in gpu.nvlinks if not link.active and not link.error]
+            evidence[f"gpu{gpu.index}_nvlinks_active"] = sum(1 for link in gpu.nvlinks if link.active)
             if inactive:
                 findings.append(
                     Finding(
@@ -310,10 +342,11 @@ class GpuPersistence(GpuCheck):
     severity = Verdict.WARNING
 
     def decide(self, snap: GpuSnapshot, config: Config) -> Result:
-        if missing := _missing_fields(self.name, snap.gpus, ("persistence_on",)):
-            return missing
+        whole, unreadable = _unreadable(self.name, snap.gpus, ("persistence_on",))
+        if whole:
+            return whole
         off = [g for g in snap.gpus if g.persistence_on is False]
-        findings = (
+        findings = unreadable + (
             [
                 Finding(
                     Verdict.WARNING,
@@ -331,9 +364,10 @@ class GpuThermalPower(GpuCheck):
     name = "gpu_thermal_power"
 
     def decide(self, snap: GpuSnapshot, config: Config) -> Result:
-        if missing := _missing_fields(self.name, snap.gpus, ("temp_c",)):
-            return missing
-        findings, evidence = [], {}
+        whole, unreadable = _unreadable(self.name, snap.gpus, ("temp_c",))
+        if whole:
+            return whole
+        findings, evidence = unreadable, {}
         cooling = "datacenter tech: check fans, airflow and inlet temperature of the node"
         for gpu in snap.gpus:
             if gpu.temp_c is None:

@@ -168,7 +168,15 @@ class IbPortsCheck:
                     continue
                 active += 1
                 evidence[f"{hca.name}_{port.port}_rate_gbps"] = port.rate_gbps or 0
-                if port.rate_gbps is not None and port.rate_gbps < config.ib.rate_gbps:
+                if port.rate_gbps is None:  # an unread rate is not a pass: the link may have trained slow
+                    findings.append(
+                        Finding(
+                            Verdict.UNKNOWN,
+                            f"{label}: rate not readable (sysfs ports/{port.port}/rate missing or unparsable)",
+                            "node owner: check the mlx5_core driver (DOCA-OFED role); run ibstat on the node",
+                        )
+                    )
+                elif port.rate_gbps < config.ib.rate_gbps:
                     findings.append(
                         Finding(
                             Verdict.CRITICAL,

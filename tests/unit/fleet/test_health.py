@@ -162,3 +162,29 @@ def test_baseline_learned_from_fetched_known_good_logs():
         "Linux version #.#.#-fc-v#-gpu (builder@sandboxing) (gcc (GCC) #.#.#, GNU ld (GNU Binutils) #.#) ##"
         " SMP PREEMPT_DYNAMIC @#" in baseline.templates
     )
+
+
+def test_a_health_check_that_started_on_the_node_and_hung_is_critical_and_quarantined():
+    from fleet.health import STARTED_MARKER
+
+    def hangs_after_starting(argv, **kwargs):
+        assert STARTED_MARKER in " ".join(argv[argv.index("--") + 1:])
+        raise subprocess.TimeoutExpired(argv, kwargs["timeout"], output=f"{STARTED_MARKER}\n".encode())
+
+    def never_connects(argv, **kwargs):
+        raise subprocess.TimeoutExpired(argv, kwargs["timeout"], output=b"")
+
+    [hung] = sweep(["gpu-001-01"], lambda n: n, timeout_s=5, runner=hangs_after_starting)
+    [silent] = sweep(["gpu-001-02"], lambda n: n, timeout_s=5, runner=never_connects)
+    assert hung.verdict == "CRITICAL" and "hung" in hung.error and "wedged GPU" in hung.error
+    assert silent.verdict == UNREACHABLE
+    decision = decide_fleet([hung, silent])
+    assert decision.quarantine == (("gpu-001-01", hung.error),) and decision.unreachable == ("gpu-001-02",)
+
+
+def test_the_started_marker_is_not_part_of_the_report():
+    from fleet.health import STARTED_MARKER
+
+    code, out = REPORTS["healthy"]
+    result = parse_node_output("gpu-001-01", code, f"{STARTED_MARKER}\n{out}", "", 0.1)
+    assert result.verdict == "OK" and not result.error
