@@ -65,48 +65,52 @@ def _label(value: str) -> str:
 _METRIC_KEY = re.compile(r"[^a-zA-Z0-9_]")
 
 
-def to_textfile(report: Report) -> str:
-    """Prometheus text format: one gauge per check and node, plus every numeric evidence value."""
+def to_textfile(report: Report, prefix: str = "healthcheck") -> str:
+    """Prometheus text format: one gauge per check and node, plus every numeric evidence value.
+
+    ``prefix`` names the metrics: burn-in writes its own file with ``burnin`` so node_exporter never
+    sees the same series twice.
+    """
     node = _label(report.node)
     out = [
-        "# HELP healthcheck_check_verdict Verdict of one check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN "
+        f"# HELP {prefix}_check_verdict Verdict of one check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN "
         "(skipped checks are not exported).",
-        "# TYPE healthcheck_check_verdict gauge",
+        f"# TYPE {prefix}_check_verdict gauge",
     ]
     for r in report.results:
         if r.verdict in _PROM_VALUE:
-            out.append(f'healthcheck_check_verdict{{node="{node}",check="{r.check}"}} {_PROM_VALUE[r.verdict]}')
+            out.append(f'{prefix}_check_verdict{{node="{node}",check="{r.check}"}} {_PROM_VALUE[r.verdict]}')
     out += [
-        "# HELP healthcheck_evidence Numeric evidence behind a check's verdict.",
-        "# TYPE healthcheck_evidence gauge",
+        f"# HELP {prefix}_evidence Numeric evidence behind a check's verdict.",
+        f"# TYPE {prefix}_evidence gauge",
     ]
     for r in report.results:
         for key, value in r.evidence.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 key = _METRIC_KEY.sub("_", key)
-                out.append(f'healthcheck_evidence{{node="{node}",check="{r.check}",key="{key}"}} {value}')
+                out.append(f'{prefix}_evidence{{node="{node}",check="{r.check}",key="{key}"}} {value}')
     out += [
-        "# HELP healthcheck_node_verdict Worst verdict of the node: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-        "# TYPE healthcheck_node_verdict gauge",
-        f'healthcheck_node_verdict{{node="{node}"}} {_PROM_VALUE.get(report.verdict, 0)}',
-        "# HELP healthcheck_last_run_timestamp_seconds When the checks ran.",
-        "# TYPE healthcheck_last_run_timestamp_seconds gauge",
-        f'healthcheck_last_run_timestamp_seconds{{node="{node}"}} {report.started_at:.3f}',
-        "# HELP healthcheck_duration_seconds How long the checks took.",
-        "# TYPE healthcheck_duration_seconds gauge",
-        f'healthcheck_duration_seconds{{node="{node}"}} {report.duration_s}',
+        f"# HELP {prefix}_node_verdict Worst verdict of the node: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+        f"# TYPE {prefix}_node_verdict gauge",
+        f'{prefix}_node_verdict{{node="{node}"}} {_PROM_VALUE.get(report.verdict, 0)}',
+        f"# HELP {prefix}_last_run_timestamp_seconds When the checks ran.",
+        f"# TYPE {prefix}_last_run_timestamp_seconds gauge",
+        f'{prefix}_last_run_timestamp_seconds{{node="{node}"}} {report.started_at:.3f}',
+        f"# HELP {prefix}_duration_seconds How long the checks took.",
+        f"# TYPE {prefix}_duration_seconds gauge",
+        f'{prefix}_duration_seconds{{node="{node}"}} {report.duration_s}',
     ]
     return "\n".join(out) + "\n"
 
 
-def write_textfile(report: Report, directory: Path) -> Path:
+def write_textfile(report: Report, directory: Path, name: str = TEXTFILE_NAME, prefix: str = "healthcheck") -> Path:
     """Write atomically (temp file + rename): node_exporter must never read half a file."""
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".healthcheck-", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{prefix}-", suffix=".tmp")
     with os.fdopen(fd, "w") as out:
-        out.write(to_textfile(report))
+        out.write(to_textfile(report, prefix))
     os.chmod(tmp, 0o644)
-    target = directory / TEXTFILE_NAME
+    target = directory / name
     os.replace(tmp, target)
     return target
 
