@@ -92,5 +92,13 @@ class ConfigureError(FleetError):
     """An Ansible run failed for a node."""
 
 
+class UfmError(FleetError):
+    """A UFM REST call failed (after retries for 5xx and timeouts) or a UFM job did not complete."""
+
+
+class SwitchError(FleetError):
+    """A switch could not be reached, refused the login, or rejected a command."""
+
+
 class LockError(FleetError):
     """Another run holds the lock on a node."""

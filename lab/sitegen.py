@@ -131,7 +131,9 @@ def fabric_document(shape: SiteShape) -> dict:
                     for k in range(per_core):
                         core_port = ((pod * SPINES_PER_POD + s) * per_core + k) % SWITCH_PORTS + 1
                         links.append([spine, DOWNLINKS + 1 + c * per_core + k, core, core_port])
-    return {"rails": RAILS, "rate_gbps": 400, "width": "4x", "switches": switches, "links": links}
+    partitions = [{"pkey": "0x0a12", "name": "compute", "membership": "full", "index0": True, "ip_over_ib": True}]
+    return {"rails": RAILS, "rate_gbps": 400, "width": "4x", "partitions": partitions, "switches": switches,
+            "links": links}
 
 
 def write_site(directory: Path, shape: SiteShape) -> Path:

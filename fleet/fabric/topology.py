@@ -74,8 +74,19 @@ class NodeCable:
 
 
 @dataclass(frozen=True)
+class Partition:
+    """An InfiniBand partition every node's HCA ports must be in, and how (UFM's pkey member fields)."""
+
+    pkey: str
+    name: str
+    membership: str = "full"
+    index0: bool = False
+    ip_over_ib: bool = True
+
+
+@dataclass(frozen=True)
 class Topology:
-    """The whole plan: rails, expected link rate and width, switches and switch-to-switch links."""
+    """The whole plan: rails, expected link rate and width, switches, switch-to-switch links and partitions."""
 
     path: Path
     rails: int
@@ -83,6 +94,7 @@ class Topology:
     width: str
     switches: dict[str, FabricSwitch]
     links: tuple[Link, ...]
+    partitions: tuple[Partition, ...] = ()
 
     def port_count(self) -> int:
         """Switch ports of the plan (all of them, cabled or not): the fabric size the isolation cap scales with."""
@@ -118,8 +130,8 @@ def load_topology(path: str | Path) -> Topology:
     if not isinstance(raw, dict):
         add("-", "expected a mapping with rails, switches and links", "start from inventory/lab/fabric.yml")
         raise InventoryError(problems)
-    for key in sorted(set(raw) - {"rails", "rate_gbps", "width", "switches", "links"}):
-        add(key, "unknown key", "allowed keys: links, rails, rate_gbps, switches, width")
+    for key in sorted(set(raw) - {"rails", "rate_gbps", "width", "switches", "links", "partitions"}):
+        add(key, "unknown key", "allowed keys: links, partitions, rails, rate_gbps, switches, width")
     rails = _int(raw.get("rails"), "rails", add, minimum=1)
     rate = _int(raw.get("rate_gbps", 400), "rate_gbps", add, minimum=1)
     width = str(raw.get("width", "4x"))
@@ -127,7 +139,8 @@ def load_topology(path: str | Path) -> Topology:
         add("width", f"'{width}' is not a link width", f"write one of {', '.join(WIDTHS)}")
     switches = _switches(raw.get("switches"), rails, add)
     links = _links(raw.get("links"), add)
-    topology = Topology(file, rails, rate, width, switches, tuple(links))
+    partitions = _partitions(raw.get("partitions") or [], add)
+    topology = Topology(file, rails, rate, width, switches, tuple(links), tuple(partitions))
     problems.extend(validate(topology, ()))
     if problems:
         raise InventoryError(problems)
@@ -186,6 +199,38 @@ def _links(raw: Any, add: Any) -> list[Link]:
             continue
         links.append(Link(entry[0], entry[1], entry[2], entry[3]))
     return links
+
+
+PKEY_RE = re.compile(r"^0x[0-9a-f]{1,4}$")
+
+
+def _partitions(raw: Any, add: Any) -> list[Partition]:
+    if not isinstance(raw, list):
+        add("partitions", "expected a list of partitions", "partitions: [{pkey: '0x0a12', name: compute}]")
+        return []
+    result = []
+    for index, entry in enumerate(raw):
+        key = f"partitions[{index}]"
+        if not isinstance(entry, dict):
+            add(key, "expected a mapping", "write {pkey, name, membership, index0, ip_over_ib}")
+            continue
+        for extra in sorted(set(entry) - {"pkey", "name", "membership", "index0", "ip_over_ib"}):
+            add(f"{key}.{extra}", "unknown key", "allowed keys: index0, ip_over_ib, membership, name, pkey")
+        pkey = str(entry.get("pkey", "")).lower()
+        # 0x7fff is the default partition the SM manages itself; 0x0 and 0xffff are reserved
+        if not PKEY_RE.match(pkey) or int(pkey, 16) & 0x7FFF in (0, 0x7FFF):
+            add(f"{key}.pkey", f"'{entry.get('pkey')}' is not a usable pkey", "write 0x0001-0x7ffe, e.g. '0x0a12'")
+        membership = str(entry.get("membership", "full"))
+        if membership not in ("full", "limited"):
+            add(f"{key}.membership", f"'{membership}' is not a membership", "write full or limited")
+        flags = {}
+        for flag, default in (("index0", False), ("ip_over_ib", True)):
+            value = entry.get(flag, default)
+            if not isinstance(value, bool):
+                add(f"{key}.{flag}", f"expected true or false, got {value!r}", f"{flag}: {str(default).lower()}")
+            flags[flag] = value is True
+        result.append(Partition(pkey, str(entry.get("name", pkey)), membership, flags["index0"], flags["ip_over_ib"]))
+    return result
 
 
 def validate(topology: Topology, nodes: Iterable[Any], *, nodes_file: str = "") -> list[Problem]:
