@@ -6,6 +6,13 @@ So nodes arriving within a short window share a run (`Batcher`), and each node's
 own result back. Events are read as they stream (`HostResults.feed`, a pure reducer) to name the
 failing task per node, to collect the hardware steps the roles skipped (and why), and to tell an
 unreachable host (retried once by the workflow) from a failed one (quarantined with the task).
+
+ansible-runner seeds the playbook's environment with the whole of ours and writes it, verbatim,
+to `artifacts/<ident>/command`: the MAAS key or a cloud token in the operator's shell would land on
+disk. So the runner is built from its documented pieces (`RunnerConfig`, `Runner`) and its
+environment replaced by `runner_env`: a short allow-list of ours plus what the runner and we add.
+Its private data dir carries our pid in the name; one left by a killed run (SIGKILL skips the
+cleanup) is removed when the next run starts.
 """
 
 from __future__ import annotations
@@ -13,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
+import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +52,7 @@ class HostResult:
     failed_msg: str = ""
     unreachable: str = ""
     skipped_steps: list[str] = field(default_factory=list)
+    reboot_required: list[str] = field(default_factory=list)  # why, per role that needs one and did not reboot
 
     @property
     def ok(self) -> bool:
@@ -71,6 +81,7 @@ class HostResults:
             # per-host stats never reach ansible-runner's summary, so they are read from the task's result.
             stats = (res.get("ansible_stats") or {}).get("data") or {}
             result.skipped_steps.extend(str(step) for step in stats.get("fleet_skipped") or [])
+            result.reboot_required.extend(str(why) for why in stats.get("fleet_reboot_required") or [])
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             result = self.host(name)
             if not result.failed_task:  # the first failure is the cause; later ones are consequences
@@ -97,6 +108,48 @@ def role_versions(roles_dir: Path = REPO / "roles") -> dict[str, str]:
 
 
 RunFn = Callable[[Sequence[str]], dict[str, HostResult]]
+
+# What Ansible needs from the operator's environment; everything else (credentials first) stays out.
+PASSED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR", "SSH_AUTH_SOCK")
+RUNNER_DIR_PREFIX = "fleet-ansible-"
+_RUNNER_DIR = re.compile(rf"^{RUNNER_DIR_PREFIX}(\d+)-")
+
+
+def runner_env(prepared: Mapping[str, str], process: Mapping[str, str]) -> dict[str, str]:
+    """The runner's prepared environment without what it copied from ours (`process`), except
+    `PASSED_ENV` and `LC_*`; what the runner or our `envvars` set (a new key, or a changed value) stays."""
+    return {key: value for key, value in prepared.items()
+            if key not in process or process[key] != value or key in PASSED_ENV or key.startswith("LC_")}
+
+
+def stale_runner_dirs(names: Iterable[str], alive: Callable[[int], bool]) -> list[str]:
+    """Our runner dirs (`fleet-ansible-<pid>-...`) whose process is gone."""
+    return [name for name in names if (m := _RUNNER_DIR.match(name)) and not alive(int(m.group(1)))]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_runner_dirs(root: Path) -> list[Path]:
+    """Remove runner dirs of dead runs under `root` (they may hold inventories and event data)."""
+    try:
+        names = [entry.name for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False)
+                 and entry.stat(follow_symlinks=False).st_uid == os.getuid()]
+    except OSError:
+        return []
+    removed = []
+    for name in stale_runner_dirs(names, _pid_alive):
+        shutil.rmtree(root / name, ignore_errors=True)
+        removed.append(root / name)
+        log.info("removed the runner directory %s left by a run that was killed", root / name)
+    return removed
 
 
 class Batcher:
@@ -163,12 +216,13 @@ class AnsibleRun:
         self.playbook = playbook
         self.progress = progress or (lambda *_: None)
         self.forks = forks
+        clean_stale_runner_dirs(Path(tempfile.gettempdir()))
 
     def __call__(self, hosts: Sequence[str]) -> dict[str, HostResult]:
         import ansible_runner
 
         results = HostResults()
-        with tempfile.TemporaryDirectory(prefix="fleet-ansible-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{RUNNER_DIR_PREFIX}{os.getpid()}-") as tmp:
             data_dir = Path(tmp)
             inventory = self._inventory(data_dir)
 
@@ -180,12 +234,15 @@ class AnsibleRun:
                 return False  # runner need not keep events on disk: we reduced them already
 
             log.info("ansible: %s on %d host(s): %s", self.playbook.name, len(hosts), ",".join(hosts))
-            runner = ansible_runner.run(
+            config = ansible_runner.RunnerConfig(
                 private_data_dir=str(data_dir), project_dir=str(REPO), playbook=str(self.playbook),
                 inventory=str(inventory), limit=",".join(hosts), forks=self.forks, quiet=True,
-                envvars=self._env(data_dir), event_handler=on_event,
-                extravars={"fleet_configure_hosts": "all"}, cmdline=self._cmdline(),
+                envvars=self._env(data_dir), extravars={"fleet_configure_hosts": "all"}, cmdline=self._cmdline(),
             )
+            config.prepare()
+            config.env = runner_env(config.env, os.environ)
+            runner = ansible_runner.Runner(config, event_handler=on_event)
+            runner.run()
             if runner.rc != 0 and not any(not r.ok for r in results.hosts.values()):
                 stdout = runner.stdout.read()[-1500:] if runner.stdout else ""
                 raise ConfigureError(f"ansible-runner ended with {runner.status} (rc {runner.rc})",
@@ -243,6 +300,12 @@ class ConfigureStage:
         if result.failed_task:
             return StageResult(False, f"task '{result.failed_task}' failed: {result.failed_msg}", evidence,
                                retryable=False)
+        if result.reboot_required:
+            # The node still runs what the role replaced (the old NVIDIA module): checks would pass
+            # against the old driver, so it is not configured until it reboots.
+            return StageResult(False, f"reboot required: {'; '.join(result.reboot_required)}; reboot the node "
+                               "(or set nvidia_driver_reboot: true to let the role do it), then run again",
+                               {**evidence, "reboot_required": result.reboot_required}, retryable=False)
         for step in result.skipped_steps:
             ctx.journal("hardware_step_skipped", step=step)
         detail = f"{result.ok_tasks} tasks ok, {result.changed} changed"

@@ -1,6 +1,8 @@
 """release (reimage only): give the machine back to MAAS, optionally erasing its disks, and wait for Ready.
 
-Journaled and done once per generation; a machine already Ready is not released again.
+The release request is journaled and sent once per generation; a machine already Ready is not
+released again, and one MAAS is still Releasing or Disk erasing (a resume after a crash or a
+timed-out wait) is waited for: sending `release` again would be refused, or restart the erase.
 """
 
 from __future__ import annotations
@@ -11,6 +13,15 @@ from fleet.inventory import Node, Site
 from fleet.maas import ERASE_TIMEOUT_S, RELEASE_TIMEOUT_S, MaasClient, Machine, NodeStatus
 from fleet.stages.shared import Shared, time_scale
 from fleet.workflow import NodeContext, StageResult
+
+_RELEASING = (NodeStatus.RELEASING, NodeStatus.DISK_ERASING)
+
+
+def release_step(machine: Machine) -> str:
+    """"nothing" (Ready), "wait" (MAAS is releasing or erasing it) or "release"."""
+    if machine.status == NodeStatus.READY:
+        return "nothing"
+    return "wait" if machine.status in _RELEASING else "release"
 
 
 @dataclass
@@ -23,15 +34,23 @@ class Release:
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         machine = self.maas.find_machine(node)
-        if machine.status != NodeStatus.READY:
-            ctx.once("release", lambda: self._release(node, machine))
+        step = release_step(machine)
+        if step == "release":
+            sent: list[Machine] = []
+            if not ctx.once("release", lambda: sent.append(self._send(node, machine))):
+                return StageResult(False, f"released earlier in this generation, but MAAS now says "
+                                   f"{machine.status_name}: not released twice; look at the machine in MAAS",
+                                   quarantine=True)
+            machine = sent[0]
+        if release_step(machine) == "wait":
+            scale = time_scale(self.site)
+            timeout = (ERASE_TIMEOUT_S if self.erase or machine.status == NodeStatus.DISK_ERASING
+                       else RELEASE_TIMEOUT_S) * scale
+            self.maas.wait_ready(node.hostname, machine, deadline_s=timeout)
         return StageResult(True, "released: Ready for a fresh deployment")
 
-    def _release(self, node: Node, machine: Machine) -> None:
-        scale = time_scale(self.site)
-        released = self.maas.release(node.hostname, machine, erase=self.erase, comment="fleet: reimage")
-        timeout = (ERASE_TIMEOUT_S if self.erase else RELEASE_TIMEOUT_S) * scale
-        self.maas.wait_ready(node.hostname, released, deadline_s=timeout)
+    def _send(self, node: Node, machine: Machine) -> Machine:
+        return self.maas.release(node.hostname, machine, erase=self.erase, comment="fleet: reimage")
 
 
 def make(shared: Shared) -> Release:

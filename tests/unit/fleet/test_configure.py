@@ -129,3 +129,75 @@ def test_role_versions_change_when_a_role_file_changes(tmp_path) -> None:
     before = role_versions(tmp_path / "roles")
     (role / "tasks" / "main.yml").write_text("- ansible.builtin.debug: {msg: b}\n")
     assert role_versions(tmp_path / "roles") != before
+
+
+def test_a_pending_reboot_reported_by_a_role_is_read_per_host() -> None:
+    results = HostResults()
+    why = "nvidia_driver: module 550.54.15 loaded, 580.159.04 installed"
+    results.feed(event("runner_on_ok", "a", "Report the pending reboot",
+                       ansible_stats={"data": {"fleet_reboot_required": [why]}, "per_host": True}))
+    results.feed(event("runner_on_ok", "b", "Report the pending reboot"))
+    assert results.hosts["a"].reboot_required == [why]
+    assert results.hosts["b"].reboot_required == []
+
+
+def test_a_node_still_running_the_old_driver_module_does_not_pass_configure(tmp_path) -> None:
+    why = "nvidia_driver: module 550.54.15 loaded, 580.159.04 installed"
+    result, _ = stage_result(tmp_path, HostResult(ok_tasks=9, reboot_required=[why]))
+    assert not result.ok and not result.retryable
+    assert "reboot required" in result.detail and "550.54.15 loaded" in result.detail
+    assert "nvidia_driver_reboot" in result.detail
+
+
+def test_ansible_runner_gets_a_filtered_environment_without_the_operators_secrets(tmp_path, monkeypatch) -> None:
+    import ansible_runner
+
+    from fleet.configure import AnsibleRun
+
+    monkeypatch.setenv("FLEET_MAAS_API_KEY", "consumer:token:secret-in-the-env")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "also-not-for-ansible")
+    seen: dict = {}
+
+    class Recorder:
+        def __init__(self, config, event_handler=None, **kwargs):
+            seen["env"] = dict(config.env)
+            self.rc, self.status, self.stdout = 0, "successful", None
+
+        def run(self):
+            return self.status, self.rc
+
+    monkeypatch.setattr(ansible_runner, "Runner", Recorder)
+    from fleet.inventory import load_site
+    from lab.sitegen import SiteShape, write_site
+
+    monkeypatch.setenv("FLEET_LAB_DIR", str(tmp_path / "lab"))
+    (tmp_path / "lab").mkdir()
+    site = load_site(write_site(tmp_path / "site", SiteShape(racks=1)))
+    AnsibleRun(site)(["gpu-001-01"])
+    env = seen["env"]
+    assert "FLEET_MAAS_API_KEY" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert "secret-in-the-env" not in repr(env)
+    assert env["PATH"] and env["HOME"] and env["ANSIBLE_CONFIG"].endswith("ansible.cfg")
+
+
+@pytest.mark.parametrize(("names", "alive", "stale"), [
+    (["fleet-ansible-4242-abc", "fleet-ansible-77-x", "other-dir"], {77}, ["fleet-ansible-4242-abc"]),
+    (["fleet-ansible-notapid-x", "fleet-ansible-77-y"], {77}, []),
+    ([], set(), []),
+])
+def test_runner_dirs_of_dead_processes_are_stale(names, alive, stale) -> None:
+    from fleet.configure import stale_runner_dirs
+
+    assert stale_runner_dirs(names, alive.__contains__) == stale
+
+
+def test_stale_runner_dirs_are_removed_when_a_run_starts(tmp_path, monkeypatch) -> None:
+    from fleet.configure import clean_stale_runner_dirs
+
+    dead = tmp_path / "fleet-ansible-999999999-abcd"
+    (dead / "artifacts").mkdir(parents=True)
+    (dead / "artifacts" / "command").write_text('{"env": {"FLEET_MAAS_API_KEY": "x"}}')
+    mine = tmp_path / f"fleet-ansible-{__import__('os').getpid()}-live"
+    mine.mkdir()
+    assert clean_stale_runner_dirs(tmp_path) == [dead]
+    assert not dead.exists() and mine.exists()

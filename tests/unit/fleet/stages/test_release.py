@@ -1,0 +1,80 @@
+"""release stage: a machine MAAS is still releasing (or erasing) is waited for, never released again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleet.inventory import Site, load_site
+from fleet.maas import Machine, NodeStatus
+from fleet.stages.release import Release, release_step
+from fleet.state import StateDB
+from fleet.workflow import NodeContext
+from lab.sitegen import SiteShape, write_site
+
+
+def machine(status: int, name: str = "") -> Machine:
+    return Machine("abc123", "gpu-001-01", status, name or NodeStatus(status).name, "", "jammy", ())
+
+
+@pytest.mark.parametrize(("status", "step"), [
+    (NodeStatus.READY, "nothing"),
+    (NodeStatus.RELEASING, "wait"),
+    (NodeStatus.DISK_ERASING, "wait"),
+    (NodeStatus.DEPLOYED, "release"),
+    (NodeStatus.FAILED_DEPLOYMENT, "release"),
+    (NodeStatus.ALLOCATED, "release"),
+])
+def test_release_step_from_the_machines_status(status, step):
+    assert release_step(machine(status)) == step
+
+
+class FakeMaas:
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.calls: list[str] = []
+
+    def find_machine(self, node):
+        return machine(self.status)
+
+    def release(self, node, found, *, erase=False, comment=None):
+        self.calls.append("release")
+        self.status = NodeStatus.DISK_ERASING if erase else NodeStatus.RELEASING
+        return machine(self.status)
+
+    def wait_ready(self, node, found, *, deadline_s):
+        self.calls.append(f"wait:{found.status_name}")
+        self.status = NodeStatus.READY
+        return machine(self.status)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    monkeypatch.setenv("FLEET_LAB_DIR", str(lab_dir))
+    return load_site(write_site(tmp_path / "site", SiteShape(racks=1)))
+
+
+@pytest.mark.parametrize("status", [NodeStatus.RELEASING, NodeStatus.DISK_ERASING])
+def test_resume_on_a_machine_still_releasing_waits_instead_of_releasing_again(site, tmp_path, status):
+    db = StateDB(tmp_path / "state.db")
+    node = site.nodes["gpu-001-01"]
+    ctx = NodeContext(node, db, 1, "release")
+    db.mark_step(node.hostname, 1, "release", "release", "started")  # the earlier run died mid-release
+    maas = FakeMaas(status)
+    result = Release(site, maas, erase=True).run(node, ctx)
+    assert result.ok and maas.calls == [f"wait:{NodeStatus(status).name}"]
+
+
+def test_a_deployed_machine_is_released_once_then_waited_for(site, tmp_path):
+    db = StateDB(tmp_path / "state.db")
+    node = site.nodes["gpu-001-01"]
+    maas = FakeMaas(NodeStatus.DEPLOYED)
+    assert Release(site, maas).run(node, NodeContext(node, db, 1, "release")).ok
+    assert maas.calls == ["release", "wait:RELEASING"]
+    maas.status = NodeStatus.DEPLOYED  # a second run of the stage in the same generation: release done already
+    result = Release(site, maas).run(node, NodeContext(node, db, 1, "release"))
+    assert not result.ok and "released earlier" in result.detail
+    assert maas.calls == ["release", "wait:RELEASING"]
