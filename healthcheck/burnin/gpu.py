@@ -26,6 +26,7 @@ The result is a JSON-ready record (schema in ``decide``); judging it is ``decide
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -116,9 +117,13 @@ class Stress:
     def __init__(self, torch: Any, config: StressConfig, seed: int, barrier_parties: int) -> None:
         self.torch, self.config, self.seed = torch, config, seed
         self.dtype = getattr(torch, config.dtype)
-        self.barrier = threading.Barrier(barrier_parties)
+        # The barrier's action runs once, when every GPU is ready and before any is released: the common start.
+        self.barrier = threading.Barrier(barrier_parties, action=self._start_clock)
         self.start_at = 0.0
         self.flops = flops_per_product(config.n, config.n, config.n)
+
+    def _start_clock(self) -> None:
+        self.start_at = time.monotonic()
 
     # ------------------------------------------------------------ inputs and their references
 
@@ -314,11 +319,10 @@ class Stress:
                    for i, s in zip(indices, states, strict=True)]
         for thread in threads:
             thread.start()
-        try:
-            self.barrier.wait()  # the main thread is the last party: everyone starts the clock together
-            self.start_at = time.monotonic()
-        except threading.BrokenBarrierError:
-            pass
+        # The main thread is a party too: it returns once the clock has started. A broken barrier
+        # means a GPU failed before the start; its error is in its state.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.barrier.wait()
         for thread in threads:
             thread.join()
         return states
