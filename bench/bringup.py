@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.redfish_ansible.oob import run_oob_playbook
-from fleet.inventory import Site, load_site
+from fleet.site import Site, load_site
 from lab import control
 from lab.maas.states import REAL_DURATIONS_S
 from lab.sitegen import NODES_PER_RACK, SiteShape, write_site

@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from fleet.errors import ConfigureError
-from fleet.inventory import Node, Site
+from fleet.site import Node, Site
 from fleet.workflow import NodeContext, StageResult
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from maas.client.bones import helpers as bones_helpers
 from maas.client.enum import NodeStatus
 
 from fleet.errors import MaasError
-from fleet.inventory import Credentials, Endpoint, Node, OsImage, TlsSettings
+from fleet.site import Credentials, Endpoint, Node, OsImage, TlsSettings
 
 log = logging.getLogger(__name__)
 

@@ -45,8 +45,8 @@ from redfish.rest.v1 import JsonDecodingError, RetriesExhaustedError
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from fleet.errors import BmcError
-from fleet.inventory import Node, Site, resolve_credentials
 from fleet.logs import node_log
+from fleet.site import Node, Site, resolve_credentials
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
-from fleet.inventory import Node, Site
+from fleet.site import Node, Site
 
 CONNECT_TIMEOUT_S = 5
 

@@ -8,7 +8,7 @@ node that answers and shows work is refused unless the operator forces it.
 from __future__ import annotations
 
 from fleet import ssh
-from fleet.inventory import Node, Site
+from fleet.site import Node, Site
 
 PROBE = (
     "nvidia-smi --query-compute-apps=pid,process_name --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'; "

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from fleet import ssh
 from fleet.health import UNREACHABLE, NodeHealth, sweep
-from fleet.inventory import Node, Site
+from fleet.site import Node, Site
 from fleet.workflow import NodeContext, StageResult
 
 PASSING = ("OK", "WARNING")

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fleet.errors import FleetError
-from fleet.inventory import Node
 from fleet.logs import node_log
+from fleet.site import Node
 from fleet.state import NodeState, StateDB
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from fleet.errors import FleetError, InventoryError
-from fleet.inventory import load_site
+from fleet.site import load_site
 from lab import control
 from lab import faults as lab_faults
 from lab.hosts import hardware

@@ -28,7 +28,8 @@ from typing import Any
 import yaml
 
 from fleet.errors import FleetError
-from fleet.inventory import FaultSpec, Site
+from fleet.site import Site
+from fleet.site.lab import FaultSpec
 from lab import faults as lab_faults
 from lab.hosts.proc import pid_alive
 from lab.service import LabService, ReadyCheck

@@ -15,7 +15,8 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from fleet.inventory import FaultSpec, Site, parse_fault
+from fleet.site import Site
+from fleet.site.lab import FaultSpec, parse_fault
 
 FAULTS_FILE = "faults.json"
 

@@ -23,7 +23,7 @@ import ansible_runner
 import yaml
 
 from fleet.errors import FleetError
-from fleet.inventory import Node, Site, load_site, resolve_credentials
+from fleet.site import Node, Site, load_site, resolve_credentials
 
 PLAYBOOK = Path(__file__).with_name("oob.yml")
 PASSWORD_ENV = "FLEET_BMC_PASSWORD"

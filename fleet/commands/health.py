@@ -20,7 +20,7 @@ from rich.table import Table
 from fleet.commands import options
 from fleet.errors import UsageError
 from fleet.health import NodeHealth, decide_fleet, fetch_kernel_logs, learn_fleet_baseline, to_json, to_rows
-from fleet.inventory import Site, resolve_credentials
+from fleet.site import Site, resolve_credentials
 from fleet.state import StateDB
 from fleet.validate import sweep_site
 

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from fleet.errors import UsageError
-from fleet.inventory import Node, Site, load_site, select_nodes
+from fleet.site import Node, Site, load_site, select_nodes
 from fleet.state import StateDB
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -22,7 +22,7 @@ from rich.console import Console
 from fleet import render, stages
 from fleet.commands import options
 from fleet.errors import FleetError, UsageError
-from fleet.inventory import Node, Site
+from fleet.site import Node, Site
 from fleet.state import StateDB
 from fleet.workflow import Workflow, plan
 

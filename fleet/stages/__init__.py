@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from fleet.inventory import Site
+from fleet.site import Site
 from fleet.stages.shared import RunLimits, Shared
 from fleet.workflow import ProgressFn, Stage
 

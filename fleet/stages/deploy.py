@@ -11,8 +11,8 @@ import json
 import threading
 from dataclasses import dataclass
 
-from fleet.inventory import Node, Site
 from fleet.maas import DEPLOY_TIMEOUT_S, ERASE_TIMEOUT_S, MaasClient, OsStep, decide_os_action, node_tags
+from fleet.site import Node, Site
 from fleet.stages.shared import Shared, time_scale
 from fleet.workflow import NodeContext, StageResult
 

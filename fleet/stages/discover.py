@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fleet.inventory import Node
 from fleet.maas import MaasClient
 from fleet.redfish import Bmc, BmcPool, SystemInfo
+from fleet.site import Node
 from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fleet.inventory import Node, Site
 from fleet.maas import MaasClient, NodeStatus, image_matches
 from fleet.redfish import BmcPool
+from fleet.site import Node, Site
 from fleet.stages.discover import count_bmc_requests
 from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult

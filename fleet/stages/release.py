@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fleet.inventory import Node, Site
 from fleet.maas import ERASE_TIMEOUT_S, RELEASE_TIMEOUT_S, MaasClient, Machine, NodeStatus
+from fleet.site import Node, Site
 from fleet.stages.shared import Shared, time_scale
 from fleet.workflow import NodeContext, StageResult
 

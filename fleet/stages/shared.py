@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from fleet.inventory import Site, resolve_credentials
+from fleet.site import Site, resolve_credentials
 from fleet.workflow import ProgressFn
 
 if TYPE_CHECKING:

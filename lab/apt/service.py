@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from fleet.inventory import Site
+from fleet.site import Site
 from lab.apt.build import PACKAGES_DIR, AptRepoError, build_repo
 from lab.hosts import bridge, image
 from lab.service import LabService, ReadyCheck

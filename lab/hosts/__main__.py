@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fleet.errors import FleetError, InventoryError
-from fleet.inventory import load_site
+from fleet.site import load_site
 from lab.hosts import hook, image, leases, lifecycle, nspawn, vm
 from lab.hosts.plan import PlanError, base_image_spec, vm_image_spec
 

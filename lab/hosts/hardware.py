@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from fleet.inventory import Site
+from fleet.site import Site
 from lab.hosts import nspawn
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from fleet.errors import FleetError
-from fleet.inventory import Site
+from fleet.site import Site
 from lab.hosts import hardware, lifecycle, nspawn
 from lab.hosts.plan import HookAction, decide_hook
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from fleet.errors import FleetError
-from fleet.inventory import Site
+from fleet.site import Site
 from lab.maas.states import Status
 from lab.maas.store import Config, MachineSpec, write_atomic
 from lab.redfish.tls import ensure_lab_tls

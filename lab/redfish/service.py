@@ -17,7 +17,7 @@ import bcrypt
 import yaml
 
 from fleet.errors import FleetError
-from fleet.inventory import Site
+from fleet.site import Site
 from lab.redfish.front import FrontConfig, FrontNode
 from lab.redfish.tls import ensure_lab_tls
 from lab.service import LabService, ReadyCheck

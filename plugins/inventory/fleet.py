@@ -1,8 +1,8 @@
-"""Ansible inventory plugin over fleet.inventory: the site file is the one source of truth.
+"""Ansible inventory plugin over fleet.site: the site file is the one source of truth.
 
 The control plane (`provision.py`) and Ansible must never disagree about which nodes exist, where
 they are racked or how their HCAs are cabled, so this plugin does not parse the site itself: it
-calls `fleet.inventory.load_site` and maps the validated model onto groups and host variables.
+calls `fleet.site.load_site` and maps the validated model onto groups and host variables.
 Secrets stay references and never become variables; playbooks that need one read it the way the
 control plane does (environment or vault).
 """
@@ -60,7 +60,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from fleet.errors import InventoryError  # noqa: E402
-from fleet.inventory import Node, Site, load_site  # noqa: E402
+from fleet.site import Node, Site, load_site  # noqa: E402
 
 CONFIG_NAMES = ("fleet.yml", "fleet.yaml")
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.inventory import Site, load_site, resolve_credentials
 from fleet.maas import MaasClient, Machine
+from fleet.site import Site, load_site, resolve_credentials
 from fleet.state import JournalEntry, NodeState, StateDB
 from lab.sitegen import NODES_PER_RACK, SiteShape, write_site
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.inventory import load_site
+from fleet.site import load_site
 from lab.apt import service as apt_service
 from lab.hosts import image, lifecycle, nspawn
 from lab.hosts.plan import base_image_spec

@@ -26,8 +26,8 @@ from maas.client.viscera import Origin
 from maas.client.viscera.machines import MachineNotFound
 
 from fleet.errors import MaasError
-from fleet.inventory import Credentials, Site, TlsSettings, load_site, resolve_credentials
 from fleet.maas import DeploymentFailed, MaasClient, node_tags
+from fleet.site import Credentials, Site, TlsSettings, load_site, resolve_credentials
 from lab import faults as lab_faults
 from lab.maas.service import prepare, service, write_hook
 from lab.sitegen import SiteShape, write_site

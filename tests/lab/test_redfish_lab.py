@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from fleet.errors import BmcError
-from fleet.inventory import Site, TlsSettings, load_site
 from fleet.redfish import BmcPool, BmcSettings, RetryPolicy, Step, dmtf_client
+from fleet.site import Site, TlsSettings, load_site
 from lab import faults as lab_faults
 from lab.redfish.service import RedfishLabFiles, prepare, service
 from lab.service import ReadyCheck

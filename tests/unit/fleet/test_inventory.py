@@ -10,8 +10,7 @@ import pytest
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 from fleet.errors import FleetError
-from fleet.inventory import (
-    LAB_DIR_ENV,
+from fleet.site import (
     Credentials,
     Site,
     load_site,
@@ -19,6 +18,7 @@ from fleet.inventory import (
     resolve_credentials,
     select_nodes,
 )
+from fleet.site.schema import LAB_DIR_ENV
 from lab.sitegen import SiteShape, write_site
 
 REPO = Path(__file__).resolve().parents[3]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import InventoryError
-from fleet.inventory import load_site
+from fleet.site import load_site
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "inventories"
 BROKEN = FIXTURES / "broken"

@@ -8,8 +8,8 @@ import pytest
 from maas.client.enum import NodeStatus
 
 from fleet.errors import MaasError
-from fleet.inventory import Credentials, Endpoint, OsImage, TlsSettings
 from fleet.maas import MaasClient, Machine, OsStep, decide_os_action, image_matches
+from fleet.site import Credentials, Endpoint, OsImage, TlsSettings
 
 JAMMY = OsImage(distro_series="jammy", hwe_kernel="hwe-22.04")
 

@@ -13,7 +13,6 @@ import requests
 from redfish.rest.v1 import RetriesExhaustedError
 
 from fleet.errors import BmcError
-from fleet.inventory import Site, load_site
 from fleet.redfish import (
     BmcPool,
     BmcSettings,
@@ -30,6 +29,7 @@ from fleet.redfish import (
     reset_seen,
     service_message,
 )
+from fleet.site import Site, load_site
 from lab.sitegen import SiteShape, write_site
 
 IDRAC_RESETS = ("On", "ForceOff", "ForceRestart", "GracefulRestart", "GracefulShutdown", "PushPowerButton", "Nmi",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from fleet.errors import BmcError
-from fleet.inventory import Bmc, Node
+from fleet.site import Bmc, Node
 from fleet.state import NodeState, StateDB
 from fleet.workflow import NodeContext, StageResult, Workflow, plan, transition
 

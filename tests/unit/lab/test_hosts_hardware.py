@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.inventory import load_site
+from fleet.site import load_site
 from lab import faults as lab_faults
 from lab.hosts import hardware
 

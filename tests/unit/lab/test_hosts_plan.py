@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.inventory import load_site
+from fleet.site import load_site
 from lab.hosts.plan import (
     LAB_NETWORK,
     MOLECULE_NSPAWN_RANGE,

@@ -12,7 +12,7 @@ import bcrypt
 import pytest
 import yaml
 
-from fleet.inventory import load_site
+from fleet.site import load_site
 from lab.redfish.emulator import LabFakeDriver, pending_state
 from lab.redfish.front import FaultBook, FrontConfig, _only_member, _with_service_tag, choose_fault, redfish_error
 from lab.redfish.service import prepare, service, system_uuid

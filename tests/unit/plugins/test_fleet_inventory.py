@@ -12,7 +12,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.inventory import BaseInventoryPlugin
 from ansible.plugins.loader import inventory_loader
 
-from fleet.inventory import load_site
+from fleet.site import load_site
 
 REPO = Path(__file__).resolve().parents[3]
 PLUGINS = REPO / "plugins" / "inventory"

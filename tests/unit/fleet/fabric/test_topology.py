@@ -9,7 +9,7 @@ import yaml
 
 from fleet.errors import InventoryError
 from fleet.fabric.topology import load_topology, node_cables, validate
-from fleet.inventory import Bmc, Hca, Node, load_site
+from fleet.site import Bmc, Hca, Node, load_site
 
 REPO = Path(__file__).resolve().parents[4]
 LAB = REPO / "inventory" / "lab"

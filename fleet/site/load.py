@@ -1,0 +1,71 @@
+"""`load_site(path)`: read the site file and its rack files, validate every section, report every problem.
+
+Each top-level section is parsed by its concern's module (racks, credentials, services, lab); the
+cross-site checks run once every section is built. Nothing is contacted here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fleet.errors import InventoryError
+from fleet.site.credentials import parse_credentials
+from fleet.site.crosscheck import cross_check
+from fleet.site.lab import parse_lab
+from fleet.site.model import Endpoint, Site
+from fleet.site.racks import parse_defaults, parse_racks
+from fleet.site.schema import Problems, read_yaml
+from fleet.site.services import parse_endpoint, parse_os, parse_pins, parse_switches, parse_tls
+
+SITE_REQUIRED = {"site", "maas", "credentials", "racks"}
+SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab"}
+
+
+def load_site(path: str | Path) -> Site:
+    """Load and validate a site; raise InventoryError listing every problem found."""
+    site_file = Path(path).resolve()
+    problems = Problems()
+    if not site_file.is_file():
+        problems.add(site_file, "-", "site file not found", "pass --site PATH to an existing site.yml")
+        raise InventoryError(problems.problems)
+    before = len(problems)
+    raw = read_yaml(site_file, problems)
+    if raw is None and len(problems) == before:
+        problems.add(site_file, "-", "the site file is empty", "start from inventory/example-production/site.yml")
+    site = _build_site(site_file, raw, problems) if raw is not None else None
+    if problems.problems or site is None:
+        raise InventoryError(problems.problems)
+    return site
+
+
+def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
+    if not problems.keys(raw, file, "", SITE_REQUIRED, SITE_OPTIONAL):
+        return None
+    credentials = parse_credentials(file, raw.get("credentials"), problems)
+    defaults = parse_defaults(file, raw.get("node_defaults") or {}, problems)
+    racks, placed = parse_racks(file, raw.get("racks"), defaults, problems)
+    switches = parse_switches(file, raw.get("switches") or {}, problems)
+    maas = parse_endpoint(file, "maas", raw.get("maas"), problems)
+    ufm = parse_endpoint(file, "ufm", raw["ufm"], problems) if raw.get("ufm") else None
+    nodes = {node.hostname: node for rack in racks for node in rack.nodes}
+    lab = parse_lab(file, raw["lab"], set(nodes), problems) if raw.get("lab") is not None else None
+    lab_dir = lab.state_dir if lab else None
+    # names written under credentials:, valid or not: a broken entry is reported once, by itself
+    declared = {str(name) for name in raw["credentials"]} if isinstance(raw.get("credentials"), dict) else set()
+    cross_check(file, placed, switches, declared, {"maas": maas, "ufm": ufm}, problems)
+    return Site(
+        name=str(raw.get("site", "")),
+        path=file,
+        racks=tuple(racks),
+        nodes=nodes,
+        switches=switches,
+        maas=maas or Endpoint("", ""),
+        ufm=ufm,
+        bmc_tls=parse_tls(file, "bmc_tls", raw.get("bmc_tls"), lab_dir, problems),
+        maas_tls=parse_tls(file, "maas_tls", raw.get("maas_tls"), lab_dir, problems),
+        credentials=credentials,
+        os=parse_os(file, raw.get("os"), problems),
+        pins=parse_pins(file, raw.get("pins") or {}, problems),
+        lab=lab,
+    )

@@ -1,0 +1,130 @@
+"""The site as the control plane sees it: frozen dataclasses, built only by `fleet.site.load_site`.
+
+Secrets are never part of the model, only references to where they live (`SecretRef`);
+`fleet.site.credentials.resolve_credentials` reads them when a client needs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fleet.site.lab import LabSettings
+
+
+@dataclass(frozen=True)
+class Hca:
+    """One InfiniBand HCA port and where it must be cabled."""
+
+    name: str
+    guid: str
+    leaf: str
+    port: int
+    rate_gbps: int
+
+
+@dataclass(frozen=True)
+class Bmc:
+    """Out-of-band controller: `host:port` and the name of its credentials in the site."""
+
+    address: str
+    credentials: str
+
+
+@dataclass(frozen=True)
+class Node:
+    """One GPU server as the inventory expects it to be."""
+
+    hostname: str
+    rack: int
+    slot: int
+    role: str
+    service_tag: str
+    bmc: Bmc
+    pxe_mac: str
+    address: str
+    gpu_count: int
+    hcas: tuple[Hca, ...]
+
+
+@dataclass(frozen=True)
+class Rack:
+    number: int
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Switch:
+    name: str
+    kind: str
+    address: str
+    credentials: str
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    credentials: str
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS for a service: verification is on unless the site or the operator turns it off."""
+
+    verify: bool = True
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class OsImage:
+    distro_series: str = "jammy"
+    hwe_kernel: str = ""
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret lives; the value itself never enters the model."""
+
+    kind: str
+    value: str
+    key: str = ""
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self.kind}:{self.value}{'#' + self.key if self.key else ''})"
+
+
+@dataclass(frozen=True)
+class CredentialRef:
+    name: str
+    username: str
+    secret: SecretRef
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A resolved credential. repr/str never show the secret, so it cannot leak into logs."""
+
+    username: str
+    secret: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return f"Credentials(username={self.username!r}, secret=***)"
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    path: Path
+    racks: tuple[Rack, ...]
+    nodes: dict[str, Node]
+    switches: dict[str, Switch]
+    maas: Endpoint
+    ufm: Endpoint | None
+    bmc_tls: TlsSettings
+    maas_tls: TlsSettings
+    credentials: dict[str, CredentialRef]
+    os: OsImage
+    pins: dict[str, str]
+    lab: LabSettings | None

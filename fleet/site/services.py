@@ -1,0 +1,64 @@
+"""The services a site talks to and how: MAAS and UFM endpoints, TLS, the OS image, version pins, switches."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from fleet.site.model import Endpoint, OsImage, Switch, TlsSettings
+from fleet.site.schema import Problems, host_port, site_path
+
+
+def parse_switches(file: Path, raw: Any, problems: Problems) -> dict[str, Switch]:
+    result: dict[str, Switch] = {}
+    if not isinstance(raw, dict):
+        problems.add(file, "switches", "expected a mapping of switch name -> settings", "switches: {leaf-01: {...}}")
+        return result
+    for name, entry in raw.items():
+        path = f"switches.{name}"
+        if problems.keys(entry, file, path, {"kind", "address"}, {"credentials"}):
+            address = host_port(file, f"{path}.address", entry.get("address"), problems)
+            result[str(name)] = Switch(str(name), str(entry.get("kind")), address, str(entry.get("credentials", "")))
+    return result
+
+
+def parse_endpoint(file: Path, path: str, raw: Any, problems: Problems) -> Endpoint | None:
+    if not problems.keys(raw, file, path, {"url", "credentials"}, set()):
+        return None
+    url = str(raw.get("url", ""))
+    if not re.match(r"^https?://[^/]+", url):
+        problems.add(file, f"{path}.url", f"'{url}' is not an http(s) URL", "write e.g. http://maas.example:5240/MAAS/")
+    return Endpoint(url, str(raw.get("credentials", "")))
+
+
+def parse_tls(file: Path, path: str, raw: Any, lab_dir: Path | None, problems: Problems) -> TlsSettings:
+    if raw is None or not problems.keys(raw, file, path, set(), {"verify", "ca_file"}):
+        return TlsSettings()
+    verify = raw.get("verify", True)
+    if not isinstance(verify, bool):
+        problems.add(file, f"{path}.verify", f"expected true or false, got {verify!r}", "verify: true")
+    ca_file = raw.get("ca_file")
+    return TlsSettings(verify is not False, site_path(file, str(ca_file), lab_dir) if ca_file else None)
+
+
+def parse_os(file: Path, raw: Any, problems: Problems) -> OsImage:
+    if raw is None or not problems.keys(raw, file, "os", {"distro_series"}, {"hwe_kernel"}):
+        return OsImage()
+    return OsImage(str(raw["distro_series"]), str(raw.get("hwe_kernel", "")))
+
+
+
+def parse_pins(file: Path, raw: Any, problems: Problems) -> dict[str, str]:
+    """Version pins are name -> version string; a nested value is a mistake, not a version."""
+    if not isinstance(raw, dict):
+        problems.add(file, "pins", f"expected a mapping of name -> version, got {type(raw).__name__}",
+                     "pins: {nvidia_driver: '550.127.05'}")
+        return {}
+    pins = {}
+    for name, version in raw.items():
+        if isinstance(version, (dict, list)) or version is None:
+            problems.add(file, f"pins.{name}", "expected a version string", "quote it: nvidia_driver: '550.127.05'")
+        else:
+            pins[str(name)] = str(version)
+    return pins
