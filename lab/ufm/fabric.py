@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.fabric.topology import Topology
-from fleet.inventory import Site
+from fleet.site import Site
 
 NDR_CABLE = {"identifier": "OSFP", "vendor": "NVIDIA", "part_number": "MCP4Y10-N002", "serial_number": "",
              "length": "2 m", "technology": "Copper cable- unequalized"}

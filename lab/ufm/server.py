@@ -321,7 +321,7 @@ def build_app(sim: Simulator) -> web.Application:
 
 def serve(config_path: Path) -> None:
     from fleet.fabric.topology import load_topology
-    from fleet.inventory import load_site
+    from fleet.site import load_site
 
     config = json.loads(config_path.read_text(encoding="utf-8"))
     site = load_site(config["site"])

@@ -19,7 +19,7 @@ import yaml
 
 from fleet.errors import FleetError
 from fleet.fabric.topology import TOPOLOGY_FILE
-from fleet.inventory import Site
+from fleet.site import Site
 from lab.redfish.tls import ensure_lab_tls
 from lab.service import LabService, ReadyCheck
 

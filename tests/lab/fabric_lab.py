@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fleet.fabric.topology import TOPOLOGY_FILE, Topology, load_topology
 from fleet.fabric.ufm import UfmClient
-from fleet.inventory import Site, load_site, resolve_credentials
+from fleet.site import Site, load_site, resolve_credentials
 from lab.control import ensure_secrets
 from lab.ufm import service as ufm_service
 from tests.lab.conftest import REPO, LabSite, make_site

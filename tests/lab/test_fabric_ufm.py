@@ -10,7 +10,7 @@ import pytest
 from fleet.errors import UfmError
 from fleet.fabric.cabling import DATACENTER_TECH, FABRIC_OWNER, check_links, check_nodes, links_for
 from fleet.fabric.ufm import UfmClient, UfmSettings
-from fleet.inventory import select_nodes
+from fleet.site import select_nodes
 from tests.lab.fabric_lab import FabricLab, running_ufm
 
 pytestmark = pytest.mark.lab

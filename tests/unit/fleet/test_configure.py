@@ -167,7 +167,7 @@ def test_ansible_runner_gets_a_filtered_environment_without_the_operators_secret
             return self.status, self.rc
 
     monkeypatch.setattr(ansible_runner, "Runner", Recorder)
-    from fleet.inventory import load_site
+    from fleet.site import load_site
     from lab.sitegen import SiteShape, write_site
 
     monkeypatch.setenv("FLEET_LAB_DIR", str(tmp_path / "lab"))

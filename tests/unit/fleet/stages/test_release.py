@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.inventory import Site, load_site
 from fleet.maas import Machine, NodeStatus
+from fleet.site import Site, load_site
 from fleet.stages.release import Release, release_step
 from fleet.state import StateDB
 from fleet.workflow import NodeContext
