@@ -164,3 +164,104 @@ def test_unknown_port_isolation_carries_ufms_message(fabric: FabricLab, ufm: Ufm
     assert caught.value.status == 400
     assert caught.value.service_message == "Port(s) not found: 0000000000000000_1"
 
+
+
+# --- triage ---------------------------------------------------------------------------------------
+
+TRIAGE_FAULTS = [
+    {"kind": "symbol_errors", "port": "spine-p00-r4-s0/33", "per_12min": 20},  # 7x NDR's budget
+    {"kind": "symbol_errors", "port": "spine-p00-r4-s0/34", "per_12min": 2},  # under the 2.88 budget
+    {"kind": "flapping", "port": "leaf-g01-r2/40", "period_s": 200, "down_s": 5},
+    {"kind": "flapping", "port": "gpu-012-03/mlx5_6", "period_s": 200, "down_s": 5},  # an access link
+    {"kind": "event_burst", "switch": "leaf-g00-r1", "count": 64},
+]
+
+
+@pytest.fixture(scope="module")
+def sampled(fabric: FabricLab) -> tuple[object, list[dict]]:
+    from fleet.fabric.run import sample
+
+    fabric.faults(TRIAGE_FAULTS)
+    client = fabric.client()
+    mark = len(fabric.requests())
+    # 0.005 time factor: 4 real seconds are 800 s of UFM time, past NVIDIA's 720 s BER window
+    inputs = sample(client, sample_s=4.0)
+    assert client.requests == 5
+    return inputs, fabric.requests()[mark:]
+
+
+def test_triage_isolates_high_ber_and_flapping_links_and_collapses_the_burst(
+        fabric: FabricLab, sampled: tuple) -> None:
+    from fleet.fabric.triage import TriageSettings
+
+    plan = sampled[0].plan(TriageSettings())
+    by_where = {p.where: p.reasons for p in plan.isolate}
+    assert sorted(by_where) == ["leaf-g01-r2 port 40 (to spine-p00-r2-s0 port 16)",
+                                "spine-p00-r4-s0 port 33 (to core-r4-c0 port 1)"]
+    (ber,) = by_where["spine-p00-r4-s0 port 33 (to core-r4-c0 port 1)"]
+    assert ber.startswith("symbol BER ") and "> 1e-14" in ber
+    assert by_where["leaf-g01-r2 port 40 (to spine-p00-r2-s0 port 16)"][0].startswith(
+        "LinkDownedCounter rose on both ends")
+    assert [p.where for p in plan.report] == ["leaf-g01-r6 port 15 (to gpu-012-03 mlx5_6)"]
+    (cause,) = plan.causes
+    assert (cause.system, cause.name, cause.count) == ("leaf-g00-r1", "Port state change", 64)
+    ports = len(fabric.topology.switches) * 64 + len(fabric.site.nodes) * 8
+    assert (plan.cap, plan.refused) == (max(10, ports // 200), "")
+
+
+def test_nothing_is_isolated_without_apply_and_apply_journals_then_isolates(
+        fabric: FabricLab, sampled: tuple) -> None:
+    from fleet.fabric.run import isolate, restore
+    from fleet.fabric.triage import TriageSettings
+
+    inputs, seen = sampled
+    plan = inputs.plan(TriageSettings())
+    assert not [r for r in seen if r["method"] == "PUT"]
+    journal: list[tuple[str, str, dict]] = []
+    client = fabric.client()
+    mark = len(fabric.requests())
+    names = isolate(client, plan, lambda *entry: journal.append(entry))
+    assert [event for _, event, _ in journal] == ["isolate:started", "isolate:done"]
+    (put,) = [r for r in fabric.requests()[mark:] if r["method"] == "PUT"]
+    assert put["body"] == {"ports": names, "ports_policy": "UNHEALTHY", "action": "isolate"}
+    assert sorted(f"{p['UnhealthyGUID']}_{p['UnhealthyPortNumber']}" for p in client.unhealthy_ports()) == sorted(names)
+    restore(client, names, lambda *entry: journal.append(entry))
+    assert client.unhealthy_ports() == []
+    assert [event for _, event, _ in journal][2:] == ["restore:started", "restore:done"]
+
+
+def test_past_the_cap_triage_refuses_says_why_and_sends_nothing(fabric: FabricLab, sampled: tuple) -> None:
+    from fleet.errors import FleetError
+    from fleet.fabric.run import isolate
+    from fleet.fabric.triage import TriageSettings
+
+    plan = sampled[0].plan(TriageSettings(max_isolated=1))
+    assert plan.refused == (
+        "refusing to isolate 2 port(s): 0 already isolated + 2 proposed = 2 > the cap of 1 (fabric.max_isolated, "
+        f"default max(10, 0.5% of {len(sampled[0].ports)} ports)); a storm of isolations is usually one upstream "
+        "cause: look at 64 'Port state change' events from leaf-g00-r1 at "
+        f"{plan.causes[0].timestamp} first")
+    before = len(fabric.requests())
+    journal: list[tuple] = []
+    with pytest.raises(FleetError, match="refusing to isolate 2"):
+        isolate(fabric.client(), plan, lambda *entry: journal.append(entry))
+    assert journal == [] and not [r for r in fabric.requests()[before:] if r["method"] == "PUT"]
+
+
+def test_check_costs_the_same_few_requests_for_a_rack_or_the_whole_site(fabric: FabricLab, ufm: UfmClient) -> None:
+    from fleet.fabric.run import check
+
+    fabric.faults([{"kind": "pkey_missing", "port": "gpu-012-02/mlx5_0"}, {"kind": "hdr", "port": "leaf-g01-r0/33"}])
+    rack = check(fabric.topology, select_nodes(fabric.site, RACK12), fabric.client())
+    every = check(fabric.topology, fabric.site.nodes.values(), fabric.client())
+    assert rack.ufm_requests == every.ufm_requests == 3  # ports, pkeys, one page of links
+    assert [f.kind for f in rack.findings] == ["pkey"] and rack.added == {}
+    assert [f.message for f in rack.link_findings] == [
+        "leaf-g01-r0 port 33 - spine-p00-r0-s0 port 9 runs at HDR, expected NDR"]
+    journal: list[tuple] = []
+    applied = check(fabric.topology, select_nodes(fabric.site, RACK12), fabric.client(), apply=True,
+                    journal=lambda *entry: journal.append(entry))
+    guid = fabric.site.nodes["gpu-012-02"].hcas[0].guid
+    assert applied.added == {"0x0a12": [guid]} and applied.findings == []
+    assert [event for _, event, _ in journal] == ["pkey_add:started", "pkey_add:done"]
+    assert applied.ufm_requests == 5  # + the add and a re-read of the pkeys
