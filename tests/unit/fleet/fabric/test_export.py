@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fleet.fabric.export import ibdiagnet_topology, ndt_csv
 from fleet.fabric.topology import FabricSwitch, Link, Topology
-from fleet.inventory import Bmc, Hca, Node
+from fleet.site import Bmc, Hca, Node
 
 TOPOLOGY = Topology(Path("fabric.yml"), 1, 400, "4x",
                     {"leaf-a": FabricSwitch("leaf-a", "leaf", 0, "0x01", 64),
