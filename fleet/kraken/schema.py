@@ -42,7 +42,8 @@ class Scalar:
         if self.kind == "duration":
             if isinstance(value, int) and not isinstance(value, bool):
                 return None
-            return None if isinstance(value, str) and _DURATION.match(value) else 'must be a Go duration such as "30s" or "24h"'
+            ok = isinstance(value, str) and _DURATION.match(value)
+            return None if ok else 'must be a Go duration such as "30s" or "24h"'
         if self.kind == "bytesize":
             if isinstance(value, int) and not isinstance(value, bool):
                 return None
@@ -123,9 +124,9 @@ ACTIVE_UPSTREAM = Struct("lib/upstream/config.go ActiveConfig", {
     }),
 })  # fmt: skip
 PASSIVE_UPSTREAM = Struct("lib/upstream/config.go PassiveConfig", {"hosts": HOSTLIST, "healthcheck": PASSIVE_FILTER})
-PASSIVE_HASHRING_UPSTREAM = Struct(
-    "lib/upstream/config.go PassiveHashRingConfig", {"hosts": HOSTLIST, "healthcheck": PASSIVE_FILTER, "hashring": HASHRING}
-)
+PASSIVE_HASHRING_UPSTREAM = Struct("lib/upstream/config.go PassiveHashRingConfig", {
+    "hosts": HOSTLIST, "healthcheck": PASSIVE_FILTER, "hashring": HASHRING,
+})  # fmt: skip
 CLEANUP = Struct("lib/store/cleanup.go CleanupConfig", {
     "disabled": BOOL, "interval": DURATION, "tti": DURATION, "ttl": DURATION, "aggressive_threshold": INT,
     "aggressive_ttL": DURATION,  # sic: the tag in Kraken's source has a capital L
@@ -234,7 +235,8 @@ AGENT = Struct("agent/cmd/config.go", {
 ORIGIN = Struct("origin/cmd/config.go", {
     **EXTENDS,
     "verbose": BOOL, "zap": ZAP, "cluster": HOSTLIST, "hashring": HASHRING, "healthcheck": FILTER,
-    "blobserver": Struct("origin/blobserver/config.go", {"listener": LISTENER, "duplicate_write_back_stagger": DURATION}),
+    "blobserver": Struct("origin/blobserver/config.go", {
+        "listener": LISTENER, "duplicate_write_back_stagger": DURATION}),
     "castore": CASTORE, "scheduler": SCHEDULER, "network_event": NETWORK_EVENT, "peer_id_factory": STR,
     "metrics": METRICS,
     "metainfogen": Struct("lib/metainfogen/config.go", {"piece_lengths": MapOf(BYTESIZE)}),

@@ -60,6 +60,7 @@ class ComponentConfig:
     override_file: str = ""
     unit_file: str = ""
     flags: dict[str, list[str]] = field(default_factory=dict)
+    loaded: bool = False  # every file of the chain was there and parsed (else only its ports are checked)
 
 
 def node_path(host: str, relative: str) -> str:
@@ -134,38 +135,42 @@ def parse_redis_port(text: str) -> tuple[str | None, int | None]:
     return bind, port
 
 
-def load_component(stage: Path, host: str, component: str, environment: str, problems: list[Problem]) -> ComponentConfig:
+def load_component(
+    stage: Path, host: str, component: str, environment: str, problems: list[Problem]
+) -> ComponentConfig:
     """Read one component's unit and the config files it names, checking each file's keys."""
     unit_rel = f"etc/systemd/system/kraken-{component}.service"
     found = ComponentConfig(host, component, unit_file=node_path(host, unit_rel))
     found.flags = parse_exec_flags((stage / host / unit_rel).read_text(encoding="utf-8"))
     config_flag = (found.flags.get("config") or [f"/etc/kraken/{component}/{environment}.yaml"])[-1]
-    chain: list[str] = []
+    chain: list[tuple[str, Any]] = []  # (path relative to the host root, parsed YAML), base first
     relative = config_flag.lstrip("/")
     while relative:
-        if relative in chain:
+        if relative in (r for r, _ in chain):
             problems.append(Problem(node_path(host, relative), "extends", "files extend each other in a cycle",
                                     "make base.yaml extend nothing"))
-            break
-        chain.insert(0, relative)
+            return found
         path = stage / host / relative
         if not path.is_file():
-            problems.append(Problem(found.unit_file if len(chain) == 1 else node_path(host, chain[1]),
-                                    "ExecStart --config" if len(chain) == 1 else "extends",
-                                    f"names {'/' + relative}, which was not rendered",
+            named_by = node_path(host, chain[0][0]) if chain else found.unit_file
+            problems.append(Problem(named_by, "extends" if chain else "ExecStart --config",
+                                    f"names /{relative}, which was not rendered",
                                     "render the file or correct the path"))
             return found
         data = _read_yaml(path, node_path(host, relative), problems)
+        if data is None:
+            return found
+        chain.insert(0, (relative, data))
         extends = data.get("extends") if isinstance(data, dict) else None
         relative = str(Path(relative).parent / extends) if extends else ""
-    found.override_file = node_path(host, chain[-1])
-    for relative in chain:
+    found.override_file = node_path(host, chain[-1][0])
+    for relative, data in chain:
         file = node_path(host, relative)
-        data = _read_yaml(stage / host / relative, file, problems)
         for key, why in walk(COMPONENTS[component], data, ""):
             problems.append(Problem(file, key, why, "remove the key or spell it as Kraken's struct does"))
         if isinstance(data, dict):
             merge(found.merged, {k: v for k, v in data.items() if k != "extends"}, found.source, file)
+    found.loaded = True
     return found
 
 
@@ -174,7 +179,7 @@ def _read_yaml(path: Path, file: str, problems: list[Problem]) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         problems.append(Problem(file, "(file)", f"is not YAML: {err}", "fix the template or override that wrote it"))
-        return {}
+        return None
 
 
 def load_stage(stage: Path) -> tuple[Cluster, dict[str, list[ComponentConfig]], dict[str, str], list[Problem]]:
@@ -210,11 +215,13 @@ UPSTREAMS: Mapping[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def check_cluster(cluster: Cluster, hosts: Mapping[str, list[ComponentConfig]], redis: Mapping[str, str]) -> list[Problem]:
+def check_cluster(
+    cluster: Cluster, hosts: Mapping[str, list[ComponentConfig]], redis: Mapping[str, str]
+) -> list[Problem]:
     """The cross-host rules: hosts named exist, no port is taken twice, trackers have Redis, rings are origins."""
     problems: list[Problem] = []
     for configs in hosts.values():
-        for cfg in configs:
+        for cfg in (c for c in configs if c.loaded):
             problems.extend(_check_upstreams(cluster, cfg))
             if cfg.component == "tracker":
                 problems.extend(_check_tracker_redis(cluster, cfg))
@@ -234,8 +241,9 @@ def _check_upstreams(cluster: Cluster, cfg: ComponentConfig) -> list[Problem]:
         declared = set(cluster.endpoints.get(wanted, ()))
         if not listed and not dns:
             what = f"an {cfg.component} without {wanted}s" if cfg.component == "agent" else f"no {wanted} hosts"
+            named = sorted(declared) or "(the site declares none)"
             problems.append(Problem(_where(cfg, key.rsplit(".", 1)[0]), key, f"{what}: the list is empty",
-                                    f"name the site's {wanted} endpoints {sorted(declared) or '(the site declares none)'}"))
+                                    f"name the site's {wanted} endpoints {named}"))
             continue
         for i, address in enumerate(listed):
             if address in declared:
@@ -268,7 +276,6 @@ def _check_tracker_redis(cluster: Cluster, cfg: ComponentConfig) -> list[Problem
 def _check_ports(hosts: Mapping[str, list[ComponentConfig]], redis: Mapping[str, str]) -> list[Problem]:
     problems = []
     for host in sorted(set(hosts) | set(redis)):
-        taken: dict[int, str] = {}
         owners: list[tuple[int, str, str]] = []  # port, file, key
         for cfg in hosts.get(host, []):
             for flag in PORT_FLAGS[cfg.component]:
@@ -286,12 +293,14 @@ def _check_ports(hosts: Mapping[str, list[ComponentConfig]], redis: Mapping[str,
             _bind, port = parse_redis_port(redis[host])
             if port:
                 owners.append((port, node_path(host, REDIS_CONF), "port"))
+        by_port: dict[int, list[tuple[str, str]]] = {}
         for port, file, key in owners:
-            if port in taken:
-                problems.append(Problem(file, key, f"port {port} is also taken by {taken[port]} on host {host}",
+            by_port.setdefault(port, []).append((file, key))
+        for port, claims in sorted(by_port.items()):
+            for file, key in claims if len(claims) > 1 else ():
+                others = "; ".join(f"{f} {k}" for f, k in claims if (f, k) != (file, key))
+                problems.append(Problem(file, key, f"port {port} is also taken by {others} on host {host}",
                                         "give each listener on a host its own port"))
-            else:
-                taken[port] = f"{file} {key}"
     return problems
 
 
@@ -312,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"- {problem}", file=sys.stderr)
     if problems:
-        print(f"{len(problems)} problem(s) in the Kraken configs under {args.stage}; nothing was changed", file=sys.stderr)
+        print(f"{len(problems)} problem(s) in the Kraken configs under {args.stage}; nothing was changed",
+              file=sys.stderr)
         return 2
     components = sum(len(list((d / "etc/systemd/system").glob("kraken-*.service")))
                      for d in args.stage.iterdir() if (d / "etc/systemd/system").is_dir())
