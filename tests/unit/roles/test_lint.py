@@ -17,7 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 ROLES = sorted(p.parent.parent.name for p in (REPO / "roles").glob("*/tasks/main.yml"))
-PLAYBOOKS = ["site.yml", "rack.yml"]
+PLAYBOOKS = ["site.yml", "rack.yml", "kraken.yml"]
 COMMAND_MODULES = {"ansible.builtin.command", "ansible.builtin.shell", "command", "shell"}
 
 
