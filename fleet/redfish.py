@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import redfish
 import requests
 from redfish.rest.v1 import JsonDecodingError, RetriesExhaustedError
+from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from fleet.errors import BmcError
@@ -276,9 +277,11 @@ def parse_system(system: Mapping[str, Any], macs: tuple[str, ...] = ()) -> Syste
 class RestClient(Protocol):
     """The part of the DMTF library's HttpClient this module uses (also what tests fake)."""
 
-    def get(self, path: str, *, timeout: Any = None, max_retry: int | None = None) -> Any: ...
-    def post(self, path: str, *, body: Any = None, timeout: Any = None, max_retry: int | None = None) -> Any: ...
-    def patch(self, path: str, *, body: Any = None, timeout: Any = None, max_retry: int | None = None) -> Any: ...
+    def get(self, path: str, *, timeout: Any = None, max_retry: int | None = None, **kw: Any) -> Any: ...
+    def post(self, path: str, *, body: Any = None, timeout: Any = None, max_retry: int | None = None,
+             **kw: Any) -> Any: ...
+    def patch(self, path: str, *, body: Any = None, timeout: Any = None, max_retry: int | None = None,
+              **kw: Any) -> Any: ...
 
 
 ClientFactory = Callable[[str, str, str | None], RestClient]  # (base_url, authorization header, CA file)
@@ -313,6 +316,19 @@ class BmcSettings:
     # longer than a busy iDRAC holds a request plus the seconds a power change takes to show.
     reset_confirm_s: float = 40.0
     retry: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answered request as an OEM resource module sees it: status, headers and the JSON body.
+
+    iDRAC names a job it just created only in the `Location` header, and the HTTP push URI hands
+    out its `ETag` there, so callers of `Bmc.request` need more than the body.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -434,6 +450,22 @@ class Bmc:
                         node=self.node.hostname, endpoint=endpoint, status=f"last seen {seen}",
                         hint="the BMC accepted the request; check the server's lifecycle log")
 
+    def system_path(self) -> str:
+        """The ComputerSystem's path (found once; System.Embedded.1 on iDRAC)."""
+        with self._lock:
+            return self._system()
+
+    def request(self, method: str, path: str, *, body: Any = None, headers: Mapping[str, str] | None = None,
+                poll: bool = False, repeat: bool = False) -> Reply:
+        """One request for a resource module beside this one (fleet/dell/): the same per-BMC lock,
+        fleet-wide cap, retry policy, error wrapping and counters as this module's own requests.
+
+        Sent once unless `repeat` says a retryable failure may be answered by sending it again (a GET,
+        a read-only action): a request that queues a job is not, the caller reads the queue instead.
+        `poll` counts it as waiting (following a job) rather than as a request."""
+        with self._lock:
+            return self._call(method, path, body=body, poll=poll, headers=headers, reply=True, repeat=repeat)
+
     # -- internals
 
     def _plan(self, decide: Callable[[], tuple[Step, ...]]) -> tuple[Step, ...]:
@@ -525,20 +557,27 @@ class Bmc:
     def _endpoint(self, method: str, path: str) -> str:
         return f"{method} https://{self.node.bmc.address}{path}"
 
-    def _call(self, method: str, path: str, *, body: Any = None, poll: bool = False) -> dict[str, Any]:
-        """One logical GET or PATCH: attempts until success, a non-retryable answer, or the policy gives up."""
-        if method not in ("GET", "PATCH"):
+    def _call(self, method: str, path: str, *, body: Any = None, poll: bool = False,
+              headers: Mapping[str, str] | None = None, reply: bool = False, repeat: bool | None = None) -> Any:
+        """One logical GET or PATCH: attempts until success, a non-retryable answer, or the policy gives up.
+
+        `repeat` given (by `request`) allows other methods and says whether to retry at all; `reply`
+        returns the whole `Reply` instead of the JSON body."""
+        if repeat is None and method not in ("GET", "PATCH"):
             raise ValueError(f"{method} is not safe to repeat: send it through its own confirming wrapper")
         policy = self._settings.retry
         attempt = 0
         while True:
             attempt += 1
-            status, failure, payload, cause = self._attempt(method, path, body, poll)
+            status, failure, payload, cause, answer = self._attempt_reply(method, path, body, poll, headers)
             verdict = classify(status, failure)
             if verdict == "ok":
+                if reply:
+                    got = CaseInsensitiveDict(answer.getheaders() if answer is not None else {})
+                    return Reply(int(status or 0), got, payload)
                 return payload
             what = f"HTTP {status}" if status is not None else failure
-            if verdict == "retry" and attempt < policy.attempts:
+            if verdict == "retry" and repeat is not False and attempt < policy.attempts:
                 delay = policy.delay_s(attempt, self._rng.random())
                 self._counts = RequestCounts(self._counts.requests, self._counts.polls, self._counts.retries + 1)
                 self._log.warning("%s %s: %s, retry %d/%d in %.2f s", method, path, what, attempt,
@@ -549,25 +588,31 @@ class Bmc:
 
     def _attempt(self, method: str, path: str, body: Any,
                  poll: bool) -> tuple[int | None, str | None, dict[str, Any], BaseException | None]:
+        return self._attempt_reply(method, path, body, poll)[:4]
+
+    def _attempt_reply(self, method: str, path: str, body: Any, poll: bool, headers: Mapping[str, str] | None = None,
+                       ) -> tuple[int | None, str | None, dict[str, Any], BaseException | None, Any]:
+        """One attempt; also hands back the library's response (its headers) when one came."""
         client = self._rest()
         timeout = (self._settings.connect_timeout_s, self._settings.read_timeout_s)
+        extra = {"headers": dict(headers)} if headers else {}
         with self._slots:
             c = self._counts
             self._counts = RequestCounts(c.requests + (not poll), c.polls + poll, c.retries)
             try:
                 if method == "GET":
-                    resp = client.get(path, timeout=timeout, max_retry=0)
+                    resp = client.get(path, timeout=timeout, max_retry=0, **extra)
                 elif method == "POST":
-                    resp = client.post(path, body=body, timeout=timeout, max_retry=0)
+                    resp = client.post(path, body=body, timeout=timeout, max_retry=0, **extra)
                 else:
-                    resp = client.patch(path, body=body, timeout=timeout, max_retry=0)
+                    resp = client.patch(path, body=body, timeout=timeout, max_retry=0, **extra)
             except RetriesExhaustedError as err:
-                return None, failure_kind(err.__cause__), {}, err.__cause__
+                return None, failure_kind(err.__cause__), {}, err.__cause__, None
         try:
             payload = resp.dict
         except JsonDecodingError:
             payload = {}
-        return resp.status, None, payload if isinstance(payload, dict) else {}, None
+        return resp.status, None, payload if isinstance(payload, dict) else {}, None, resp
 
     def _error(self, method: str, path: str, status: int | None, failure: str | None, payload: dict[str, Any],
                attempts: int, cause: BaseException | None) -> BmcError:
