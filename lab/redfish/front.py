@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
+from lab.redfish.dell.routes import DellLayer, Target
+
 log = logging.getLogger("lab.redfish.front")
 
 SYSTEMS = "/redfish/v1/Systems"
@@ -73,6 +75,8 @@ class FrontConfig:
     timeout_hold_s: float
     nodes: tuple[FrontNode, ...]
     requests_log: str = ""
+    dell_dir: str = ""  # the Dell layer's state and request log (lab.redfish.dell)
+    time_factor: float = 1.0
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
@@ -143,6 +147,8 @@ class Front:
         self._faults = FaultBook(Path(config.faults_file))
         self._rng = random.Random(config.seed)
         self._session: ClientSession | None = None
+        self._dell = DellLayer(Path(config.dell_dir), time_factor=config.time_factor, seed=config.seed,
+                               rates=self._faults.rates) if config.dell_dir else None
         self._requests_log = (open(config.requests_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
                               if config.requests_log else None)  # open for the life of the server
 
@@ -186,12 +192,21 @@ class Front:
         if path.startswith(SYSTEMS + "/") and parts[4] != node.system_id:
             self._record(node, request, 404, fault, False, payload)
             return redfish_error(404, path=request.path)
+        target = Target(node.hostname, node.system_id, node.service_tag)
+        if self._dell and self._dell.owns(target, request.method, path):
+            answer = await self._dell.handle(target, request, self._session)
+            self._record(node, request, answer.status, fault, False, payload)
+            return answer
         status, headers, body = await self._forward(request)
         self._record(node, request, status, fault, True, payload)
         if request.method == "GET" and status == 200 and path == SYSTEMS:
             body = _only_member(body, f"{SYSTEMS}/{node.system_id}")
         elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}":
             body = _with_service_tag(body, node.service_tag)
+            if self._dell:
+                body = json.dumps(self._dell.rewrite_system(target, json.loads(body))).encode()
+        elif self._dell and request.method == "POST" and status < 300 and path.endswith("/ComputerSystem.Reset"):
+            self._dell.host_reset(target, str(json.loads(payload or b"{}").get("ResetType")))
         return web.Response(status=status, headers=headers, body=body)
 
     async def _forward(self, request: web.Request) -> tuple[int, dict[str, str], bytes]:

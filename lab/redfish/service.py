@@ -60,6 +60,11 @@ class RedfishLabFiles:
         """Every request the BMC front received (JSON lines), for tests to count from the lab's side."""
         return self.root / "requests.jsonl"
 
+    @property
+    def dell_dir(self) -> Path:
+        """The Dell iDRAC layer's per-node state and request log (lab.redfish.dell)."""
+        return self.root / "dell"
+
 
 def system_uuid(site: Site, hostname: str) -> str:
     """A stable emulator system id per node, so state survives lab restarts and reads predictably."""
@@ -131,6 +136,8 @@ def prepare(site: Site, lab_dir: Path, *, power_delay_s: float | None = None,
         timeout_hold_s=timeout_hold_s,
         nodes=tuple(nodes),
         requests_log=str(files.requests_log),
+        dell_dir=str(files.dell_dir),
+        time_factor=site.lab.time_factor if site.lab else 1.0,
     ).dump(files.front_config)
 
 
