@@ -11,6 +11,7 @@ object a line (`t`, `node`, `method`, `path`, `status`, `body`), so tests assert
 
 from __future__ import annotations
 
+import email.policy
 import json
 import logging
 import random
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -230,11 +232,14 @@ class DellLayer:
     # -- plumbing -----------------------------------------------------------------------------
     @staticmethod
     async def _upload(request: web.Request) -> tuple[bytes | None, str]:
-        form = await request.post()
-        part = form.get("file")
-        if part is None or not hasattr(part, "file"):
-            return None, ""
-        return part.file.read(), str(part.filename)  # type: ignore[union-attr]
+        """The `file` part of a multipart POST (the front has read the body already: parse the bytes)."""
+        raw = await request.read()
+        head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
+        message = BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+        for part in message.iter_parts() if message.is_multipart() else ():
+            if part.get_param("name", header="content-disposition") == "file":
+                return part.get_payload(decode=True), str(part.get_filename() or "")
+        return None, ""
 
     @staticmethod
     async def _fetch(session: ClientSession | None, uri: str) -> tuple[bytes | None, str | None]:

@@ -1,0 +1,287 @@
+"""fleet.dell against the lab's iDRAC layer, through the DMTF `redfish` library, asserting from the lab's own log.
+
+One emulator + front for the module (2 racks, 8 nodes); each test uses its own node so state does
+not leak; the lab's time factor makes a BIOS job run in 0.3 s and an update in about half a second.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fleet.dell import bios, compliance, firmware, jobs, lc, logs
+from fleet.dell.firmware import FirmwarePin
+from fleet.errors import BmcError
+from fleet.inventory import load_site
+from fleet.redfish import BmcPool, BmcSettings, RetryPolicy
+from lab import faults as lab_faults
+from lab.redfish.dell import model
+from lab.redfish.dell.routes import read_requests, read_state
+from lab.redfish.service import RedfishLabFiles, prepare, service
+from lab.sitegen import SiteShape, write_site
+from tests.lab.test_redfish_lab import PASSWORD, free_base, wait_ready
+
+pytestmark = pytest.mark.lab
+
+TIME_FACTOR = 0.002
+FAST = BmcSettings(connect_timeout_s=2.0, read_timeout_s=5.0, poll_interval_s=0.02, power_timeout_s=10.0,
+                   retry=RetryPolicy(attempts=3, base_delay_s=0.02, max_delay_s=0.1))
+FACTORY_PINS = {"BootMode": "Uefi", "LogicalProc": "Enabled", "ProcVirtualization": "Enabled"}
+FIRMWARE_PINS = [FirmwarePin("bios", "BIOS", "2.3.5", "bios-2.3.6.json"),
+                 FirmwarePin("idrac", "Integrated Dell Remote Access Controller", "7.10.70.00", "idrac.json"),
+                 FirmwarePin("hca", "ConnectX-7", "28.42.1000")]
+
+
+class Lab:
+    def __init__(self, site, lab_dir: Path, repo: Path, repo_url: str) -> None:
+        self.site, self.lab_dir, self.repo, self.repo_url = site, lab_dir, repo, repo_url
+        self.dell_dir = RedfishLabFiles.under(lab_dir).dell_dir
+
+    def pool(self) -> BmcPool:
+        return BmcPool(self.site, max_requests=8, settings=FAST, seed=5)
+
+    def faults(self, faults: dict[str, dict[str, float]]) -> None:
+        lab_faults.write(self.lab_dir, faults)
+
+    def seen(self, node: str, method: str | None = None, needle: str = "") -> list[dict]:
+        return [r for r in read_requests(self.dell_dir) if r["node"] == node
+                and (method is None or r["method"] == method) and needle in r["path"]]
+
+    def state(self, node: str) -> model.DellNode:
+        found = read_state(self.dell_dir, node)
+        assert found is not None
+        return found
+
+    def image(self, name: str, component_id: str, version: str) -> str:
+        data = json.dumps({"ComponentID": component_id, "Version": version}).encode()
+        (self.repo / name).write_bytes(data)
+        return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    root = tmp_path_factory.mktemp("dell-lab")
+    lab_dir = root / "lab"
+    lab_dir.mkdir()
+    (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"bmc_password": PASSWORD}))
+    base = free_base(40)
+    site_file = write_site(root / "site", SiteShape(racks=2, bmc_first=base, sushy_port=base + 35,
+                                                    time_factor=TIME_FACTOR, state_dir=str(lab_dir)))
+    previous = os.environ.get("FLEET_LAB_DIR")
+    os.environ["FLEET_LAB_DIR"] = str(lab_dir)
+    site = load_site(site_file)
+    prepare(site, lab_dir)
+    repo = root / "repo"
+    repo.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    processes = []
+    try:
+        for svc in service(site, lab_dir):
+            out = open(lab_dir / f"{svc.name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+            process = subprocess.Popen(svc.argv, env={**os.environ, **svc.env}, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            processes.append(process)
+            wait_ready(svc.ready, process)
+        yield Lab(site, lab_dir, repo, f"http://127.0.0.1:{httpd.server_address[1]}")
+    finally:
+        httpd.shutdown()
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+        if previous is None:
+            os.environ.pop("FLEET_LAB_DIR", None)
+        else:
+            os.environ["FLEET_LAB_DIR"] = previous
+
+
+@pytest.fixture(autouse=True)
+def no_faults(lab: Lab) -> Iterator[None]:
+    lab.faults({})
+    yield
+    lab.faults({})
+
+
+def reboot(bmc):
+    def act(job: jobs.Job) -> bool:
+        bmc.power("ForceRestart")
+        return True
+    return act
+
+
+def test_a_compliant_node_is_read_in_three_requests_and_the_registry_once_per_bios_version(lab: Lab):
+    pool, cache = lab.pool(), bios.RegistryCache()
+    first, second = pool.client("gpu-001-01"), pool.client("gpu-001-02")
+    for bmc in (first, second):
+        bmc.system_path()  # discover found the system already
+    before = (first.requests, second.requests)
+    one = compliance.read(first, FACTORY_PINS, FIRMWARE_PINS, cache)
+    two = compliance.read(second, FACTORY_PINS, FIRMWARE_PINS, cache)
+    assert one.ok and two.ok, (one.differences(), two.differences())
+    assert first.requests - before[0] == 3 and second.requests - before[1] == 2
+    assert [r["path"] for r in lab.seen("gpu-001-02")] == [firmware.INVENTORY_EXPANDED,
+                                                           f"{second.system_path()}/Bios"]
+
+
+def test_differences_and_pins_the_registry_refuses_are_told_apart(lab: Lab):
+    bmc = lab.pool().client("gpu-001-03")
+    pins = {"SriovGlobalEnable": "Enabled", "SysProfile": "PerfOptimized", "LogicalProc": "Enabled",
+            "SysProfle": "PerfOptimized", "AcPwrRcvryUserDelay": 5, "ProcCStates": "Maybe"}
+    result = compliance.read(bmc, pins, [FirmwarePin("bios", "BIOS", "2.4.0", "x")], bios.RegistryCache())
+    assert result.bios == {"SriovGlobalEnable": ("Disabled", "Enabled"),
+                           "SysProfile": ("PerfPerWattOptimizedDapc", "PerfOptimized")}
+    assert set(result.inventory_problems) == {"SysProfle", "AcPwrRcvryUserDelay", "ProcCStates"}
+    assert [s.versions for s in result.firmware] == [("2.3.5",)] and not result.ok
+
+
+def test_bios_job_patches_only_the_differences_waits_for_the_reset_then_applies(lab: Lab):
+    bmc = lab.pool().client("gpu-001-04")
+    system = bmc.system_path()
+    pins = {**FACTORY_PINS, "SriovGlobalEnable": "Enabled", "SysProfile": "PerfOptimized"}
+    changes = bios.diff(pins, bios.read(bmc, system).attributes)
+    lc.wait_ready(bmc, timeout_s=5, poll_s=0.05)
+    jid = bios.patch(bmc, system, bios.settings_body(changes, None))
+    assert jobs.read_job(bmc, jid).state == "Scheduled"
+    assert bios.read_pending(bmc, system) == {"SriovGlobalEnable": "Enabled", "SysProfile": "PerfOptimized"}
+    job, verdict = jobs.follow(bmc, jid, deadline_s=10, poll_s=0.05, on_reboot=reboot(bmc))
+    assert (verdict, job.state, job.message) == (jobs.Verdict.DONE, "Completed", "Job completed successfully.")
+    assert bios.diff(pins, bios.read(bmc, system).attributes) == {}
+    patches = lab.seen("gpu-001-04", "PATCH")
+    assert [p["body"] for p in patches] == [{"Attributes": {"SriovGlobalEnable": "Enabled",
+                                                            "SysProfile": "PerfOptimized"},
+                                             "@Redfish.SettingsApplyTime": {"ApplyTime": "OnReset"}}]
+    state = lab.state("gpu-001-04")
+    assert state.pending == {} and state.resets == 1 and state.bios["SysProfile"] == "PerfOptimized"
+
+
+def test_a_second_patch_is_refused_until_the_stuck_queue_is_cleared(lab: Lab):
+    bmc = lab.pool().client("gpu-002-01")
+    system = bmc.system_path()
+    body = bios.settings_body({"MemTest": ("Disabled", "Enabled")}, None)
+    stale = bios.patch(bmc, system, body)
+    with pytest.raises(bios.PendingCommitted):
+        bios.patch(bmc, system, bios.settings_body({"ErrPrompt": ("Enabled", "Disabled")}, None))
+    assert [j.id for j in jobs.list_jobs(bmc) if j.active] == [stale]
+    jobs.clear_queue(bmc)
+    fresh = bios.patch(bmc, system, bios.settings_body({"ErrPrompt": ("Enabled", "Disabled")}, None))
+    assert [j.id for j in jobs.list_jobs(bmc)] == [fresh]
+    assert [r["body"] for r in lab.seen("gpu-002-01", "POST", "DeleteJobQueue")] == [{"JobID": "JID_CLEARALL"}]
+    assert lab.state("gpu-002-01").pending == {"ErrPrompt": "Disabled"}
+
+
+def test_a_failed_job_and_an_attribute_that_does_not_stick(lab: Lab):
+    pool = lab.pool()
+    lab.faults({"gpu-002-02": {"idrac_job_fails": 1.0}, "gpu-002-03": {"idrac_bios_not_sticky": 1.0}})
+    failed, sticky = pool.client("gpu-002-02"), pool.client("gpu-002-03")
+    change = {"ProcTurboMode": ("Enabled", "Disabled"), "OsWatchdogTimer": ("Disabled", "Enabled")}
+    job, verdict = jobs.follow(failed, bios.patch(failed, failed.system_path(), bios.settings_body(change, None)),
+                               deadline_s=10, poll_s=0.05, on_reboot=reboot(failed))
+    assert verdict == jobs.Verdict.FAILED and "Unable to apply" in job.message
+    job, verdict = jobs.follow(sticky, bios.patch(sticky, sticky.system_path(), bios.settings_body(change, None)),
+                               deadline_s=10, poll_s=0.05, on_reboot=reboot(sticky))
+    assert verdict == jobs.Verdict.DONE
+    left = bios.diff({name: want for name, (_, want) in change.items()},
+                     bios.read(sticky, sticky.system_path()).attributes)
+    assert left == {"OsWatchdogTimer": ("Disabled", "Enabled")}
+    assert lab.state("gpu-002-02").bios["ProcTurboMode"] == "Enabled"
+
+
+def test_a_job_in_a_maintenance_window_ignores_resets_outside_it(lab: Lab):
+    bmc = lab.pool().client("gpu-002-04")
+    start = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
+    jid = bios.patch(bmc, bmc.system_path(), bios.settings_body({"MemTest": ("Disabled", "Enabled")},
+                                                               bios.Window(start, 600)))
+    bmc.power("ForceRestart")
+    time.sleep(0.4)
+    job = jobs.read_job(bmc, jid)
+    assert job.state == "Scheduled" and lab.state("gpu-002-04").bios["MemTest"] == "Disabled"
+    assert [r["body"]["@Redfish.SettingsApplyTime"]["ApplyTime"] for r in lab.seen("gpu-002-04", "PATCH")] == [
+        "InMaintenanceWindowOnReset"]
+    jobs.clear_queue(bmc)
+
+
+def test_lifecycle_controller_not_ready_for_its_minutes_then_ready(lab: Lab):
+    bmc = lab.pool().client("gpu-001-01")
+    lab.faults({"gpu-001-01": {"idrac_lc_not_ready": 1.0}})
+    with pytest.raises(BmcError, match="not ready"):
+        lc.wait_ready(bmc, timeout_s=0.2, poll_s=0.05)
+    with pytest.raises(BmcError) as refused:
+        bios.patch(bmc, bmc.system_path(), bios.settings_body({"MemTest": ("Disabled", "Enabled")}, None))
+    assert refused.value.status == 503
+    status = lc.wait_ready(bmc, timeout_s=model.LC_NOT_READY_S * TIME_FACTOR + 3, poll_s=0.1)
+    assert status.ready and lab.state("gpu-001-01").lc_fault_seen
+
+
+def test_firmware_pulled_from_the_repository_waits_for_post_and_idrac_applies_at_once(lab: Lab):
+    bmc = lab.pool().client("gpu-001-02")
+    lab.image("bios-2.3.6.json", "159", "2.3.6")
+    lab.image("idrac-7.20.json", "25227", "7.20.10.00")
+    service = firmware.read_service(bmc)
+    jid = firmware.simple_update(bmc, service, f"{lab.repo_url}/bios-2.3.6.json")
+    job, verdict = jobs.follow(bmc, jid, deadline_s=10, poll_s=0.05, on_reboot=reboot(bmc))
+    assert verdict == jobs.Verdict.DONE
+    jid = firmware.simple_update(bmc, service, f"{lab.repo_url}/idrac-7.20.json")
+    job, verdict = jobs.follow(bmc, jid, deadline_s=10, poll_s=0.05, on_reboot=None)
+    assert verdict == jobs.Verdict.DONE
+    versions = {item.name: item.version for item in firmware.read_inventory(bmc)}
+    assert versions["BIOS"] == "2.3.6" and versions["Integrated Dell Remote Access Controller"] == "7.20.10.00"
+    assert lab.state("gpu-001-02").resets == 1  # only the BIOS update asked for POST
+    assert any(item["component_id"] == "159" and item["version"] == "2.3.5" for item in lab.state("gpu-001-02").previous)
+
+
+def test_firmware_pushed_over_http_then_installed(lab: Lab):
+    bmc = lab.pool().client("gpu-001-03")
+    data = json.dumps({"ComponentID": "105152", "Version": "22.80.1"}).encode()
+    service = firmware.read_service(bmc)
+    uri = firmware.push(bmc, service, data, "Network_Firmware_22.80.1.json")
+    assert uri.endswith("/Available-105152-22.80.1")
+    job, verdict = jobs.follow(bmc, firmware.simple_update(bmc, service, uri), deadline_s=10, poll_s=0.05,
+                               on_reboot=reboot(bmc))
+    assert verdict == jobs.Verdict.DONE
+    assert {i.name: i.version for i in firmware.read_inventory(bmc)}["Broadcom Adv. Dual 25Gb Ethernet"] == "22.80.1"
+    posts = lab.seen("gpu-001-03", "POST", "/UpdateService/FirmwareInventory")
+    assert [p["status"] for p in posts] == [201]
+
+
+def test_a_firmware_update_that_never_finishes_times_out_and_a_bad_download_fails(lab: Lab):
+    bmc = lab.pool().client("gpu-001-04")
+    lab.faults({"gpu-001-04": {"idrac_firmware_timeout": 1.0}})
+    lab.image("cpld.json", "27763", "1.0.9")
+    service = firmware.read_service(bmc)
+    with pytest.raises(jobs.JobTimeout) as late:
+        jobs.follow(bmc, firmware.simple_update(bmc, service, f"{lab.repo_url}/cpld.json"), deadline_s=1.5,
+                    poll_s=0.05, on_reboot=reboot(bmc))
+    assert late.value.job.state == "Running"
+    jobs.clear_queue(bmc, force=True)
+    lab.faults({})
+    lc.wait_ready(bmc, timeout_s=model.LC_RESTART_S * TIME_FACTOR + 3, poll_s=0.05)
+    job, verdict = jobs.follow(bmc, firmware.simple_update(bmc, service, f"{lab.repo_url}/missing.json"),
+                               deadline_s=5, poll_s=0.05)
+    assert verdict == jobs.Verdict.FAILED and "Unable to transfer" in job.message
+
+
+def test_sel_shows_the_failed_psu_and_memory_error_and_the_lc_log_pages(lab: Lab):
+    bmc = lab.pool().client("gpu-002-01")
+    lab.faults({"gpu-002-01": {"idrac_sel_psu": 1.0, "idrac_sel_memory": 1.0}})
+    found = logs.read_evidence(bmc)
+    assert {(e.log, e.message_id) for e in found if e.severity == "Critical"} >= {
+        ("sel", "PSU0003"), ("sel", "MEM0001"), ("lclog", "PSU0003"), ("lclog", "MEM0001")}
+    before = bmc.requests
+    everything = logs.read(bmc, "lclog")
+    assert len(everything) > 2 * model.PAGE_SIZE and bmc.requests - before >= 3
+    assert [e.created_s for e in everything] == sorted((e.created_s for e in everything), reverse=True)
+    recent = logs.read(bmc, "lclog", since_s=time.time() - 3600)
+    assert 0 < len(recent) < len(everything)
