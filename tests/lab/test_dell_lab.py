@@ -231,15 +231,16 @@ def test_firmware_pulled_from_the_repository_waits_for_post_and_idrac_applies_at
     lab.image("idrac-7.20.json", "25227", "7.20.10.00")
     service = firmware.read_service(bmc)
     jid = firmware.simple_update(bmc, service, f"{lab.repo_url}/bios-2.3.6.json")
-    job, verdict = jobs.follow(bmc, jid, deadline_s=10, poll_s=0.05, on_reboot=reboot(bmc))
+    _job, verdict = jobs.follow(bmc, jid, deadline_s=10, poll_s=0.05, on_reboot=reboot(bmc))
     assert verdict == jobs.Verdict.DONE
     jid = firmware.simple_update(bmc, service, f"{lab.repo_url}/idrac-7.20.json")
-    job, verdict = jobs.follow(bmc, jid, deadline_s=10, poll_s=0.05, on_reboot=None)
+    _job, verdict = jobs.follow(bmc, jid, deadline_s=10, poll_s=0.05, on_reboot=None)
     assert verdict == jobs.Verdict.DONE
     versions = {item.name: item.version for item in firmware.read_inventory(bmc)}
     assert versions["BIOS"] == "2.3.6" and versions["Integrated Dell Remote Access Controller"] == "7.20.10.00"
     assert lab.state("gpu-001-02").resets == 1  # only the BIOS update asked for POST
-    assert any(item["component_id"] == "159" and item["version"] == "2.3.5" for item in lab.state("gpu-001-02").previous)
+    previous = lab.state("gpu-001-02").previous
+    assert any(item["component_id"] == "159" and item["version"] == "2.3.5" for item in previous)
 
 
 def test_firmware_pushed_over_http_then_installed(lab: Lab):
@@ -248,7 +249,7 @@ def test_firmware_pushed_over_http_then_installed(lab: Lab):
     service = firmware.read_service(bmc)
     uri = firmware.push(bmc, service, data, "Network_Firmware_22.80.1.json")
     assert uri.endswith("/Available-105152-22.80.1")
-    job, verdict = jobs.follow(bmc, firmware.simple_update(bmc, service, uri), deadline_s=10, poll_s=0.05,
+    _job, verdict = jobs.follow(bmc, firmware.simple_update(bmc, service, uri), deadline_s=10, poll_s=0.05,
                                on_reboot=reboot(bmc))
     assert verdict == jobs.Verdict.DONE
     assert {i.name: i.version for i in firmware.read_inventory(bmc)}["Broadcom Adv. Dual 25Gb Ethernet"] == "22.80.1"
