@@ -24,8 +24,8 @@ import yaml
 from fleet.dell import bios, compliance, firmware, jobs, lc, logs
 from fleet.dell.firmware import FirmwarePin
 from fleet.errors import BmcError
-from fleet.inventory import load_site
 from fleet.redfish import BmcPool, BmcSettings, RetryPolicy
+from fleet.site import load_site
 from lab import faults as lab_faults
 from lab.redfish.dell import model
 from lab.redfish.dell.routes import read_requests, read_state
