@@ -86,6 +86,12 @@ def site_document(shape: SiteShape) -> dict:
         },
         "node_defaults": {"role": "gpu", "gpu_count": 8, "hca_rate_gbps": 400},
         "switches": switches,
+        "fabric": {
+            "topology": "fabric.yml",
+            # two counter snapshots 750 s of UFM time apart (NVIDIA judges BER over >= 720 s), at the lab's clock
+            "sample_s": round(750 * shape.time_factor, 3),
+            "ufm_tls": {"verify": True, "ca_file": "$FLEET_LAB_DIR/tls/ca.pem"},
+        },
         "racks": ["racks/*.yml"],
         "lab": {
             "state_dir": shape.state_dir,

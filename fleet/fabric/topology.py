@@ -32,7 +32,6 @@ ADJACENT = {frozenset(("leaf", "spine")), frozenset(("spine", "core"))}
 GUID_RE = re.compile(r"^0x[0-9a-f]{16}$")
 WIDTHS = ("1x", "2x", "4x", "8x")
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses the 8,192-link plan ~10x faster
-TOPOLOGY_FILE = "fabric.yml"
 EXAMPLE_LINK = "[leaf-g00-r0, 33, spine-p00-r0-s0, 1]"
 
 
@@ -112,6 +111,17 @@ def node_cables(nodes: Iterable[Any]) -> list[NodeCable]:
 
 def load_topology(path: str | Path) -> Topology:
     """Read and check the plan file on its own (schema, GUIDs, links); InventoryError lists every problem."""
+    topology, problems = read_topology(path)
+    if topology is not None:
+        problems.extend(validate(topology, ()))
+    if problems or topology is None:
+        raise InventoryError(problems)
+    return topology
+
+
+def read_topology(path: str | Path) -> tuple[Topology | None, list[Problem]]:
+    """The plan and its schema problems (not yet cross-checked: `validate` does that, with the nodes);
+    None when the file cannot be read as a plan at all."""
     file = Path(path).resolve()
     problems: list[Problem] = []
 
@@ -122,14 +132,14 @@ def load_topology(path: str | Path) -> Topology:
         raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506 - a safe loader
     except OSError as err:
         add("-", f"cannot read the fabric plan ({err.strerror})", f"create {file.name} next to the site file")
-        raise InventoryError(problems) from None
+        return None, problems
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         add(f"line {mark.line + 1}" if mark else "-", "not valid YAML", "fix the YAML syntax")
-        raise InventoryError(problems) from None
+        return None, problems
     if not isinstance(raw, dict):
         add("-", "expected a mapping with rails, switches and links", "start from inventory/lab/fabric.yml")
-        raise InventoryError(problems)
+        return None, problems
     for key in sorted(set(raw) - {"rails", "rate_gbps", "width", "switches", "links", "partitions"}):
         add(key, "unknown key", "allowed keys: links, partitions, rails, rate_gbps, switches, width")
     rails = _int(raw.get("rails"), "rails", add, minimum=1)
@@ -140,11 +150,7 @@ def load_topology(path: str | Path) -> Topology:
     switches = _switches(raw.get("switches"), rails, add)
     links = _links(raw.get("links"), add)
     partitions = _partitions(raw.get("partitions") or [], add)
-    topology = Topology(file, rails, rate, width, switches, tuple(links), tuple(partitions))
-    problems.extend(validate(topology, ()))
-    if problems:
-        raise InventoryError(problems)
-    return topology
+    return Topology(file, rails, rate, width, switches, tuple(links), tuple(partitions)), problems
 
 
 def _int(value: Any, key: str, add: Any, minimum: int = 0) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 from fleet.errors import InventoryError
 from fleet.site.credentials import parse_credentials
 from fleet.site.crosscheck import cross_check
+from fleet.site.fabric import parse_fabric
 from fleet.site.lab import parse_lab
 from fleet.site.model import Endpoint, Site
 from fleet.site.racks import parse_defaults, parse_racks
@@ -19,7 +20,8 @@ from fleet.site.schema import Problems, read_yaml
 from fleet.site.services import parse_endpoint, parse_os, parse_pins, parse_switches, parse_tls
 
 SITE_REQUIRED = {"site", "maas", "credentials", "racks"}
-SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab"}
+SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab",
+                 "fabric"}
 
 
 def load_site(path: str | Path) -> Site:
@@ -54,6 +56,7 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
     # names written under credentials:, valid or not: a broken entry is reported once, by itself
     declared = {str(name) for name in raw["credentials"]} if isinstance(raw.get("credentials"), dict) else set()
     cross_check(file, placed, switches, declared, {"maas": maas, "ufm": ufm}, problems)
+    fabric = parse_fabric(file, raw["fabric"], list(nodes.values()), lab_dir, problems) if raw.get("fabric") else None
     return Site(
         name=str(raw.get("site", "")),
         path=file,
@@ -68,4 +71,5 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         os=parse_os(file, raw.get("os"), problems),
         pins=parse_pins(file, raw.get("pins") or {}, problems),
         lab=lab,
+        fabric=fabric,
     )

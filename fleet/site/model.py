@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fleet.site.fabric import FabricSettings
     from fleet.site.lab import LabSettings
 
 
@@ -128,3 +129,4 @@ class Site:
     os: OsImage
     pins: dict[str, str]
     lab: LabSettings | None
+    fabric: FabricSettings | None = None

@@ -1,6 +1,6 @@
 """The lab UFM as a lab service: `prepare` writes its config, `service` describes its process.
 
-The fabric is the site's own plan (`fabric.yml` beside the site file) and nodes; the password is the
+The fabric is the site's own plan (its `fabric.topology` file) and nodes; the password is the
 `ufm_password` that `lab.control` generated into `lab_dir/secrets.yml`, where the site's `ufm`
 credential points, so the lab and the client read the same secret and it never enters the repository.
 Faults live in `lab_dir/ufm/faults.json` (a list of specs, see lab/ufm/fabric.py) and are re-read
@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import yaml
 
 from fleet.errors import FleetError
-from fleet.fabric.topology import TOPOLOGY_FILE
 from fleet.site import Site
 from lab.redfish.tls import ensure_lab_tls
 from lab.service import LabService, ReadyCheck
@@ -41,6 +40,9 @@ def _port(site: Site) -> int:
 
 def prepare(site: Site, lab_dir: Path) -> Path:
     """Write the simulator's config (mode 0600: it holds the password); returns its path."""
+    if site.fabric is None:
+        raise FleetError(f"site '{site.name}' has no fabric plan for the lab UFM", endpoint=str(site.path),
+                         hint="add fabric: {topology: fabric.yml}")
     if site.ufm is None or urlsplit(site.ufm.url).scheme != "https":
         raise FleetError(f"site '{site.name}' has no https ufm.url", endpoint=str(site.path),
                          hint="add ufm: {url: https://127.0.0.1:8443/, credentials: ufm}")
@@ -55,7 +57,7 @@ def prepare(site: Site, lab_dir: Path) -> Path:
     tls = ensure_lab_tls(lab_dir)
     ref = site.credentials.get(site.ufm.credentials)
     config = {
-        "host": HOST, "port": _port(site), "site": str(site.path), "topology": str(site.path.parent / TOPOLOGY_FILE),
+        "host": HOST, "port": _port(site), "site": str(site.path), "topology": str(site.fabric.topology.path),
         "time_factor": site.lab.time_factor if site.lab else 1.0, "seed": site.lab.seed if site.lab else 0,
         "username": ref.username if ref else "admin", "password": str(secrets.get("ufm_password", "")),
         "faults_file": str(files["faults"]), "request_log": str(files["requests"]),

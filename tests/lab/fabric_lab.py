@@ -11,7 +11,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.fabric.topology import TOPOLOGY_FILE, Topology, load_topology
+from fleet.fabric.topology import Topology
 from fleet.fabric.ufm import UfmClient
 from fleet.site import Site, load_site, resolve_credentials
 from lab.control import ensure_secrets
@@ -64,7 +64,8 @@ def running_ufm(root: Path, *, racks: int, time_factor: float = 0.005) -> Iterat
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((lab.lab_dir / "ufm.log").read_text(encoding="utf-8"))
             time.sleep(0.1)
-        yield FabricLab(lab, site, load_topology(lab.site_file.parent / TOPOLOGY_FILE), process)
+        assert site.fabric is not None
+        yield FabricLab(lab, site, site.fabric.topology, process)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -21,6 +21,14 @@ SITE = ""  # the case's own site file
 
 # case -> [(file relative to the case's directory or SITE, key path, message fragment, fix fragment)]
 CASES: dict[str, list[tuple[str, str, str, str]]] = {
+    "fabric_plan/": [
+        ("fabric.yml", "links[1]", "rail mixing: leaf-b is rail 1, spine-a is rail 0", "same rail only"),
+        ("fabric.yml", "links[2]", "link to unknown switch 'spine-c'", "did you mean"),
+        ("fabric.yml", "links[3]", "leaf-a port 5 is used twice: by link leaf-a:5-spine-a:3 and by link "
+                                   "leaf-a:5-spine-a:1", "its own switch port"),
+        (SITE, "nodes.gpu-001-02.hcas[1]", "rail mixing: gpu-001-02 mlx5_1 is HCA 1 (rail 1) but leaf-a is rail 0",
+         "rail-1 leaf"),
+    ],
     "duplicate_hostname/": [
         ("racks/rack-002.yml", "nodes[0].hostname", "duplicate hostname 'gpu-001-01' (also at ", "unique"),
     ],
