@@ -50,7 +50,11 @@ class PlantCorrupt:
 
 @dataclass(frozen=True)
 class PlantSlow:
-    """Make GPU ``gpu`` idle ``fraction`` of each product's time (a spin kernel): a planted straggler."""
+    """Make GPU ``gpu`` spend ``fraction`` of its time on extra, uncounted products: a planted straggler.
+
+    Extra products (not a sleep kernel) keep the GPU as hot and busy as a real straggler that
+    works as hard for less: the counted rate drops by ``fraction``.
+    """
 
     gpu: int
     fraction: float = 0.25
@@ -107,7 +111,6 @@ class _GpuState:
     reference_worst_ratio: float = 0.0
     fingerprints: dict[int, str] = field(default_factory=dict)
     plain_tflops: float | None = None
-    sleep_cycles: int = 0
     error: str = ""
 
 
@@ -230,8 +233,9 @@ class Stress:
             if cfg.plain_s > 0:
                 state.plain_tflops = self.plain_rate(device, pairs[0], bufs, cfg.plain_s)
             slow = cfg.plant_slow if cfg.plant_slow and cfg.plant_slow.gpu == cuda_index else None
-            if slow:
-                state.sleep_cycles = self._sleep_cycles(pairs[0], bufs, slow.fraction)
+            scratch = torch.empty_like(bufs[0]) if slow else None
+            extra_per_product = slow.fraction / (1.0 - slow.fraction) if slow else 0.0
+            owed = 0.0
             corrupt = cfg.plant_corrupt if cfg.plant_corrupt and cfg.plant_corrupt.gpu == cuda_index else None
             corrupt_at = cfg.duration_s * corrupt.after_fraction if corrupt else None
             self.barrier.wait()
@@ -256,8 +260,10 @@ class Stress:
                 slot = loop % 2
                 c = bufs[slot]
                 torch.mm(pair.a, pair.b, out=c)
-                if slow:
-                    torch.cuda._sleep(state.sleep_cycles)
+                owed += extra_per_product
+                while owed >= 1.0:
+                    torch.mm(pair.a, pair.b, out=scratch)
+                    owed -= 1.0
                 if corrupt_at is not None and now - self.start_at >= corrupt_at:
                     flat = c.view(torch.int16).view(-1)
                     element = (cfg.n // 3) * cfg.n + cfg.n // 5
@@ -294,24 +300,6 @@ class Stress:
                 "t": state.loop_end_s[-1], "ratio": round(ratio, 6), "differing_projections": differing,
                 "count": count, "elements": elements,
             })
-
-    def _sleep_cycles(self, pair: _Pair, bufs: list[Any], fraction: float) -> int:
-        """Spin-kernel cycles that take ``fraction`` of one product's time on this GPU."""
-        torch = self.torch
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for i in range(4):
-            torch.mm(pair.a, pair.b, out=bufs[i % 2])
-        end.record()
-        end.synchronize()
-        product_s = start.elapsed_time(end) / 4000.0
-        probe = 10_000_000
-        start.record()
-        torch.cuda._sleep(probe)
-        end.record()
-        end.synchronize()
-        cycles_per_s = probe / (start.elapsed_time(end) / 1000.0)
-        return int(cycles_per_s * product_s * fraction / (1.0 - fraction))
 
     def run(self, indices: list[int]) -> list[_GpuState]:
         states = [_GpuState(i) for i in indices]
