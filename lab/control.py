@@ -117,11 +117,13 @@ def up(site: Site, extra_faults: Iterable[FaultSpec] = (), *,
 
 
 def _default_options(site: Site, lab_dir: Path) -> dict[str, dict[str, Any]]:
-    """MAAS's hook boots a real lab host when a node reaches Deployed (and throws it away on release)."""
-    if site.lab is None or site.lab.hosts.max_hosts <= 0:
-        return {}
-    hook = [sys.executable, "-m", "lab.hosts", "--lab-dir", str(lab_dir), "hook", "--site", str(site.path)]
-    return {"lab.maas.service": {"hook": hook}}
+    """MAAS powers its machines through the lab BMCs, and its hook boots a real lab host when a node
+    reaches Deployed (and throws it away on release)."""
+    options: dict[str, Any] = {"bmc_power": True}
+    if site.lab is not None and site.lab.hosts.max_hosts > 0:
+        options["hook"] = [sys.executable, "-m", "lab.hosts", "--lab-dir", str(lab_dir), "hook", "--site",
+                           str(site.path)]
+    return {"lab.maas.service": options}
 
 
 def _ensure_host_image() -> None:

@@ -52,6 +52,12 @@ HANDLERS: dict[str, tuple[str, tuple[str, ...], str, tuple[Action, ...], bool]] 
         "machines/", (), "Manage the collection of all the machines in the MAAS.",
         (
             _rest("read", "GET", "List machines, optionally filtered by hostname, mac_address, id."),
+            _rest("create", "POST", "Create a new Machine.\n\n"
+                  ":param architecture: the architecture type of the machine (required).\n"
+                  ":param mac_addresses: one or more MAC addresses for the machine (required).\n"
+                  ":param hostname: a hostname. If not given, one will be generated.\n"
+                  ":param power_type: a power management type (e.g. \"redfish\", \"ipmi\").\n"
+                  ":param power_parameters: the power parameters, a JSON object."),
             _op("allocate", "POST", "Allocate an available machine for deployment.\n\n"
                 "Returns 409 if no machine matching the constraints could be found."),
         ),
@@ -75,6 +81,17 @@ HANDLERS: dict[str, tuple[str, tuple[str, ...], str, tuple[Action, ...], bool]] 
             _op("rescue_mode", "POST", "Begin rescue mode process for a machine."),
             _op("exit_rescue_mode", "POST", "Exit rescue mode process for a machine."),
         ),
+        False,
+    ),
+    "EventsHandler": (
+        "events/", (), "Retrieve filtered node events.",
+        (_op("query", "GET", "List Node events, optionally filtered by hostname, mac_address, id, level, "
+             "limit, before, after."),),
+        False,
+    ),
+    "BootResourcesHandler": (
+        "boot-resources/", (), "Manage the boot resources.",
+        (_rest("read", "GET", "List all boot resources."),),
         False,
     ),
     "TagsHandler": (

@@ -5,6 +5,15 @@ everything else (401 otherwise), `op=` in the query string, multipart bodies, Pi
 errors (404 "No Machine matches the given query.", 409 for state violations, 400 for bad input),
 and machine JSON with the fields python-libmaas reads. Time is lab time: MAAS's real durations
 multiplied by the lab's time factor, so a 10-minute install takes 0.6 s at factor 0.001.
+
+Power is real where MAAS's is: a machine registered with power type `redfish` is powered through its
+BMC by `lab.maas.power` (MAAS's Redfish driver, request for request) whenever the state machine asks
+for it (commission, deploy, release, power_on/off), and `query_power_state` asks the BMC live, as
+MAAS's API does (503 with the driver's error when the BMC does not answer). `machines create`
+(`lab.maas.enlist`) registers a machine MAAS does not know and starts commissioning it; the events
+API (`events/?op=query`) shows what MAAS logged for each machine (power failures, failed scripts);
+`boot-resources/` lists the images MAAS has synced, which `deploy` checks its `distro_series` and
+`hwe_kernel` against (`lab.maas.images`).
 """
 
 from __future__ import annotations
@@ -25,8 +34,12 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from lab.maas.describe import API_PATH, describe
+from lab.maas.enlist import FormError, enlist
+from lab.maas.images import BOOT_RESOURCES, ImageError, check_deploy
 from lab.maas.multipart import Params, parse_body
+from lab.maas.power import PowerFailed, PowerParameters, RedfishDriver
 from lab.maas.states import (
+    SCRIPT_STATUS_NAMES,
     IllegalTransition,
     MachineState,
     Status,
@@ -34,11 +47,16 @@ from lab.maas.states import (
     advance,
     allocate,
     apply_action,
+    log_event,
+    power_result,
 )
-from lab.maas.store import Config, FaultFile, HookFile, load_state, save_state
+from lab.maas.store import Config, FaultFile, HookFile, load_state, save_state, system_id_for
 
 log = logging.getLogger("lab.maas")
 HOOK_CONCURRENCY = 2
+POWER_CONCURRENCY = 32  # power actions a rack controller runs at once
+MACHINE_OS_AGENT = "fleet-lab-machine-os"  # the BMC log's name for a machine powering itself off
+EVENT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 MACHINE_ACTIONS = frozenset({
     "deploy", "release", "abort", "commission", "power_on", "power_off", "mark_broken",
@@ -90,11 +108,51 @@ class Simulator:
         self.hook_tasks: set[asyncio.Task[None]] = set()
         # A 512-node deploy wave must not fork 512 hook processes at once (it starved the API).
         self.hook_slots = asyncio.Semaphore(HOOK_CONCURRENCY)
+        self.power_slots = asyncio.Semaphore(POWER_CONCURRENCY)
+        self.power_tasks: dict[str, asyncio.Task[None]] = {}
+        self.driver: RedfishDriver | None = None
+        self.machine_os: RedfishDriver | None = None
+
+    # -- power ------------------------------------------------------------------------------
+
+    def _start_power(self, m: MachineState) -> None:
+        """Run the machine's pending power request through its driver, one at a time per machine."""
+        if m.power_request is None or m.system_id in self.power_tasks or self.driver is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._power(m.system_id, m.power_request))
+        self.power_tasks[m.system_id] = task
+        task.add_done_callback(lambda _t, sid=m.system_id: self.power_tasks.pop(sid, None))
+
+    async def _power(self, system_id: str, request: str) -> None:
+        params = _power_parameters(self.machines[system_id])
+        error = None
+        async with self.power_slots:
+            try:
+                if request == "on":
+                    await self.driver.power_on(params)  # type: ignore[union-attr]
+                elif request == "off":
+                    await self.driver.power_off(params)  # type: ignore[union-attr]
+                else:
+                    await self.machine_os.shutdown(params)  # type: ignore[union-attr]
+            except PowerFailed as err:
+                error = str(err)
+            except Exception as err:  # noqa: BLE001 - the machine's own OS never fails MAAS
+                error = f"Failed talking to node's BMC: {err}"
+        m = self.machines[system_id]
+        new = power_result(m, request, error, now=time.time(), timing=self.timing)
+        self.machines[system_id] = new
+        self.dirty = True
+        if error:
+            log.warning("%s: power %s failed: %s", m.hostname, request, error)
+        if new.status != m.status:
+            log.info("%s: %s -> %s (%s)", new.hostname, m.status_name, new.status_name, new.status_message)
 
     # -- clock and events -------------------------------------------------------------------
 
     def _advance(self, system_id: str, now: float) -> MachineState:
         m = self.machines[system_id]
+        if m.power_request is not None:
+            self._start_power(m)
         if m.pending is None and m.power_target is None:
             return m
         new, events = advance(m, now=now, timing=self.timing, rates=self.faults.rates(m.hostname),
@@ -107,6 +165,8 @@ class Simulator:
                          new.status_message)
         for event in events:
             self._fire_hook(new.hostname, event)
+        if new.power_request is not None:
+            self._start_power(new)
         return new
 
     def tick(self) -> None:
@@ -176,7 +236,7 @@ class Simulator:
             "pool": POOL,
             "node_type": 0,
             "node_type_name": "Machine",
-            "architecture": "amd64/generic",
+            "architecture": m.architecture,
             "cpu_count": 224,
             "memory": 2097152,
             "status": int(m.status),
@@ -191,7 +251,9 @@ class Simulator:
             "locked": False,
             "disable_ipv4": False,
             "power_state": m.power_state,
-            "power_type": "redfish",
+            "power_type": m.power_type,
+            "commissioning_status": m.commissioning_status,
+            "commissioning_status_name": SCRIPT_STATUS_NAMES[m.commissioning_status],
             "owner": m.owner,
             "owner_data": {},
             "tag_names": list(m.tags),
@@ -230,6 +292,8 @@ class Simulator:
             return _json([self.machine_json(m) for m in self._filter(params, now)])
         if request.method == "POST" and op == "allocate":
             return self._allocate(params, now)
+        if request.method == "POST" and op is None:
+            return self._create(params, now)
         return _text(400, f"Unrecognised signature: method={request.method} op={op}")
 
     def _filter(self, params: Params, now: float) -> list[MachineState]:
@@ -251,6 +315,23 @@ class Simulator:
                 continue
             found.append(self._advance(system_id, now))
         return found
+
+    def _create(self, params: Params, now: float) -> web.Response:
+        """`machines create`: validate as MAAS's form does, then commission at once (an admin's create)."""
+        hostname = (params.get("hostname") or [""])[-1].split(".", 1)[0].lower()
+        system_id = system_id_for(hostname or ",".join(params.get("mac_addresses", [])), set(self.machines))
+        try:
+            m = enlist(params, self.machines, system_id, now=now)
+        except FormError as err:
+            log.info("machines create refused: %s", err.errors)
+            return _json(err.errors, status=400)
+        m = apply_action(m, "commission", {}, now=now, timing=self.timing,
+                         rates=self.faults.rates(m.hostname), rng=self.rng, owner=OWNER)
+        self.machines[system_id] = m
+        self.dirty = True
+        log.info("%s: created (%s, power %s) and commissioning", m.hostname, system_id, m.power_type)
+        self._start_power(m)
+        return _json(self.machine_json(m))
 
     def _allocate(self, params: Params, now: float) -> web.Response:
         names = params.get("name", [])
@@ -288,20 +369,77 @@ class Simulator:
         if request.method == "GET" and op is None:
             return _json(self.machine_json(m))
         if request.method == "GET" and op == "query_power_state":
-            return _json({"state": m.power_state})
+            return await self._query_power(m)
         if request.method == "POST" and op in MACHINE_ACTIONS:
             flat = {name: values[-1] for name, values in params.items()}
             try:
+                if op == "deploy":
+                    flat.update(check_deploy(flat, m.architecture))
                 new = apply_action(m, op, flat, now=now, timing=self.timing,
                                    rates=self.faults.rates(m.hostname), rng=self.rng, owner=OWNER)
             except IllegalTransition as err:
                 log.info("%s: %s refused: %s", m.hostname, op, err)
                 return _text(409, str(err))
+            except ImageError as err:
+                log.info("%s: %s refused: %s", m.hostname, op, err.errors)
+                return _json(err.errors, status=400)
             self.machines[system_id] = new
             self.dirty = True
             log.info("%s: %s accepted: %s -> %s", m.hostname, op, m.status_name, new.status_name)
+            self._start_power(new)
             return _json(self.machine_json(new))
         return _text(400, f"Unrecognised signature: method={request.method} op={op}")
+
+    async def _query_power(self, m: MachineState) -> web.Response:
+        """MAAS asks the BMC while the client waits; without power control it answers what it knows."""
+        if m.power_type != "redfish" or self.driver is None:
+            return _json({"state": m.power_state})
+        try:
+            state = await self.driver.query(_power_parameters(m))
+        except PowerFailed as err:
+            now = time.time()
+            self.machines[m.system_id] = log_event(
+                replace(self.machines[m.system_id], power_state="error"), now, "Failed to query node's BMC",
+                f"Power state could not be queried: {err}", "WARNING")
+            self.dirty = True
+            return _text(503, str(err))
+        self.machines[m.system_id] = replace(self.machines[m.system_id], power_state=state)
+        self.dirty = True
+        return _json({"state": state})
+
+    async def handle_events(self, request: web.Request, params: Params) -> web.Response:
+        """`events/?op=query`: newest first, filtered by system id / hostname and minimum level."""
+        if request.method != "GET" or request.query.get("op") != "query":
+            return _text(400, f"Unrecognised signature: method={request.method} op={request.query.get('op')}")
+        ids = set(params.get("id", []))
+        hostnames = {h.split(".", 1)[0] for h in params.get("hostname", [])}
+        level = (params.get("level") or ["INFO"])[-1].upper()
+        if level not in EVENT_LEVELS:
+            return _json({"level": [f"Select a valid choice. {level} is not one of the available choices."]},
+                         status=400)
+        floor = EVENT_LEVELS.index(level)
+        limit = min(int((params.get("limit") or ["100"])[-1]), 1000)
+        found = []
+        for m in self.machines.values():
+            if (ids and m.system_id not in ids) or (hostnames and m.hostname not in hostnames):
+                continue
+            for created, kind, event_level, description in m.maas_events:
+                if EVENT_LEVELS.index(event_level) >= floor:
+                    found.append((created, m, kind, event_level, description))
+        found.sort(key=lambda e: e[0], reverse=True)
+        events = [
+            {"id": int(created * 1_000_000), "node": m.system_id, "hostname": m.hostname, "username": OWNER,
+             "level": event_level, "type": kind, "description": description,
+             "created": time.strftime("%a, %d %b. %Y %H:%M:%S", time.gmtime(created))}
+            for created, m, kind, event_level, description in found[:limit]
+        ]
+        return _json({"count": len(events), "events": events, "next_uri": None, "prev_uri": None})
+
+    async def handle_boot_resources(self, request: web.Request, params: Params) -> web.Response:
+        if request.method == "GET" and "op" not in request.query:
+            return _json([{**resource, "resource_uri": f"{API_PATH}boot-resources/{resource['id']}/"}
+                          for resource in BOOT_RESOURCES])
+        return _text(400, f"Unrecognised signature: method={request.method} op={request.query.get('op')}")
 
     async def handle_tags(self, request: web.Request, params: Params) -> web.Response:
         if request.method == "GET" and "op" not in request.query:
@@ -364,6 +502,12 @@ class Simulator:
             save_state(self.config.state_file, self.machines, self.tags)
 
 
+def _power_parameters(m: MachineState) -> PowerParameters:
+    raw = dict(m.power_parameters)
+    return PowerParameters(raw.get("power_address", ""), raw.get("power_user", ""), raw.get("power_pass", ""),
+                           raw.get("node_id", ""))
+
+
 def build_app(sim: Simulator) -> web.Application:
     """Routes under /MAAS/api/2.0/, auth on everything but describe/ and version/."""
 
@@ -390,6 +534,8 @@ def build_app(sim: Simulator) -> web.Application:
         ("machines/{system_id}/", sim.handle_machine),
         ("tags/", sim.handle_tags),
         ("tags/{name}/", sim.handle_tag),
+        ("events/", sim.handle_events),
+        ("boot-resources/", sim.handle_boot_resources),
     ):
         app.router.add_route("*", API_PATH + path, authenticated(handler))
 
@@ -403,9 +549,17 @@ def build_app(sim: Simulator) -> web.Application:
                     sim.save()
                     last_save = time.monotonic()
 
+        sim.driver = RedfishDriver(RedfishDriver.session(sim.config.bmc_ca_file),
+                                   time_factor=sim.config.time_factor)
+        sim.machine_os = RedfishDriver(RedfishDriver.session(sim.config.bmc_ca_file),
+                                       time_factor=sim.config.time_factor, agent=MACHINE_OS_AGENT)
         task = asyncio.get_running_loop().create_task(run())
         yield
         task.cancel()
+        for pending in list(sim.power_tasks.values()):
+            pending.cancel()
+        await sim.driver.close()
+        await sim.machine_os.close()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sim.save()

@@ -9,7 +9,6 @@ same file and the key never appears in the repository.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -21,12 +20,11 @@ import yaml
 from fleet.errors import FleetError
 from fleet.site import Site
 from lab.maas.states import Status
-from lab.maas.store import Config, MachineSpec, write_atomic
+from lab.maas.store import Config, MachineSpec, system_id_for, write_atomic
+from lab.redfish.service import bmc_password, system_uuid
 from lab.redfish.tls import ensure_lab_tls
 from lab.service import LabService, ReadyCheck
 
-# MAAS's system ids: 6 characters of lower-case letters and digits with look-alikes left out.
-SYSTEM_ID_ALPHABET = "abcdefghkmnpqrstwxy3456789"
 PORT_KEY = "maas"
 HOST = "127.0.0.1"
 
@@ -39,17 +37,6 @@ def lab_files(lab_dir: Path) -> dict[str, Path]:
         "hook": root / "hook.json",
         "faults": lab_dir / "faults.json",
     }
-
-
-def system_id_for(hostname: str, taken: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-    """A stable MAAS-looking system_id for a hostname; `taken` resolves the (rare) collision."""
-    salt = 0
-    while True:
-        digest = hashlib.sha256(f"{hostname}:{salt}".encode()).digest()
-        candidate = "".join(SYSTEM_ID_ALPHABET[b % len(SYSTEM_ID_ALPHABET)] for b in digest[:6])
-        if candidate not in taken:
-            return candidate
-        salt += 1
 
 
 def _api_key(lab_dir: Path) -> str:
@@ -78,6 +65,8 @@ def prepare(
     *,
     hook: Sequence[str] | None = None,
     commissioned: bool = True,
+    enlisted: bool = True,
+    bmc_power: bool = False,
 ) -> Path:
     """Write the simulator's config (mode 0600: it holds the API key); returns its path.
 
@@ -85,17 +74,26 @@ def prepare(
     Deployed (`deployed`) or finishes releasing (`released`); `None` keeps whatever hook file is
     already in the lab dir, `[]` removes it. The simulator re-reads the hook file when it changes, so
     another lab component may write it after this. `commissioned=False` starts machines as New.
+    `enlisted=False` leaves every machine unknown to MAAS, as on a new rack: a client registers
+    them (`machines create`). `bmc_power=True` gives the pre-enlisted machines the Redfish power
+    parameters an operator would have registered (the node's BMC address, the lab's BMC user and
+    password, the emulator's system id), so MAAS powers them through the lab BMCs; without it they
+    have power type `manual` (the MAAS-only lab has no BMCs).
     """
     files = lab_files(lab_dir)
     taken: set[str] = set()
     machines = []
+    password = bmc_password(lab_dir) if bmc_power else ""
     for hostname in sorted(site.nodes):
         node = site.nodes[hostname]
         system_id = system_id_for(hostname, taken)
         taken.add(system_id)
+        power = (("power_address", node.bmc.address), ("power_user", site.credentials[node.bmc.credentials].username),
+                 ("power_pass", password), ("node_id", system_uuid(site, hostname)))
         machines.append(MachineSpec(
             hostname=hostname, system_id=system_id, macs=(node.pxe_mac.lower(),),
-            initial_status=Status.READY if commissioned else Status.NEW,
+            initial_status=Status.READY if commissioned else Status.NEW, enlisted=enlisted,
+            power_type="redfish" if bmc_power else "manual", power_parameters=power if bmc_power else (),
         ))
     assert site.lab is not None  # _port() has checked
     # A site whose MAAS URL is https gets a MAAS behind TLS, certified by the lab CA (lab_dir/tls/ca.pem).
@@ -105,6 +103,7 @@ def prepare(
         seed=site.lab.seed, state_file=files["state"], faults_file=files["faults"],
         hook_file=files["hook"], machines=tuple(machines),
         cert_file=tls.cert_file if tls else None, key_file=tls.key_file if tls else None,
+        bmc_ca_file=ensure_lab_tls(lab_dir).ca_file,
     )
     config.dump(files["config"])
     if hook is not None:

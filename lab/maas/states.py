@@ -6,6 +6,20 @@ real thing. So the codes, display names and the transition table follow MAAS's o
 table forbids is refused with MAAS's message ("Invalid transition: Deployed -> Commissioning."),
 which the API turns into 409 Conflict as MAAS's NodeStateViolation does.
 
+Power goes through the machine's power driver as in MAAS: a machine registered with power type
+`redfish` gets `power_request` set ("on": one-time PXE boot and power on; "off") and its operation
+waits (`Pending.awaiting_power`) until the server has run the driver against the BMC and reported
+back with `power_result`; a failed power-on fails the operation the way MAAS marks a node failed
+("Power on for the node failed: ..."), with `power_state` "error". A machine without power control
+(power type `manual`, the lab's pre-enlisted machines without BMCs) changes power after a delay, as
+if someone pressed the button. A machine the inventory has but MAAS has not enlisted does not exist
+here at all: `enlist` (machines create) brings it in, New, and MAAS starts commissioning it at once
+(an admin's API create does). Commissioning runs MAAS's built-in scripts; the
+`maas_failed_commissioning` fault fails one (`FAILING_SCRIPT`), which MAAS reports as the event
+"Script" - "<name> failed" and the node ends in Failed commissioning. At the end of commissioning
+the ephemeral environment powers the machine off itself (`power_request` "shutdown": no MAAS
+request, the machine's own OS).
+
 Nothing here touches the clock, the network or the disk: `apply_action` and `advance` take the time
 and the fault rates as arguments and return a new `MachineState`, so the state machine is unit-tested
 without a server.
@@ -172,7 +186,7 @@ REAL_DURATIONS_S: dict[str, float] = {
     "release": 60.0,
     "erase": 300.0,
     "quick_erase": 30.0,
-    "commission": 300.0,
+    "commission": 300.0,  # power on, PXE, the built-in scripts, power off
     "enter_rescue": 120.0,
     "exit_rescue": 60.0,
     "power": 5.0,
@@ -197,6 +211,18 @@ DEPLOY_PROGRESS = (
     "Rebooting",
 )
 INSTALL_FAILED_MESSAGE = "Installation failed (refer to the installation log for more information)."
+# A real built-in commissioning script (MAAS 2.9+), the one the maas_failed_commissioning fault fails.
+FAILING_SCRIPT = "20-maas-03-machine-resources"
+# MAAS's SCRIPT_STATUS for a machine's commissioning script set (`commissioning_status` in its JSON).
+SCRIPT_STATUS_NAMES = {-1: "Unknown", 0: "Pending", 1: "Running", 2: "Passed", 3: "Failed"}
+# Where a failed power-on leaves each operation (MAAS's mark_failed targets).
+POWER_FAILED_STATUS = {
+    Status.COMMISSIONING: Status.FAILED_COMMISSIONING,
+    Status.DEPLOYING: Status.FAILED_DEPLOYMENT,
+    Status.DISK_ERASING: Status.FAILED_DISK_ERASING,
+    Status.RELEASING: Status.FAILED_RELEASING,
+    Status.ENTERING_RESCUE_MODE: Status.FAILED_ENTERING_RESCUE_MODE,
+}
 
 
 class IllegalTransition(Exception):
@@ -224,6 +250,7 @@ class Pending:
     until: float
     outcome: str = "ok"  # ok | fail | stuck
     erase_then_release: bool = False
+    awaiting_power: bool = False  # the clock starts once the power driver has done its part
 
 
 @dataclass(frozen=True)
@@ -248,10 +275,22 @@ class MachineState:
     prior_status: Status | None = None
     comment: str = ""
     events: tuple[str, ...] = field(default=())
+    power_type: str = "manual"
+    power_parameters: tuple[tuple[str, str], ...] = ()
+    power_request: str | None = None  # on | off | shutdown: for the server to carry out
+    architecture: str = "amd64/generic"
+    commissioning_status: int = 2
+    # MAAS's event log as the events API shows it: (created, type, level, description), oldest first.
+    maas_events: tuple[tuple[float, str, str, str], ...] = ()
 
     @property
     def status_name(self) -> str:
         return STATUS_NAMES[self.status]
+
+
+def log_event(m: MachineState, now: float, kind: str, description: str, level: str = "INFO") -> MachineState:
+    """Append to the machine's MAAS event log (the last 50 are kept, as a client pages them anyway)."""
+    return replace(m, maas_events=(*m.maas_events, (now, kind, level, description))[-50:])
 
 
 def _invalid(old: Status, new: Status) -> IllegalTransition:
@@ -267,9 +306,41 @@ def _move(m: MachineState, new: Status, message: str, **changes: object) -> Mach
 
 
 def _power(m: MachineState, target: str, now: float, timing: Timing) -> MachineState:
+    if m.power_type == "redfish":
+        # MAAS's driver PXE-boots on every power-on, even an already running machine: always ask.
+        pending = replace(m.pending, awaiting_power=True) if m.pending is not None else None
+        return replace(m, power_request=target, pending=pending)
     if m.power_state == target and m.power_target is None:
         return m
     return replace(m, power_target=target, power_at=now + timing.of("power"))
+
+
+def power_result(m: MachineState, request: str, error: str | None, *, now: float,
+                 timing: Timing) -> MachineState:
+    """What MAAS records when the power driver finished `request` (error: MAAS's wording, or None)."""
+    if m.power_request == request:
+        m = replace(m, power_request=None)
+    if request == "shutdown":
+        return replace(m, power_state="off") if error is None else m
+    if error is None:
+        m = replace(m, power_state=request)
+        if m.pending is not None and m.pending.awaiting_power:
+            span = m.pending.until - m.pending.started
+            m = replace(m, pending=replace(m.pending, started=now, until=now + span, awaiting_power=False))
+            if m.status == S.COMMISSIONING:
+                m = replace(m, status_message="Commissioning", commissioning_status=1)
+        return log_event(m, now, f"Node powered {request}", "")
+    m = log_event(replace(m, power_state="error"), now, "Failed to query node's BMC",
+                  f"Power state could not be queried: {error}", "WARNING")
+    message = f"Power {request} for the node failed: {error}"
+    m = log_event(m, now, f"Failed to power {request} node", message, "ERROR")
+    failed = POWER_FAILED_STATUS.get(m.status) if m.pending is not None and m.pending.awaiting_power else None
+    if failed is None:
+        return m
+    changes: dict[str, object] = {"pending": None}
+    if m.status == S.COMMISSIONING:
+        changes["commissioning_status"] = 3
+    return _move(m, failed, message, **changes)
 
 
 def _fault_outcome(rates: dict[str, float], rng: random.Random, *kinds: tuple[str, str]) -> str:
@@ -348,8 +419,10 @@ def apply_action(
         )
     if action == "commission":
         until = now + timing.of("commission")
-        m = _move(m, S.COMMISSIONING, "Commissioning", prior_status=status,
-                  pending=Pending(started=now, until=until))
+        outcome = _fault_outcome(rates, rng, ("maas_failed_commissioning", "fail"))
+        m = _move(m, S.COMMISSIONING, "Powering on" if m.power_type == "redfish" else "Commissioning",
+                  prior_status=status, commissioning_status=0,
+                  pending=Pending(started=now, until=until, outcome=outcome))
         return _power(m, "on", now, timing)
     if action == "mark_broken":
         comment = params.get("comment") or params.get("error_description") or ""
@@ -417,7 +490,13 @@ def _complete(
                   hwe_kernel=None, user_data="")
         return replace(m, power_state="off", power_target=None, power_at=None), "released"
     if m.status == S.COMMISSIONING:
-        m = _move(m, S.READY, "Ready", pending=None, prior_status=None)
+        if p.outcome == "fail":
+            m = log_event(m, at, "Script", f"{FAILING_SCRIPT} failed", "WARNING")
+            return _move(m, S.FAILED_COMMISSIONING, f"{FAILING_SCRIPT} failed", pending=None,
+                         prior_status=None, commissioning_status=3), None
+        m = _move(m, S.READY, "Ready", pending=None, prior_status=None, commissioning_status=2)
+        if m.power_type == "redfish":
+            return replace(m, power_request="shutdown"), None
         return _power(m, "off", at, timing), None
     if m.status == S.ENTERING_RESCUE_MODE:
         return _move(m, S.RESCUE_MODE, "Rescue mode", pending=None), None
@@ -445,11 +524,11 @@ def advance(
 ) -> tuple[MachineState, list[str]]:
     """Bring the machine up to `now`: finish due operations and power changes; return lab events."""
     events: list[str] = []
-    while m.pending is not None and now >= m.pending.until:
+    while m.pending is not None and not m.pending.awaiting_power and now >= m.pending.until:
         m, event = _complete(m, now=now, timing=timing, rates=rates, rng=rng)
         if event:
             events.append(event)
-    if m.pending is not None and m.status == S.DEPLOYING:
+    if m.pending is not None and not m.pending.awaiting_power and m.status == S.DEPLOYING:
         message = _progress_message(m, now)
         if message != m.status_message:
             m = replace(m, status_message=message)

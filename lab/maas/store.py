@@ -8,6 +8,7 @@ killed simulator never leaves half a file behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,6 +28,9 @@ class MachineSpec:
     system_id: str
     macs: tuple[str, ...]
     initial_status: Status = Status.READY
+    enlisted: bool = True  # False: MAAS does not know it until `machines create`
+    power_type: str = "manual"
+    power_parameters: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Config:
     machines: tuple[MachineSpec, ...]
     cert_file: Path | None = None
     key_file: Path | None = None
+    bmc_ca_file: Path | None = None  # the CA the BMCs' certificates chain to (the power driver verifies)
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -63,11 +68,15 @@ class Config:
                     system_id=m["system_id"],
                     macs=tuple(m["macs"]),
                     initial_status=Status(m.get("initial_status", Status.READY)),
+                    enlisted=bool(m.get("enlisted", True)),
+                    power_type=m.get("power_type", "manual"),
+                    power_parameters=tuple((str(k), str(v)) for k, v in m.get("power_parameters", [])),
                 )
                 for m in raw["machines"]
             ),
             cert_file=Path(raw["cert_file"]) if raw.get("cert_file") else None,
             key_file=Path(raw["key_file"]) if raw.get("key_file") else None,
+            bmc_ca_file=Path(raw["bmc_ca_file"]) if raw.get("bmc_ca_file") else None,
         )
 
     def dump(self, path: Path) -> None:
@@ -82,13 +91,30 @@ class Config:
             "hook_file": str(self.hook_file),
             "cert_file": str(self.cert_file) if self.cert_file else None,
             "key_file": str(self.key_file) if self.key_file else None,
+            "bmc_ca_file": str(self.bmc_ca_file) if self.bmc_ca_file else None,
             "machines": [
                 {"hostname": m.hostname, "system_id": m.system_id, "macs": list(m.macs),
-                 "initial_status": int(m.initial_status)}
+                 "initial_status": int(m.initial_status), "enlisted": m.enlisted, "power_type": m.power_type,
+                 "power_parameters": [list(pair) for pair in m.power_parameters]}
                 for m in self.machines
             ],
         }
         write_atomic(path, json.dumps(raw, indent=1), mode=0o600)  # it holds the API key
+
+
+# MAAS's system ids: 6 characters of lower-case letters and digits with look-alikes left out.
+SYSTEM_ID_ALPHABET = "abcdefghkmnpqrstwxy3456789"
+
+
+def system_id_for(hostname: str, taken: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    """A stable MAAS-looking system_id for a hostname; `taken` resolves the (rare) collision."""
+    salt = 0
+    while True:
+        digest = hashlib.sha256(f"{hostname}:{salt}".encode()).digest()
+        candidate = "".join(SYSTEM_ID_ALPHABET[b % len(SYSTEM_ID_ALPHABET)] for b in digest[:6])
+        if candidate not in taken:
+            return candidate
+        salt += 1
 
 
 def write_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
@@ -116,6 +142,8 @@ def _machine_from_json(raw: dict) -> MachineState:
             "macs": tuple(raw["macs"]),
             "tags": tuple(raw.get("tags", ())),
             "events": tuple(raw.get("events", ())),
+            "power_parameters": tuple(tuple(pair) for pair in raw.get("power_parameters", ())),
+            "maas_events": tuple(tuple(event) for event in raw.get("maas_events", ())),
             "status": Status(raw["status"]),
             "prior_status": None if prior is None else Status(prior),
             "pending": None if pending is None else Pending(**pending),
@@ -124,7 +152,9 @@ def _machine_from_json(raw: dict) -> MachineState:
 
 
 def initial_machines(config: Config) -> dict[str, MachineState]:
-    """Fresh machines from the inventory, as MAAS shows them after enlistment (or commissioning)."""
+    """Fresh machines from the inventory, as MAAS shows them after enlistment (or commissioning).
+
+    Machines not enlisted are absent: MAAS learns of them only through `machines create`."""
     return {
         spec.system_id: MachineState(
             system_id=spec.system_id,
@@ -132,8 +162,12 @@ def initial_machines(config: Config) -> dict[str, MachineState]:
             macs=spec.macs,
             status=spec.initial_status,
             status_message="Ready" if spec.initial_status == Status.READY else "New",
+            power_type=spec.power_type,
+            power_parameters=spec.power_parameters,
+            commissioning_status=2 if spec.initial_status == Status.READY else -1,
         )
         for spec in config.machines
+        if spec.enlisted
     }
 
 
@@ -141,7 +175,8 @@ def load_state(config: Config) -> tuple[dict[str, MachineState], dict[str, dict[
     """Machines and tags from the state file, reconciled with the inventory in the config.
 
     Machines the inventory no longer lists are dropped; new ones start fresh; a machine whose MACs
-    changed in the inventory takes the new MACs but keeps its life-cycle state.
+    changed in the inventory takes the new MACs but keeps its life-cycle state. A machine a client
+    registered (`machines create`) is kept as MAAS stored it, as long as the inventory has its host.
     """
     machines = initial_machines(config)
     tags: dict[str, dict[str, str]] = {}
@@ -152,8 +187,11 @@ def load_state(config: Config) -> tuple[dict[str, MachineState], dict[str, dict[
     except (OSError, ValueError) as err:
         log.warning("ignoring unreadable MAAS lab state %s: %s", config.state_file, err)
         return machines, tags
+    inventory = {spec.hostname for spec in config.machines}
     for system_id, saved in raw.get("machines", {}).items():
-        if system_id in machines:
+        if system_id not in machines and saved.get("hostname") in inventory:
+            machines[system_id] = _machine_from_json(saved)
+        elif system_id in machines:
             fresh = machines[system_id]
             state = _machine_from_json(saved)
             machines[system_id] = MachineState(**{**state.__dict__, "macs": fresh.macs,
@@ -164,7 +202,7 @@ def load_state(config: Config) -> tuple[dict[str, MachineState], dict[str, dict[
 
 def save_state(path: Path, machines: dict[str, MachineState], tags: dict[str, dict[str, str]]) -> None:
     raw = {"machines": {sid: _machine_to_json(m) for sid, m in machines.items()}, "tags": tags}
-    write_atomic(path, json.dumps(raw))
+    write_atomic(path, json.dumps(raw), mode=0o600)  # it holds the machines' BMC passwords
 
 
 class FaultFile:

@@ -7,7 +7,8 @@ emulator does not (the service tag as `SKU`), forwards everything else unchanged
 emulator's quirks reach the client), and injects the faults named in `lab_dir/faults.json`.
 
 Every request is written to the front's request log (JSON lines: node, method, path, status, the
-fault injected, whether it reached the emulator, and a reset's ResetType), so tests count what the
+fault injected, whether it reached the emulator, a reset's ResetType, and the client's User-Agent,
+which tells MAAS's driver ("MAAS") from ours), so tests count what the
 BMCs were really asked to do from the lab's side, not from the client's journal. A request held by
 the timeout fault is still carried out after the hold (aiohttp does not cancel a handler whose
 client went away), as a busy iDRAC does: a timed-out reset may have happened.
@@ -36,6 +37,7 @@ from lab.redfish.dell.routes import DellLayer, Target
 log = logging.getLogger("lab.redfish.front")
 
 SYSTEMS = "/redfish/v1/Systems"
+NO_NICS_READS = 3  # bmc_no_nics_yet: EthernetInterfaces reads that list nothing before the NICs appear
 FORWARD_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "OData-Version", "If-Match", "If-None-Match")
 FORWARD_RESPONSE_HEADERS = ("Content-Type", "ETag", "Allow", "WWW-Authenticate", "OData-Version", "Retry-After")
 
@@ -149,6 +151,7 @@ class Front:
         self._session: ClientSession | None = None
         self._dell = DellLayer(Path(config.dell_dir), time_factor=config.time_factor, seed=config.seed,
                                rates=self._faults.rates) if config.dell_dir else None
+        self._nic_reads: dict[str, int] = {}
         self._requests_log = (open(config.requests_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
                               if config.requests_log else None)  # open for the life of the server
 
@@ -157,7 +160,8 @@ class Front:
         if self._requests_log is None:
             return
         entry: dict[str, Any] = {"ts": round(time.time(), 3), "node": node.hostname, "method": request.method,
-                                 "path": request.path, "status": status, "fault": fault, "forwarded": forwarded}
+                                 "path": request.path, "status": status, "fault": fault, "forwarded": forwarded,
+                                 "agent": request.headers.get("User-Agent", "")}
         if request.method == "POST" and request.path.endswith("/Actions/ComputerSystem.Reset"):
             try:
                 entry["reset"] = json.loads(body or b"{}").get("ResetType")
@@ -207,7 +211,21 @@ class Front:
                 body = json.dumps(self._dell.rewrite_system(target, json.loads(body))).encode()
         elif self._dell and request.method == "POST" and status < 300 and path.endswith("/ComputerSystem.Reset"):
             self._dell.host_reset(target, str(json.loads(payload or b"{}").get("ResetType")))
+        elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}/EthernetInterfaces":
+            body = self._nics_yet(node, body)
         return web.Response(status=status, headers=headers, body=body)
+
+    def _nics_yet(self, node: FrontNode, body: bytes) -> bytes:
+        """`bmc_no_nics_yet`: iDRAC lists no NICs until its inventory collection has run (after a new
+        server's first power-on or an AC cycle); the first NO_NICS_READS reads show an empty collection."""
+        if not self._faults.rates(node.hostname).get("bmc_no_nics_yet"):
+            return body
+        self._nic_reads[node.hostname] = self._nic_reads.get(node.hostname, 0) + 1
+        if self._nic_reads[node.hostname] > NO_NICS_READS:
+            return body
+        data = json.loads(body)
+        data["Members"], data["Members@odata.count"] = [], 0
+        return json.dumps(data).encode()
 
     async def _forward(self, request: web.Request) -> tuple[int, dict[str, str], bytes]:
         assert self._session is not None

@@ -92,7 +92,7 @@ def prepare(site: Site, lab_dir: Path, *, power_delay_s: float | None = None,
     """Write the emulator config, htpasswd, front config and the lab CA for this site."""
     files = RedfishLabFiles.under(lab_dir)
     files.state_dir.mkdir(parents=True, exist_ok=True)
-    password = _bmc_password(lab_dir)
+    password = bmc_password(lab_dir)
     users = sorted({site.credentials[node.bmc.credentials].username for node in site.nodes.values()})
     lines = [f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()}\n" for user in users]
     files.htpasswd.write_text("".join(lines), encoding="utf-8")
@@ -162,7 +162,7 @@ def service(site: Site, lab_dir: Path) -> list[LabService]:
     ]
 
 
-def _bmc_password(lab_dir: Path) -> str:
+def bmc_password(lab_dir: Path) -> str:
     secrets_file = lab_dir / "secrets.yml"
     try:
         secrets = yaml.safe_load(secrets_file.read_text(encoding="utf-8")) or {}
