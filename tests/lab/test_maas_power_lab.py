@@ -19,8 +19,8 @@ import pytest
 from maas.client.bones import CallError
 from maas.client.viscera import Origin
 
-from fleet.inventory import Site, load_site, resolve_credentials
 from fleet.redfish import BmcPool, BmcSettings
+from fleet.site import Site, load_site, resolve_credentials
 from lab import control
 from lab import faults as lab_faults
 from lab.maas.states import FAILING_SCRIPT
