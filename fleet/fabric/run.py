@@ -8,18 +8,71 @@ it is sent, and isolation never past the cap.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleet.errors import FleetError
 from fleet.fabric.cabling import Finding, check_links, check_nodes, links_for, missing_members
 from fleet.fabric.topology import Topology
 from fleet.fabric.triage import LINK_DOWNED, SYMBOL, Counters, TriagePlan, TriageSettings, triage
-from fleet.fabric.ufm import Port, UfmClient
+from fleet.fabric.ufm import PkeyMember, Port, UfmClient, UfmSettings
+
+if TYPE_CHECKING:
+    from fleet.site import Site
 
 Journal = Callable[[str, str, dict], None]  # (subject, event, detail)
+
+
+def client_for(site: Site) -> UfmClient:
+    """The site's UFM client: its endpoint, credentials, `fabric.ufm_tls` and `fabric.ufm_auth`."""
+    from fleet.site import resolve_credentials
+
+    if site.ufm is None or site.fabric is None:
+        raise FleetError(f"site '{site.name}' has no UFM or no fabric plan", endpoint=str(site.path),
+                         hint="add ufm: {url, credentials} and fabric: {topology: fabric.yml} to the site")
+    creds = resolve_credentials(site, site.ufm.credentials)
+    tls = site.fabric.ufm_tls
+    return UfmClient(site.ufm.url, creds.username, creds.secret, ca_file=str(tls.ca_file) if tls.ca_file else None,
+                     verify=tls.verify, token_auth=site.fabric.ufm_auth == "token", settings=UfmSettings())
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """UFM's ports and pkeys as read at `taken` (monotonic seconds)."""
+
+    taken: float
+    ports: list[Port]
+    pkeys: dict[str, list[PkeyMember]]
+
+
+class SnapshotCache:
+    """One read of ports and pkeys shared by every node's fabric stage that arrives while it is fresh.
+
+    A node checked against a snapshot taken before its stage began, and found wanting, asks again
+    with `newer_than`: its port may have come up since (the driver was just loaded by configure).
+    Concurrent askers share one read (single flight), so 512 nodes cost a handful of reads."""
+
+    def __init__(self, client: UfmClient, *, max_age_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current: Snapshot | None = None
+
+    def get(self, *, newer_than: float | None = None) -> Snapshot:
+        with self._lock:  # one reader at a time; the others find its result fresh
+            now = self._clock()
+            current = self._current
+            stale = current is None or now - current.taken > self.max_age_s
+            if stale or (newer_than is not None and current.taken < newer_than):
+                taken = self._clock()
+                self._current = Snapshot(taken, self.client.ports(cable_info=True), self.client.pkeys())
+            assert self._current is not None
+            return self._current
 
 
 @dataclass

@@ -5,6 +5,7 @@
     pxe        one-time network boot + power cycle (skipped when MAAS already has the OS)  pxe.py
     os         MAAS deploy, wait for Deployed, retry a failed deployment once              deploy.py
     configure  the Ansible roles, in batches (fleet/configure.py)                          configure.py
+    fabric     HCA ports Active at rate, cabled as planned, in the pkeys (fleet/fabric/)   fabric.py
     validate   the node's health checks (fleet/validate.py)                                validate.py
 
 A stage module has `make(shared: Shared) -> Stage` (see `fleet.workflow.Stage`); the clients it
@@ -38,6 +39,7 @@ TABLE = (
     StageSpec("pxe", "pxe"),
     StageSpec("os", "deploy"),
     StageSpec("configure", "configure"),
+    StageSpec("fabric", "fabric"),
     StageSpec("validate", "validate"),
 )
 NAMES = tuple(spec.name for spec in TABLE if not spec.reimage_only)  # a bring-up, in order
