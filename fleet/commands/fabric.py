@@ -17,13 +17,18 @@ import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from fleet.commands import options
 from fleet.errors import UsageError
-from fleet.site import Site
+from fleet.site import Node, Site
+
+if TYPE_CHECKING:
+    from fleet.fabric.run import Journal
+    from fleet.fabric.ufm import UfmClient
 
 HELP = "the InfiniBand fabric: check against the plan, export it, triage bad ports, restore ports"
 
@@ -61,16 +66,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return _triage(args, site, client, console)
 
 
-def _journal(args: argparse.Namespace, site: Site):  # noqa: ANN202 - a Journal callable
+def _journal(args: argparse.Namespace, site: Site) -> Journal:
     db = options.open_state(args, site)
     return lambda subject, event, detail: db.journal(subject, "fabric", event, **detail)
 
 
-def _check(args: argparse.Namespace, site: Site, nodes: list, client: object, console: Console) -> int:
+def _check(args: argparse.Namespace, site: Site, nodes: list[Node], client: UfmClient, console: Console) -> int:
     from fleet.fabric.run import check
 
     assert site.fabric is not None
-    report = check(site.fabric.topology, nodes, client, apply=args.apply,  # type: ignore[arg-type]
+    report = check(site.fabric.topology, nodes, client, apply=args.apply,
                    journal=_journal(args, site) if args.apply else None)
     findings = report.findings + report.link_findings
     if args.json:
@@ -90,18 +95,18 @@ def _check(args: argparse.Namespace, site: Site, nodes: list, client: object, co
     return options.EXIT_FAILED if findings else options.EXIT_OK
 
 
-def _triage(args: argparse.Namespace, site: Site, client: object, console: Console) -> int:
+def _triage(args: argparse.Namespace, site: Site, client: UfmClient, console: Console) -> int:
     from fleet.fabric.run import isolate, sample
     from fleet.fabric.triage import TriageSettings
 
     fabric = site.fabric
     assert fabric is not None
-    inputs = sample(client, sample_s=fabric.sample_s if args.sample is None else args.sample)  # type: ignore[arg-type]
+    inputs = sample(client, sample_s=fabric.sample_s if args.sample is None else args.sample)
     plan = inputs.plan(TriageSettings(isolate_access_links=fabric.isolate_access_links,
                                       max_isolated=fabric.max_isolated))
     isolated: list[str] = []
     if args.apply and not plan.refused:
-        isolated = isolate(client, plan, _journal(args, site))  # type: ignore[arg-type]
+        isolated = isolate(client, plan, _journal(args, site))
     if args.json:
         print(json.dumps({"site": site.name, "isolate": [asdict(p) for p in plan.isolate],
                           "report": [asdict(p) for p in plan.report], "causes": [asdict(c) for c in plan.causes],
