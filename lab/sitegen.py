@@ -36,6 +36,8 @@ class SiteShape:
     sushy_port: int = 8000
     apt_port: int = 8081
     ufm_port: int = 8443
+    slurmctld_port: int = 6817
+    prometheus_port: int = 9090
     time_factor: float = 0.005
     seed: int = 12
     max_hosts: int = 8
@@ -98,7 +100,8 @@ def site_document(shape: SiteShape) -> dict:
             "time_factor": shape.time_factor,
             "seed": shape.seed,
             "ports": {"maas": shape.maas_port, "sushy": shape.sushy_port, "apt": shape.apt_port,
-                      "ufm": shape.ufm_port},
+                      "ufm": shape.ufm_port, "slurmctld": shape.slurmctld_port,
+                      "prometheus": shape.prometheus_port},
             "hosts": {"max": shape.max_hosts},
             "faults": shape.faults,
         },

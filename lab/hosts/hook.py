@@ -17,6 +17,7 @@ from fleet.errors import FleetError
 from fleet.site import Site
 from lab.hosts import hardware, lifecycle, nspawn
 from lab.hosts.plan import HookAction, decide_hook
+from lab.slurm import node as slurm_node
 
 log = logging.getLogger(__name__)
 
@@ -46,4 +47,6 @@ def handle(site: Site, lab_dir: Path, event: str, hostname: str) -> HookAction:
             nspawn.start(hostname, node.address, lab_dir, bridge_name=settings.bridge, gateway=settings.gateway)
             chosen = hardware.install(nspawn.hosts_dir(lab_dir) / hostname / "merged", site, hostname, lab_dir)
             log.info("%s: lab hardware set %s", hostname, chosen)
+            if slurm_node.enrol_later(site, lab_dir, hostname):
+                log.info("%s: joining the lab's Slurm in the background (logs/slurm-enrol.log)", hostname)
     return action

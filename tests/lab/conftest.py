@@ -168,14 +168,15 @@ def make_site(root: Path, *, racks: int = 1, time_factor: float = LAB_TIME_FACTO
     bmc_first = free_port_block(bmc_span(racks))
     taken = set(range(bmc_first, bmc_first + bmc_span(racks)))
     singles: list[int] = []
-    while len(singles) < 4:
+    while len(singles) < 6:
         port = free_port()
         if port not in taken and port not in singles:
             singles.append(port)
     lab_dir = root / "lab"
     state_dir = root / "state"
     shape = SiteShape(racks=racks, name="labtest", state_dir=str(lab_dir), maas_port=singles[0], bmc_first=bmc_first,
-                      sushy_port=singles[1], apt_port=singles[2], ufm_port=singles[3], time_factor=time_factor,
+                      sushy_port=singles[1], apt_port=singles[2], ufm_port=singles[3], slurmctld_port=singles[4],
+                      prometheus_port=singles[5], time_factor=time_factor,
                       seed=seed, max_hosts=max_hosts, faults=faults or [])
     site_file = write_site(root / "site", shape)
     env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(state_dir),
