@@ -11,6 +11,8 @@ import json
 import threading
 from dataclasses import dataclass
 
+import yaml
+
 from fleet.maas import DEPLOY_TIMEOUT_S, ERASE_TIMEOUT_S, MaasClient, OsStep, decide_os_action, node_tags
 from fleet.site import Node, Site
 from fleet.stages.shared import Shared, time_scale
@@ -49,15 +51,15 @@ class Os:
 
 
 def user_data(node: Node) -> bytes:
-    """cloud-init user-data: the node learns who it is supposed to be (checked later by validate)."""
+    """cloud-init user-data: the node learns who it is supposed to be (checked later by validate).
+
+    Built as data and dumped by yaml.safe_dump, never formatted into YAML text: an inventory value
+    holding a quote or a newline cannot change what cloud-init is told to do.
+    """
     identity = {"hostname": node.hostname, "rack": node.rack, "slot": node.slot, "service_tag": node.service_tag}
-    return (
-        "#cloud-config\n"
-        "write_files:\n"
-        "  - path: /etc/fleet/node.json\n"
-        "    permissions: '0644'\n"
-        f"    content: '{json.dumps(identity)}'\n"
-    ).encode()
+    config = {"write_files": [{"path": "/etc/fleet/node.json", "permissions": "0644",
+                               "content": json.dumps(identity, sort_keys=True)}]}
+    return ("#cloud-config\n" + yaml.safe_dump(config, sort_keys=False)).encode()
 
 
 def make(shared: Shared) -> Os:
