@@ -102,3 +102,7 @@ class SwitchError(FleetError):
 
 class LockError(FleetError):
     """Another run holds the lock on a node."""
+
+
+class StateError(FleetError):
+    """The state store cannot be used (a damaged or foreign state file, an unreachable database)."""

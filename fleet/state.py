@@ -1,11 +1,21 @@
-"""SQLite state and the append-only journal: what makes any run resumable after any crash.
+"""State and the append-only journal: what makes any run resumable after any crash.
 
 Three facts are kept per node: how far it got (`nodes`), which steps of the current
 generation completed (`steps`: a completed destructive step is never repeated), and who holds it
 (`locks`: two runs never touch the same node). The journal is append-only (triggers refuse UPDATE
 and DELETE) and every destructive action is written to it *before* it starts, so after a crash the
-operator can always see what was in flight. WAL mode with synchronous=NORMAL survives SIGKILL of
-the process (only a power loss of the ops host can lose the last transaction).
+operator can always see what was in flight.
+
+Two backends, one set of statements (written once, with `?` marks):
+- SQLite (the embedded default, `<state dir>/state.db`): WAL mode with synchronous=NORMAL survives
+  SIGKILL of the process in the middle of a write (only a power loss of the ops host can lose the
+  last transaction). The file is marked as ours (`PRAGMA application_id`); a corrupted file, or
+  another program's database at that path, is refused with a `StateError` naming the file, and
+  nothing is written to it.
+- PostgreSQL (`state.url` in the site), for teams running from several ops hosts: psycopg 3, one
+  connection per run. Lock changes take a table lock for the length of their transaction, so
+  "check who holds it, then take it" is atomic across processes and hosts exactly as SQLite's
+  `BEGIN IMMEDIATE` makes it on one host.
 """
 
 from __future__ import annotations
@@ -16,14 +26,18 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from fleet.errors import LockError
+from fleet.errors import LockError, StateError
 
-SCHEMA = """
+APPLICATION_ID = 0x464C5431  # "FLT1": PRAGMA application_id of a fleet state file
+TABLES = ("journal", "locks", "nodes", "steps")
+
+SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
     hostname TEXT PRIMARY KEY,
     stage TEXT NOT NULL DEFAULT '',          -- last completed stage ('' = none)
@@ -54,6 +68,32 @@ CREATE TRIGGER IF NOT EXISTS journal_no_delete BEFORE DELETE ON journal
     BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 """
 
+POSTGRES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes (
+    hostname TEXT PRIMARY KEY, stage TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'new',
+    current TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0, generation INTEGER NOT NULL DEFAULT 1,
+    last_error TEXT NOT NULL DEFAULT '', evidence TEXT NOT NULL DEFAULT '{}',
+    updated DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS steps (
+    hostname TEXT NOT NULL, generation INTEGER NOT NULL, stage TEXT NOT NULL, step TEXT NOT NULL,
+    status TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (hostname, generation, stage, step)
+);
+CREATE TABLE IF NOT EXISTS locks (
+    hostname TEXT PRIMARY KEY, run_id TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL,
+    command TEXT NOT NULL, started DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, run_id TEXT NOT NULL,
+    hostname TEXT NOT NULL, stage TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE OR REPLACE FUNCTION fleet_journal_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'the journal is append-only'; END $$;
+CREATE OR REPLACE TRIGGER journal_no_change BEFORE UPDATE OR DELETE ON journal
+    FOR EACH ROW EXECUTE FUNCTION fleet_journal_append_only();
+"""
+
 
 @dataclass(frozen=True)
 class NodeState:
@@ -78,78 +118,192 @@ class JournalEntry:
     detail: dict
 
 
-class StateDB:
-    """One SQLite file per site; safe to share between the worker threads of one run."""
+class _Backend(Protocol):
+    """One connection to the store; statements use `?` marks, whatever the driver wants."""
 
-    def __init__(self, path: Path, run_id: str = "") -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    where: str  # the file or server, for messages (never with a password)
+
+    def transaction(self, *, locks: bool = False) -> Any: ...
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def close(self) -> None: ...
+
+
+class _Sqlite:
+    """The embedded store: one SQLite file, opened only if it is ours (or new)."""
+
+    def __init__(self, path: Path) -> None:
+        self.where = str(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._check_ours(path)
+            damage = self._db.execute("PRAGMA quick_check").fetchone()[0]  # milliseconds for a state file
+            if damage != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {damage}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SQLITE_SCHEMA)
+            self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        except sqlite3.DatabaseError as err:
+            raise StateError(f"the state file {path} is not a usable SQLite database ({err})",
+                             hint="restore it from a backup, or move it aside to start with no recorded state "
+                             "(the nodes' real state is checked again by every stage)") from None
+        except OSError as err:
+            raise StateError(f"cannot open the state file {path}: {err.strerror}",
+                             hint="check the state directory's permissions and free space") from None
+
+    def _check_ours(self, path: Path) -> None:
+        """Refuse another program's database (nothing is written to it) and a damaged one."""
+        app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {row[0] for row in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        if app_id == APPLICATION_ID or (not tables and app_id == 0):
+            return
+        if app_id == 0 and tables == set(TABLES):
+            return  # written before files were marked: ours, marked on this open
+        raise StateError(f"the state file {path} is not a fleet state database (application id {app_id:#x}, "
+                         f"tables: {', '.join(sorted(tables)) or 'none'})",
+                         hint="point --state-dir (or the site's state) at the fleet state directory; "
+                         "this file belongs to something else and was left untouched")
+
+    @contextmanager
+    def transaction(self, *, locks: bool = False) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")  # the write lock at once: check-then-write is atomic
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        return self._db.execute(sql, tuple(args)).fetchall()
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.executemany(sql, [tuple(row) for row in rows])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Postgres:
+    """A shared PostgreSQL database (psycopg 3), for state used from several ops hosts."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.where = _redact(url)
+        try:
+            self._db = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            with self._db.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (APPLICATION_ID,))  # one schema creator
+                self._db.execute(POSTGRES_SCHEMA)
+        except psycopg.Error as err:
+            raise StateError(f"cannot use the PostgreSQL state database {self.where}: {_first_line(err)}",
+                             hint="check state.url in the site (host, database, user) and that the server "
+                             "accepts this ops host") from None
+
+    @contextmanager
+    def transaction(self, *, locks: bool = False) -> Iterator[None]:
+        with self._db.transaction():
+            if locks:  # held to the end of the transaction: no other run reads the locks meanwhile
+                self._db.execute("LOCK TABLE locks IN SHARE ROW EXCLUSIVE MODE")
+            yield
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        cursor = self._db.execute(sql.replace("?", "%s"), tuple(args))
+        return cursor.fetchall() if cursor.description else []
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._db.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), [tuple(row) for row in rows])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (postgresql://user:secret@host/db -> postgresql://user@host/db)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    auth, _, host = rest.rpartition("@")
+    return f"{scheme}://{auth.split(':', 1)[0]}@{host}"
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+class StateDB:
+    """One store per site; safe to share between the worker threads of one run."""
+
+    def __init__(self, path: Path, run_id: str = "", *, url: str | None = None) -> None:
         self.path = path
         self.run_id = run_id or f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}"
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db: _Backend = _Postgres(url) if url else _Sqlite(path)
+
+    @property
+    def where(self) -> str:
+        """The file or server the state lives in (no password)."""
+        return self._db.where
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, locks: bool = False) -> Iterator[_Backend]:
+        with self._lock, self._db.transaction(locks=locks):
+            yield self._db
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            return self._db.execute(sql, args)
 
     # -- nodes -------------------------------------------------------------------------------
     def node(self, hostname: str) -> NodeState:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM nodes WHERE hostname = ?", (hostname,)).fetchone()
-        if row is None:
+        rows = self._query("SELECT * FROM nodes WHERE hostname = ?", (hostname,))
+        if not rows:
             return NodeState(hostname, "", "new", "", 0, 1, "", {}, 0.0)
+        row = rows[0]
         return NodeState(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]), row[8])
 
     def nodes(self) -> list[NodeState]:
-        with self._lock:
-            names = [r[0] for r in self._db.execute("SELECT hostname FROM nodes ORDER BY hostname")]
+        names = [r[0] for r in self._query("SELECT hostname FROM nodes ORDER BY hostname")]
         return [self.node(name) for name in names]
 
     def update(self, hostname: str, **fields: object) -> None:
         """Upsert a node's row; `evidence` is stored as JSON."""
-        if "evidence" in fields:
-            fields["evidence"] = json.dumps(fields["evidence"], sort_keys=True, default=str)
-        fields["updated"] = time.time()
-        columns = ", ".join(fields)
-        marks = ", ".join("?" for _ in fields)
-        updates = ", ".join(f"{name} = excluded.{name}" for name in fields)
         with self._tx() as db:
-            db.execute(
-                f"INSERT INTO nodes (hostname, {columns}) VALUES (?, {marks}) "  # noqa: S608 - names are ours
-                f"ON CONFLICT(hostname) DO UPDATE SET {updates}",
-                (hostname, *fields.values()),
-            )
+            _upsert(db, hostname, fields)
 
     def new_generation(self, hostname: str) -> int:
-        """Start over for a reimage: stage and steps reset, history stays in the journal."""
-        state = self.node(hostname)
-        generation = state.generation + 1
-        self.update(hostname, stage="", status="new", current="", attempts=0, generation=generation,
-                    last_error="", evidence={})
+        """Start over for a reimage: stage and steps reset, history stays in the journal.
+
+        One transaction, and only by the run holding the node's lock: a reimage must never reset
+        the record under a bring-up that is walking the node.
+        """
+        with self._tx(locks=True) as db:
+            held = db.execute("SELECT run_id, command FROM locks WHERE hostname = ?", (hostname,))
+            if not held or held[0][0] != self.run_id:
+                holder = f"held by '{held[0][1]}'" if held else "not held"
+                raise LockError(f"cannot start a new generation of {hostname}: its lock is {holder}", node=hostname,
+                                hint="take the node's lock first (acquire) in the same run")
+            rows = db.execute("SELECT generation FROM nodes WHERE hostname = ?", (hostname,))
+            generation = (rows[0][0] if rows else 1) + 1
+            _upsert(db, hostname, {"stage": "", "status": "new", "current": "", "attempts": 0,
+                                   "generation": generation, "last_error": "", "evidence": {}})
         return generation
 
     # -- steps -------------------------------------------------------------------------------
     def step_done(self, hostname: str, generation: int, stage: str, step: str) -> bool:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT status FROM steps WHERE hostname=? AND generation=? AND stage=? AND step=?",
-                (hostname, generation, stage, step),
-            ).fetchone()
-        return bool(row and row[0] == "done")
+        rows = self._query("SELECT status FROM steps WHERE hostname=? AND generation=? AND stage=? AND step=?",
+                           (hostname, generation, stage, step))
+        return bool(rows and rows[0][0] == "done")
 
     def mark_step(self, hostname: str, generation: int, stage: str, step: str, status: str) -> None:
         with self._tx() as db:
@@ -162,18 +316,14 @@ class StateDB:
     # -- journal -----------------------------------------------------------------------------
     def journal(self, hostname: str, stage: str, event: str, **detail: object) -> None:
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO journal (ts, run_id, hostname, stage, event, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                (time.time(), self.run_id, hostname, stage, event, json.dumps(detail, sort_keys=True, default=str)),
-            )
+            _journal(db, self.run_id, hostname, stage, event, detail)
 
     def entries(self, hostname: str | None = None) -> list[JournalEntry]:
         query = "SELECT ts, run_id, hostname, stage, event, detail FROM journal"
         args: tuple = ()
         if hostname:
             query, args = query + " WHERE hostname = ?", (hostname,)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        rows = self._query(query + " ORDER BY id", args)
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     # -- locks -------------------------------------------------------------------------------
@@ -181,13 +331,10 @@ class StateDB:
         """Lock every node or none; a lock whose process is gone (same host, dead pid) is taken over."""
         names = list(hostnames)
         me = socket.gethostname()
-        with self._tx() as db:
-            held = {
-                row[0]: row
-                for row in db.execute(
-                    f"SELECT * FROM locks WHERE hostname IN ({','.join('?' for _ in names)})",  # noqa: S608
-                    names,
-                )
+        with self._tx(locks=True) as db:
+            marks = ",".join("?" for _ in names)
+            held = {row[0]: row for row in db.execute(
+                f"SELECT * FROM locks WHERE hostname IN ({marks})", names)  # noqa: S608 - marks only
             } if names else {}
             blocking = [row for row in held.values() if row[1] != self.run_id and _holder_alive(row[2], row[3], me)]
             if blocking:
@@ -201,17 +348,39 @@ class StateDB:
                 )
             now = time.time()
             db.executemany(
-                "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO locks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(hostname) DO UPDATE SET "
+                "run_id = excluded.run_id, pid = excluded.pid, host = excluded.host, command = excluded.command, "
+                "started = excluded.started",
                 [(name, self.run_id, os.getpid(), me, command, now) for name in names],
             )
-        for name, row in held.items():
-            if row[1] != self.run_id:
-                self.journal(name, "", "lock_taken_over", previous_run=row[1], previous_pid=row[2])
+            for name, row in held.items():
+                if row[1] != self.run_id:
+                    _journal(db, self.run_id, name, "", "lock_taken_over", {"previous_run": row[1],
+                                                                              "previous_pid": row[2]})
 
     def release(self, hostnames: Iterable[str]) -> None:
         names = list(hostnames)
-        with self._tx() as db:
+        with self._tx(locks=True) as db:
             db.executemany("DELETE FROM locks WHERE hostname = ? AND run_id = ?", [(n, self.run_id) for n in names])
+
+
+def _upsert(db: _Backend, hostname: str, fields: dict[str, object]) -> None:
+    if "evidence" in fields:
+        fields["evidence"] = json.dumps(fields["evidence"], sort_keys=True, default=str)
+    fields["updated"] = time.time()
+    columns = ", ".join(fields)
+    marks = ", ".join("?" for _ in fields)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in fields)
+    db.execute(
+        f"INSERT INTO nodes (hostname, {columns}) VALUES (?, {marks}) "  # noqa: S608 - names are ours
+        f"ON CONFLICT(hostname) DO UPDATE SET {updates}",
+        (hostname, *fields.values()),
+    )
+
+
+def _journal(db: _Backend, run_id: str, hostname: str, stage: str, event: str, detail: dict[str, object]) -> None:
+    db.execute("INSERT INTO journal (ts, run_id, hostname, stage, event, detail) VALUES (?, ?, ?, ?, ?, ?)",
+               (time.time(), run_id, hostname, stage, event, json.dumps(detail, sort_keys=True, default=str)))
 
 
 def _holder_alive(pid: int, host: str, me: str) -> bool:

@@ -57,3 +57,113 @@ def test_update_round_trips_evidence(tmp_path) -> None:
     db.update("gpu-001-01", status="quarantined", current="os", evidence={"status_message": "curtin failed"})
     assert db.node("gpu-001-01").evidence == {"status_message": "curtin failed"}
     assert [n.hostname for n in db.nodes()] == ["gpu-001-01"]
+
+
+def test_a_new_generation_needs_the_nodes_lock_held_by_this_run(tmp_path) -> None:
+    bringup = StateDB(tmp_path / "s.db", run_id="bring-up")
+    bringup.acquire(["gpu-012-03"], "provision.py --rack 12")
+    bringup.update("gpu-012-03", stage="os", status="running", current="configure")
+    reimage = StateDB(tmp_path / "s.db", run_id="reimage")
+    with pytest.raises(LockError, match="held by 'provision.py --rack 12'"):
+        reimage.new_generation("gpu-012-03")
+    assert bringup.node("gpu-012-03").stage == "os"  # the running bring-up's record is intact
+    bringup.release(["gpu-012-03"])
+    with pytest.raises(LockError, match="not held"):
+        reimage.new_generation("gpu-012-03")
+    reimage.acquire(["gpu-012-03"], "provision.py reimage gpu-012-03")
+    assert reimage.new_generation("gpu-012-03") == 2
+    assert (reimage.node("gpu-012-03").stage, reimage.node("gpu-012-03").generation) == ("", 2)
+
+
+def test_a_corrupted_state_file_is_a_clear_error_not_a_traceback(tmp_path) -> None:
+    from fleet.errors import StateError
+
+    path = tmp_path / "state.db"
+    db = StateDB(path)
+    db.update("gpu-001-01", status="done")
+    db.close()  # checkpointed: the damage below is not papered over by the WAL's copy of page 1
+    data = bytearray(path.read_bytes())
+    data[:100] = b"\x00garbage" * 12 + b"\x00" * 4
+    path.write_bytes(bytes(data))
+    with pytest.raises(StateError, match="not a usable SQLite database") as err:
+        StateDB(path)
+    assert str(path) in str(err.value) and "backup" in str(err.value)
+
+
+def test_a_state_file_damaged_inside_is_found_on_open_not_in_the_middle_of_a_run(tmp_path) -> None:
+    from fleet.errors import StateError
+
+    path = tmp_path / "state.db"
+    db = StateDB(path)
+    for n in range(400):
+        db.update(f"gpu-{n:03d}-01", status="done", evidence={"pad": "x" * 500})
+    db.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[3 * page:4 * page] = bytes([0xA5]) * page
+    path.write_bytes(bytes(data))
+    with pytest.raises(StateError, match="not a usable SQLite database"):
+        StateDB(path)
+
+
+def test_a_foreign_database_at_the_state_path_is_refused_and_left_untouched(tmp_path) -> None:
+    from fleet.errors import StateError
+
+    path = tmp_path / "state.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    other.commit()
+    other.close()
+    before = path.read_bytes()
+    with pytest.raises(StateError, match="not a fleet state database") as err:
+        StateDB(path)
+    assert "users" in str(err.value) and path.read_bytes() == before
+
+
+def test_a_text_file_at_the_state_path_is_refused(tmp_path) -> None:
+    from fleet.errors import StateError
+
+    path = tmp_path / "state.db"
+    path.write_text("site: lab\n" * 200)
+    with pytest.raises(StateError, match="not a usable SQLite database"):
+        StateDB(path)
+    assert path.read_text().startswith("site: lab")
+
+
+WRITER = """
+import sys, time
+sys.path.insert(0, '.')
+from pathlib import Path
+from fleet.state import StateDB
+db = StateDB(Path(sys.argv[1]), run_id='writer')
+n = 0
+while True:
+    db.update(f"gpu-{n % 64:03d}-01", stage="os", status="running", evidence={"n": n, "pad": "x" * 2000})
+    db.journal(f"gpu-{n % 64:03d}-01", "os", "tick", n=n)
+    n += 1
+    if n == 50:
+        print("writing", flush=True)
+"""
+
+
+@pytest.mark.parametrize("delay_s", [0.05, 0.2, 0.45])
+def test_sqlite_state_survives_sigkill_in_the_middle_of_writes(tmp_path, delay_s) -> None:
+    import os
+    import signal
+    import time
+
+    path = tmp_path / "state.db"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    time.sleep(delay_s)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    raw.close()
+    db = StateDB(path)
+    ticks = [e.detail["n"] for e in db.entries()]
+    assert ticks == list(range(len(ticks))) and len(ticks) >= 50  # every committed write, in order, no gap
+    last = db.node(f"gpu-{(len(ticks) - 1) % 64:03d}-01")
+    assert last.evidence["n"] in (len(ticks) - 1, len(ticks))  # the row written with (or just after) the last tick
+    db.update("gpu-000-01", status="done")  # and it takes writes again

@@ -195,6 +195,7 @@ def test_step_journaled_before_it_starts_even_if_it_crashes(db: StateDB) -> None
 def test_new_generation_forgets_steps_but_keeps_the_journal(db: StateDB) -> None:
     node = make_node(1, 1)
     NodeContext(node, db, 1, "os").once("deploy", lambda: None)
+    db.acquire([node.hostname], "provision.py reimage gpu-001-01")
     generation = db.new_generation(node.hostname)
     assert generation == 2
     assert not db.step_done(node.hostname, generation, "os", "deploy")
