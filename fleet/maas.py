@@ -339,6 +339,12 @@ class MaasClient:
         poll_interval_s: float = POLL_INTERVAL_S,
     ) -> None:
         self.url = endpoint.url
+        if endpoint.url.startswith("http://"):
+            if not endpoint.insecure_http:  # the site loader refuses this; a hand-built Endpoint must say so too
+                raise MaasError("refusing plain-HTTP MAAS: the API key would travel in clear", endpoint=endpoint.url,
+                                hint="use https://, or set maas.insecure_http: true in the site")
+            log.warning("MAAS at %s over plain HTTP: the API key travels in clear on every request "
+                        "(maas.insecure_http: true in the site)", endpoint.url)
         if credentials.secret.count(":") != 2:
             raise MaasError("the MAAS API key is malformed", endpoint=endpoint.url,
                             hint=f"credential '{endpoint.credentials}' must hold consumer:token:secret")

@@ -74,7 +74,8 @@ def site_document(shape: SiteShape) -> dict:
     return {
         "site": shape.name,
         "description": "The built-in simulated datacenter: every service runs on 127.0.0.1 (see lab/).",
-        "maas": {"url": f"http://127.0.0.1:{shape.maas_port}/MAAS/", "credentials": "maas"},
+        # The lab MAAS speaks plain http on 127.0.0.1 only, like a dev MAAS: accepted by name, warned each run.
+        "maas": {"url": f"http://127.0.0.1:{shape.maas_port}/MAAS/", "credentials": "maas", "insecure_http": True},
         "ufm": {"url": f"https://127.0.0.1:{shape.ufm_port}/", "credentials": "ufm"},
         "bmc_tls": {"verify": True, "ca_file": "$FLEET_LAB_DIR/tls/ca.pem"},
         "os": {"distro_series": "jammy", "hwe_kernel": "hwe-22.04"},

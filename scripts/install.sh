@@ -13,6 +13,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils               # molecule's VM scenario
   prometheus                               # promtool for the alert rule tests; the lab's Prometheus server
   slurmctld slurm-client munge             # the lab's Slurm controller and the scontrol/squeue/sbatch the tool drives
+  postgresql                               # the PostgreSQL state backend's tests start a server (initdb/pg_ctl)
   git ca-certificates debian-archive-keyring e2fsprogs
 )
 

@@ -82,10 +82,13 @@ def state_dir(args: argparse.Namespace, site: Site) -> Path:
 
 
 def open_state(args: argparse.Namespace, site: Site) -> StateDB:
-    return StateDB(state_dir(args, site) / "state.db")
+    """The site's state: PostgreSQL when the site names `state.url`, else SQLite in the state directory."""
+    return StateDB(state_dir(args, site) / "state.db", url=site.state_url)
 
 
 def existing_state(args: argparse.Namespace, site: Site) -> StateDB | None:
     """The recorded state for read-only verbs (status, dry runs): None when there is none, never created."""
     path = state_dir(args, site) / "state.db"
+    if site.state_url:
+        return StateDB(path, url=site.state_url)
     return StateDB(path) if path.exists() else None

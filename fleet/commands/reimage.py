@@ -16,6 +16,7 @@ from rich.console import Console
 
 from fleet.commands import options, up
 from fleet.errors import UsageError
+from fleet.state import StateDB
 
 HELP = "release and reinstall named nodes (asks first)"
 
@@ -53,9 +54,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             console.print("nothing done")
             return options.EXIT_USAGE
-    db = options.open_state(args, site)
-    for node in nodes:
-        db.journal(node.hostname, "", "reimage_requested", erase=args.erase, force=args.force)
-        db.new_generation(node.hostname)
-    db.close()
-    return up.bring_up(args, site, nodes, console, reimage=True)
+
+    def new_generation(db: StateDB) -> None:
+        """Under the run's locks (taken by bring_up): journaled first, then one transaction per node."""
+        for node in nodes:
+            db.journal(node.hostname, "", "reimage_requested", erase=args.erase, force=args.force)
+            db.new_generation(node.hostname)
+
+    return up.bring_up(args, site, nodes, console, reimage=True, prepare=new_generation)

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -61,16 +62,22 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def bring_up(args: argparse.Namespace, site: Site, nodes: list[Node], console: Console, *,
-             reimage: bool = False) -> int:
-    """Walk the nodes through the stages (with `release` first for a reimage); the dry run only prints the plan."""
+             reimage: bool = False, prepare: Callable[[StateDB], None] | None = None) -> int:
+    """Walk the nodes through the stages (with `release` first for a reimage); the dry run only prints the plan.
+
+    `prepare` runs once every node's lock is held and before any stage (reimage starts the new
+    generation there: never under another run's feet).
+    """
     order = stages.order(reimage=reimage)
     if args.dry_run:
-        return _print_plan(args, site, nodes, order)
+        return _print_plan(args, site, nodes, order, reimage=reimage)
     ensure_lab(site, getattr(args, "fault", []))
     db = options.open_state(args, site)
     command = " ".join(["provision.py", *sys.argv[1:]])
     db.acquire([n.hostname for n in nodes], command)
     try:
+        if prepare is not None:
+            prepare(db)
         if args.retry_quarantined:
             _requeue(db, nodes, order)
         progress = render.StageProgress(order, len(nodes), console, verbose=args.verbose)
@@ -139,13 +146,23 @@ def _summary(rows: list[dict]) -> dict[str, int]:
     return summary
 
 
-def _print_plan(args: argparse.Namespace, site: Site, nodes: list[Node], order: list[str]) -> int:
-    """Dry run: read the recorded state (never create it) and say what each node would do."""
+def _print_plan(args: argparse.Namespace, site: Site, nodes: list[Node], order: list[str], *,
+                reimage: bool = False) -> int:
+    """Dry run: read the recorded state (never create it) and say what each node would do.
+
+    A reimage starts a new generation whatever the node's record says, so its plan is every stage.
+    """
     db = options.existing_state(args, site)
     rows = []
     for node in nodes:
         state = db.node(node.hostname) if db else None
         todo: list[str] = []
+        if reimage:
+            todo = order[: order.index(args.until) + 1]
+            was = f", now {state.status} at {state.stage or '-'}" if state is not None and state.stage else ""
+            rows.append({"hostname": node.hostname, "stages": todo,
+                         "note": f"(new generation {(state.generation if state else 1) + 1}{was})"})
+            continue
         if state is not None and state.status != "quarantined":
             done_at = order.index(state.stage) if state.stage in order else -1
             todo = order[done_at + 1: order.index(args.until) + 1]

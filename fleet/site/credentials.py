@@ -1,12 +1,15 @@
 """Credentials by reference: the site names where each secret lives (env, a file, an ansible-vault file).
 
 Secrets are read only when a client asks (`resolve_credentials`), never at load time, so loading
-a site, printing it or a dry run cannot leak one; inline secrets are refused at load time.
+a site, printing it or a dry run cannot leak one; inline secrets are refused at load time. A plain
+secret file (and the vault password file) must be the user's own and closed to everyone else
+(mode 0600 or stricter), as ssh insists for keys: one others can read is refused, saying how to fix it.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,26 @@ def resolve_credentials(site: Site, name: str) -> Credentials:
     return Credentials(ref.username, _read_secret(site, ref))
 
 
+def secret_file_problem(path: Path, mode: int, owner: int, me: int) -> str | None:
+    """Why a secret file's permissions are unsafe (pure), or None."""
+    if owner != me:
+        return f"{path} is owned by uid {owner}, not by you (uid {me}): chown {me} {path}"
+    if mode & 0o077:
+        return f"{path} has mode {stat.S_IMODE(mode):04o}: others can read it: chmod 600 {path}"
+    return None
+
+
+def _check_private(path: Path, where: str) -> None:
+    try:
+        info = path.stat()
+    except OSError as err:
+        raise FleetError(f"{where}: cannot read {path} ({err.strerror})",
+                         hint="create the file (mode 0600) or fix the path") from None
+    problem = secret_file_problem(path, info.st_mode, info.st_uid, os.geteuid())
+    if problem:
+        raise FleetError(f"{where}: refusing the secret file {problem}", hint="then run again")
+
+
 def _read_secret(site: Site, ref: CredentialRef) -> str:
     secret = ref.secret
     where = f"credentials.{ref.name}.secret"
@@ -82,6 +105,7 @@ def _read_secret(site: Site, ref: CredentialRef) -> str:
     if secret.kind == "vault":
         data = _read_vault(path, where)
     else:
+        _check_private(path, where)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except OSError as err:
@@ -103,6 +127,7 @@ def _read_vault(path: Path, where: str) -> Any:
     if not password_file:
         raise FleetError(f"{where}: {path} is an ansible-vault file but ANSIBLE_VAULT_PASSWORD_FILE is not set",
                          hint="export ANSIBLE_VAULT_PASSWORD_FILE=/path/to/vault-password")
+    _check_private(Path(password_file), f"{where} (ANSIBLE_VAULT_PASSWORD_FILE)")
     try:
         password = Path(password_file).read_bytes().strip()
         plain = VaultLib([("default", VaultSecret(password))]).decrypt(path.read_bytes())

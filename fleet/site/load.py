@@ -18,10 +18,11 @@ from fleet.site.model import Endpoint, Site
 from fleet.site.racks import parse_defaults, parse_racks
 from fleet.site.schema import Problems, read_yaml
 from fleet.site.services import parse_endpoint, parse_os, parse_pins, parse_switches, parse_tls
+from fleet.site.state import parse_state
 
 SITE_REQUIRED = {"site", "maas", "credentials", "racks"}
 SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab",
-                 "fabric"}
+                 "fabric", "state"}
 
 
 def load_site(path: str | Path) -> Site:
@@ -72,4 +73,5 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         pins=parse_pins(file, raw.get("pins") or {}, problems),
         lab=lab,
         fabric=fabric,
+        state_url=parse_state(file, raw.get("state"), problems),
     )

@@ -68,6 +68,7 @@ class Switch:
 class Endpoint:
     url: str
     credentials: str
+    insecure_http: bool = False  # plain http accepted knowingly (maas.insecure_http: true): warned every run
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,4 @@ class Site:
     pins: dict[str, str]
     lab: LabSettings | None
     fabric: FabricSettings | None = None
+    state_url: str | None = None  # PostgreSQL for state shared by several ops hosts; None: SQLite in the state dir

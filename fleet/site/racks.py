@@ -17,6 +17,9 @@ from fleet.site.schema import Problems, host_port, ip, join, mac, positive_int, 
 
 GUID_RE = re.compile(r"^0x[0-9a-f]{16}$")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Both reach MAAS tag names ([a-zA-Z0-9_-]) and cloud-init user-data: checked here, before they get there.
+SERVICE_TAG_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")  # Dell: 7 letters and digits; other vendors' serials longer
+ROLE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 NODE_REQUIRED = {"hostname", "slot", "service_tag", "bmc", "pxe_mac", "address", "hcas"}
 NODE_OPTIONAL = {"role", "gpu_count"}
 DEFAULTS_OPTIONAL = {"role", "gpu_count", "hca_rate_gbps"}
@@ -133,12 +136,23 @@ def _node(file: Path, path: str, raw: Any, rack: int, defaults: dict, problems: 
                               problems, minimum=0)
     rate = int(defaults.get("hca_rate_gbps", 400))
     hcas = _hcas(file, f"{path}.hcas", raw["hcas"], rate, problems) if "hcas" in raw else []
+    service_tag = str(raw.get("service_tag", ""))
+    if "service_tag" in raw and not SERVICE_TAG_RE.match(service_tag):
+        problems.add(file, f"{path}.service_tag", f"'{service_tag}' is not a service tag",
+                     "write the tag as the BMC reports it: letters and digits only, e.g. 7XQ2J93")
+        service_tag = ""
+    role = str(raw.get("role", defaults.get("role", "gpu")))
+    if not ROLE_RE.match(role):
+        where = f"{path}.role" if "role" in raw else "node_defaults.role"
+        problems.add(file, where, f"'{role}' is not a valid role (it becomes the MAAS tag role-{role})",
+                     "use lowercase letters, digits, '-' and '_', e.g. gpu")
+        role = ""
     return Node(
         hostname=hostname,
         rack=rack,
         slot=slot,
-        role=str(raw.get("role", defaults.get("role", "gpu"))),
-        service_tag=str(raw.get("service_tag", "")),
+        role=role,
+        service_tag=service_tag,
         bmc=bmc or Bmc("", ""),
         pxe_mac=pxe_mac,
         address=address,

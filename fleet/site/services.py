@@ -24,12 +24,24 @@ def parse_switches(file: Path, raw: Any, problems: Problems) -> dict[str, Switch
 
 
 def parse_endpoint(file: Path, path: str, raw: Any, problems: Problems) -> Endpoint | None:
-    if not problems.keys(raw, file, path, {"url", "credentials"}, set()):
+    """An API endpoint. MAAS signs requests with OAuth PLAINTEXT (the API key itself goes in the
+    Authorization header), so plain http is refused unless the site accepts it by name."""
+    optional = {"insecure_http"} if path == "maas" else set()
+    if not problems.keys(raw, file, path, {"url", "credentials"}, optional):
         return None
     url = str(raw.get("url", ""))
+    insecure = raw.get("insecure_http", False)
+    if not isinstance(insecure, bool):
+        problems.add(file, f"{path}.insecure_http", f"expected true or false, got {insecure!r}",
+                     "insecure_http: true (only for a MAAS you reach over a network you trust)")
+        insecure = False
     if not re.match(r"^https?://[^/]+", url):
-        problems.add(file, f"{path}.url", f"'{url}' is not an http(s) URL", "write e.g. http://maas.example:5240/MAAS/")
-    return Endpoint(url, str(raw.get("credentials", "")))
+        problems.add(file, f"{path}.url", f"'{url}' is not an http(s) URL", "write e.g. https://maas.example:5443/MAAS/")
+    elif path == "maas" and url.startswith("http://") and not insecure:
+        problems.add(file, f"{path}.url", f"'{url}' is plain HTTP: MAAS's OAuth PLAINTEXT signature sends the API "
+                     "key in clear on every request", "use https:// (MAAS: `maas config-tls enable`), or set "
+                     "maas.insecure_http: true to accept it knowingly")
+    return Endpoint(url, str(raw.get("credentials", "")), insecure)
 
 
 def parse_tls(file: Path, path: str, raw: Any, lab_dir: Path | None, problems: Problems) -> TlsSettings:

@@ -106,6 +106,7 @@ def make_lab(root: Path, racks: int, *, site_file: Path | None = None, scheme: s
     lab_dir = root / "lab"
     lab_dir.mkdir(parents=True)
     (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"maas_api_key": API_KEY}))
+    (lab_dir / "secrets.yml").chmod(0o600)  # secret files must be private
     port = free_port()
     if site_file is None:
         site_file = write_site(root / "site", SiteShape(racks=racks, maas_port=port, time_factor=TIME_FACTOR,

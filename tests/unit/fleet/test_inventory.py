@@ -145,14 +145,44 @@ def test_unset_env_reference_says_which_variable(monkeypatch: pytest.MonkeyPatch
     assert "export FLEET_BMC_PASSWORD" in str(err.value)
 
 
+def private(path: Path, text: str) -> Path:
+    """A secret file as it must be: mode 0600, owned by the user running the tool."""
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_a_secret_file_others_can_read_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+    secrets = private(tmp_path / "secrets.yml", "bmc_password: s3cret-file\n")
+    secrets.chmod(mode)
+    site = _site_with_bmc_secret(tmp_path, "{file: secrets.yml, key: bmc_password}")
+    with pytest.raises(FleetError, match=f"mode {mode:04o}") as err:
+        resolve_credentials(site, "bmc")
+    assert f"chmod 600 {secrets}" in str(err.value) and "s3cret" not in str(err.value)
+
+
+def test_a_secret_file_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    import os
+
+    secrets = private(tmp_path / "secrets.yml", "bmc_password: s3cret-file\n")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file away")  # CI and the dev machines run as root
+    os.chown(secrets, 65534, 65534)
+    site = _site_with_bmc_secret(tmp_path, "{file: secrets.yml, key: bmc_password}")
+    with pytest.raises(FleetError, match="owned by uid 65534") as err:
+        resolve_credentials(site, "bmc")
+    assert "chown" in str(err.value)
+
+
 def test_file_reference_reads_the_key_relative_to_the_site(tmp_path: Path) -> None:
-    (tmp_path / "secrets.yml").write_text("bmc_password: s3cret-file\nother: x\n")
+    private(tmp_path / "secrets.yml", "bmc_password: s3cret-file\nother: x\n")
     site = _site_with_bmc_secret(tmp_path, "{file: secrets.yml, key: bmc_password}")
     assert resolve_credentials(site, "bmc").secret == "s3cret-file"
 
 
 def test_file_reference_with_a_missing_key_names_file_and_key(tmp_path: Path) -> None:
-    (tmp_path / "secrets.yml").write_text("other: s3cret-file\n")
+    private(tmp_path / "secrets.yml", "other: s3cret-file\n")
     site = _site_with_bmc_secret(tmp_path, "{file: secrets.yml, key: bmc_password}")
     with pytest.raises(FleetError, match=r"key 'bmc_password' not found in .*secrets\.yml") as err:
         resolve_credentials(site, "bmc")
@@ -160,7 +190,7 @@ def test_file_reference_with_a_missing_key_names_file_and_key(tmp_path: Path) ->
 
 
 def test_secret_file_that_is_not_yaml_is_not_quoted(tmp_path: Path) -> None:
-    (tmp_path / "secrets.yml").write_text("bmc_password: [s3cret-unclosed\n")
+    private(tmp_path / "secrets.yml", "bmc_password: [s3cret-unclosed\n")
     site = _site_with_bmc_secret(tmp_path, "{file: secrets.yml, key: bmc_password}")
     with pytest.raises(FleetError, match="is not valid YAML") as err:
         resolve_credentials(site, "bmc")
@@ -173,7 +203,7 @@ def _write_vault(path: Path, password: bytes, plain: str) -> None:
 
 def test_vault_reference_is_decrypted_with_the_password_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write_vault(tmp_path / "vault.yml", b"vault-pass", "bmc_password: s3cret-vault\n")
-    (tmp_path / "vault-password").write_text("vault-pass\n")  # a trailing newline, as editors write it
+    private(tmp_path / "vault-password", "vault-pass\n")  # a trailing newline, as editors write it
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(tmp_path / "vault-password"))
     site = _site_with_bmc_secret(tmp_path, "{vault: vault.yml, key: bmc_password}")
     assert b"s3cret-vault" not in (tmp_path / "vault.yml").read_bytes()
@@ -192,7 +222,7 @@ def test_vault_reference_without_a_password_file_says_what_to_export(
 
 def test_vault_with_the_wrong_password_fails_without_leaking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write_vault(tmp_path / "vault.yml", b"vault-pass", "bmc_password: s3cret-vault\n")
-    (tmp_path / "vault-password").write_text("wrong-pass")
+    private(tmp_path / "vault-password", "wrong-pass")
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(tmp_path / "vault-password"))
     site = _site_with_bmc_secret(tmp_path, "{vault: vault.yml, key: bmc_password}")
     with pytest.raises(FleetError, match="cannot decrypt") as err:
@@ -240,7 +270,7 @@ def test_fleet_lab_dir_overrides_the_state_dir_and_the_paths_that_name_it(
     assert site.lab.state_dir == tmp_path.resolve()
     assert site.bmc_tls.verify is True
     assert site.bmc_tls.ca_file == tmp_path.resolve() / "tls" / "ca.pem"
-    (tmp_path / "secrets.yml").write_text("bmc_password: lab-bmc\nmaas_api_key: c:t:s\n")
+    private(tmp_path / "secrets.yml", "bmc_password: lab-bmc\nmaas_api_key: c:t:s\n")
     assert resolve_credentials(site, "bmc") == Credentials("root", "lab-bmc")
     assert resolve_credentials(site, "maas") == Credentials("", "c:t:s")
 
@@ -283,7 +313,7 @@ def test_example_production_vault_reference_resolves_once_the_vault_exists(
     shutil.copytree(REPO / "inventory" / "example-production", tmp_path / "site")
     _write_vault(tmp_path / "site" / "secrets" / "vault.yml", b"ops-pass",
                  "idrac_root_password: s3cret-idrac\nufm_admin_password: s3cret-ufm\n")
-    (tmp_path / "vault-password").write_text("ops-pass")
+    private(tmp_path / "vault-password", "ops-pass")
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(tmp_path / "vault-password"))
     site = load_site(tmp_path / "site" / "site.yml")
     assert resolve_credentials(site, "idrac") == Credentials("root", "s3cret-idrac")

@@ -129,7 +129,26 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
         (SITE, "pins", "expected a mapping of name -> version, got list", "pins: {"),
     ],
     "bad_url": [
-        (SITE, "maas.url", "'maas.example.net:5240/MAAS/' is not an http(s) URL", "http://"),
+        (SITE, "maas.url", "'maas.example.net:5240/MAAS/' is not an http(s) URL", "https://"),
+    ],
+    "plain_http_maas": [
+        (SITE, "maas.url", "plain HTTP: MAAS's OAuth PLAINTEXT signature sends the API key in clear",
+         "maas.insecure_http: true"),
+    ],
+    "insecure_http_not_bool": [
+        (SITE, "maas.insecure_http", "expected true or false, got 'yes'", "insecure_http: true"),
+    ],
+    "bad_service_tag": [
+        (SITE, "racks[0].nodes[1].service_tag", "'TAG' 0102' is not a service tag", "letters and digits"),
+    ],
+    "bad_role": [
+        (SITE, "racks[0].nodes[0].role", "'gpu;reboot' is not a valid role", "lowercase letters, digits"),
+    ],
+    "state_url_with_password": [
+        (SITE, "state.url", "holds a password", "~/.pgpass"),
+    ],
+    "state_url_not_postgres": [
+        (SITE, "state.url", "'mysql://db.example.net/fleet' is not a PostgreSQL URL", "postgresql://"),
     ],
 }
 

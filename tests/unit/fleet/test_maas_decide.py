@@ -79,5 +79,18 @@ def test_missing_ca_file_is_a_maas_error_naming_the_setting(tmp_path: Path) -> N
 
 def test_malformed_api_key_is_refused_without_echoing_it() -> None:
     with pytest.raises(MaasError) as err:
-        MaasClient(Endpoint("http://127.0.0.1:5240/MAAS/", "maas"), Credentials("", "just-a-secret"), TlsSettings())
+        MaasClient(Endpoint("https://127.0.0.1:5240/MAAS/", "maas"), Credentials("", "just-a-secret"), TlsSettings())
     assert "just-a-secret" not in str(err.value) and "consumer:token:secret" in str(err.value)
+
+
+def test_plain_http_maas_is_refused_unless_the_site_accepts_it_and_then_warned_on_every_client(caplog):
+    from fleet.errors import MaasError
+
+    key = Credentials("", "consumer:token:secret")
+    with pytest.raises(MaasError, match="refusing plain-HTTP MAAS"):
+        MaasClient(Endpoint("http://maas.example:5240/MAAS/", "maas"), key, TlsSettings())
+    caplog.set_level("WARNING")
+    for _ in range(2):
+        MaasClient(Endpoint("http://maas.example:5240/MAAS/", "maas", insecure_http=True), key, TlsSettings()).close()
+    warnings = [r.getMessage() for r in caplog.records if "plain HTTP" in r.getMessage()]
+    assert len(warnings) == 2 and "secret" not in " ".join(warnings)

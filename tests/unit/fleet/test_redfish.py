@@ -243,6 +243,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
     lab_dir = tmp_path / "lab"
     lab_dir.mkdir()
     (lab_dir / "secrets.yml").write_text(f"bmc_password: {PASSWORD}\n")
+    (lab_dir / "secrets.yml").chmod(0o600)  # secret files must be private
     monkeypatch.setenv("FLEET_LAB_DIR", str(lab_dir))
     return load_site(write_site(tmp_path / "site", SiteShape(racks=2)))
 

@@ -64,7 +64,7 @@ def test_a_new_generation_needs_the_nodes_lock_held_by_this_run(tmp_path) -> Non
     bringup.acquire(["gpu-012-03"], "provision.py --rack 12")
     bringup.update("gpu-012-03", stage="os", status="running", current="configure")
     reimage = StateDB(tmp_path / "s.db", run_id="reimage")
-    with pytest.raises(LockError, match="held by 'provision.py --rack 12'"):
+    with pytest.raises(LockError, match=r"held by 'provision\.py --rack 12'"):
         reimage.new_generation("gpu-012-03")
     assert bringup.node("gpu-012-03").stage == "os"  # the running bring-up's record is intact
     bringup.release(["gpu-012-03"])

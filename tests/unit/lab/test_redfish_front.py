@@ -106,6 +106,7 @@ def small_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     lab_dir = tmp_path / "lab"
     lab_dir.mkdir()
     (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"bmc_password": "pw-for-prepare"}))
+    (lab_dir / "secrets.yml").chmod(0o600)  # secret files must be private
     monkeypatch.setenv("FLEET_LAB_DIR", str(lab_dir))
     return load_site(write_site(tmp_path / "site", SiteShape(racks=1, time_factor=0.01, sushy_port=18000))), lab_dir
 
