@@ -1,9 +1,10 @@
 """InfiniBand pairwise tests with perftest's ib_write_bw / ib_write_lat: plans, commands, parsing (pure).
 
 Pairs are HCAs of the same rail (rail ``r`` = ``mlx5_r`` on every node in a rail-optimised fabric),
-one server and one client each. Two rounds: round 1 pairs node 2i with 2i+1, round 2 shifts by one
-(2i+1 with 2i+2, the last with the first), so every HCA is tested twice with two different peers;
-an HCA slow in both of its tests is the suspect, one slow only with a suspect peer is cleared. With
+one server and one client each. The HCAs of a rail form a ring (each tested with the next), split
+into two rounds (three for an odd count) in which an HCA is in one test only, so every HCA is tested
+twice with two different peers; an HCA slow in both of its tests is the suspect, one slow only with
+a suspect peer is cleared. With
 GPUDirect (``--use_cuda=<gpu>``, perftest built with CUDA and nvidia_peermem loaded) the buffers
 live in the GPU that sits by the HCA, which is the path NCCL uses.
 
@@ -55,7 +56,11 @@ class PairTest:
 
 
 def plan_pairs(hcas: list[Hca], base_port: int = 18515) -> list[PairTest]:
-    """Two rounds per rail: neighbours, then neighbours shifted by one (every HCA, two peers)."""
+    """Per rail, the ring of its HCAs (each with the next), split into rounds where an HCA is in one test.
+
+    Even count: two rounds (even ring edges, then odd ones); odd count: three (the closing edge
+    alone in the third). Two HCAs: one test.
+    """
     by_rail: dict[int, list[Hca]] = {}
     for hca in sorted(hcas, key=lambda h: (h.rail, h.node)):
         by_rail.setdefault(hca.rail, []).append(hca)
@@ -65,15 +70,12 @@ def plan_pairs(hcas: list[Hca], base_port: int = 18515) -> list[PairTest]:
         if count < 2:
             continue
         port = base_port + rail
-        for i in range(0, count - 1, 2):
-            tests.append(PairTest(1, rail, members[i], members[i + 1], port))
-        if count % 2:  # the odd one out joins round 2 with the first node
-            tests.append(PairTest(2, rail, members[-1], members[0], port))
-        for i in range(1, count - 1 if count % 2 else count, 2):
-            peer = members[(i + 1) % count]
-            if peer is not members[i]:
-                tests.append(PairTest(2, rail, members[i], peer, port))
-    return tests
+        edges = [(i, i + 1) for i in range(count - 1)] + ([(count - 1, 0)] if count > 2 else [])
+        for i, j in edges:
+            closing = (i, j) == (count - 1, 0)
+            round_ = 3 if closing and count % 2 else (1 if i % 2 == 0 else 2)
+            tests.append(PairTest(round_, rail, members[i], members[j], port))
+    return sorted(tests, key=lambda t: (t.round, t.rail))
 
 
 @dataclass(frozen=True)

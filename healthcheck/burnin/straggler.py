@@ -31,36 +31,37 @@ class Search:
     between: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     tests: list[Test] = field(default_factory=list)
     rounds: int = 0
-    unresolved: list[tuple[str, ...]] = field(default_factory=list)  # no cleared node to pair a single with
+    unresolved: list[tuple[str, ...]] = field(default_factory=list)  # singles never paired with a cleared node
 
 
-def find_slow(nodes: Sequence[str], measure: Measure, threshold: float, *, max_rounds: int = 64) -> Search:
+def find_slow(nodes: Sequence[str], measure: Measure, threshold: float, *, known_good: Sequence[str] = (),
+              max_rounds: int = 64) -> Search:
     """Search ``nodes`` (whose group test was already slow) for the members that make it slow.
 
     ``measure`` takes the groups of one round and returns one value each (higher is better,
-    e.g. GB/s); a value below ``threshold`` is slow.
+    e.g. GB/s); a value below ``threshold`` is slow. ``known_good`` nodes (outside ``nodes``) may
+    be paired with a single suspect before any of ``nodes`` is cleared (with two nodes, one is needed).
     """
     result = Search()
-    cleared: list[str] = []
+    cleared: list[str] = list(known_good)
     suspects: list[tuple[str, ...]] = [tuple(nodes)] if len(nodes) > 1 else []
     if len(nodes) == 1:
         result.slow_nodes.append(nodes[0])
         return result
-    while suspects and result.rounds < max_rounds:
-        result.rounds += 1
-        halves: list[tuple[tuple[str, ...], tuple[str, ...]]] = []  # (members, the pair it came from)
+    waiting: list[tuple[str, ...]] = []  # single suspects still without a cleared partner
+    while (suspects or waiting) and result.rounds < max_rounds:
+        halves: list[tuple[tuple[str, ...], tuple[str, ...]]] = [(w, w) for w in waiting]  # (members, parent)
         for group in suspects:
             mid = len(group) // 2
             halves += [(group[:mid], group), (group[mid:], group)]
-        groups, members, parents, helpers_used = [], [], [], set()
-        spare = [n for n in cleared]
+        groups, members, parents, helpers_used, waiting = [], [], [], set(), []
         for half, parent in halves:
             if len(half) >= 2:
                 groups.append(list(half))
             else:
-                helper = next((n for n in spare if n not in helpers_used), None)
+                helper = next((n for n in cleared if n not in helpers_used and n not in half), None)
                 if helper is None:
-                    result.unresolved.append(half)
+                    waiting.append(half)
                     continue
                 helpers_used.add(helper)
                 groups.append([*half, helper])
@@ -68,6 +69,7 @@ def find_slow(nodes: Sequence[str], measure: Measure, threshold: float, *, max_r
             parents.append(parent)
         if not groups:
             break
+        result.rounds += 1
         values = measure(groups)
         slow_by_parent: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
         next_suspects: list[tuple[str, ...]] = []
@@ -80,7 +82,8 @@ def find_slow(nodes: Sequence[str], measure: Measure, threshold: float, *, max_r
             else:
                 cleared.extend(half)
         for parent, slow_halves in slow_by_parent.items():
-            if not slow_halves:
+            untested = any(set(w) <= set(parent) for w in waiting)
+            if not slow_halves and not untested and len(parent) > 1:
                 mid = len(parent) // 2
                 result.between.append((parent[:mid], parent[mid:]))
             for half in slow_halves:
@@ -89,5 +92,6 @@ def find_slow(nodes: Sequence[str], measure: Measure, threshold: float, *, max_r
                 else:
                     next_suspects.append(half)
         suspects = next_suspects
+    result.unresolved = waiting
     result.slow_nodes.sort()
     return result
