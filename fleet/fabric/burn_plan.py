@@ -1,0 +1,335 @@
+"""Link-coverage burn plan: stages of ib_write_bw pairs so every switch-to-switch cable carries traffic.
+
+A cable at half speed or with a bad lane passes an idle check and only shows when it carries a
+flow. This plans flows so that every switch-to-switch cable of the fabric carries at least one,
+in as few stages as it can:
+
+- the fabric is a networkx MultiGraph: switches (``tier`` leaf/spine/core, ``rail``), HCAs
+  (``tier`` hca) and one edge per cable (``key`` = the cable), built from the site's fabric plan
+  (``fleet.fabric.topology``) and its node cables, or given directly (tests use generated fat trees);
+- a flow goes up from an HCA to the cable it is routed through and down again to another HCA of
+  the same rail (valley-free, as a fat tree routes): 2 switch cables inside a pod, 4 across pods;
+- within a stage no cable carries two flows in the same direction (cables are full duplex) and no
+  HCA is in two tests: nothing is oversubscribed, so a slow result points at one path;
+- stages are built greedily: each takes the uncovered cables, top tier first (a flow through a
+  spine-core cable loads four cables), and routes a flow through each one it can, preferring hops
+  over cables still uncovered. Rails are separate fat trees and
+  run their stages at the same time, so the plan's stage count is the largest rail's.
+
+The paths are the plan's: on the fabric, the subnet manager's routing tables pick each flow's path
+(up/down routing over the same tree). Compare a stage's port counters (UFM, ``fleet.fabric.ufm``)
+with the cables the plan expected it to load to confirm coverage.
+
+Lower bound (printed next to the stage count): per rail, a stage covers at most 4 cables per flow
+and has at most (HCAs / 2) flows; a leaf's uplinks are covered only by flows of the HCAs below it,
+one each per stage; so stages >= max(ceil(cables / (2 · HCAs)), max over leaves ceil(uplinks / HCAs below)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from fleet.errors import InventoryError
+from fleet.fabric.topology import NodeCable, Topology, node_cables
+from fleet.site.load import load_site
+from healthcheck.burnin.perftest import Hca, PairTest
+
+TIER_RANK = {"hca": 0, "leaf": 1, "spine": 2, "core": 3}
+Cable = tuple[str, int, str, int]  # (lower switch, port, upper switch, port)
+
+
+class PlanError(ValueError):
+    """The fabric cannot be covered as given (a cable no flow can reach), with the cable named."""
+
+
+def fabric_graph(topology: Topology, cables: Iterable[NodeCable], addresses: dict[str, str] | None = None
+                 ) -> nx.MultiGraph:
+    """The plan as a MultiGraph: switches and HCAs as nodes, one edge per cable."""
+    graph = nx.MultiGraph()
+    for switch in topology.switches.values():
+        graph.add_node(switch.name, tier=switch.tier, rail=switch.rail)
+    for link in topology.links:
+        low, high = sorted(((link.a, link.a_port), (link.b, link.b_port)),
+                           key=lambda end: TIER_RANK[topology.switches[end[0]].tier])
+        graph.add_edge(low[0], high[0], key=(low[0], low[1], high[0], high[1]))
+    for cable in cables:
+        name = f"{cable.hostname}/{cable.hca}"
+        graph.add_node(name, tier="hca", rail=cable.rail, host=cable.hostname, device=cable.hca,
+                       address=(addresses or {}).get(cable.hostname, cable.hostname))
+        graph.add_edge(name, cable.leaf, key=("access", name))
+    return graph
+
+
+@dataclass(frozen=True)
+class Flow:
+    source: str  # HCA node, the ib_write_bw client (it writes)
+    target: str  # HCA node, the server
+    cables: tuple[Cable, ...]  # switch-to-switch cables on the path, bottom-up then top-down
+
+
+@dataclass
+class Stage:
+    flows: list[Flow] = field(default_factory=list)
+    newly_covered: int = 0
+
+
+@dataclass
+class Plan:
+    stages: list[Stage]
+    cables: int
+    rails: int
+    lower_bound: int
+
+    @property
+    def covered(self) -> int:
+        return sum(s.newly_covered for s in self.stages)
+
+
+class _Rail:
+    """One rail's tree, indexed for routing: cables up and down from each switch, HCAs under each leaf."""
+
+    def __init__(self, graph: nx.MultiGraph, rail: int) -> None:
+        self.graph = graph
+        self.up: dict[str, list[tuple[Cable, str]]] = {}
+        self.down: dict[str, list[tuple[Cable, str]]] = {}
+        self.hcas: dict[str, list[str]] = {}
+        self.cables: list[Cable] = []
+        tier = nx.get_node_attributes(graph, "tier")
+        members = [n for n, r in graph.nodes(data="rail") if r == rail]
+        for node in members:
+            if tier[node] == "hca":
+                for _, leaf in graph.edges(node):
+                    self.hcas.setdefault(leaf, []).append(node)
+        for a, b, key in graph.subgraph(members).edges(keys=True):
+            if key[0] == "access":
+                continue
+            low, high = (a, b) if TIER_RANK[tier[a]] < TIER_RANK[tier[b]] else (b, a)
+            self.up.setdefault(low, []).append((key, high))
+            self.down.setdefault(high, []).append((key, low))
+            self.cables.append(key)
+        # Top tier first: a flow through a spine-core cable loads four cables, one through a leaf-spine cable two.
+        self.cables.sort(key=lambda c: (-TIER_RANK[tier[c[2]]], c))
+        for lists in (self.up, self.down, self.hcas):
+            for values in lists.values():
+                values.sort()
+        self.tier = tier
+
+    def lower_bound(self) -> int:
+        hcas = sum(len(v) for v in self.hcas.values())
+        if not self.cables:
+            return 0
+        if hcas < 2:
+            raise PlanError(f"rail has {len(self.cables)} switch cables but {hcas} HCA(s): no flow can run")
+        bound = math.ceil(len(self.cables) / (2 * hcas))
+        for leaf, ups in self.up.items():
+            if self.tier[leaf] == "leaf":
+                below = len(self.hcas.get(leaf, []))
+                if not below:
+                    raise PlanError(f"leaf {leaf} has uplinks but no HCA below it: its uplinks cannot carry a flow")
+                bound = max(bound, math.ceil(len(ups) / below))
+        return bound
+
+
+class _StageBuilder:
+    def __init__(self, rail: _Rail, uncovered: set[Cable]) -> None:
+        self.rail, self.uncovered = rail, uncovered
+        self.used: set[tuple[Cable, str]] = set()
+        self.loaded: set[Cable] = set()  # cables some flow of this stage already loads (either way)
+        self.busy: set[str] = set()
+        self.flows: list[Flow] = []
+
+    def _free(self, cable: Cable, direction: str) -> bool:
+        return (cable, direction) not in self.used
+
+    def _prefer(self, options: list[tuple[Cable, str]]) -> list[tuple[Cable, str]]:
+        # Cables nobody has loaded yet first (not even another flow of this stage the other way), stable.
+        return sorted(options, key=lambda o: o[0] not in self.uncovered or o[0] in self.loaded)
+
+    def _hca(self, leaf: str, avoid: str = "") -> str | None:
+        return next((h for h in self.rail.hcas.get(leaf, []) if h not in self.busy and h != avoid), None)
+
+    def _climb(self, switch: str) -> tuple[str, list[Cable]] | None:
+        """From ``switch`` down to a free HCA, as the bottom half of a flow going up: (HCA, cables bottom-up)."""
+        if self.rail.tier[switch] == "leaf":
+            hca = self._hca(switch)
+            return (hca, []) if hca else None
+        for cable, lower in self._prefer(self.rail.down.get(switch, [])):
+            if not self._free(cable, "up"):
+                continue
+            found = self._climb(lower)
+            if found:
+                return found[0], [*found[1], cable]
+        return None
+
+    def _descend(self, switch: str, avoid_switch: str, avoid_hca: str) -> tuple[str, list[Cable]] | None:
+        """From ``switch`` down to a free HCA, not back through ``avoid_switch``: (HCA, cables top-down)."""
+        if self.rail.tier[switch] == "leaf":
+            hca = self._hca(switch, avoid_hca)
+            return (hca, []) if hca else None
+        for cable, lower in self._prefer(self.rail.down.get(switch, [])):
+            if lower == avoid_switch or not self._free(cable, "down"):
+                continue
+            found = self._descend(lower, "", avoid_hca)
+            if found:
+                return found[0], [cable, *found[1]]
+        return None
+
+    def route(self, cable: Cable) -> bool:
+        """A flow through ``cable`` (upward) that fits this stage; True when one was added."""
+        low, high = cable[0], cable[2]
+        if not self._free(cable, "up"):
+            return False
+        bottom = self._climb(low)
+        if bottom is None:
+            return False
+        source, up_cables = bottom
+        top = self._descend(high, low, source)
+        if top is None:
+            return False
+        target, down_cables = top
+        path = (*up_cables, cable, *down_cables)
+        for c in [*up_cables, cable]:
+            self.used.add((c, "up"))
+        for c in down_cables:
+            self.used.add((c, "down"))
+        self.loaded.update(path)
+        self.busy.update((source, target))
+        self.flows.append(Flow(source, target, path))
+        return True
+
+
+def plan_rail(rail: _Rail, max_stages: int = 64) -> list[Stage]:
+    uncovered = set(rail.cables)
+    stages: list[Stage] = []
+    while uncovered:
+        if len(stages) >= max_stages:
+            raise PlanError(f"{len(uncovered)} cable(s) still uncovered after {max_stages} stages")
+        builder = _StageBuilder(rail, uncovered)
+        for cable in rail.cables:
+            if cable in uncovered and cable not in builder.loaded:
+                builder.route(cable)
+        if not builder.flows:
+            raise PlanError(f"no flow can reach cable {sorted(uncovered)[0]}")
+        before = len(uncovered)
+        for flow in builder.flows:
+            uncovered.difference_update(flow.cables)
+        stages.append(Stage(builder.flows, before - len(uncovered)))
+    return stages
+
+
+def plan(graph: nx.MultiGraph) -> Plan:
+    """Stages covering every switch-to-switch cable; rails run side by side (stage k of every rail together)."""
+    rails = sorted({r for _, r in graph.nodes(data="rail") if r is not None})
+    merged: list[Stage] = []
+    total, bound = 0, 0
+    for rail_number in rails:
+        rail = _Rail(graph, rail_number)
+        total += len(rail.cables)
+        bound = max(bound, rail.lower_bound())
+        for k, stage in enumerate(plan_rail(rail)):
+            if k == len(merged):
+                merged.append(Stage())
+            merged[k].flows.extend(stage.flows)
+            merged[k].newly_covered += stage.newly_covered
+    return Plan(merged, total, len(rails), bound)
+
+
+def check(plan_: Plan, graph: nx.MultiGraph) -> list[str]:
+    """Problems with a plan (empty when good): a cable never loaded, a cable or HCA used twice in a stage."""
+    problems = []
+    switch_cables = {k for _, _, k in graph.edges(keys=True) if k[0] != "access"}
+    loaded: set[Cable] = set()
+    for number, stage in enumerate(plan_.stages, start=1):
+        directions: set[tuple[Cable, int]] = set()
+        hcas: set[str] = set()
+        for flow in stage.flows:
+            for hca in (flow.source, flow.target):
+                if hca in hcas:
+                    problems.append(f"stage {number}: HCA {hca} in two tests")
+                hcas.add(hca)
+            for position, cable in enumerate(flow.cables):
+                going_up = position < len(flow.cables) // 2 + (len(flow.cables) % 2)
+                key = (cable, 1 if going_up else 0)
+                if key in directions:
+                    problems.append(f"stage {number}: cable {cable} carries two flows one way")
+                directions.add(key)
+                loaded.add(cable)
+    problems += [f"cable {c} never loaded" for c in sorted(switch_cables - loaded)]
+    return problems
+
+
+def commands(graph: nx.MultiGraph, flow: Flow, port: int = 18515, duration_s: int = 10
+             ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(server argv on the target's node, client argv on the source's node): ib_write_bw with GPUDirect."""
+    def hca(name: str) -> Hca:
+        data = graph.nodes[name]
+        return Hca(data["host"], data["device"], data["rail"], data["address"], gpu=data["rail"])
+
+    return PairTest(0, graph.nodes[flow.source]["rail"], hca(flow.target), hca(flow.source), port).commands(
+        duration_s=duration_s)
+
+
+def render(plan_: Plan, graph: nx.MultiGraph, *, show_commands: int = 3) -> str:
+    """The plan for people: stages, coverage per stage, and the first commands of each stage."""
+    lines = [f"{plan_.cables} switch-to-switch cables on {plan_.rails} rail(s): {len(plan_.stages)} stage(s) "
+             f"(lower bound {plan_.lower_bound})"]
+    covered = 0
+    for number, stage in enumerate(plan_.stages, start=1):
+        covered += stage.newly_covered
+        lines.append(f"stage {number}: {len(stage.flows)} ib_write_bw pairs, {stage.newly_covered} cables newly "
+                     f"loaded, coverage {covered}/{plan_.cables} ({100.0 * covered / plan_.cables:.1f}%)")
+        for flow in stage.flows[:show_commands]:
+            server, client = commands(graph, flow)
+            lines.append(f"  {graph.nodes[flow.target]['host']}: {' '.join(server)}")
+            lines.append(f"  {graph.nodes[flow.source]['host']}: {' '.join(client)}")
+        if len(stage.flows) > show_commands:
+            lines.append(f"  ... {len(stage.flows) - show_commands} more pairs")
+    return "\n".join(lines)
+
+
+def to_json(plan_: Plan, graph: nx.MultiGraph) -> dict[str, Any]:
+    stages = []
+    for stage in plan_.stages:
+        pairs = []
+        for flow in stage.flows:
+            server, client = commands(graph, flow)
+            pairs.append({"server": graph.nodes[flow.target]["host"], "client": graph.nodes[flow.source]["host"],
+                          "rail": graph.nodes[flow.source]["rail"], "server_argv": list(server),
+                          "client_argv": list(client), "cables": [list(c) for c in flow.cables]})
+        stages.append({"pairs": pairs, "newly_covered": stage.newly_covered})
+    return {"cables": plan_.cables, "rails": plan_.rails, "stages": stages, "lower_bound": plan_.lower_bound}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fleet.fabric.burn_plan [--site SITE] [--json]``: the plan for a site's fabric."""
+    parser = argparse.ArgumentParser(prog="python -m fleet.fabric.burn_plan", description=__doc__.split("\n")[0])
+    parser.add_argument("--site", default="inventory/lab/site.yml")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--show", type=int, default=3, help="commands shown per stage")
+    args = parser.parse_args(argv)
+    try:
+        site = load_site(Path(args.site))
+    except InventoryError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if site.fabric is None:
+        print(f"site {args.site} has no fabric: section (add fabric: {{topology: fabric.yml}})", file=sys.stderr)
+        return 2
+    nodes = list(site.nodes.values())
+    graph = fabric_graph(site.fabric.topology, node_cables(nodes), {n.hostname: n.address for n in nodes})
+    result = plan(graph)
+    print(json.dumps(to_json(result, graph)) if args.json else render(result, graph, show_commands=args.show))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
