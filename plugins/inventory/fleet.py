@@ -24,7 +24,8 @@ description:
   - Host variables are C(ansible_host) (the node's address), C(fleet_rack), C(fleet_slot),
     C(fleet_role), C(fleet_service_tag), C(fleet_gpu_count), C(fleet_pxe_mac), C(fleet_bmc_address)
     and C(fleet_hcas) (a list of dicts with C(name), C(guid), C(leaf), C(port), C(rate_gbps)).
-  - The group C(all) gets C(fleet_site) (the site's name) and C(fleet_pins) (the version pins).
+  - The group C(all) gets C(fleet_site) (the site's name) and C(fleet_pins) (the version pins), and with a
+    C(fabric:) section C(fleet_fabric) (the plan's C(partitions) and C(ipoib_mode)).
   - No secret and no credential reference is ever exposed as a variable.
   - A site that does not validate fails the source with every problem listed (file, key path, fix).
     Set C(inventory.any_unparsed_is_failed) so that such a failure also fails the command.
@@ -95,7 +96,14 @@ def host_vars(node: Node) -> dict[str, Any]:
 
 def site_vars(site: Site) -> dict[str, Any]:
     """Variables of the group `all`."""
-    return {"fleet_site": site.name, "fleet_pins": dict(site.pins)}
+    result: dict[str, Any] = {"fleet_site": site.name, "fleet_pins": dict(site.pins)}
+    if site.fabric is not None:  # the doca_ofed role's IPoIB partition and mode, from the same plan UFM is held to
+        result["fleet_fabric"] = {
+            "partitions": [{"pkey": p.pkey, "name": p.name, "membership": p.membership, "index0": p.index0,
+                            "ip_over_ib": p.ip_over_ib} for p in site.fabric.topology.partitions],
+            "ipoib_mode": site.fabric.ipoib_mode,
+        }
+    return result
 
 
 class InventoryModule(BaseInventoryPlugin):

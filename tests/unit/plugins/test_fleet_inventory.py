@@ -90,6 +90,16 @@ def test_group_all_carries_the_site_name_and_pins(plugin: BaseInventoryPlugin, t
     assert all_vars == {"fleet_site": "fixture", "fleet_pins": {"nvidia_driver": "550.127.05", "nccl": "2.21.5"}}
 
 
+def test_group_all_carries_the_fabric_partitions_for_the_doca_ofed_role(
+        plugin: BaseInventoryPlugin, tmp_path: Path) -> None:
+    manager = _inventory(plugin, _config(tmp_path, REPO / "inventory" / "lab" / "site.yml"))
+    assert manager.groups["all"].get_vars()["fleet_fabric"] == {
+        "partitions": [{"pkey": "0x0a12", "name": "compute", "membership": "full", "index0": True,
+                        "ip_over_ib": True}],
+        "ipoib_mode": "datagram",
+    }
+
+
 def test_a_relative_site_path_is_relative_to_the_config_file(plugin: BaseInventoryPlugin, tmp_path: Path) -> None:
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "site.yml").write_text(MINIMAL.read_text())
