@@ -38,10 +38,17 @@ class SiteShape:
     ufm_port: int = 8443
     slurmctld_port: int = 6817
     prometheus_port: int = 9090
+    switch_first: int = 2200  # switch SSH ports: 8 leaves per group, then one per rack, then one per group
     time_factor: float = 0.005
     seed: int = 12
     max_hosts: int = 8
     faults: list[dict] = field(default_factory=list)
+
+
+def switch_span(racks: int) -> int:
+    """How many consecutive SSH ports the site's switches take from `switch_first`."""
+    groups = (racks - 1) // RACKS_PER_GROUP + 1
+    return groups * RAILS + racks + groups
 
 
 def node_entry(rack: int, slot: int, shape: SiteShape) -> dict:
@@ -64,12 +71,27 @@ def node_entry(rack: int, slot: int, shape: SiteShape) -> dict:
 
 def site_document(shape: SiteShape) -> dict:
     groups = (shape.racks - 1) // RACKS_PER_GROUP + 1
-    switches = {
-        f"leaf-g{group:02d}-r{rail}": {"kind": "leaf", "address": f"127.0.0.1:{2200 + group * RAILS + rail}",
-                                       "credentials": "switch"}
+    # IB leaves are managed over MLNX-OS; a Dell OS10 management switch per rack and a Cumulus
+    # front-end switch per group of 8 racks carry the nodes' Ethernet, their ports named after the node.
+    first = shape.switch_first
+    switches: dict[str, dict] = {
+        f"leaf-g{group:02d}-r{rail}": {"kind": "leaf", "address": f"127.0.0.1:{first + group * RAILS + rail}",
+                                       "credentials": "switch", "device_type": "mellanox_mlnxos"}
         for group in range(groups)
         for rail in range(RAILS)
     }
+    for rack in range(1, shape.racks + 1):
+        switches[f"mgmt-r{rack:03d}"] = {
+            "kind": "mgmt", "address": f"127.0.0.1:{first + groups * RAILS + rack - 1}", "credentials": "switch",
+            "device_type": "dell_os10",
+            "ports": {f"ethernet1/1/{slot}": f"gpu-{rack:03d}-{slot:02d}" for slot in range(1, NODES_PER_RACK + 1)}}
+    for group in range(groups):
+        racks = range(group * RACKS_PER_GROUP + 1, min(shape.racks, (group + 1) * RACKS_PER_GROUP) + 1)
+        switches[f"fe-g{group:02d}"] = {
+            "kind": "frontend", "address": f"127.0.0.1:{first + groups * RAILS + shape.racks + group}",
+            "credentials": "switch", "device_type": "cumulus_linux",
+            "ports": {f"swp{(rack - 1) % RACKS_PER_GROUP * NODES_PER_RACK + slot}": f"gpu-{rack:03d}-{slot:02d}"
+                      for rack in racks for slot in range(1, NODES_PER_RACK + 1)}}
     secrets = "$FLEET_LAB_DIR/secrets.yml"
     return {
         "site": shape.name,
@@ -89,6 +111,8 @@ def site_document(shape: SiteShape) -> dict:
         },
         "node_defaults": {"role": "gpu", "gpu_count": 8, "hca_rate_gbps": 400},
         "switches": switches,
+        "switch_config": {"ntp": ["198.18.0.1"], "syslog": ["198.18.0.1"], "mtu": 9216, "lldp": True,
+                          "vlans": {10: "mgmt", 20: "frontend"}, "access_vlans": {"mgmt": 10, "frontend": 20}},
         "fabric": {
             "topology": "fabric.yml",
             # two counter snapshots 750 s of UFM time apart (NVIDIA judges BER over >= 720 s), at the lab's clock

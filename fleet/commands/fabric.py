@@ -4,11 +4,14 @@
     provision.py fabric export [--out DIR]                   the plan as an ibdiagnet topology and UFM NDT CSV
     provision.py fabric triage [--apply] [--json]            ports to isolate, from events and counter deltas
     provision.py fabric restore PORT [PORT ...]              mark ports healthy (UFM name or switch/port)
+    provision.py fabric switches [--switch A,B] [--apply]    switch configs (netmiko): diff, apply, save, verify
 
 Nothing changes without `--apply`: `check --apply` adds the selected nodes' missing GUIDs to the
 plan's pkeys, `triage --apply` isolates the proposed ports through UFM's unhealthy-ports API, at most
-`fabric.max_isolated` in all (past it, triage refuses and says why: exit 2). Every change is
-journaled in the state DB before it is sent. `check` exits 1 when it found anything.
+`fabric.max_isolated` in all (past it, triage refuses and says why: exit 2), `switches --apply` sends
+each switch what its template adds to the running config, saves and reads it back. Every change is
+journaled in the state DB before it is sent. `check` exits 1 when it found anything, `switches` when a
+switch differs (without --apply) or failed.
 """
 
 from __future__ import annotations
@@ -34,13 +37,15 @@ HELP = "the InfiniBand fabric: check against the plan, export it, triage bad por
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("check", "export", "triage", "restore"))
+    parser.add_argument("action", choices=("check", "export", "triage", "restore", "switches"))
     parser.add_argument("ports", nargs="*", metavar="PORT", help="restore: UFM port names or switch/port")
     options.add_selection(parser)
     options.add_json(parser)
     parser.add_argument("--apply", action="store_true",
                         help="check: add missing pkey GUIDs; triage: isolate the proposed ports")
     parser.add_argument("--out", type=Path, help="export: directory to write to (default: beside the site file)")
+    parser.add_argument("--switch", action="extend", type=options.comma_list, default=[], metavar="A,B",
+                        help="switches: only these (default: every switch with a device_type)")
     parser.add_argument("--sample", type=float, metavar="S", help="triage: seconds between the counter snapshots "
                         "(default: the site's fabric.sample_s)")
 
@@ -55,6 +60,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return _export(args, site, console)
     if args.action == "restore":
         return _restore(args, site, console)
+    if args.action == "switches":
+        return _switches(args, site, console)
     if args.sample is not None and args.sample < 0:
         raise UsageError("--sample must be 0 or more seconds", hint="pass e.g. --sample 720")
     nodes = options.select(args, site)  # bad selections are exit 2 before UFM is contacted
@@ -151,6 +158,39 @@ def _restore(args: argparse.Namespace, site: Site, console: Console) -> int:
             names.append(port)
     restore(client_for(site), names, _journal(args, site))
     console.print(f"marked {len(names)} port(s) healthy: {', '.join(names)}")
+    return options.EXIT_OK
+
+
+def _switches(args: argparse.Namespace, site: Site, console: Console) -> int:
+    from fleet.errors import SwitchError
+    from fleet.fabric.switch import configure
+    from fleet.site import resolve_credentials
+
+    unknown = [name for name in args.switch if name not in site.switches]
+    if unknown:
+        raise UsageError(f"unknown switch(es): {', '.join(unknown)}", hint="name switches under switches: in the site")
+    chosen = [site.switches[name] for name in args.switch] or [s for s in site.switches.values() if s.device_type]
+    journal = _journal(args, site) if args.apply else None
+    failed = differs = 0
+    for switch in chosen:
+        try:
+            creds = resolve_credentials(site, switch.credentials)
+            if journal:
+                journal(switch.name, "switch_config:started", {"device_type": switch.device_type})
+            outcome = configure(site, switch, creds.username, creds.secret, apply=args.apply)
+        except SwitchError as err:
+            failed += 1
+            console.print(f"[red]{switch.name}[/]: {err}", highlight=False)
+            continue
+        if journal:
+            journal(switch.name, "switch_config:done", {"sent": len(outcome.sent)})
+        if outcome.diff:
+            differs += 1
+            console.print(outcome.diff, markup=False, highlight=False, end="")
+        state = "applied, saved and verified" if outcome.applied else ("differs" if outcome.diff else "up to date")
+        console.print(f"{switch.name} ({switch.device_type}): {state}", highlight=False)
+    if failed or (differs and not args.apply):
+        return options.EXIT_FAILED
     return options.EXIT_OK
 
 

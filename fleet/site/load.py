@@ -19,10 +19,11 @@ from fleet.site.racks import parse_defaults, parse_racks
 from fleet.site.schema import Problems, read_yaml
 from fleet.site.services import parse_endpoint, parse_os, parse_pins, parse_switches, parse_tls
 from fleet.site.state import parse_state
+from fleet.site.switching import parse_switch_config
 
 SITE_REQUIRED = {"site", "maas", "credentials", "racks"}
 SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab",
-                 "fabric", "state"}
+                 "fabric", "state", "switch_config"}
 
 
 def load_site(path: str | Path) -> Site:
@@ -74,4 +75,5 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         lab=lab,
         fabric=fabric,
         state_url=parse_state(file, raw.get("state"), problems),
+        switch_config=parse_switch_config(file, raw["switch_config"], problems) if raw.get("switch_config") else None,
     )

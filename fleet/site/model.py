@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fleet.site.fabric import FabricSettings
     from fleet.site.lab import LabSettings
+    from fleet.site.switching import SwitchConfig
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,14 @@ class Rack:
 
 @dataclass(frozen=True)
 class Switch:
+    """A switch's management: where to SSH, as which netmiko device type, and its port descriptions."""
+
     name: str
     kind: str
     address: str
     credentials: str
+    device_type: str = ""  # dell_os10 | cumulus_linux | mellanox_mlnxos; empty: not configured by fleet
+    ports: dict[str, str] = field(default_factory=dict)  # interface -> what is cabled to it
 
 
 @dataclass(frozen=True)
@@ -132,3 +137,4 @@ class Site:
     lab: LabSettings | None
     fabric: FabricSettings | None = None
     state_url: str | None = None  # PostgreSQL for state shared by several ops hosts; None: SQLite in the state dir
+    switch_config: SwitchConfig | None = None

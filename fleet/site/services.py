@@ -9,6 +9,8 @@ from typing import Any
 from fleet.site.model import Endpoint, OsImage, Switch, TlsSettings
 from fleet.site.schema import Problems, host_port, site_path
 
+DEVICE_TYPES = ("dell_os10", "cumulus_linux", "mellanox_mlnxos")  # netmiko's names, fleet/fabric/switch.py
+
 
 def parse_switches(file: Path, raw: Any, problems: Problems) -> dict[str, Switch]:
     result: dict[str, Switch] = {}
@@ -17,9 +19,20 @@ def parse_switches(file: Path, raw: Any, problems: Problems) -> dict[str, Switch
         return result
     for name, entry in raw.items():
         path = f"switches.{name}"
-        if problems.keys(entry, file, path, {"kind", "address"}, {"credentials"}):
+        if problems.keys(entry, file, path, {"kind", "address"}, {"credentials", "device_type", "ports"}):
             address = host_port(file, f"{path}.address", entry.get("address"), problems)
-            result[str(name)] = Switch(str(name), str(entry.get("kind")), address, str(entry.get("credentials", "")))
+            device_type = str(entry.get("device_type", ""))
+            if device_type and device_type not in DEVICE_TYPES:
+                problems.add(file, f"{path}.device_type", f"'{device_type}' is not a supported netmiko device type",
+                             f"write one of {', '.join(DEVICE_TYPES)}")
+                device_type = ""
+            ports = entry.get("ports") or {}
+            if not isinstance(ports, dict) or not all(isinstance(v, str) for v in ports.values()):
+                problems.add(file, f"{path}.ports", "expected a mapping of interface -> description",
+                             "ports: {ethernet1/1/1: gpu-012-01}")
+                ports = {}
+            result[str(name)] = Switch(str(name), str(entry.get("kind")), address, str(entry.get("credentials", "")),
+                                       device_type, {str(k): v for k, v in ports.items()})
     return result
 
 
