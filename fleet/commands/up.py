@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """What a run through the stages takes (up and reimage)."""
-    parser.add_argument("--until", choices=stages.NAMES, default=stages.NAMES[-1], help="last stage to run")
+    parser.add_argument("--until", choices=stages.NAMES, default=stages.DEFAULT_UNTIL,
+                        help="last stage to run (default %(default)s; burnin is optional and runs only when named)")
     options.add_dry_run(parser)
     parser.add_argument("--json-report", type=Path, metavar="PATH", help="write the run report as JSON")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -68,7 +69,7 @@ def bring_up(args: argparse.Namespace, site: Site, nodes: list[Node], console: C
     `prepare` runs once every node's lock is held and before any stage (reimage starts the new
     generation there: never under another run's feet).
     """
-    order = stages.order(reimage=reimage)
+    order = stages.order(reimage=reimage, until=args.until)
     if args.dry_run:
         return _print_plan(args, site, nodes, order, reimage=reimage)
     ensure_lab(site, getattr(args, "fault", []))

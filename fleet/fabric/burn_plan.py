@@ -27,20 +27,14 @@ one each per stage; so stages >= max(ceil(cables / (2 · HCAs)), max over leaves
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from fleet.errors import InventoryError
-from fleet.fabric.topology import NodeCable, Topology, node_cables
-from fleet.site.load import load_site
+from fleet.fabric.topology import NodeCable, Topology
 from healthcheck.burnin.perftest import Hca, PairTest
 
 TIER_RANK = {"hca": 0, "leaf": 1, "spine": 2, "core": 3}
@@ -307,29 +301,3 @@ def to_json(plan_: Plan, graph: nx.MultiGraph) -> dict[str, Any]:
                           "client_argv": list(client), "cables": [list(c) for c in flow.cables]})
         stages.append({"pairs": pairs, "newly_covered": stage.newly_covered})
     return {"cables": plan_.cables, "rails": plan_.rails, "stages": stages, "lower_bound": plan_.lower_bound}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fleet.fabric.burn_plan [--site SITE] [--json]``: the plan for a site's fabric."""
-    parser = argparse.ArgumentParser(prog="python -m fleet.fabric.burn_plan", description=__doc__.split("\n")[0])
-    parser.add_argument("--site", default="inventory/lab/site.yml")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--show", type=int, default=3, help="commands shown per stage")
-    args = parser.parse_args(argv)
-    try:
-        site = load_site(Path(args.site))
-    except InventoryError as err:
-        print(err, file=sys.stderr)
-        return 2
-    if site.fabric is None:
-        print(f"site {args.site} has no fabric: section (add fabric: {{topology: fabric.yml}})", file=sys.stderr)
-        return 2
-    nodes = list(site.nodes.values())
-    graph = fabric_graph(site.fabric.topology, node_cables(nodes), {n.hostname: n.address for n in nodes})
-    result = plan(graph)
-    print(json.dumps(to_json(result, graph)) if args.json else render(result, graph, show_commands=args.show))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.errors import InventoryError
+from fleet.site.burnin import parse_burnin
 from fleet.site.credentials import parse_credentials
 from fleet.site.crosscheck import cross_check
 from fleet.site.fabric import parse_fabric
@@ -23,7 +24,7 @@ from fleet.site.switching import parse_switch_config
 
 SITE_REQUIRED = {"site", "maas", "credentials", "racks"}
 SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab",
-                 "fabric", "state", "switch_config"}
+                 "fabric", "state", "switch_config", "burnin"}
 
 
 def load_site(path: str | Path) -> Site:
@@ -76,4 +77,5 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         fabric=fabric,
         state_url=parse_state(file, raw.get("state"), problems),
         switch_config=parse_switch_config(file, raw["switch_config"], problems) if raw.get("switch_config") else None,
+        burnin=parse_burnin(file, raw.get("burnin"), problems),
     )

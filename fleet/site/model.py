@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fleet.site.burnin import BurninSettings
+
 if TYPE_CHECKING:
     from fleet.site.fabric import FabricSettings
     from fleet.site.lab import LabSettings
@@ -138,3 +140,4 @@ class Site:
     fabric: FabricSettings | None = None
     state_url: str | None = None  # PostgreSQL for state shared by several ops hosts; None: SQLite in the state dir
     switch_config: SwitchConfig | None = None
+    burnin: BurninSettings = field(default_factory=BurninSettings)

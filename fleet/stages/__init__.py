@@ -7,6 +7,7 @@
     configure  the Ansible roles, in batches (fleet/configure.py)                          configure.py
     fabric     HCA ports Active at rate, cabled as planned, in the pkeys (fleet/fabric/)   fabric.py
     validate   the node's health checks (fleet/validate.py)                                validate.py
+    burnin     (optional) verified GPU stress, memory, PCIe, NCCL on the node (fleet/burnin)  burnin.py
 
 A stage module has `make(shared: Shared) -> Stage` (see `fleet.workflow.Stage`); the clients it
 needs come from `shared`, built once per run so per-resource limits hold fleet-wide. Adding a
@@ -31,6 +32,7 @@ class StageSpec:
     name: str  # as in --until, the state DB and reports
     module: str  # fleet/stages/<module>.py
     reimage_only: bool = False
+    optional: bool = False  # run only when --until names it (or a later stage)
 
 
 TABLE = (
@@ -41,12 +43,18 @@ TABLE = (
     StageSpec("configure", "configure"),
     StageSpec("fabric", "fabric"),
     StageSpec("validate", "validate"),
+    StageSpec("burnin", "burnin", optional=True),
 )
 NAMES = tuple(spec.name for spec in TABLE if not spec.reimage_only)  # a bring-up, in order
+DEFAULT_UNTIL = [spec.name for spec in TABLE if not spec.reimage_only and not spec.optional][-1]
 
 
-def order(*, reimage: bool = False) -> list[str]:
-    return [spec.name for spec in TABLE if reimage or not spec.reimage_only]
+def order(*, reimage: bool = False, until: str | None = None) -> list[str]:
+    """The stages a run walks, in order; an optional stage only when `until` is it or comes after it."""
+    names = [spec.name for spec in TABLE if reimage or not spec.reimage_only]
+    target = names.index(until or DEFAULT_UNTIL)
+    return [spec.name for spec in TABLE if (reimage or not spec.reimage_only)
+            and (not spec.optional or names.index(spec.name) <= target)]
 
 
 @contextmanager
@@ -58,4 +66,4 @@ def build(site: Site, limits: RunLimits, *, reimage: bool = False,
                for spec in TABLE if reimage or not spec.reimage_only]
 
 
-__all__ = ["NAMES", "TABLE", "RunLimits", "Shared", "StageSpec", "build", "order"]
+__all__ = ["DEFAULT_UNTIL", "NAMES", "TABLE", "RunLimits", "Shared", "StageSpec", "build", "order"]

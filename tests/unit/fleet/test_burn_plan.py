@@ -7,6 +7,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
+from fleet import commands
 from fleet.fabric import burn_plan
 from fleet.fabric.topology import node_cables
 from fleet.site.load import load_site
@@ -106,5 +107,5 @@ def test_the_512_node_lab_fabric_in_one_stage_at_its_lower_bound(capsys):
     assert result.cables == 8192 and result.rails == 8
     assert burn_plan.check(result, graph) == []
     assert len(result.stages) == result.lower_bound == 1
-    assert burn_plan.main(["--site", str(LAB_SITE), "--show", "0"]) == 0
+    assert commands.main(["burnin", "plan", "--site", str(LAB_SITE)]) == 0
     assert "8192 switch-to-switch cables on 8 rail(s): 1 stage(s) (lower bound 1)" in capsys.readouterr().out
