@@ -77,6 +77,7 @@ class Machine:
     tags: tuple[str, ...]
     hwe_kernel: str | None = None
     power_state: str = "unknown"
+    macs: tuple[str, ...] = ()  # its interfaces' MACs, the boot interface's first
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Machine:
@@ -91,7 +92,40 @@ class Machine:
             tags=tuple(data.get("tag_names") or ()),
             hwe_kernel=data.get("hwe_kernel") or None,
             power_state=str(data.get("power_state") or "unknown"),
+            macs=_macs(data),
         )
+
+
+def _macs(data: dict[str, Any]) -> tuple[str, ...]:
+    boot = (data.get("boot_interface") or {}).get("mac_address")
+    others = [str(i.get("mac_address")) for i in data.get("interface_set") or () if i.get("mac_address")]
+    return tuple(dict.fromkeys([str(boot).lower()] * bool(boot) + [m.lower() for m in others]))
+
+
+def pick_machine(node: Node, by_mac: list[dict[str, Any]], by_hostname: list[dict[str, Any]] | None) -> Machine:
+    """The node's machine from MAAS's answers (pure): only a machine with the node's PXE MAC is it.
+
+    A machine with the node's hostname but another MAC is a swapped chassis or a stale record of
+    a replaced one: deploying it would install the wrong server, so it is an error that names both
+    MACs. `by_hostname` is only read when nothing matched by MAC.
+    """
+    if len(by_mac) > 1:
+        ids = ", ".join(sorted(str(m["system_id"]) for m in by_mac))
+        raise MaasError(f"{len(by_mac)} MAAS machines match by PXE MAC: {ids}", node=node.hostname,
+                        hint="delete the stale duplicates in MAAS")
+    if by_mac:
+        return Machine.from_api(by_mac[0])
+    if by_hostname:
+        other = Machine.from_api(by_hostname[0])
+        macs = ", ".join(other.macs) or "none"
+        raise MaasError(
+            f"MAAS machine {other.system_id} is named {other.hostname} but has MAC(s) {macs}, "
+            f"not the inventory's PXE MAC {node.pxe_mac}: a swapped chassis or a stale MAAS record; it is not used",
+            node=node.hostname,
+            hint=f"check the chassis' service tag ({node.service_tag}) on site; then fix pxe_mac in the inventory, "
+                 f"or delete the stale machine {other.system_id} in MAAS so the server enlists afresh")
+    raise MaasError("machine is not enlisted in MAAS", node=node.hostname,
+                    hint=f"PXE-boot it once so MAAS enlists MAC {node.pxe_mac}, or check pxe_mac in the inventory")
 
 
 class OsStep(StrEnum):
@@ -440,23 +474,17 @@ class MaasClient:
     # -- reads ------------------------------------------------------------------------------
 
     def find_machine(self, node: Node) -> Machine:
-        """The node's machine: matched by its PXE MAC (what MAAS saw at enlistment), then by hostname."""
+        """The node's machine: matched by its PXE MAC (what MAAS saw at enlistment); see `pick_machine`."""
         found = self._call(node.hostname, "machines read mac_address",
                            lambda s: s.Machines.read(mac_address=[node.pxe_mac]))
+        named = None if found else self._call(node.hostname, "machines read hostname",
+                                              lambda s: s.Machines.read(hostname=[node.hostname]))
+        try:
+            machine = pick_machine(node, list(found), list(named) if named is not None else None)
+        except MaasError as err:
+            err.endpoint = self.url
+            raise
         how = "PXE MAC"
-        if not found:
-            found = self._call(node.hostname, "machines read hostname",
-                               lambda s: s.Machines.read(hostname=[node.hostname]))
-            how = "hostname"
-        if not found:
-            raise MaasError("machine is not enlisted in MAAS", node=node.hostname, endpoint=self.url,
-                            hint=f"PXE-boot it once so MAAS enlists MAC {node.pxe_mac}, "
-                            "or check pxe_mac in the inventory")
-        if len(found) > 1:
-            ids = ", ".join(sorted(str(m["system_id"]) for m in found))
-            raise MaasError(f"{len(found)} MAAS machines match by {how}: {ids}", node=node.hostname,
-                            endpoint=self.url, hint="delete the stale duplicates in MAAS")
-        machine = Machine.from_api(found[0])
         if machine.hostname != node.hostname:
             log.warning("%s: MAAS knows PXE MAC %s as '%s' (%s)", node.hostname, node.pxe_mac,
                         machine.hostname, machine.system_id)

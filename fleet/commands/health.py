@@ -6,19 +6,22 @@
 
 `--quarantine` tags CRITICAL nodes in MAAS and marks them quarantined in the state DB, journaled
 first; it never powers anything off (draining and repair are for people, with the reason in hand).
+It takes each node's lock as bring-up and reimage do (a node another run holds is left to it and
+named), and one failed MAAS call never stops the others: every node's outcome is reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from fleet.commands import options
-from fleet.errors import UsageError
+from fleet.errors import FleetError, LockError, UsageError
 from fleet.health import NodeHealth, decide_fleet, fetch_kernel_logs, learn_fleet_baseline, to_json, to_rows
 from fleet.site import Site, resolve_credentials
 from fleet.state import StateDB
@@ -55,15 +58,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
     nodes = options.select(args, site)
     results = sweep_site(site, nodes, timeout_s=args.timeout, parallel=args.parallel)
     decision = decide_fleet(results)
+    problems: dict[str, str] = {}
     if args.quarantine and decision.quarantine:
-        _quarantine(site, options.open_state(args, site), dict(decision.quarantine), console)
+        problems = _quarantine(site, options.open_state(args, site), dict(decision.quarantine), console)
     if args.json:
         print(json.dumps(to_json(results, decision), indent=2))
     else:
         console.print(_table(results, site))
         counts = ", ".join(f"{n} {verdict}" for verdict, n in decision.counts.items())
         console.print(f"fleet verdict {decision.verdict}: {counts}")
-    return options.EXIT_FAILED if any(r.verdict in FAILING for r in results) else options.EXIT_OK
+    return options.EXIT_FAILED if problems or any(r.verdict in FAILING for r in results) else options.EXIT_OK
 
 
 def _table(results: list[NodeHealth], site: Site) -> Table:
@@ -78,18 +82,45 @@ def _table(results: list[NodeHealth], site: Site) -> Table:
     return table
 
 
-def _quarantine(site: Site, db: StateDB, reasons: dict[str, str], console: Console) -> None:
-    """State DB first (journaled), then the MAAS tag, so an operator sees the reason wherever they look."""
+def quarantine_nodes(db: StateDB, reasons: dict[str, str], tag: Callable[[str], None],
+                     command: str) -> dict[str, str]:
+    """Quarantine each node under its own lock: state first (journaled), then `tag(name)` in MAAS.
+
+    Returns what went wrong per node (locked by another run, a MAAS call that failed); the others
+    are quarantined regardless. Each lock is released as soon as its node is done.
+    """
+    problems: dict[str, str] = {}
+    for name, reason in reasons.items():
+        try:
+            db.acquire([name], command)
+        except LockError as err:
+            problems[name] = f"not quarantined: {err}"
+            continue
+        try:
+            db.journal(name, "health", "quarantine", reason=reason)
+            db.update(name, status="quarantined", current="health", last_error=f"health: {reason}")
+            tag(name)
+        except FleetError as err:
+            problems[name] = f"quarantined in the state DB, but the MAAS tag failed: {err}"
+        finally:
+            db.release([name])
+    return problems
+
+
+def _quarantine(site: Site, db: StateDB, reasons: dict[str, str], console: Console) -> dict[str, str]:
+    """The quarantine of a sweep, reported node by node."""
     from fleet.maas import MaasClient  # python-libmaas loads in ~0.5 s: only when a sweep quarantines
 
-    for name, reason in reasons.items():
-        db.journal(name, "health", "quarantine", reason=reason)
-        db.update(name, status="quarantined", current="health", last_error=f"health: {reason}")
     with MaasClient(site.maas, resolve_credentials(site, site.maas.credentials), site.maas_tls) as maas:
-        for name in reasons:
-            node = site.nodes[name]
-            maas.tag(name, maas.find_machine(node), (QUARANTINE_TAG,))
-    console.print(f"quarantined {len(reasons)} node(s): {', '.join(reasons)} (MAAS tag {QUARANTINE_TAG})")
+        def tag(name: str) -> None:
+            maas.tag(name, maas.find_machine(site.nodes[name]), (QUARANTINE_TAG,))
+
+        problems = quarantine_nodes(db, reasons, tag, "provision.py health --quarantine")
+    done = [name for name in reasons if name not in problems or "MAAS tag failed" in problems[name]]
+    console.print(f"quarantined {len(done)} node(s): {', '.join(done) or '-'} (MAAS tag {QUARANTINE_TAG})")
+    for name, why in problems.items():
+        console.print(f"{name}: {why}", markup=False, highlight=False)
+    return problems
 
 
 def _baseline(args: argparse.Namespace, site: Site, console: Console) -> int:

@@ -258,12 +258,18 @@ def test_reimage_asks_without_a_tty_then_releases_and_redeploys_one_node(lab_sit
     assert code == 0, stderr
     target, *others = RACK1
 
-    refused = lab_site.cli("reimage", target, "--until", "os")
+    # No lab host runs behind a node brought to `os` only: the in-use probe cannot reach it, and
+    # what it cannot check counts as in use.
+    unknown = lab_site.cli("reimage", target, "--yes", "--until", "os")
+    assert unknown.returncode == 2
+    assert "cannot reach the node to check it is idle" in unknown.stderr and "--force" in unknown.stderr
+    refused = lab_site.cli("reimage", target, "--force", "--until", "os")
     assert refused.returncode == 2
     assert "--yes" in refused.stderr
     assert "reimage_requested" not in [e.split("/")[-1] for e in lab_site.events(target)]
 
-    done = lab_site.cli("reimage", target, "--yes", "--until", "os", "--json-report", str(tmp_path / "reimage.json"))
+    done = lab_site.cli("reimage", target, "--yes", "--force", "--until", "os", "--json-report",
+                        str(tmp_path / "reimage.json"))
 
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "reimage.json").read_text(encoding="utf-8"))

@@ -94,3 +94,50 @@ def test_plain_http_maas_is_refused_unless_the_site_accepts_it_and_then_warned_o
         MaasClient(Endpoint("http://maas.example:5240/MAAS/", "maas", insecure_http=True), key, TlsSettings()).close()
     warnings = [r.getMessage() for r in caplog.records if "plain HTTP" in r.getMessage()]
     assert len(warnings) == 2 and "secret" not in " ".join(warnings)
+
+
+def api_machine(system_id: str, hostname: str, *macs: str) -> dict:
+    """A machine as MAAS's API returns it (fields this tool reads), with its interfaces' MACs."""
+    interfaces = [{"name": f"eno{n}", "mac_address": mac} for n, mac in enumerate(macs, 1)]
+    return {"system_id": system_id, "hostname": hostname, "status": int(NodeStatus.READY), "status_name": "Ready",
+            "boot_interface": interfaces[0] if interfaces else None, "interface_set": interfaces, "tag_names": []}
+
+
+def node(hostname: str = "gpu-012-03", pxe_mac: str = "7c:c2:55:0c:03:00"):
+    from dataclasses import replace
+
+    from tests.unit.fleet.test_workflow import make_node
+    return replace(make_node(12, 3), hostname=hostname, pxe_mac=pxe_mac)
+
+
+def test_a_machine_found_by_its_pxe_mac_is_the_nodes_machine_whatever_its_hostname() -> None:
+    from fleet.maas import pick_machine
+
+    found = pick_machine(node(), [api_machine("abc123", "maas-named-it", "7c:c2:55:0c:03:00")], None)
+    assert found.system_id == "abc123" and found.macs == ("7c:c2:55:0c:03:00",)
+
+
+def test_a_machine_matching_only_by_hostname_is_an_error_naming_both_macs() -> None:
+    from fleet.maas import pick_machine
+
+    stale = api_machine("old999", "gpu-012-03", "7c:c2:55:ff:ff:00", "7c:c2:55:ff:ff:01")
+    with pytest.raises(MaasError) as err:
+        pick_machine(node(), [], [stale])
+    text = str(err.value)
+    assert "old999" in text and "7c:c2:55:ff:ff:00" in text and "7c:c2:55:0c:03:00" in text
+    assert "swapped" in text and "not used" in text
+
+
+def test_no_machine_by_mac_or_hostname_is_not_enlisted() -> None:
+    from fleet.maas import pick_machine
+
+    with pytest.raises(MaasError, match="not enlisted"):
+        pick_machine(node(), [], [])
+
+
+def test_two_machines_with_the_pxe_mac_are_an_error_naming_them() -> None:
+    from fleet.maas import pick_machine
+
+    with pytest.raises(MaasError, match="2 MAAS machines match by PXE MAC: a1, b2"):
+        pick_machine(node(), [api_machine("b2", "x", "7c:c2:55:0c:03:00"), api_machine("a1", "y", "7c:c2:55:0c:03:00")],
+                     None)
