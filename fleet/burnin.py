@@ -75,12 +75,15 @@ def record(db: StateDB, results: Sequence[NodeHealth], reports_dir: Path, *, qua
             (reports_dir / f"{health.node}.json").write_text(json.dumps(health.report, indent=2))
         db.journal(health.node, "burnin", "result", verdict=health.verdict, reason=health.reason)
         if quarantine and health.verdict == "CRITICAL":
-            evidence: dict[str, Any] = {"findings": findings(health)}
-            db.journal(health.node, "burnin", "quarantine", reason=health.reason, **evidence)
-            db.update(health.node, status="quarantined", current="burnin", last_error=f"burnin: {health.reason}",
-                      evidence=evidence)
+            quarantine_node(db, health.node, health.reason, {"findings": findings(health)})
             quarantined.append(health.node)
     return quarantined
+
+
+def quarantine_node(db: StateDB, node: str, reason: str, evidence: dict[str, Any]) -> None:
+    """Journal first, then the node's record: the reason and the evidence wherever an operator looks."""
+    db.journal(node, "burnin", "quarantine", reason=reason, **evidence)
+    db.update(node, status="quarantined", current="burnin", last_error=f"burnin: {reason}", evidence=evidence)
 
 
 class BurninStage:
