@@ -120,7 +120,12 @@ def judge_agreement(record: Mapping[str, Any]) -> Result:
                                 "datacenter tech: NVLink/NVSwitch or PCIe path between these GPUs; reseat, "
                                 "then RMA the baseboard"))
     evidence = {"products_compared": agreement["products_compared"], "peer_copies": agreement["peer_copies"],
-                "peer_bytes": agreement["peer_bytes"]}
+                "peer_bytes": agreement["peer_bytes"],
+                "fingerprints_compared": agreement.get("fingerprints_compared", 0)}
+    if not findings and not (agreement["products_compared"] and agreement["peer_copies"]):
+        findings.append(Finding(Verdict.UNKNOWN, f"{agreement['gpus']} GPUs but no product or peer copy compared "
+                                                 "(a GPU failed or made no inputs)",
+                                "node owner: see the stress errors; burn in again"))
     return conclude("burnin_gpu_agreement", findings, evidence,
                     f"{agreement['products_compared']} products identical across {agreement['gpus']} GPUs, "
                     f"{agreement['peer_copies']} peer copies bit-exact")

@@ -332,45 +332,45 @@ def compare_across(torch: Any, stress: Stress, indices: list[int]) -> dict[str, 
     pairs_left = getattr(stress, "pairs_left", {})
     if len(indices) < 2 or not all(i in pairs_left for i in indices):
         return out
+    live = {g: {p.index: p for p in pairs_left[g] if p is not None} for g in indices}
     first = indices[0]
     for g in indices[1:]:
-        for mine, theirs in zip(pairs_left[first], pairs_left[g], strict=True):
-            if mine is None or theirs is None or mine.index != theirs.index:
-                continue
+        for index in sorted(live[first].keys() & live[g].keys()):
+            mine, theirs = live[first][index], live[g][index]
             copy = theirs.c0.to(torch.device("cuda", first))
             differs = copy.view(torch.int16) != mine.c0.view(torch.int16)
             out["products_compared"] += 1
             if bool(differs.any()):
                 where = differs.nonzero()[:MAX_LISTED_ELEMENTS].tolist()
-                out["product_mismatches"].append({"pair": mine.index, "gpu": g, "reference_gpu": first,
+                out["product_mismatches"].append({"pair": index, "gpu": g, "reference_gpu": first,
                                                   "count": int(differs.sum()),
                                                   "elements": [{"row": i, "col": j} for i, j in where]})
     for pos, g in enumerate(indices):
         h = indices[(pos + 1) % len(indices)]
-        for mine, theirs in zip(pairs_left[g], pairs_left[h], strict=True):
-            if mine is None or theirs is None or mine.index != theirs.index:
-                continue
+        for index in sorted(live[g].keys() & live[h].keys()):
+            mine, theirs = live[g][index], live[h][index]
             copy = mine.a.to(torch.device("cuda", h))
             differs = copy.view(torch.int16) != theirs.a.view(torch.int16)
             out["peer_copies"] += 1
             out["peer_bytes"] += copy.numel() * copy.element_size()
             if bool(differs.any()):
-                out["peer_mismatches"].append({"from_gpu": g, "to_gpu": h, "pair": mine.index,
+                out["peer_mismatches"].append({"from_gpu": g, "to_gpu": h, "pair": index,
                                                "count": int(differs.sum())})
     return out
 
 
-def fingerprint_agreement(states: list[_GpuState]) -> list[dict[str, Any]]:
-    """Pairs whose product fingerprint differs between GPUs (each pair seen by two GPUs or more)."""
+def fingerprint_agreement(states: list[_GpuState]) -> tuple[int, list[dict[str, Any]]]:
+    """(pairs seen by two GPUs or more, those whose product fingerprint differs between GPUs)."""
     by_pair: dict[int, dict[int, str]] = {}
     for state in states:
         for pair, fp in state.fingerprints.items():
             by_pair.setdefault(pair, {})[state.index] = fp
-    out = []
+    out, compared = [], 0
     for pair, prints in sorted(by_pair.items()):
+        compared += len(prints) > 1
         if len(set(prints.values())) > 1:
             out.append({"pair": pair, "fingerprints": {str(g): fp for g, fp in sorted(prints.items())}})
-    return out
+    return compared, out
 
 
 def run_gpu_stress(torch: Any, config: StressConfig) -> dict[str, Any]:
@@ -383,7 +383,7 @@ def run_gpu_stress(torch: Any, config: StressConfig) -> dict[str, Any]:
     started = time.time()
     states = stress.run(indices)
     agreement = compare_across(torch, stress, indices)
-    agreement["fingerprint_mismatches"] = fingerprint_agreement(states)
+    agreement["fingerprints_compared"], agreement["fingerprint_mismatches"] = fingerprint_agreement(states)
     return {
         "seed": seed,
         "started_at": started,

@@ -124,6 +124,7 @@ def test_pcie_below_max_under_load_is_critical():
 
 def test_cross_gpu_and_peer_copy_mismatches_are_critical():
     rec = eight_gpus(record("clean"))
+    assert verdicts(rec)["burnin_gpu_agreement"].verdict is Verdict.UNKNOWN  # 8 GPUs, nothing compared
     rec["stress"]["agreement"].update(products_compared=14, peer_copies=16, peer_bytes=16 << 29)
     assert verdicts(rec)["burnin_gpu_agreement"].verdict is Verdict.OK
     rec["stress"]["agreement"]["product_mismatches"] = [
