@@ -24,7 +24,8 @@ from fleet.commands import options
 from fleet.errors import FleetError, InventoryError, LockError, UsageError
 from fleet.logs import NodeFormatter
 
-VERBS = ("up", "status", "reimage", "health", "burnin", "fabric", "lab")  # the registry, in `provision.py -h` order
+# The registry, in `provision.py -h` order.
+VERBS = ("up", "status", "reimage", "health", "burnin", "fabric", "kraken", "image", "lab")
 DEFAULT_VERB = "up"
 
 

@@ -14,6 +14,7 @@ from fleet.site.burnin import parse_burnin
 from fleet.site.credentials import parse_credentials
 from fleet.site.crosscheck import cross_check
 from fleet.site.fabric import parse_fabric
+from fleet.site.kraken import parse_kraken
 from fleet.site.lab import parse_lab
 from fleet.site.model import Endpoint, Site
 from fleet.site.racks import parse_defaults, parse_racks
@@ -24,7 +25,8 @@ from fleet.site.switching import parse_switch_config
 
 SITE_REQUIRED = {"site", "maas", "credentials", "racks"}
 SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab",
-                 "fabric", "state", "switch_config", "burnin"}
+                 "fabric", "state", "switch_config", "burnin",
+                 "kraken"}
 
 
 def load_site(path: str | Path) -> Site:
@@ -58,6 +60,7 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
     lab_dir = lab.state_dir if lab else None
     # names written under credentials:, valid or not: a broken entry is reported once, by itself
     declared = {str(name) for name in raw["credentials"]} if isinstance(raw.get("credentials"), dict) else set()
+    kraken = parse_kraken(file, raw["kraken"], set(nodes), lab_dir, problems) if raw.get("kraken") is not None else None
     cross_check(file, placed, switches, declared, {"maas": maas, "ufm": ufm}, problems)
     fabric = parse_fabric(file, raw["fabric"], list(nodes.values()), lab_dir, problems) if raw.get("fabric") else None
     return Site(
@@ -78,4 +81,5 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         state_url=parse_state(file, raw.get("state"), problems),
         switch_config=parse_switch_config(file, raw["switch_config"], problems) if raw.get("switch_config") else None,
         burnin=parse_burnin(file, raw.get("burnin"), problems),
+        kraken=kraken,
     )

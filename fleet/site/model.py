@@ -14,6 +14,7 @@ from fleet.site.burnin import BurninSettings
 
 if TYPE_CHECKING:
     from fleet.site.fabric import FabricSettings
+    from fleet.site.kraken import KrakenSettings
     from fleet.site.lab import LabSettings
     from fleet.site.switching import SwitchConfig
 
@@ -141,3 +142,4 @@ class Site:
     state_url: str | None = None  # PostgreSQL for state shared by several ops hosts; None: SQLite in the state dir
     switch_config: SwitchConfig | None = None
     burnin: BurninSettings = field(default_factory=BurninSettings)
+    kraken: KrakenSettings | None = None  # the Kraken image distribution (fleet/site/kraken.py)

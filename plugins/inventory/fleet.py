@@ -26,6 +26,9 @@ description:
     and C(fleet_hcas) (a list of dicts with C(name), C(guid), C(leaf), C(port), C(rate_gbps)).
   - The group C(all) gets C(fleet_site) (the site's name) and C(fleet_pins) (the version pins), and with a
     C(fabric:) section C(fleet_fabric) (the plan's C(partitions) and C(ipoib_mode)).
+  - A site with a C(kraken) section adds the group C(kraken_control) (its control hosts, with C(ansible_host))
+    and C(fleet_kraken) on C(all) (environment, endpoints, ports, artifacts, backend, agent limits) for
+    the kraken_control and kraken_agent roles.
   - No secret and no credential reference is ever exposed as a variable.
   - A site that does not validate fails the source with every problem listed (file, key path, fix).
     Set C(inventory.any_unparsed_is_failed) so that such a failure also fails the command.
@@ -103,6 +106,8 @@ def site_vars(site: Site) -> dict[str, Any]:
                             "ip_over_ib": p.ip_over_ib} for p in site.fabric.topology.partitions],
             "ipoib_mode": site.fabric.ipoib_mode,
         }
+    if site.kraken is not None:  # the kraken_control and kraken_agent roles' cluster
+        result["fleet_kraken"] = site.kraken.ansible_vars()
     return result
 
 
@@ -138,3 +143,9 @@ class InventoryModule(BaseInventoryPlugin):
                 self.inventory.add_host(node.hostname, group=self.inventory.add_group(role_group(node.role)))
                 for name, value in host_vars(node).items():
                     self.inventory.set_variable(node.hostname, name, value)
+        if site.kraken is not None:
+            group = self.inventory.add_group("kraken_control")
+            for host in site.kraken.control_hosts:
+                self.inventory.add_host(host.name, group=group)
+                self.inventory.set_variable(host.name, "ansible_host", host.address)
+                self.inventory.set_variable(host.name, "fleet_address", host.address)
