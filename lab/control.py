@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 # Start order matters: BMCs before MAAS (MAAS's hook may power hosts), the apt repo before any host.
-COMPONENTS = ("lab.redfish.service", "lab.maas.service", "lab.apt.service", "lab.ufm.service", "lab.slurm.service")
+# The registry and Redis (Kraken's lab) start only for sites whose lab.ports name them.
+COMPONENTS = ("lab.redfish.service", "lab.maas.service", "lab.apt.service", "lab.ufm.service", "lab.slurm.service",
+              "lab.registry.service")
 READY_TIMEOUT_S = 60.0
 
 

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   prometheus                               # promtool for the alert rule tests; the lab's Prometheus server
   slurmctld slurm-client munge             # the lab's Slurm controller and the scontrol/squeue/sbatch the tool drives
   postgresql                               # the PostgreSQL state backend's tests start a server (initdb/pg_ctl)
+  docker-registry redis-server skopeo      # Kraken's lab: the upstream/agent registries, the tracker's Redis, image push
   git ca-certificates debian-archive-keyring e2fsprogs
 )
 

@@ -150,6 +150,11 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
     "state_url_not_postgres": [
         (SITE, "state.url", "'mysql://db.example.net/fleet' is not a PostgreSQL URL", "postgresql://"),
     ],
+    "kraken_unpinned": [
+        (SITE, "kraken.artifacts.agent.image", "'registry.example/kraken-agent:v0.1.4' is not pinned by digest",
+         "REPOSITORY@sha256:<64 hex digits>"),
+        (SITE, "kraken.artifacts.proxy", "missing required field", "add 'proxy' under kraken.artifacts"),
+    ],
 }
 
 
