@@ -22,7 +22,9 @@ REPOS = [
 
 
 def render(role: str, template: str, **values: object) -> str:
-    env = jinja2.Environment(undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
+    # apt sources files rendered as Ansible renders them (no HTML, no escaping)
+    env = jinja2.Environment(undefined=jinja2.ChainableUndefined, keep_trailing_newline=True,
+                             autoescape=False)  # noqa: S701
     env.filters["comment"] = lambda text: f"# {text}"
     return env.from_string((ROLES / role / "templates" / template).read_text()).render(ansible_managed="x", **values)
 
