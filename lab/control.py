@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Start order matters: BMCs before MAAS (MAAS's hook may power hosts), the apt repo before any host.
 # The registry and Redis (Kraken's lab) start only for sites whose lab.ports name them.
 COMPONENTS = ("lab.redfish.service", "lab.maas.service", "lab.apt.service", "lab.ufm.service", "lab.slurm.service",
-              "lab.registry.service")
+              "lab.prometheus.service", "lab.registry.service")
 READY_TIMEOUT_S = 60.0
 
 
