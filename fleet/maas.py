@@ -554,6 +554,16 @@ class MaasClient:
             log.info("%s: tagged %s with %s", node, machine.system_id, ", ".join(wanted))
         return Machine.from_api({**_as_api(machine), "tag_names": [*machine.tags, *wanted]})
 
+    def untag(self, node: str, machine: Machine, tags: Iterable[str]) -> Machine:
+        """Take `tags` off the machine (the tags themselves stay in MAAS for the other machines)."""
+        present = [t for t in tags if t in machine.tags]
+        for name in present:
+            self._call(node, f"tags/{name} op=update_nodes",
+                       lambda s, name=name: s.Tag.update_nodes(name=name, remove=machine.system_id))
+        if present:
+            log.info("%s: removed %s from %s", node, ", ".join(present), machine.system_id)
+        return Machine.from_api({**_as_api(machine), "tag_names": [t for t in machine.tags if t not in present]})
+
     def _ensure_tag(self, node: str, name: str) -> None:
         if name in self._tags_known:
             return

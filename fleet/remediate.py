@@ -13,9 +13,11 @@ A fix is a ladder, least disruptive first, ending in hands: the same cause seen 
 climbs one rung. A finding the table does not know goes to hands with the check's own fix text:
 the loop never guesses a disruptive action.
 
-Why the GPU ladders pass through reimage before hands: a reimage power-cycles the node and lays
-down a fresh driver and fabric manager, which rules out software state, and vendors ask for exactly
-that (a clean OS, diagnostics) before they accept an RMA.
+Why a GPU ladder goes from a reset straight to a reimage, then hands: when a reset did not clear the
+fault, a warm reboot re-runs the same driver and firmware state; a reimage power-cycles the node
+(MAAS powers it off and on to deploy) and lays down a fresh driver and fabric manager, which rules
+out software state, and vendors ask for exactly that (a clean OS, diagnostics) before they accept an
+RMA. A GPU that fell off the bus (Xid 79) is the exception: NVIDIA's bucket for it is a reboot.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ WORKLOAD_OWNER = "workload owner"
 VENDOR = "vendor (RMA)"
 _OWNERS = (NODE_OWNER, DATACENTER_TECH, FABRIC_OWNER, WORKLOAD_OWNER)
 
-_GPU = (Fix.RESET_GPU, Fix.REBOOT, Fix.REIMAGE, Fix.HANDS)
+_GPU = (Fix.RESET_GPU, Fix.REIMAGE, Fix.HANDS)
 _NODE = (Fix.REBOOT, Fix.REIMAGE, Fix.HANDS)
 _SOFTWARE = (Fix.REIMAGE, Fix.HANDS)
 _FABRIC_MANAGER = (Fix.RESTART_FABRIC_MANAGER, Fix.REBOOT, Fix.REIMAGE, Fix.HANDS)

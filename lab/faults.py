@@ -19,6 +19,10 @@ from fleet.site import Site
 from fleet.site.lab import FaultSpec, parse_fault
 
 FAULTS_FILE = "faults.json"
+# What a reinstall clears in the lab: the sick-GPU and bad-dmesg fixture sets stand for a driver/GSP state
+# and a kernel log that a power cycle with a fresh OS does away with (so the remediation ladder's reimage
+# rung can be seen to work). A down link (ib_link_down) is a cable: no reimage fixes it.
+CLEARED_BY_REIMAGE = ("gpu_sick", "dmesg_bad")
 
 
 def parse_cli_fault(text: str) -> FaultSpec:
@@ -58,6 +62,23 @@ def write(lab_dir: Path, faults: dict[str, dict[str, float]]) -> Path:
     tmp.write_text(json.dumps(faults, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def clear_on_reimage(lab_dir: Path, hostname: str) -> list[str]:
+    """MAAS released the machine: drop the faults a reinstall clears from faults.json; returns their kinds."""
+    path = lab_dir / FAULTS_FILE
+    try:
+        faults = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except FileNotFoundError:
+        return []
+    node = faults.get(hostname, {})
+    cleared = sorted(kind for kind in node if kind in CLEARED_BY_REIMAGE)
+    if cleared:
+        faults[hostname] = {kind: rate for kind, rate in node.items() if kind not in CLEARED_BY_REIMAGE}
+        if not faults[hostname]:
+            del faults[hostname]
+        write(lab_dir, faults)
+    return cleared
 
 
 class FaultTable:

@@ -119,6 +119,11 @@ def site_document(shape: SiteShape) -> dict:
             "sample_s": round(750 * shape.time_factor, 3),
             "ufm_tls": {"verify": True, "ca_file": "$FLEET_LAB_DIR/tls/ca.pem"},
         },
+        # The lab's Slurm (lab/slurm) is the scheduler the watch loop drains nodes in; the loop's waits are
+        # the lab's (a sweep every 30 s, a 5 s cool-down), its caps the production defaults.
+        "workload": {"kind": "slurm", "slurm_conf": "$FLEET_LAB_DIR/slurm/slurm.conf"},
+        "health": {"interval_s": 30},
+        "watch": {"cooldown_s": 5, "drain_timeout_s": 120, "reboot_timeout_s": 60},
         "racks": ["racks/*.yml"],
         "lab": {
             "state_dir": shape.state_dir,

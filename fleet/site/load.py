@@ -22,11 +22,11 @@ from fleet.site.schema import Problems, read_yaml
 from fleet.site.services import parse_endpoint, parse_os, parse_pins, parse_switches, parse_tls
 from fleet.site.state import parse_state
 from fleet.site.switching import parse_switch_config
+from fleet.site.watch import parse_health, parse_watch, parse_workload
 
 SITE_REQUIRED = {"site", "maas", "credentials", "racks"}
 SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab",
-                 "fabric", "state", "switch_config", "burnin",
-                 "kraken"}
+                 "fabric", "state", "switch_config", "burnin", "kraken", "health", "watch", "workload"}
 
 
 def load_site(path: str | Path) -> Site:
@@ -82,4 +82,7 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         switch_config=parse_switch_config(file, raw["switch_config"], problems) if raw.get("switch_config") else None,
         burnin=parse_burnin(file, raw.get("burnin"), problems),
         kraken=kraken,
+        health=parse_health(file, raw.get("health"), problems),
+        watch=parse_watch(file, raw.get("watch"), problems),
+        workload=parse_workload(file, raw.get("workload"), lab_dir, problems),
     )

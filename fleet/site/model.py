@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleet.site.burnin import BurninSettings
+from fleet.site.watch import HealthSettings, WatchSettings, WorkloadSettings
 
 if TYPE_CHECKING:
     from fleet.site.fabric import FabricSettings
@@ -143,3 +144,6 @@ class Site:
     switch_config: SwitchConfig | None = None
     burnin: BurninSettings = field(default_factory=BurninSettings)
     kraken: KrakenSettings | None = None  # the Kraken image distribution (fleet/site/kraken.py)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    workload: WorkloadSettings = field(default_factory=WorkloadSettings)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fleet.errors import FleetError
 from fleet.site import Site
+from lab import faults as lab_faults
 from lab.hosts import hardware, lifecycle, nspawn
 from lab.hosts.plan import HookAction, decide_hook
 from lab.slurm import node as slurm_node
@@ -39,6 +40,8 @@ def handle(site: Site, lab_dir: Path, event: str, hostname: str) -> HookAction:
         action = decide_hook(event, hostname, running, settings.max_hosts)
         level = logging.WARNING if action.action == "skip" and event == "deployed" else logging.INFO
         log.log(level, "%s: %s", hostname, action.reason)
+        if event == "released" and (cleared := lab_faults.clear_on_reimage(lab_dir, hostname)):
+            log.info("%s: released, so the lab clears %s (a reinstall does)", hostname, ", ".join(cleared))
         if action.action == "stop":
             lifecycle.stop(hostname, lab_dir)
         elif action.action == "start":

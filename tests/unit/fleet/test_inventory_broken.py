@@ -155,6 +155,13 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
          "REPOSITORY@sha256:<64 hex digits>"),
         (SITE, "kraken.artifacts.proxy", "missing required field", "add 'proxy' under kraken.artifacts"),
     ],
+    "bad_watch": [
+        (SITE, "health.interval_s", "expected a number >= 1, got '5m'", "plain number"),
+        (SITE, "watch.max_nodes", "expected a number >= 1, got 0", "plain number"),
+        (SITE, "watch.max_rack_percent", "150 is more than a whole rack", "0 to 100"),
+        (SITE, "watch.cooldown", "unknown key", "cooldown_s"),
+        (SITE, "workload.kind", "unknown workload manager 'slurmm'", "slurm, none"),
+    ],
 }
 
 

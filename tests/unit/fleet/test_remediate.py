@@ -47,7 +47,7 @@ def f(check: str, message: str, fix: str = "", verdict: str = "CRITICAL") -> Fin
 @pytest.mark.parametrize(("finding", "ladder", "owner"), [
     (f("gpu_xid", "Xid 13 on 0000:3a:00 x1: restart the application (...)"), (Fix.NONE,), WORKLOAD_OWNER),
     (f("gpu_xid", "Xid 48 on 0000:3a:00 x1: reset the GPU (...)", "node owner: drain the node and reset GPU"),
-     (Fix.RESET_GPU, Fix.REBOOT, Fix.REIMAGE, Fix.HANDS), NODE_OWNER),
+     (Fix.RESET_GPU, Fix.REIMAGE, Fix.HANDS), NODE_OWNER),
     (f("gpu_xid", "Xid 79 on 0000:3a:00 x1: reboot the node (...)", "node owner: drain and reboot the node; if ..."),
      (Fix.REBOOT, Fix.REIMAGE, Fix.HANDS), NODE_OWNER),
     (f("gpu_xid", "Xid 54 on 0000:3a:00 x1: replace hardware (...)", "open an RMA with Dell for the GPU at 3a"),
@@ -80,17 +80,17 @@ def test_a_new_check_whose_fix_asks_for_a_gpu_reset_gets_the_gpu_ladder():
     assert remedy_for(f("gpu_new", "odd", "node owner: nvidia-smi -r")).ladder[0] is Fix.RESET_GPU
 
 
-def test_the_sick_gpu_lab_node_is_reset_first_then_rebooted_then_reimaged_then_left_for_hands():
+def test_the_sick_gpu_lab_node_is_reset_first_then_reimaged_then_left_for_hands():
     findings = findings_of(lab_report("sick-gpu"))
     assert {x.check for x in findings} == {"gpu_ecc_errors", "gpu_row_remap"}
     attempts: list[Attempt] = []
     seen = []
-    for at in range(5):
+    for at in range(4):
         plan = plan_node(findings, attempts)
         seen.append(plan.fix)
         if plan.fix is not Fix.HANDS:
             attempts.append(Attempt(plan.cause, plan.fix, float(at)))
-    assert seen == [Fix.RESET_GPU, Fix.REBOOT, Fix.REIMAGE, Fix.HANDS, Fix.HANDS]
+    assert seen == [Fix.RESET_GPU, Fix.REIMAGE, Fix.HANDS, Fix.HANDS]
     assert "every fix on its ladder was tried" in plan_node(findings, attempts).reason
 
 
@@ -170,8 +170,7 @@ def test_a_node_flipping_between_ok_and_critical_is_flapping_and_warnings_count_
 
 def test_the_ticket_names_the_service_tag_the_serial_the_evidence_sel_and_what_was_tried():
     findings = findings_of(lab_report("sick-gpu"))
-    tried = [Attempt("gpu_ecc_errors", Fix.RESET_GPU, 1.0), Attempt("gpu_ecc_errors", Fix.REBOOT, 2.0),
-             Attempt("gpu_ecc_errors", Fix.REIMAGE, 3.0)]
+    tried = [Attempt("gpu_ecc_errors", Fix.RESET_GPU, 1.0), Attempt("gpu_ecc_errors", Fix.REIMAGE, 3.0)]
     plan = plan_node(findings, tried)
     text = ticket_text(NodeFacts("gpu-002-01", "LAB0201", 2, 1), plan, findings,
                        ["2026-12-01 07:00 Memory ECC uncorrectable error (GPU 3)"], tried)
@@ -179,4 +178,4 @@ def test_the_ticket_names_the_service_tag_the_serial_the_evidence_sel_and_what_w
     assert "1652826063903" in text
     assert "4 volatile uncorrectable ECC errors" in text
     assert "Memory ECC uncorrectable error" in text
-    assert "reset_gpu for gpu_ecc_errors, reboot for gpu_ecc_errors, reimage for gpu_ecc_errors" in text
+    assert "reset_gpu for gpu_ecc_errors, reimage for gpu_ecc_errors" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,16 @@ def test_install_materialises_every_set_and_reports_the_site_driver(tmp_path: Pa
     assert "DOWN" in state.read_text()
     lab_faults.write(lab_dir, {})
     assert hardware.select(tmp_path / "root", "gpu-012-03", lab_dir) == "healthy"
+
+
+def test_a_reimage_clears_the_sick_gpu_and_bad_dmesg_faults_but_not_a_down_link(tmp_path):
+    from lab import faults
+
+    faults.write(tmp_path, {"a": {"gpu_sick": 1.0, "ib_link_down": 1.0}, "b": {"dmesg_bad": 1.0},
+                            "c": {"bmc_5xx": 0.5}})
+    assert faults.clear_on_reimage(tmp_path, "a") == ["gpu_sick"]
+    assert faults.clear_on_reimage(tmp_path, "b") == ["dmesg_bad"]
+    assert faults.clear_on_reimage(tmp_path, "c") == []
+    assert faults.FaultTable(tmp_path).rate("a", "ib_link_down") == 1.0
+    assert faults.FaultTable(tmp_path).rate("a", "gpu_sick") == 0.0
+    assert "b" not in json.loads((tmp_path / "faults.json").read_text())
