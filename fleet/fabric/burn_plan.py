@@ -8,7 +8,8 @@ in as few stages as it can:
   (``tier`` hca) and one edge per cable (``key`` = the cable), built from the site's fabric plan
   (``fleet.fabric.topology``) and its node cables, or given directly (tests use generated fat trees);
 - a flow goes up from an HCA to the cable it is routed through and down again to another HCA of
-  the same rail (valley-free, as a fat tree routes): 2 switch cables inside a pod, 4 across pods;
+  the same rail, on the shortest route between their leaves (as up/down routing sends it: never
+  higher than the two leaves need): 2 switch cables between leaves of a pod, 4 across pods;
 - within a stage no cable carries two flows in the same direction (cables are full duplex) and no
   HCA is in two tests: nothing is oversubscribed, so a slow result points at one path;
 - stages are built greedily: each takes the uncovered cables, top tier first (a flow through a
@@ -99,10 +100,12 @@ class _Rail:
         self.cables: list[Cable] = []
         tier = nx.get_node_attributes(graph, "tier")
         members = [n for n, r in graph.nodes(data="rail") if r == rail]
+        self.leaf_of: dict[str, str] = {}
         for node in members:
             if tier[node] == "hca":
                 for _, leaf in graph.edges(node):
                     self.hcas.setdefault(leaf, []).append(node)
+                    self.leaf_of[node] = leaf
         for a, b, key in graph.subgraph(members).edges(keys=True):
             if key[0] == "access":
                 continue
@@ -116,6 +119,10 @@ class _Rail:
             for values in lists.values():
                 values.sort()
         self.tier = tier
+
+    def above(self, switch: str) -> set[str]:
+        """The switches ``switch`` is cabled to one tier up."""
+        return {upper for _, upper in self.up.get(switch, [])}
 
     def lower_bound(self) -> int:
         hcas = sum(len(v) for v in self.hcas.values())
@@ -164,15 +171,24 @@ class _StageBuilder:
                 return found[0], [*found[1], cable]
         return None
 
-    def _descend(self, switch: str, avoid_switch: str, avoid_hca: str) -> tuple[str, list[Cable]] | None:
-        """From ``switch`` down to a free HCA, not back through ``avoid_switch``: (HCA, cables top-down)."""
+    def _descend(self, switch: str, source_leaf: str, avoid_hca: str) -> tuple[str, list[Cable]] | None:
+        """From ``switch`` down to a free HCA, as the top half of a flow: (HCA, cables top-down).
+
+        The flow must be the shortest route between its leaves (the subnet manager's up/down routing
+        would never send it up further): it comes down on a leaf other than the source's, and from a
+        core only into a spine the source leaf is not cabled to (another pod).
+        """
         if self.rail.tier[switch] == "leaf":
+            if switch == source_leaf:
+                return None
             hca = self._hca(switch, avoid_hca)
             return (hca, []) if hca else None
         for cable, lower in self._prefer(self.rail.down.get(switch, [])):
-            if lower == avoid_switch or not self._free(cable, "down"):
+            if not self._free(cable, "down"):
                 continue
-            found = self._descend(lower, "", avoid_hca)
+            if self.rail.tier[switch] == "core" and lower in self.rail.above(source_leaf):
+                continue
+            found = self._descend(lower, source_leaf, avoid_hca)
             if found:
                 return found[0], [cable, *found[1]]
         return None
@@ -186,7 +202,7 @@ class _StageBuilder:
         if bottom is None:
             return False
         source, up_cables = bottom
-        top = self._descend(high, low, source)
+        top = self._descend(high, self.rail.leaf_of[source], source)
         if top is None:
             return False
         target, down_cables = top
@@ -212,7 +228,8 @@ def plan_rail(rail: _Rail, max_stages: int = 64) -> list[Stage]:
             if cable in uncovered and cable not in builder.loaded:
                 builder.route(cable)
         if not builder.flows:
-            raise PlanError(f"no flow can reach cable {sorted(uncovered)[0]}")
+            raise PlanError(f"no flow can reach cable {sorted(uncovered)[0]} on a shortest route between two leaves "
+                            "with free HCAs (a core cable of a one-pod tree never carries traffic)")
         before = len(uncovered)
         for flow in builder.flows:
             uncovered.difference_update(flow.cables)
@@ -238,14 +255,24 @@ def plan(graph: nx.MultiGraph) -> Plan:
 
 
 def check(plan_: Plan, graph: nx.MultiGraph) -> list[str]:
-    """Problems with a plan (empty when good): a cable never loaded, a cable or HCA used twice in a stage."""
+    """Problems with a plan (empty when good): a cable never loaded, a cable or HCA used twice in a stage,
+    a flow planned over a longer path than its leaves' shortest route (routing would not take it)."""
     problems = []
     switch_cables = {k for _, _, k in graph.edges(keys=True) if k[0] != "access"}
+    switches = graph.subgraph(n for n, t in graph.nodes(data="tier") if t != "hca")
+    leaf_of = {n: next(iter(graph[n])) for n, t in graph.nodes(data="tier") if t == "hca"}
+    distance: dict[str, dict[str, int]] = {}
     loaded: set[Cable] = set()
     for number, stage in enumerate(plan_.stages, start=1):
         directions: set[tuple[Cable, int]] = set()
         hcas: set[str] = set()
         for flow in stage.flows:
+            a, b = leaf_of[flow.source], leaf_of[flow.target]
+            if a not in distance:
+                distance[a] = nx.single_source_shortest_path_length(switches, a)
+            if distance[a].get(b) != len(flow.cables):
+                problems.append(f"stage {number}: {flow.source} -> {flow.target} planned over {len(flow.cables)} "
+                                f"cables, but the shortest route between their leaves is {distance[a].get(b)}")
             for hca in (flow.source, flow.target):
                 if hca in hcas:
                     problems.append(f"stage {number}: HCA {hca} in two tests")

@@ -52,7 +52,7 @@ def fat_tree(*, rails: int = 1, pods: int = 2, leaves_per_pod: int = 2, spines_p
     {"hosts_per_leaf": 2},  # 2:1 tapered the wrong way: more uplinks than hosts, lower bound 2
     {"pods": 3, "leaves_per_pod": 3, "spines_per_pod": 3, "cores": 3, "hosts_per_leaf": 9,
      "leaf_up_per_spine": 3, "spine_up_per_core": 3},
-    {"pods": 1, "cores": 1, "spine_up_per_core": 1, "hosts_per_leaf": 1},  # hosts scarce: several stages
+    {"pods": 2, "cores": 1, "spine_up_per_core": 1, "hosts_per_leaf": 1},  # hosts scarce: several stages
 ])
 def test_every_switch_cable_is_loaded_and_nothing_is_oversubscribed(shape):
     graph = fat_tree(**shape)
@@ -79,6 +79,23 @@ def test_check_catches_a_doubled_cable_and_an_unloaded_one():
     assert any("in two tests" in p for p in problems) and any("two flows one way" in p for p in problems)
     del stage.flows[-2:]
     assert any("never loaded" in p for p in burn_plan.check(result, graph))
+
+
+def test_core_cables_of_a_single_pod_carry_no_shortest_route_and_say_so():
+    graph = fat_tree(pods=1)  # two leaves under two spines: leaf to leaf never needs a core
+    with pytest.raises(burn_plan.PlanError, match="no flow can reach cable"):
+        burn_plan.plan(graph)
+
+
+def test_flows_take_the_shortest_route_between_their_leaves():
+    graph = fat_tree(pods=3)
+    result = burn_plan.plan(graph)
+    assert burn_plan.check(result, graph) == []
+    flow = next(f for s in result.stages for f in s.flows if len(f.cables) == 4)
+    source_leaf, target_leaf = next(iter(graph[flow.source])), next(iter(graph[flow.target]))
+    assert source_leaf.split("-l")[0] != target_leaf.split("-l")[0]  # through a core: another pod
+    result.stages[0].flows[0] = burn_plan.Flow(flow.source, flow.source.replace("-h0/", "-h1/"), flow.cables)
+    assert any("shortest route" in p for p in burn_plan.check(result, graph))
 
 
 def test_a_leaf_without_hosts_cannot_be_covered_and_is_named():
