@@ -123,6 +123,7 @@ class Stress:
         # The barrier's action runs once, when every GPU is ready and before any is released: the common start.
         self.barrier = threading.Barrier(barrier_parties, action=self._start_clock)
         self.start_at = 0.0
+        self.pairs_left: dict[int, list[_Pair]] = {}  # per GPU, the inputs alive at the end (for compare_across)
         self.flops = flops_per_product(config.n, config.n, config.n)
 
     def _start_clock(self) -> None:
@@ -281,8 +282,7 @@ class Stress:
             if pending:
                 self._finish(pending, bufs, events, host, state)
             stream.synchronize()
-            self.pairs_left = getattr(self, "pairs_left", {})
-            self.pairs_left[cuda_index] = pairs
+            self.pairs_left[cuda_index] = pairs  # one key per thread: no lock needed
 
     def _finish(self, pending: tuple[int, _Pair, int], bufs: list[Any], events: list[Any], host: Any,
                 state: _GpuState) -> None:
@@ -329,7 +329,7 @@ def compare_across(torch: Any, stress: Stress, indices: list[int]) -> dict[str, 
     """
     out: dict[str, Any] = {"gpus": len(indices), "products_compared": 0, "product_mismatches": [],
                            "peer_copies": 0, "peer_bytes": 0, "peer_mismatches": []}
-    pairs_left = getattr(stress, "pairs_left", {})
+    pairs_left = stress.pairs_left
     if len(indices) < 2 or not all(i in pairs_left for i in indices):
         return out
     live = {g: {p.index: p for p in pairs_left[g] if p is not None} for g in indices}
