@@ -75,7 +75,7 @@ def judge_math(record: Mapping[str, Any]) -> Result:
         idx = gpu["cuda_index"]
         products += gpu["loops"]
         evidence[f"gpu{idx}_products"] = gpu["loops"]
-        evidence[f"gpu{idx}_mismatches"] = len(gpu["mismatches"])
+        evidence[f"gpu{idx}_mismatches"] = len(gpu["mismatches"]) + gpu.get("mismatches_not_listed", 0)
         evidence[f"gpu{idx}_worst_freivalds_ratio"] = gpu["worst_freivalds_ratio"]
         evidence[f"gpu{idx}_reference_worst_ratio"] = gpu["reference_worst_ratio"]
         if gpu.get("error"):
@@ -90,6 +90,10 @@ def judge_math(record: Mapping[str, Any]) -> Result:
                 f"{m.get('count', '?')} element(s)): {where}",
                 f"{RMA} {info.get('serial') or '?'} (seed {stress['seed']} reproduces the inputs)",
             ))
+        if gpu.get("mismatches_not_listed"):
+            findings.append(Finding(Verdict.CRITICAL, f"{label}: {gpu['mismatches_not_listed']} more wrong products "
+                                                      "not listed (only the first ones are kept)",
+                                    f"{RMA} {info.get('serial') or '?'}"))
     evidence["products"] = products
     evidence["seed"] = str(stress["seed"])
     gpus = len(stress["gpus"])

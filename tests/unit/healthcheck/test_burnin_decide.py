@@ -175,3 +175,12 @@ def test_run_refuses_bad_plant_options_before_touching_a_gpu(capsys):
     assert main(["run", "--plant-corrupt", "0:15"]) == 4
     assert "BIT must be 0-14" in capsys.readouterr().err
     assert main(["run", "--plant-slow", "x"]) == 4
+
+
+def test_a_gpu_wrong_on_many_products_keeps_the_first_listed_and_counts_the_rest():
+    rec = record("plant-corrupt-mantissa")
+    rec["stress"]["gpus"][0]["mismatches_not_listed"] = 500
+    result = verdicts(rec)["burnin_gpu_math"]
+    assert result.verdict is Verdict.CRITICAL
+    assert "[5461,3276]" in result.summary and "(+1 more)" in result.summary
+    assert result.evidence["gpu0_mismatches"] == 501
