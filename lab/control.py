@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 # Start order matters: BMCs before MAAS (MAAS's hook may power hosts), the apt repo before any host.
-# The registry and Redis (Kraken's lab) start only for sites whose lab.ports name them.
+# The registry and Redis (Kraken's lab) start only for sites whose lab.ports name them; the UFM only for
+# sites with a fabric plan, the switch simulators only for sites whose switches have a device_type.
 COMPONENTS = ("lab.redfish.service", "lab.maas.service", "lab.apt.service", "lab.ufm.service", "lab.slurm.service",
-              "lab.prometheus.service", "lab.registry.service")
+              "lab.prometheus.service", "lab.registry.service", "lab.switches.service")
 READY_TIMEOUT_S = 60.0
 
 

@@ -131,11 +131,15 @@ def _handle(client: socket.socket, switch: Switch, host_key: paramiko.PKey, user
         transport.close()
 
 
-def _listen(port: int, switch: Switch, host_key: paramiko.PKey, username: str, password: str) -> None:
+def _bind(port: int) -> socket.socket:
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", port))
     server.listen(16)
+    return server
+
+
+def _listen(server: socket.socket, switch: Switch, host_key: paramiko.PKey, username: str, password: str) -> None:
     while True:
         client, _ = server.accept()
         threading.Thread(target=_handle, args=(client, switch, host_key, username, password), daemon=True).start()
@@ -146,10 +150,18 @@ def serve(config_path: Path) -> None:
     state_dir = Path(config["state_dir"])
     state_dir.mkdir(parents=True, exist_ok=True)
     host_key = paramiko.RSAKey(filename=config["host_key"])
-    threads = []
+    # every port is bound before any is served: a port someone else holds fails the start, by name
+    sockets = []
     for entry in config["switches"]:
+        try:
+            sockets.append(_bind(entry["port"]))
+        except OSError as err:
+            where = f"127.0.0.1:{entry['port']}"
+            raise SystemExit(f"switch {entry['name']}: cannot listen on {where}: {err.strerror}") from None
+    threads = []
+    for entry, server in zip(config["switches"], sockets, strict=True):
         switch = Switch(entry["name"], entry["device_type"], state_dir)
-        thread = threading.Thread(target=_listen, args=(entry["port"], switch, host_key, config["username"],
+        thread = threading.Thread(target=_listen, args=(server, switch, host_key, config["username"],
                                                        config["password"]), daemon=True)
         thread.start()
         threads.append(thread)

@@ -30,8 +30,11 @@ def managed(site: Site) -> list:
     return [switch for switch in site.switches.values() if switch.device_type]
 
 
-def prepare(site: Site, lab_dir: Path) -> Path:
-    """Write the simulators' config (mode 0600: it holds the password) and, once, their host key."""
+def prepare(site: Site, lab_dir: Path) -> Path | None:
+    """Write the simulators' config (mode 0600: it holds the password) and, once, their host key;
+    None for a site without a switch to simulate."""
+    if not managed(site):
+        return None
     files = lab_files(lab_dir)
     files["config"].parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -61,15 +64,14 @@ def state(lab_dir: Path, name: str) -> dict:
     return json.loads((lab_files(lab_dir)["state"] / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def service(site: Site, lab_dir: Path) -> LabService:
+def service(site: Site, lab_dir: Path) -> list[LabService]:
     switches = managed(site)
     if not switches:
-        raise FleetError(f"site '{site.name}' has no switch with a device_type", endpoint=str(site.path),
-                         hint="give the lab's switches a device_type (lab/sitegen.py does)")
+        return []
     last = int(switches[-1].address.rpartition(":")[2])
-    return LabService(
+    return [LabService(
         name="switches",
         argv=[sys.executable, "-m", "lab.switches", "--config", str(lab_files(lab_dir)["config"])],
-        ready=ReadyCheck(port=last),  # ports open in order: the last one listening means all are
+        ready=ReadyCheck(port=last),  # every port is bound before any is served: the last one means all
         env={},
-    )
+    )]

@@ -38,12 +38,17 @@ def _port(site: Site) -> int:
     return site.lab.ports[PORT_KEY]
 
 
-def prepare(site: Site, lab_dir: Path) -> Path:
-    """Write the simulator's config (mode 0600: it holds the password); returns its path."""
-    if site.fabric is None:
-        raise FleetError(f"site '{site.name}' has no fabric plan for the lab UFM", endpoint=str(site.path),
-                         hint="add fabric: {topology: fabric.yml}")
-    if site.ufm is None or urlsplit(site.ufm.url).scheme != "https":
+def wanted(site: Site) -> bool:
+    """A lab UFM runs for sites with a UFM endpoint, a fabric plan and a lab port for it."""
+    return site.ufm is not None and site.fabric is not None and site.lab is not None and PORT_KEY in site.lab.ports
+
+
+def prepare(site: Site, lab_dir: Path) -> Path | None:
+    """Write the simulator's config (mode 0600: it holds the password); returns its path (None: no UFM here)."""
+    if not wanted(site):
+        return None
+    assert site.ufm is not None and site.fabric is not None
+    if urlsplit(site.ufm.url).scheme != "https":
         raise FleetError(f"site '{site.name}' has no https ufm.url", endpoint=str(site.path),
                          hint="add ufm: {url: https://127.0.0.1:8443/, credentials: ufm}")
     try:
@@ -86,11 +91,13 @@ def requests_seen(lab_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def service(site: Site, lab_dir: Path) -> LabService:
+def service(site: Site, lab_dir: Path) -> list[LabService]:
+    if not wanted(site):
+        return []
     port = _port(site)
-    return LabService(
+    return [LabService(
         name="ufm",
         argv=[sys.executable, "-m", "lab.ufm", "--config", str(lab_files(lab_dir)["config"])],
         ready=ReadyCheck(port=port, host=HOST),  # over TLS: an accepting port (the probe has no lab CA)
         env={},
-    )
+    )]

@@ -26,7 +26,7 @@ import pytest
 from fleet.maas import MaasClient, Machine
 from fleet.site import Site, load_site, resolve_credentials
 from fleet.state import JournalEntry, NodeState, StateDB
-from lab.sitegen import NODES_PER_RACK, SiteShape, write_site
+from lab.sitegen import NODES_PER_RACK, SiteShape, switch_span, write_site
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_TIME_FACTOR = 0.005  # a 10-minute MAAS deploy takes 3 s; BMC power changes land in 5-55 ms
@@ -167,6 +167,12 @@ def make_site(root: Path, *, racks: int = 1, time_factor: float = LAB_TIME_FACTO
     """Generate a site under `root` with free ports; nothing is started."""
     bmc_first = free_port_block(bmc_span(racks))
     taken = set(range(bmc_first, bmc_first + bmc_span(racks)))
+    while True:  # the switch simulators' SSH ports, clear of the BMC block
+        switch_first = free_port_block(switch_span(racks))
+        switch_ports = set(range(switch_first, switch_first + switch_span(racks)))
+        if not switch_ports & taken:
+            taken |= switch_ports
+            break
     singles: list[int] = []
     while len(singles) < 6:
         port = free_port()
@@ -176,7 +182,7 @@ def make_site(root: Path, *, racks: int = 1, time_factor: float = LAB_TIME_FACTO
     state_dir = root / "state"
     shape = SiteShape(racks=racks, name="labtest", state_dir=str(lab_dir), maas_port=singles[0], bmc_first=bmc_first,
                       sushy_port=singles[1], apt_port=singles[2], ufm_port=singles[3], slurmctld_port=singles[4],
-                      prometheus_port=singles[5], time_factor=time_factor,
+                      prometheus_port=singles[5], switch_first=switch_first, time_factor=time_factor,
                       seed=seed, max_hosts=max_hosts, faults=faults or [])
     site_file = write_site(root / "site", shape)
     env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(state_dir),

@@ -51,7 +51,8 @@ def running_ufm(root: Path, *, racks: int, time_factor: float = 0.005) -> Iterat
     ensure_secrets(lab.lab_dir)
     site = load_site(lab.site_file)
     config = ufm_service.prepare(site, lab.lab_dir)
-    described = ufm_service.service(site, lab.lab_dir)
+    assert config is not None
+    (described,) = ufm_service.service(site, lab.lab_dir)
     log = open(lab.lab_dir / "ufm.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
     process = subprocess.Popen([sys.executable, "-m", "lab.ufm", "--config", str(config)], cwd=REPO, env=lab.env,
                                stdout=log, stderr=subprocess.STDOUT)

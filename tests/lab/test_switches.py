@@ -50,7 +50,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwitchLab]:
     site = load_site(write_site(root / "site", shape))
     ensure_secrets(lab_dir)
     config = switch_service.prepare(site, lab_dir)
-    ready = switch_service.service(site, lab_dir).ready.port
+    assert config is not None
+    (described,) = switch_service.service(site, lab_dir)
+    ready = described.ready.port
     log = open(root / "switches.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
     process = subprocess.Popen([sys.executable, "-m", "lab.switches", "--config", str(config)], cwd=REPO,
                                stdout=log, stderr=subprocess.STDOUT)
