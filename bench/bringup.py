@@ -29,7 +29,6 @@ import logging
 import os
 import platform
 import pstats
-import resource
 import statistics
 import subprocess
 import sys
@@ -84,10 +83,58 @@ class RunFigures:
     stage_s_max: dict[str, float]
     summary: dict[str, int]
     cpu_s: dict[str, float]
+    usage: CliUsage
 
     @property
     def ratio(self) -> float:
         return self.wall_s / self.critical_path_s
+
+
+@dataclass(frozen=True)
+class CliUsage:
+    """provision.py's own resources: peak RSS and CPU from wait4 (exact), peak threads sampled."""
+
+    peak_rss_mib: float
+    cpu_s: float
+    peak_threads: int
+    mean_cpu_pct: float
+
+
+def run_measured(argv: list[str], env: dict[str, str]) -> tuple[int, str, CliUsage]:
+    """Run `argv` (provision.py) to the end; its exit code, stderr tail and resource use.
+
+    Peak RSS and CPU come from the kernel's rusage of this one child (os.wait4), not from the
+    process group; threads are read from /proc/PID/status every 0.1 s (a node thread lives for the
+    whole run, so the peak is not missed between samples).
+    """
+    started = time.monotonic()
+    process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak_threads = [0]
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    status = Path(f"/proc/{process.pid}/status")
+    while True:
+        try:
+            for line in status.read_text(encoding="utf-8").splitlines():
+                if line.startswith("Threads:"):
+                    peak_threads[0] = max(peak_threads[0], int(line.split()[1]))
+        except OSError:
+            pass
+        try:
+            pid, code, rusage = os.wait4(process.pid, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid:
+            break
+        time.sleep(0.1)
+    process.returncode = os.waitstatus_to_exitcode(code)
+    reader.join(10)
+    wall_s = time.monotonic() - started
+    cpu_s = rusage.ru_utime + rusage.ru_stime
+    usage = CliUsage(peak_rss_mib=rusage.ru_maxrss / 1024, cpu_s=cpu_s, peak_threads=peak_threads[0],
+                     mean_cpu_pct=100 * cpu_s / wall_s if wall_s else 0.0)
+    return process.returncode, "".join(stderr)[-3000:], usage
 
 
 def profiled_cli(out: Path, cli_args: list[str]) -> int:
@@ -167,14 +214,13 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
     pids_dir = control.lab_dir_of(site) / "pids"
     lab_pids = {path.stem: int(path.read_text(encoding="utf-8")) for path in pids_dir.glob("*.pid")}
     lab_before = {name: process_cpu_s(pid) for name, pid in lab_pids.items()}
-    children_before = children_cpu_s()
     started = time.monotonic()
-    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    returncode, stderr, usage = run_measured(argv, env)
     wall_s = time.monotonic() - started
-    cpu = {"provision.py": children_cpu_s() - children_before}
+    cpu = {"provision.py": usage.cpu_s}
     cpu |= {name: process_cpu_s(pid) - lab_before[name] for name, pid in lab_pids.items()}
-    if result.returncode != 0 or not report_path.exists():
-        raise RuntimeError(f"provision.py exited {result.returncode}: {result.stderr[-3000:]}")
+    if returncode != 0 or not report_path.exists():
+        raise RuntimeError(f"provision.py exited {returncode}: {stderr}")
     report = json.loads(report_path.read_text(encoding="utf-8"))
     rows = report["nodes"]
     stage_max: dict[str, float] = {}
@@ -188,7 +234,7 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
         pxe_requests_mean=statistics.mean(pxe), pxe_requests_max=max(pxe),
         requests_mean=statistics.mean(row["counters"].get("bmc_requests", 0) for row in rows),
         polls_mean=statistics.mean(row["counters"].get("bmc_polls", 0) for row in rows),
-        stage_s_max=stage_max, summary=report["summary"], cpu_s=cpu,
+        stage_s_max=stage_max, summary=report["summary"], cpu_s=cpu, usage=usage,
     )
 
 
@@ -196,11 +242,6 @@ def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a running lab service (it is not our child: read /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def bring_up(racks: int, delays: Delays, until: str = "os", profile: Path | None = None) -> RunFigures:
@@ -227,6 +268,24 @@ def print_run(figures: RunFigures) -> None:
     print(f"      slowest node per stage: {stages}; outcome {figures.summary}")
     cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(figures.cpu_s.items(), key=lambda i: -i[1]))
     print(f"      CPU seconds during the run: {cpu}")
+    use = figures.usage
+    print(f"      provision.py: peak RSS {use.peak_rss_mib:.0f} MiB, CPU {use.cpu_s:.1f} s "
+          f"({use.mean_cpu_pct:.0f}% of one core over the run), peak threads {use.peak_threads}")
+
+
+def print_memory_per_node(runs: list[RunFigures]) -> None:
+    """Peak RSS growth per node between the smallest and the largest run (linear if the fit holds)."""
+    if len(runs) < 2:
+        return
+    small, large = min(runs, key=lambda r: r.nodes), max(runs, key=lambda r: r.nodes)
+    per_node_kib = (large.usage.peak_rss_mib - small.usage.peak_rss_mib) * 1024 / (large.nodes - small.nodes)
+    print(f"  memory per node: ({large.usage.peak_rss_mib:.0f} - {small.usage.peak_rss_mib:.0f}) MiB / "
+          f"({large.nodes} - {small.nodes}) nodes = {per_node_kib:.0f} KiB per node "
+          f"(base {small.usage.peak_rss_mib - small.nodes * per_node_kib / 1024:.0f} MiB)")
+    if len(runs) > 2:
+        for run in runs:
+            predicted = small.usage.peak_rss_mib + (run.nodes - small.nodes) * per_node_kib / 1024
+            print(f"    {run.nodes:>5} nodes: peak {run.usage.peak_rss_mib:.0f} MiB, linear fit {predicted:.0f} MiB")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,11 +311,14 @@ def main(argv: list[str] | None = None) -> int:
           "--maas-deploys N) so they do not dominate")
     print("bring-up to os (ratio = wall / critical path; critical path = power delay + deploy, from the config):")
     counts = [int(text) for text in args.racks.split(",")]
+    runs = []
     for racks in counts:
         profile = args.profile if args.profile and racks == max(counts) else None
-        print_run(bring_up(racks, delays, profile=profile))
+        runs.append(bring_up(racks, delays, profile=profile))
+        print_run(runs[-1])
         if profile:
             print_profile(profile)
+    print_memory_per_node(runs)
     if args.skip_ansible:
         return 0
     racks = args.ansible_racks

@@ -611,7 +611,10 @@ class Bmc:
         try:
             payload = resp.dict
         except JsonDecodingError:
-            payload = {}
+            if 200 <= resp.status < 300 and str(getattr(resp, "read", "") or "").strip():
+                # A login page or a proxy answering for the BMC: no Redfish behind this address.
+                return None, "not JSON", {}, None, resp
+            payload = {}  # an empty body (204, or a reset accepted with no message)
         return resp.status, None, payload if isinstance(payload, dict) else {}, None, resp
 
     def _error(self, method: str, path: str, status: int | None, failure: str | None, payload: dict[str, Any],
@@ -626,6 +629,9 @@ class Bmc:
                             "the BMC may be overloaded or hung: retry later or reset the iDRAC (racadm racreset)"),
                 "connection": (f"cannot connect to the BMC{tries}",
                                "check the BMC address in the inventory and the out-of-band network"),
+                "not JSON": ("the BMC answered with a body that is not JSON: no Redfish service answers there",
+                             "check that the inventory's bmc.address is the BMC's Redfish (HTTPS) address; "
+                             "an HTML answer is a login page or a proxy"),
             }.get(failure or "", (f"the request to the BMC failed{tries}", "see the log for the cause"))
             return BmcError(message, node=self.node.hostname, endpoint=self._endpoint(method, path),
                             status=failure, service_message=str(cause) if failure == "tls" else None, hint=hint)

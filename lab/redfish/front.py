@@ -37,6 +37,8 @@ from lab.redfish.dell.routes import DellLayer, Target
 log = logging.getLogger("lab.redfish.front")
 
 SYSTEMS = "/redfish/v1/Systems"
+# bmc_html: what a browser login page behind the BMC's address looks like to a Redfish client.
+LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Login</title></head><body><form>Username</form></body></html>\n"
 NO_NICS_READS = 3  # bmc_no_nics_yet: EthernetInterfaces reads that list nothing before the NICs appear
 FORWARD_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "OData-Version", "If-Match", "If-None-Match")
 FORWARD_RESPONSE_HEADERS = ("Content-Type", "ETag", "Allow", "WWW-Authenticate", "OData-Version", "Retry-After")
@@ -191,6 +193,10 @@ class Front:
             status = 503 if self._rng.random() < 0.5 else 500
             self._record(node, request, status, fault, False, payload)
             return redfish_error(status)
+        if self._faults.rates(node.hostname).get("bmc_html"):
+            # The address answers, but not with Redfish: a web login page (a proxy or a mis-set port).
+            self._record(node, request, 200, "bmc_html", False, payload)
+            return web.Response(status=200, content_type="text/html", text=LOGIN_PAGE)
         path = request.path.rstrip("/")
         parts = path.split("/")
         if path.startswith(SYSTEMS + "/") and parts[4] != node.system_id:

@@ -543,3 +543,29 @@ P = PendingReset
 ])
 def test_reset_seen_only_on_evidence_of_the_change(pending, state, last_reset, seen):
     assert reset_seen(pending, state, last_reset) is seen
+
+
+class HtmlResponse(FakeResponse):
+    """What the DMTF library returns for a body that is not JSON: `.dict` raises JsonDecodingError."""
+
+    read = "<html><body>Login</body></html>"
+
+    def __init__(self) -> None:
+        self.status = 200
+
+    @property
+    def dict(self):
+        from redfish.rest.v1 import JsonDecodingError
+
+        raise JsonDecodingError("Unable to decode response: <html><body>Login</body></html>")
+
+
+def test_a_bmc_answering_html_is_named_as_not_redfish_and_not_retried(site: Site):
+    fake = FakeBmcService()
+    fake.script = [HtmlResponse()]
+    sleeps: list[float] = []
+    bmc = make_pool(site, fake, sleeps).client("gpu-001-01")
+    with pytest.raises(BmcError, match="not JSON") as caught:
+        bmc.read_system()
+    assert "bmc.address" in str(caught.value) and caught.value.status == "not JSON"
+    assert bmc.requests == 1 and sleeps == []
