@@ -300,10 +300,14 @@ class StateDB:
         return generation
 
     # -- steps -------------------------------------------------------------------------------
-    def step_done(self, hostname: str, generation: int, stage: str, step: str) -> bool:
+    def step_status(self, hostname: str, generation: int, stage: str, step: str) -> str:
+        """'' (never started), 'started' (started, completion not recorded) or 'done'."""
         rows = self._query("SELECT status FROM steps WHERE hostname=? AND generation=? AND stage=? AND step=?",
                            (hostname, generation, stage, step))
-        return bool(rows and rows[0][0] == "done")
+        return str(rows[0][0]) if rows else ""
+
+    def step_done(self, hostname: str, generation: int, stage: str, step: str) -> bool:
+        return self.step_status(hostname, generation, stage, step) == "done"
 
     def mark_step(self, hostname: str, generation: int, stage: str, step: str, status: str) -> None:
         with self._tx() as db:

@@ -119,18 +119,29 @@ class NodeContext:
     def journal(self, event: str, **detail: object) -> None:
         self.db.journal(self.node.hostname, self.stage, event, **detail)
 
-    def once(self, step: str, action: Callable[[], Any]) -> bool:
-        """Run a (destructive) step at most once per generation; journaled before it starts.
+    def once(self, step: str, action: Callable[[], Any], *, detail: dict[str, object] | None = None,
+             landed: Callable[[dict], bool] | None = None) -> bool:
+        """Run a (destructive) step at most once per generation; journaled (with `detail`) before it starts.
 
-        Returns False when the step had already completed (after a crash or an earlier run).
-        A step that started but never recorded completion runs again: the caller checks the
-        real world first, so this is at-least-once only for steps that are safe to repeat.
+        Returns False when the step had already completed (after a crash or an earlier run). A step
+        that started but never recorded completion (the process died in between) is asked about first:
+        `landed(detail it was started with)` looks at the real world, and True means the step took
+        effect (it is marked done, not run again). Without `landed`, or when it says False, the step
+        runs again: at-least-once, only for steps whose caller made that safe.
         """
         host = self.node.hostname
-        if self.db.step_done(host, self.generation, self.stage, step):
+        status = self.db.step_status(host, self.generation, self.stage, step)
+        if status == "done":
             self.journal(f"{step}:skipped", reason="completed earlier")
             return False
-        self.journal(f"{step}:started")
+        if status == "started" and landed is not None:
+            started = [e.detail for e in self.db.entries(host)
+                       if e.stage == self.stage and e.event == f"{step}:started"]
+            if landed(started[-1] if started else {}):
+                self.db.mark_step(host, self.generation, self.stage, step, "done")
+                self.journal(f"{step}:landed", reason="interrupted after it took effect: not repeated")
+                return False
+        self.journal(f"{step}:started", **(detail or {}))
         self.db.mark_step(host, self.generation, self.stage, step, "started")
         action()
         self.db.mark_step(host, self.generation, self.stage, step, "done")

@@ -1,7 +1,10 @@
 """pxe: arm a one-time network boot and power-cycle, unless MAAS already has (or is putting) the OS on it.
 
 The boot override is a destructive step, journaled and done once per generation: a resumed run
-after a crash never power-cycles the node a second time.
+after a crash never power-cycles the node a second time. The step is journaled with the power state
+discover saw; a run killed after the reset but before recording it finds, on resume, a node that
+was Off now On (or powering on) and takes that as the reset having landed. A node that was On
+gives no such sign (a cycle ends On again), so that one case is sent again: at least once.
 """
 
 from __future__ import annotations
@@ -32,8 +35,13 @@ class Pxe:
             return StageResult(True, f"MAAS says {machine.status_name}: no reboot needed")
         bmc = self.bmcs.client(node)
         before = (bmc.requests, bmc.polls)
+        seen = str(ctx.db.node(node.hostname).evidence.get("power_state", ""))  # what discover read
+
+        def landed(started: dict) -> bool:
+            return started.get("power_state") == "Off" and bmc.read_system().power_state in ("On", "PoweringOn")
+
         try:
-            ctx.once("network_boot", lambda: bmc.network_boot("Pxe"))
+            ctx.once("network_boot", lambda: bmc.network_boot("Pxe"), detail={"power_state": seen}, landed=landed)
             state = bmc.wait_power("On")
         finally:
             count_bmc_requests(ctx, bmc, before)

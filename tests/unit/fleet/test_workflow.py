@@ -327,3 +327,37 @@ def test_sigterm_interrupts_a_run_in_the_main_thread_like_ctrl_c(db: StateDB) ->
     assert (outcome.status, outcome.current) == ("interrupted", "discover")
     assert flow.interrupted == "SIGTERM"
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_step_interrupted_after_it_took_effect_is_not_run_again_on_resume(db: StateDB) -> None:
+    """Killed between the reset and its journal line: the resume sees the effect and does not send it again."""
+    node = make_node(1, 1)
+    sent: list[str] = []
+
+    def killed_mid_step() -> None:
+        sent.append("reset")
+        raise KeyboardInterrupt  # stands in for SIGKILL right after the BMC accepted the reset
+
+    with pytest.raises(KeyboardInterrupt):
+        NodeContext(node, db, 1, "pxe").once("network_boot", killed_mid_step, detail={"power_state": "Off"})
+    seen: list[dict] = []
+
+    def landed(detail: dict) -> bool:
+        seen.append(detail)
+        return True  # the node is On now
+
+    resumed = NodeContext(node, db, 1, "pxe")
+    assert resumed.once("network_boot", lambda: sent.append("reset"), landed=landed) is False
+    assert sent == ["reset"] and seen == [{"power_state": "Off"}]
+    assert db.step_done(node.hostname, 1, "pxe", "network_boot")
+    events = [e.event for e in db.entries(node.hostname)]
+    assert events == ["network_boot:started", "network_boot:landed"]
+
+
+def test_a_step_interrupted_before_it_took_effect_runs_again(db: StateDB) -> None:
+    node = make_node(1, 1)
+    db.mark_step(node.hostname, 1, "pxe", "network_boot", "started")
+    sent: list[str] = []
+    assert NodeContext(node, db, 1, "pxe").once("network_boot", lambda: sent.append("reset"),
+                                                landed=lambda detail: False) is True
+    assert sent == ["reset"]
