@@ -90,17 +90,32 @@ def search_slow(site: Site, nodes: Sequence[Node], threshold_gbps: float, *, rai
     return find_slow([n.hostname for n in nodes], measure, threshold_gbps)
 
 
-def hcas_of(nodes: Sequence[Node]) -> list[perftest.Hca]:
-    """Every HCA of the nodes; HCA position i is rail i (and sits by GPU i, for GPUDirect)."""
-    return [perftest.Hca(n.hostname, hca.name, rail, n.address, rail if rail < n.gpu_count else None)
+# GPUDirect RDMA is there when nvidia_peermem is loaded and perftest was built with CUDA (--use_cuda in its help).
+GDR_PROBE = "grep -q '^nvidia_peermem ' /proc/modules && ib_write_bw --help 2>&1 | grep -q use_cuda"
+
+
+def gdr_capable(nodes: Sequence[Node], runner: Runner, timeout_s: float = 30.0) -> dict[str, bool]:
+    """Which nodes can run the pair tests with GPU memory (exit 0 of the probe); the others use host memory."""
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(nodes))), thread_name_prefix="gdr") as pool:
+        answers = list(pool.map(lambda n: runner(n, GDR_PROBE, timeout_s), nodes))
+    return {n.hostname: a.rc == 0 for n, a in zip(nodes, answers, strict=True)}
+
+
+def hcas_of(nodes: Sequence[Node], gdr: dict[str, bool] | None = None) -> list[perftest.Hca]:
+    """Every HCA of the nodes; HCA position i is rail i (and sits by GPU i, used with GPUDirect where present)."""
+    return [perftest.Hca(n.hostname, hca.name, rail, n.address,
+                         rail if rail < n.gpu_count and (gdr or {}).get(n.hostname, True) else None)
             for n in nodes for rail, hca in enumerate(n.hcas)]
 
 
 def pair_tests(nodes: Sequence[Node], *, tool: str, runner: Runner, min_gbps: float, max_p99_us: float,
-               duration_s: int = 10) -> list[perftest.PairVerdict]:
-    """Every planned pair, round by round (pairs of a round at once): server first, then the client."""
+               duration_s: int = 10, gdr: dict[str, bool] | None = None) -> list[perftest.PairVerdict]:
+    """Every planned pair, round by round (pairs of a round at once): server first, then the client.
+
+    ``gdr``: per node, whether GPUDirect is there (``gdr_capable``); GPU memory where it is, host memory
+    elsewhere (the verdict message says which side used what through the command)."""
     by_name = {n.hostname: n for n in nodes}
-    tests = perftest.plan_pairs(hcas_of(nodes))
+    tests = perftest.plan_pairs(hcas_of(nodes, gdr))
     verdicts: list[perftest.PairVerdict] = []
     timeout = duration_s + 60.0
 

@@ -159,11 +159,17 @@ def _nccl(args: argparse.Namespace, site: Site, nodes: list, db: StateDB, consol
 
 def _links(args: argparse.Namespace, site: Site, nodes: list, db: StateDB, console: Console) -> int:
     from fleet.burnin import quarantine_node
-    from fleet.burnin_net import link_evidence, pair_tests, ssh_runner
+    from fleet.burnin_net import gdr_capable, link_evidence, pair_tests, ssh_runner
 
     tool = "ib_write_lat" if args.lat else "ib_write_bw"
-    verdicts = pair_tests(nodes, tool=tool, runner=ssh_runner(site), min_gbps=args.min_gbps,
-                          max_p99_us=args.max_p99_us)
+    runner = ssh_runner(site)
+    gdr = gdr_capable(nodes, runner)
+    without = sorted(name for name, ok in gdr.items() if not ok)
+    if without:
+        console.print(f"no GPUDirect (nvidia_peermem + perftest with CUDA) on {', '.join(without)}: host memory there",
+                      markup=False, highlight=False)
+    verdicts = pair_tests(nodes, tool=tool, runner=runner, min_gbps=args.min_gbps, max_p99_us=args.max_p99_us,
+                          gdr=gdr)
     suspects = link_evidence(nodes, verdicts)
     for v in verdicts:
         console.print(f"{'ok  ' if v.ok else 'FAIL'} {v.message}", markup=False, highlight=False)

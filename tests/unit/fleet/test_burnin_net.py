@@ -128,3 +128,20 @@ def test_a_pair_that_cannot_run_fails_with_the_tools_words(monkeypatch, tool):
                                      runner=lambda n, c, t: ssh.SshResult(1, "", " Couldn't connect to 198.18.1.11"))
     assert verdicts and not any(v.ok for v in verdicts)
     assert f"{tool} exited 1" in verdicts[0].message
+
+
+def test_gpudirect_where_the_node_has_it_host_memory_elsewhere(monkeypatch):
+    monkeypatch.setattr(burnin_net, "SERVER_HEAD_START_S", 0.0)
+    _, nodes = site_and_nodes(2)
+    gdr = burnin_net.gdr_capable(nodes, lambda n, c, t: ssh.SshResult(0 if n.hostname == "gpu-001-01" else 1, "", ""))
+    assert gdr == {"gpu-001-01": True, "gpu-001-02": False}
+    seen = []
+
+    def runner(node, command, timeout_s):
+        seen.append((node.hostname, command))
+        return ssh.SshResult(0, BW_GOOD, "")
+
+    verdicts = burnin_net.pair_tests(nodes, tool="ib_write_bw", runner=runner, min_gbps=360.0, max_p99_us=4.2, gdr=gdr)
+    assert verdicts and all(v.ok for v in verdicts)
+    assert all("--use_cuda" in c for n, c in seen if n == "gpu-001-01")
+    assert not any("--use_cuda" in c for n, c in seen if n == "gpu-001-02")
