@@ -96,7 +96,14 @@ def reason_to_refuse(reachable: bool, probe_output: str, ssh_error: str) -> str:
 
 
 def in_use(site: Site, node: Node, timeout_s: float = 15.0) -> str:
-    """Why the node must be treated as in use, or '' when it is idle (every probe answered)."""
+    """Why the node must be treated as in use, or '' when it is idle (every probe answered).
+
+    The site's scheduler (`workload:`, fleet.workload) is asked too, from here: its controller knows
+    the node's jobs even when the node itself has no Slurm client to ask.
+    """
+    from fleet.workload.site import scheduler_in_use
+
     result = ssh.run(site, node, PROBE, timeout_s)
-    return reason_to_refuse(result.reachable, result.stdout, result.stderr.splitlines()[-1] if result.stderr
-                            else f"ssh exited {result.rc}")
+    probe = reason_to_refuse(result.reachable, result.stdout, result.stderr.splitlines()[-1] if result.stderr
+                             else f"ssh exited {result.rc}")
+    return "; ".join(reason for reason in (scheduler_in_use(site, node.hostname), probe) if reason)

@@ -12,15 +12,7 @@ from fleet.remediate import NodeFacts
 from fleet.site import Site
 from fleet.state import StateDB
 from fleet.watch import QUARANTINE_TAG, Watch
-from fleet.workload.base import NoScheduler, WorkloadManager
-from fleet.workload.slurm import Slurm, SlurmSettings
-
-
-def workload_manager(site: Site) -> WorkloadManager:
-    """The site's scheduler (`workload:`), or none."""
-    if site.workload.kind == "slurm":
-        return Slurm(SlurmSettings(conf=site.workload.slurm_conf, bin_dir=site.workload.slurm_bin_dir))
-    return NoScheduler()
+from fleet.workload.site import for_site
 
 
 class MaasTags:
@@ -85,5 +77,5 @@ def build_watch(args: argparse.Namespace, site: Site, db: StateDB, tags: MaasTag
         return sweep_site(site, [site.nodes[n] for n in names], timeout_s=site.health.timeout_s)
 
     fixer = SshFixer(site, reimage=reimager(args, site, console), reboot_timeout_s=site.watch.reboot_timeout_s)
-    return Watch(db=db, guards=site.watch.guards, manager=workload_manager(site), tagger=tags, fixer=fixer,
+    return Watch(db=db, guards=site.watch.guards, manager=for_site(site), tagger=tags, fixer=fixer,
                  sweep=sweep, facts=facts(site), drain_timeout_s=site.watch.drain_timeout_s, sel=sel_reader(site))
