@@ -190,7 +190,7 @@ def lab_for(racks: int, delays: Delays, root: Path) -> Iterator[tuple[Site, dict
     # No lab hosts (max_hosts=0): MAAS then runs no deployed-hook, and what is measured is the OOB + OS path.
     shape = SiteShape(racks=racks, name="bench", state_dir=str(lab_dir), maas_port=ports[0], bmc_first=bmc_first,
                       sushy_port=ports[1], apt_port=ports[2], ufm_port=ports[3], time_factor=delays.time_factor,
-                      max_hosts=0)
+                      max_hosts=0, fabric=racks <= 128)  # the lab's fabric plan holds up to 128 racks
     site_file = write_site(root / "site", shape)
     env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(root / "state")}
     os.environ["FLEET_LAB_DIR"] = str(lab_dir)  # this process reads the same site (credentials, CA)

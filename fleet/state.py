@@ -257,12 +257,27 @@ class StateDB:
 
     @contextmanager
     def _tx(self, *, locks: bool = False) -> Iterator[_Backend]:
-        with self._lock, self._db.transaction(locks=locks):
+        with self._lock, self._store_errors(), self._db.transaction(locks=locks):
             yield self._db
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
+        with self._lock, self._store_errors():
             return self._db.execute(sql, args)
+
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """The store failing under a run (a full disk, a server gone) is our StateError, not a traceback."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            raise StateError(f"the state file {self.where} cannot be written or read ({err})",
+                             hint="free space under the state directory (or fix its permissions), then run "
+                             "again: the run resumes from what was recorded") from None
+        except Exception as err:
+            if type(err).__module__.startswith("psycopg"):
+                raise StateError(f"the state database {self.where} failed: {_first_line(err)}",
+                                 hint="check the PostgreSQL server, then run again: the run resumes") from None
+            raise
 
     # -- nodes -------------------------------------------------------------------------------
     def node(self, hostname: str) -> NodeState:

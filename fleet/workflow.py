@@ -198,6 +198,9 @@ class Workflow:
         def walk(node: Node) -> None:
             try:
                 results[node.hostname] = self._walk(node)
+            except FleetError as err:  # the state store itself failed (a full disk): this node stops, with why
+                state = self._in_flight.get(node.hostname, "")
+                results[node.hostname] = NodeOutcome(node.hostname, "failed", "", state, str(err), 0, {}, {})
             except Exception:  # a stage abandoned by an interrupted run may fail as the run closes its clients
                 if not self._abandoned:
                     raise

@@ -4,6 +4,10 @@ The committed lab site (`inventory/lab/`) is this generator's output, so a fresh
 512-node datacenter to run against; tests generate smaller sites with their own ports.
 Addresses are deterministic functions of (rack, slot) so a reader can predict them:
 BMC 127.0.0.1:<bmc_first + rack*10 + slot>, node 198.18.<rack>.<slot+10>, PXE MAC 02:4c:00:<rack>:<slot>:00.
+Past rack 255 the rack number carries into the next octet (198.19.<rack-256>.x, 02:4c:01:<rack-256>:...),
+inside the lab's 198.18.0.0/15, so a 320-rack bench site is as valid as the 128-rack one.
+The fabric plan is a fat tree sized for up to 128 racks (8 cores per rail); larger bench sites are
+generated without it (`SiteShape.fabric=False`), as a site without a fabric section is.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class SiteShape:
     seed: int = 12
     max_hosts: int = 8
     faults: list[dict] = field(default_factory=list)
+    fabric: bool = True  # write fabric.yml and the site's fabric section (the plan holds up to 128 racks)
 
 
 def switch_span(racks: int) -> int:
@@ -58,8 +63,8 @@ def node_entry(rack: int, slot: int, shape: SiteShape) -> dict:
         "hostname": f"gpu-{rack:03d}-{slot:02d}",
         "slot": slot,
         "service_tag": f"L{rack:03d}{slot:02d}X",
-        "address": f"198.18.{rack}.{slot + 10}",
-        "pxe_mac": f"02:4c:00:{rack:02x}:{slot:02x}:00",
+        "address": f"198.{18 + rack // 256}.{rack % 256}.{slot + 10}",
+        "pxe_mac": f"02:4c:{rack >> 8:02x}:{rack & 0xff:02x}:{slot:02x}:00",
         "bmc": {"address": f"127.0.0.1:{shape.bmc_first + rack * 10 + slot}", "credentials": "bmc"},
         "hcas": [
             {"name": f"mlx5_{rail}", "guid": f"0xb83fd203{rack:04x}{slot:02x}{rail:02x}",
@@ -181,9 +186,13 @@ def write_site(directory: Path, shape: SiteShape) -> Path:
     for rack in range(1, shape.racks + 1):
         doc = {"rack": rack, "nodes": [node_entry(rack, slot, shape) for slot in range(1, NODES_PER_RACK + 1)]}
         _dump(directory / "racks" / f"rack-{rack:03d}.yml", doc)
-    _dump(directory / "fabric.yml", fabric_document(shape), flow_lists=True)
+    document = site_document(shape)
+    if shape.fabric:
+        _dump(directory / "fabric.yml", fabric_document(shape), flow_lists=True)
+    else:
+        del document["fabric"]
     site_file = directory / "site.yml"
-    _dump(site_file, site_document(shape))
+    _dump(site_file, document)
     return site_file
 
 

@@ -167,3 +167,25 @@ def test_sqlite_state_survives_sigkill_in_the_middle_of_writes(tmp_path, delay_s
     last = db.node(f"gpu-{(len(ticks) - 1) % 64:03d}-01")
     assert last.evidence["n"] in (len(ticks) - 1, len(ticks))  # the row written with (or just after) the last tick
     db.update("gpu-000-01", status="done")  # and it takes writes again
+
+
+def test_a_state_write_that_fails_for_lack_of_space_is_a_state_error_naming_the_file(tmp_path) -> None:
+    """The state directory on a filesystem that is full: SQLite's error becomes one paragraph with the fix."""
+    script = (
+        "import resource, signal, sys; sys.path.insert(0, '.')\n"
+        "from pathlib import Path\n"
+        "from fleet.state import StateDB\n"
+        "from fleet.errors import StateError\n"
+        f"db = StateDB(Path('{tmp_path}/state.db'))\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))\n"
+        "try:\n"
+        "    for n in range(10000):\n"
+        "        db.journal('gpu-001-01', 'os', 'tick', pad='x' * 4000)\n"
+        "except StateError as err:\n"
+        "    print(err)\n"
+        "    sys.exit(7)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 7, result.stderr
+    assert "state.db" in result.stdout and "free space" in result.stdout and "Traceback" not in result.stderr

@@ -361,3 +361,19 @@ def test_a_step_interrupted_before_it_took_effect_runs_again(db: StateDB) -> Non
     assert NodeContext(node, db, 1, "pxe").once("network_boot", lambda: sent.append("reset"),
                                                 landed=lambda detail: False) is True
     assert sent == ["reset"]
+
+
+def test_a_state_store_failing_mid_run_fails_that_node_with_the_reason_not_the_process(db: StateDB) -> None:
+    from fleet.errors import StateError
+
+    class FullDisk(StateDB):
+        def update(self, hostname: str, **fields: object) -> None:
+            if hostname == "gpu-001-02" and fields.get("stage") == "discover":
+                raise StateError("the state file state.db cannot be written or read (database or disk is full)")
+            super().update(hostname, **fields)
+
+    full = FullDisk(db.path, run_id="full")
+    outcomes = {o.hostname: o for o in Workflow(stages(), full, "os", backoff_s=0).run(
+        [make_node(1, 1), make_node(1, 2)])}
+    assert outcomes["gpu-001-01"].status == "done"
+    assert outcomes["gpu-001-02"].status == "failed" and "disk is full" in outcomes["gpu-001-02"].detail
