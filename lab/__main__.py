@@ -1,4 +1,4 @@
-"""`python -m lab up|down|status|reset|fault` (also reached as `python provision.py lab ...`)."""
+"""`python -m lab up|down|status|reset|fault|fabric-fault` (also reached as `python provision.py lab ...`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sub.add_parser("reset", help="stop everything and delete the lab's state")
     fault = sub.add_parser("fault", help="replace the injected faults of a running lab")
     fault.add_argument("specs", nargs="*", metavar="KIND:TARGET[:RATE]")
+    fabric = sub.add_parser("fabric-fault", help="replace the lab UFM's fabric faults (lab/ufm/fabric.py)")
+    fabric.add_argument("fabric_specs", nargs="*", metavar="KIND:TARGET[:NAME=VALUE,...]",
+                        help="e.g. swapped_cables:gpu-012-03/mlx5_4+gpu-012-04/mlx5_4, hdr:gpu-012-02/mlx5_5, "
+                             "symbol_errors:leaf-g01-r4/33:per_12min=20, event_burst:leaf-g00-r1:count=64; none clears")
     return parser.parse_args(argv)
 
 
@@ -40,6 +44,12 @@ def main(argv: list[str]) -> int:
             raise FleetError(f"{args.site} has no lab: section", hint="point --site at a lab site")
         texts = getattr(args, "fault", []) + getattr(args, "specs", [])
         specs = [lab_faults.parse_cli_fault(text) for text in texts]
+        if args.verb == "fabric-fault":
+            from lab.ufm.fabric import parse_fault_text
+
+            if site.fabric is None:
+                raise FleetError(f"{args.site} has no fabric: plan", hint="add fabric: {topology: fabric.yml}")
+            specs = [parse_fault_text(text, site, site.fabric.topology) for text in args.fabric_specs]
     except InventoryError as err:
         print(err, file=sys.stderr)
         return 2
@@ -62,6 +72,11 @@ def _run(verb: str, site, specs) -> int:
     elif verb == "reset":
         control.reset(site)
         print(f"lab stopped and {control.lab_dir_of(site)} deleted")
+    elif verb == "fabric-fault":
+        from lab.ufm.service import write_faults
+
+        write_faults(control.lab_dir_of(site), specs)
+        print(f"{len(specs)} UFM fault(s) written; the lab UFM applies them on its next request")
     elif verb == "fault":
         lab_dir = control.lab_dir_of(site)
         path = lab_faults.write(lab_dir, lab_faults.resolve(site, specs))

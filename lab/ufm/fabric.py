@@ -313,6 +313,49 @@ class LabFabric:
         return result
 
 
+KINDS = {"port_down": ("port",), "missing_cable": ("port",), "hdr": ("port",), "width_2x": ("port",),
+         "pkey_missing": ("port",), "swapped_cables": ("a", "b"), "symbol_errors": ("port",),
+         "flapping": ("port",), "event_burst": ("switch",), "busy": ()}
+NUMBERS = {"per_12min", "period_s", "down_s", "count", "at_s"}
+
+
+def parse_fault_text(text: str, site: Site, topology: Topology) -> dict:
+    """`KIND:TARGET[:NAME=VALUE,...]` -> a fault spec, checked against the site: TARGET is an endpoint
+    (`host/mlx5_4`, `switch/33`), two joined by '+' for swapped_cables, a switch for event_burst,
+    nothing for busy. ValueError names what is wrong."""
+    kind, _, rest = text.partition(":")
+    target, _, options = rest.partition(":")
+    if kind not in KINDS:
+        raise ValueError(f"unknown UFM fault kind '{kind}' (kinds: {', '.join(sorted(KINDS))})")
+    spec: dict = {"kind": kind}
+    fields = KINDS[kind]
+    targets = [t for t in target.split("+") if t]
+    if len(targets) != len(fields):
+        raise ValueError(f"{kind} needs {' and '.join(fields) or 'no target'}, got '{target}'")
+    hosts = {(node.hostname, hca.name) for node in site.nodes.values() for hca in node.hcas}
+    for name, value in zip(fields, targets, strict=True):
+        head, _, tail = value.partition("/")
+        if name == "switch":
+            ok = value in topology.switches
+        elif head in topology.switches:
+            ok = tail.isdigit() and 1 <= int(tail) <= topology.switches[head].ports
+        else:
+            ok = (head, tail) in hosts
+        if not ok:
+            raise ValueError(f"{kind}: '{value}' is not a {'switch' if name == 'switch' else 'port'} of the site "
+                             "(write host/mlx5_N or switch/PORT)")
+        spec[name] = value
+    for option in (o for o in options.split(",") if o):
+        key, _, number = option.partition("=")
+        if key not in NUMBERS:
+            raise ValueError(f"{kind}: unknown option '{key}' (options: {', '.join(sorted(NUMBERS))})")
+        try:
+            spec[key] = float(number)
+        except ValueError:
+            raise ValueError(f"{kind}: {key} must be a number, got '{number}'") from None
+    return spec
+
+
 def load_faults(path: Path) -> list[dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -119,3 +119,13 @@ def test_the_stage_quarantines_a_miscabled_node_with_who_acts_and_passes_the_oth
     assert results["gpu-012-01"].detail == "8 HCA port(s) Active at 400 Gb/s 4x, cabled as planned, in 1 pkey(s)"
     # one shared read for the healthy nodes, one fresh read for the node found wanting
     assert stage.snapshots.client.requests == 4
+
+
+def test_lab_fabric_fault_injects_into_the_running_lab_ufm(lab: FabricLab) -> None:
+    injected = lab.lab.lab("fabric-fault", "width_2x:gpu-012-01/mlx5_2")
+    assert injected.returncode == 0, injected.stderr
+    result = lab.lab.cli("fabric", "check", "--nodes", "gpu-012-01", "--json")
+    assert [f["message"] for f in json.loads(result.stdout)["findings"]] == [
+        "gpu-012-01 mlx5_2 runs at 2x width, expected 4x: a lane is bad, reseat or replace the cable"]
+    bad = lab.lab.lab("fabric-fault", "hdr:gpu-012-01/mlx5_9")
+    assert bad.returncode == 2 and "'gpu-012-01/mlx5_9' is not a port of the site" in bad.stderr

@@ -49,3 +49,20 @@ def test_swapped_cables_exchange_far_ends_and_a_missing_one_has_no_peer(fabric: 
     assert fabric.by_endpoint["gpu-012-01/mlx5_0"].peer is None
     fabric.apply_faults([])  # the plan again
     assert fabric.by_endpoint["gpu-012-03/mlx5_4"].peer.number == 15
+
+
+def test_fault_text_is_checked_against_the_site() -> None:
+    from lab.ufm.fabric import parse_fault_text
+
+    site = load_site(LAB)
+    assert site.fabric is not None
+    topology = site.fabric.topology
+    assert parse_fault_text("flapping:leaf-g01-r2/40:period_s=100,down_s=5", site, topology) == {
+        "kind": "flapping", "port": "leaf-g01-r2/40", "period_s": 100.0, "down_s": 5.0}
+    assert parse_fault_text("swapped_cables:gpu-012-03/mlx5_4+gpu-012-04/mlx5_4", site, topology)["b"] == \
+        "gpu-012-04/mlx5_4"
+    for text, message in [("hdr:leaf-g01-r2/65", "not a port"), ("event_burst:leaf-x", "not a switch"),
+                          ("swapped_cables:gpu-012-03/mlx5_4", "needs a and b"), ("x:y", "unknown UFM fault kind"),
+                          ("hdr:gpu-012-03/mlx5_4:speed=1", "unknown option")]:
+        with pytest.raises(ValueError, match=message):
+            parse_fault_text(text, site, topology)
