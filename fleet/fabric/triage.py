@@ -21,6 +21,7 @@ refuses to isolate anything and says why, because a storm of isolations is usual
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class TriageSettings:
     ber_min_window_s: float = 720.0
     flap_downs: int = 3
     burst_min_events: int = 5
+    events_window_s: float = 3600.0  # events older than this before the first snapshot are history, not evidence
     isolate_access_links: bool = False
     max_isolated: int | None = None  # the site's fabric.max_isolated; None: max(10, 0.5% of the fabric's ports)
 
@@ -103,6 +105,14 @@ def collapse(events: Iterable[dict], burst_min: int) -> tuple[list[Cause], list[
     return causes, singles
 
 
+def _event_time(event: dict) -> float:
+    """UFM writes event times as local wall time to the second; an unreadable one counts as recent."""
+    try:
+        return time.mktime(time.strptime(str(event.get("timestamp", "")), "%Y-%m-%d %H:%M:%S"))
+    except ValueError:
+        return math.inf
+
+
 def _rate_bps(port: Port) -> float:
     lanes = int(port.width.rstrip("x") or 4) if port.width.rstrip("x").isdigit() else 4
     return SPEED_GBPS.get(port.speed.upper(), 400) * 1e9 * lanes / 4
@@ -136,7 +146,9 @@ def triage(ports: Iterable[Port], before: Counters, after: Counters, events: Ite
             peer_downs = after.values[peer.name].get(LINK_DOWNED, 0) - before.values[peer.name].get(LINK_DOWNED, 0)
             if peer_downs > 0 and port.name < peer.name:  # once per link
                 reasons[name].append(f"LinkDownedCounter rose on both ends (+{downs} / +{peer_downs})")
-    plan.causes, singles = collapse(events, settings.burst_min_events)
+    since = before.timestamp - settings.events_window_s
+    recent = [e for e in events if _event_time(e) >= since]
+    plan.causes, singles = collapse(recent, settings.burst_min_events)
     downs_by_port = Counter(str(e.get("object_name", "")) for e in singles if e.get("name") == LINK_DOWN_EVENT)
     for name, count in sorted(downs_by_port.items()):
         if count >= settings.flap_downs:

@@ -15,7 +15,8 @@ Faults (`kind`, and what a client can see):
 - `symbol_errors` `{port, per_12min}`: SymbolErrorCounter rises at that rate (NDR's 1e-14 budget is ~2.9).
 - `flapping` `{port, period_s, down_s}`: goes Down for `down_s` every `period_s` (simulated), each time
   raising LinkDownedCounter on both ends and logging "Link went down"/"Link went up" events.
-- `event_burst` `{switch, count}`: `count` events in the same second from one switch (one reboot).
+- `event_burst` `{switch, count, at_s}`: `count` events in the same second from one switch (one reboot),
+  `at_s` (default 0) UFM seconds after the fault was applied.
 - `pkey_missing` `{port}`: the HCA port's GUID is not in the site's partitions.
 - `busy` `{count}`: the next `count` requests answer 503 (UFM's REST server restarting).
 """
@@ -143,8 +144,9 @@ class LabFabric:
             if kind == "busy":
                 self.busy = int(spec.get("count", 1))
                 continue
-            if kind == "event_burst":
-                self.burst = (str(spec["switch"]), int(spec.get("count", 100)), float(spec.get("at_s", 0.0)))
+            if kind == "event_burst":  # `at_s` after the fault is applied, in UFM time
+                at = self.sim_seconds() + float(spec.get("at_s", 0.0))
+                self.burst = (str(spec["switch"]), int(spec.get("count", 100)), at)
                 continue
             if kind == "swapped_cables":
                 a, b = self.by_endpoint[spec["a"]], self.by_endpoint[spec["b"]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from fleet.fabric.triage import Counters, TriageSettings, collapse, isolation_cap, triage
@@ -57,6 +59,16 @@ def test_events_from_one_switch_in_one_second_are_one_cause() -> None:
     assert singles == lone
     plan = triage(PORTS, _counters(0.0), _counters(1.0), burst + lone, [])
     assert [(p.port, p.reasons) for p in plan.isolate] == [("aa_33", ("flapping: 3 link-down events",))]
+
+
+def test_events_older_than_the_window_are_history_not_evidence() -> None:
+    start = time.mktime(time.strptime("2026-12-01 07:00:00", "%Y-%m-%d %H:%M:%S"))
+    old = [{"name": "Link went down", "timestamp": f"2026-12-01 0{h}:00:00", "object_name": "aa_33",
+            "object_path": "default / spine-1 / 33"} for h in range(1, 4)]
+    plan = triage(PORTS, _counters(start), _counters(start + 1.0), old, [], TriageSettings(events_window_s=3600))
+    assert plan.isolate == []
+    plan = triage(PORTS, _counters(start), _counters(start + 1.0), old, [], TriageSettings(events_window_s=7 * 3600))
+    assert [p.port for p in plan.isolate] == ["aa_33"]
 
 
 def test_sm_unhealthy_ports_are_proposed_and_isolated_ones_count_toward_the_cap() -> None:
