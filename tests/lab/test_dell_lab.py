@@ -76,6 +76,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab_dir = root / "lab"
     lab_dir.mkdir()
     (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"bmc_password": PASSWORD}))
+    (lab_dir / "secrets.yml").chmod(0o600)
     base = free_base(40)
     site_file = write_site(root / "site", SiteShape(racks=2, bmc_first=base, sushy_port=base + 35,
                                                     time_factor=TIME_FACTOR, state_dir=str(lab_dir)))
