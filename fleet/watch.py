@@ -10,6 +10,8 @@ verdict, its findings and its journal; then act. Everything the loop does is jou
 - `drain_gave_up` {detail}: its jobs outlived `watch.drain_timeout_s`; it stays drained, a person decides;
 - `remediate` {fix, cause, rung, reason} before a fix, `remediated` {fix, ok, detail} after;
 - `hands` {ticket}: left for a person, with the RMA/ticket text; `held` {why}: flapping;
+- `burnin` {ok, detail}: the burn-in a node passes before it returns (`watch.burnin`); a failed one
+  leaves the node for hands with the burn-in's findings in the ticket;
 - `returned` {verdict}: back in service.
 A node quarantined by hand (`provision.py quarantine`) is never fixed or returned by the loop.
 """
@@ -69,17 +71,18 @@ class Memory:
     hands_ticket: str = ""  # the ticket written in this out-of-service episode, if any
     drain_gave_up: bool = False
     held: bool = False
+    burnin_failed: bool = False
 
 
 def remember(entries: Iterable[JournalEntry]) -> Memory:
     """Fold a node's journal (oldest first) into its Memory (pure)."""
-    out_since, source, reason, ticket, gave_up, held = None, "", "", "", False, False
+    out_since, source, reason, ticket, gave_up, held, burnt = None, "", "", "", False, False, False
     attempts: list[Attempt] = []
     history: list[tuple[float, str]] = []
     for entry in entries:
         if entry.event == "quarantine":
             if out_since is None:
-                out_since, ticket, gave_up, held = entry.ts, "", False, False
+                out_since, ticket, gave_up, held, burnt = entry.ts, "", False, False, False
             source = str(entry.detail.get("source", entry.stage))
             reason = str(entry.detail.get("reason", ""))
         elif entry.stage != STAGE:
@@ -95,10 +98,12 @@ def remember(entries: Iterable[JournalEntry]) -> Memory:
             gave_up = True
         elif entry.event == "held":
             held = True
+        elif entry.event == "burnin":
+            burnt = not entry.detail.get("ok", False)
         elif entry.event == "returned":
-            out_since, source, reason, ticket, gave_up, held = None, "", "", "", False, False
+            out_since, source, reason, ticket, gave_up, held, burnt = None, "", "", "", False, False, False
     return Memory(out_since, source, reason, tuple(attempts), tuple(history),
-                  history[-1][1] if history else "", ticket, gave_up, held)
+                  history[-1][1] if history else "", ticket, gave_up, held, burnt)
 
 
 # ---- the pure decision --------------------------------------------------------------------------
@@ -126,6 +131,8 @@ def decide(node: str, health: NodeHealth, memory: Memory, now: float, guards: Gu
         return Decision(node, "none", f"quarantined by hand: {memory.out_reason}")
     if memory.held:
         return Decision(node, "none", "held: flapping between OK and CRITICAL")
+    if memory.burnin_failed:
+        return Decision(node, "none", "failed its burn-in: left for hands (ticket written)")
     if is_flapping(history, now, guards):
         return Decision(node, "hold", f"flapping: {guards.flap_transitions}+ OK/CRITICAL changes within "
                         f"{guards.flap_window_s:.0f} s")
@@ -192,10 +199,12 @@ class Watch:
     def __init__(self, *, db: StateDB, guards: Guards, manager: WorkloadManager, tagger: Tagger, fixer: Fixer,
                  sweep: Callable[[Sequence[str]], list[NodeHealth]], facts: Mapping[str, NodeFacts],
                  drain_timeout_s: float, sel: Callable[[str], list[str]] = lambda node: [],
+                 burnin: Callable[[str], tuple[bool, str, list[FindingRef]]] | None = None,
                  clock: Callable[[], float] = time.time, available: Iterable[Fix] = AVAILABLE) -> None:
         self.db, self.guards, self.manager, self.tagger, self.fixer = db, guards, manager, tagger, fixer
         self.sweep, self.facts, self.drain_timeout_s, self.sel, self.clock = sweep, facts, drain_timeout_s, sel, clock
         self.available = frozenset(available)
+        self.burnin = burnin
 
     def _j(self, node: str, event: str, **detail: object) -> None:
         self.db.journal(node, STAGE, event, **detail)
@@ -234,7 +243,7 @@ class Watch:
         if decision.action == "quarantine":
             return self.quarantine(node, decision.reason, decision.findings[0].check if decision.findings else "")
         if decision.action == "return":
-            return self.give_back(node, decision.reason)
+            return self._burn_in_and_return(node, decision.reason, memory, report)
         if decision.action == "hold":
             self._j(node, "held", why=decision.reason)
             return f"held: {decision.reason}"
@@ -243,7 +252,7 @@ class Watch:
             report.tickets[node] = ticket
             return "left for hands"
         if decision.action == "fix" and decision.plan:
-            return self._fix(node, decision, memory)
+            return self._fix(node, decision, memory, report)
         return ""
 
     def quarantine(self, node: str, reason: str, cause: str, *, source: str = STAGE) -> str:
@@ -271,6 +280,19 @@ class Watch:
         self._j(node, "returned", verdict=reason, resumed=resumed)
         return "returned" + ("" if resumed else f" (its drain in {self.manager.name} was not ours: left as is)")
 
+    def _burn_in_and_return(self, node: str, reason: str, memory: Memory, report: CycleReport) -> str:
+        """Return a node the loop fixed, after its burn-in passes (when the site burns nodes in)."""
+        if self.burnin is None:
+            return self.give_back(node, reason)
+        ok, detail, findings = self.burnin(node)
+        self._j(node, "burnin", ok=ok, detail=detail)
+        if ok:
+            return self.give_back(node, f"{reason}; {detail}")
+        plan = Plan(Fix.HANDS, None, 0, f"burn-in failed after the health checks passed: {detail}")
+        ticket = self._ticket(node, Decision(node, "hands", plan.reason, plan, tuple(findings)), memory)
+        report.tickets[node] = ticket
+        return f"{detail}: left for hands ({ticket.splitlines()[0]})"
+
     def _ticket(self, node: str, decision: Decision, memory: Memory) -> str:
         assert decision.plan is not None
         try:
@@ -284,7 +306,7 @@ class Watch:
         log.warning("node %s: left for hands:\n%s", node, text)
         return text
 
-    def _fix(self, node: str, decision: Decision, memory: Memory) -> str:
+    def _fix(self, node: str, decision: Decision, memory: Memory, report: CycleReport) -> str:
         assert decision.plan is not None
         plan = decision.plan
         if plan.fix.disruptive:
@@ -304,5 +326,6 @@ class Watch:
         [after] = self.sweep([node])
         self._j(node, "verdict", verdict=after.verdict)
         if after.verdict in PASSING:
-            return f"{plan.fix.value}: {detail}; " + self.give_back(node, f"passes after {plan.fix.value}")
+            passed = f"passes after {plan.fix.value}"
+            return f"{plan.fix.value}: {detail}; " + self._burn_in_and_return(node, passed, memory, report)
         return f"{plan.fix.value}: {detail}; still {after.verdict}: {after.reason}"

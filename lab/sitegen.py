@@ -128,7 +128,8 @@ def site_document(shape: SiteShape) -> dict:
         # the lab's (a sweep every 30 s, a 5 s cool-down), its caps the production defaults.
         "workload": {"kind": "slurm", "slurm_conf": "$FLEET_LAB_DIR/slurm/slurm.conf"},
         "health": {"interval_s": 30},
-        "watch": {"cooldown_s": 5, "drain_timeout_s": 120, "reboot_timeout_s": 60},
+        # No burn-in before return: it is a GPU stress run, and the lab's GPUs are fixture files.
+        "watch": {"cooldown_s": 5, "drain_timeout_s": 120, "reboot_timeout_s": 60, "burnin": False},
         "racks": ["racks/*.yml"],
         "lab": {
             "state_dir": shape.state_dir,

@@ -78,4 +78,20 @@ def build_watch(args: argparse.Namespace, site: Site, db: StateDB, tags: MaasTag
 
     fixer = SshFixer(site, reimage=reimager(args, site, console), reboot_timeout_s=site.watch.reboot_timeout_s)
     return Watch(db=db, guards=site.watch.guards, manager=for_site(site), tagger=tags, fixer=fixer,
-                 sweep=sweep, facts=facts(site), drain_timeout_s=site.watch.drain_timeout_s, sel=sel_reader(site))
+                 sweep=sweep, facts=facts(site), drain_timeout_s=site.watch.drain_timeout_s, sel=sel_reader(site),
+                 burnin=burn_in(site) if site.watch.burnin else None)
+
+
+def burn_in(site: Site) -> Callable[[str], tuple[bool, str, list]]:
+    """The site's burn-in of one node (fleet/burnin.py), as the burnin stage runs it."""
+
+    def run(node: str) -> tuple[bool, str, list]:
+        from fleet.burnin import burnin_sweep, stage_result
+        from fleet.remediate import findings_of
+
+        [health] = burnin_sweep(site, [site.nodes[node]], parallel=1)
+        result = stage_result(health)
+        return result.ok, result.detail, findings_of(health.report, health.checks,
+                                                     verdicts=("CRITICAL", "UNKNOWN", "WARNING"))
+
+    return run

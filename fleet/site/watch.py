@@ -3,7 +3,7 @@
 
     health:   {interval_s: 300}
     watch:    {max_nodes: 2, max_rack_percent: 25, cooldown_s: 1800, flap_transitions: 3, flap_window_s: 3600,
-               drain_timeout_s: 3600, reboot_timeout_s: 900, escalation_window_s: 604800}
+               drain_timeout_s: 3600, reboot_timeout_s: 900, escalation_window_s: 604800, burnin: true}
     workload: {kind: slurm, slurm_conf: /etc/slurm/slurm.conf, slurm_bin_dir: /usr/bin}
 
 Every key is optional and every default errs on the side of doing less (see fleet.remediate.Guards).
@@ -21,7 +21,7 @@ from fleet.site.schema import Problems, site_path
 WORKLOAD_KINDS = ("slurm", "none")
 _GUARD_KEYS = {"max_nodes", "max_rack_percent", "cooldown_s", "flap_transitions", "flap_window_s",
                "escalation_window_s"}
-_WATCH_KEYS = _GUARD_KEYS | {"drain_timeout_s", "reboot_timeout_s"}
+_WATCH_KEYS = _GUARD_KEYS | {"drain_timeout_s", "reboot_timeout_s", "burnin"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class WatchSettings:
     guards: Guards = field(default_factory=Guards)
     drain_timeout_s: float = 3600.0  # how long the loop waits for a drained node's jobs, then gives up and reports
     reboot_timeout_s: float = 900.0
+    burnin: bool = True  # a fixed node passes the site's burn-in (fleet/burnin.py) before it returns
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,12 @@ def parse_health(file: Path, raw: Any, problems: Problems) -> HealthSettings:
 def parse_watch(file: Path, raw: Any, problems: Problems) -> WatchSettings:
     if raw is None or not problems.keys(raw, file, "watch", set(), _WATCH_KEYS):
         return WatchSettings()
+    burnin = raw.get("burnin", True)
+    if not isinstance(burnin, bool):
+        problems.add(file, "watch.burnin", f"expected true or false, got {burnin!r}", "burnin: true")
+        burnin = True
     values: dict[str, float] = {}
-    for key in sorted(_WATCH_KEYS & set(raw)):
+    for key in sorted((_WATCH_KEYS - {"burnin"}) & set(raw)):
         minimum = 1.0 if key in ("max_nodes", "flap_transitions") else 0.0
         number = _number(file, f"watch.{key}", raw[key], problems, minimum=minimum)
         if number is not None:
@@ -78,7 +83,7 @@ def parse_watch(file: Path, raw: Any, problems: Problems) -> WatchSettings:
     guards = Guards(**{k: v for k, v in values.items() if k in _GUARD_KEYS})
     default = WatchSettings()
     return WatchSettings(guards, values.get("drain_timeout_s", default.drain_timeout_s),
-                         values.get("reboot_timeout_s", default.reboot_timeout_s))
+                         values.get("reboot_timeout_s", default.reboot_timeout_s), burnin)
 
 
 def parse_workload(file: Path, raw: Any, lab_dir: Path | None, problems: Problems) -> WorkloadSettings:

@@ -160,6 +160,7 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
         (SITE, "watch.max_nodes", "expected a number >= 1, got 0", "plain number"),
         (SITE, "watch.max_rack_percent", "150 is more than a whole rack", "0 to 100"),
         (SITE, "watch.cooldown", "unknown key", "cooldown_s"),
+        (SITE, "watch.burnin", "expected true or false, got 'yes'", "burnin: true"),
         (SITE, "workload.kind", "unknown workload manager 'slurmm'", "slurm, none"),
     ],
 }

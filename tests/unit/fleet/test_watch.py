@@ -126,13 +126,13 @@ def make_watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     clock = [1_800_000_000.0]
     monkeypatch.setattr("fleet.state.time.time", lambda: clock[0])
 
-    def make(world: dict[str, str], heals: Fix = Fix.REIMAGE, **guards):
-        return _make_watch(tmp_path, world, clock, heals, **guards)
+    def make(world: dict[str, str], heals: Fix = Fix.REIMAGE, burnin=None, **guards):
+        return _make_watch(tmp_path, world, clock, heals, burnin, **guards)
 
     return make
 
 
-def _make_watch(tmp_path: Path, world: dict[str, str], clock: list[float], heals: Fix, **guards):
+def _make_watch(tmp_path: Path, world: dict[str, str], clock: list[float], heals: Fix, burnin, **guards):
     db = StateDB(tmp_path / "state.db")
     scheduler, tags = FakeScheduler(), FakeTags()
     fixer = FakeFixer(world, heals)
@@ -144,7 +144,7 @@ def _make_watch(tmp_path: Path, world: dict[str, str], clock: list[float], heals
     facts = {n: NodeFacts(n, f"TAG{i}", 1 + i // 4, 1 + i % 4) for i, n in enumerate(sorted(world))}
     watch = Watch(db=db, guards=Guards(**{"cooldown_s": 10, **guards}), manager=scheduler, tagger=tags, fixer=fixer,
                   sweep=sweep, facts=facts, drain_timeout_s=100, sel=lambda n: ["SEL: PSU 2 lost input"],
-                  clock=lambda: clock[0])
+                  burnin=burnin, clock=lambda: clock[0])
     return watch, db, scheduler, tags, fixer, clock
 
 
@@ -225,3 +225,38 @@ def test_a_manual_quarantine_is_never_fixed_or_returned_by_the_loop(make_watch):
     assert db.node("good-1").status == "quarantined" and "good-1" in scheduler.drained
     assert watch.give_back("good-1", "by hand (OK)") == "returned"
     assert db.node("good-1").status == "done" and "good-1" not in tags.tagged
+
+
+WRONG_MATH = FindingRef("burnin_gpu_math", "CRITICAL", "GPU 3 (00000000:5d:00.0, serial 1652826063903): 12 wrong "
+                        "products", "open an RMA with Dell for GPU serial 1652826063903")
+
+
+def test_a_fixed_node_returns_only_after_its_burn_in_passes(make_watch):
+    world = {"sick-1": "CRITICAL"}
+    runs = []
+
+    def burnin(node):
+        runs.append(node)
+        return True, "burn-in healthy", []
+
+    watch, db, _scheduler, _tags, _fixer, clock = make_watch(world, heals=Fix.RESET_GPU, burnin=burnin)
+    watch.cycle(["sick-1"])
+    clock[0] += 30
+    report = watch.cycle(["sick-1"])
+    assert runs == ["sick-1"] and report.outcomes["sick-1"].endswith("returned")
+    assert [e.detail["ok"] for e in db.entries("sick-1") if e.event == "burnin"] == [True]
+
+
+def test_a_failed_burn_in_leaves_the_node_for_hands_even_though_its_health_checks_pass(make_watch):
+    world = {"sick-1": "CRITICAL"}
+    watch, db, scheduler, tags, _fixer, clock = make_watch(
+        world, heals=Fix.RESET_GPU, burnin=lambda node: (False, "burn-in CRITICAL: burnin_gpu_math", [WRONG_MATH]))
+    watch.cycle(["sick-1"])
+    clock[0] += 30
+    report = watch.cycle(["sick-1"])
+    assert "left for hands" in report.outcomes["sick-1"]
+    assert "12 wrong products" in report.tickets["sick-1"] and "1652826063903" in report.tickets["sick-1"]
+    clock[0] += 30
+    later = watch.cycle(["sick-1"])  # the health checks pass now; the burn-in verdict stands
+    assert later.decisions[0].action == "none" and "burn-in" in later.decisions[0].reason
+    assert "sick-1" in scheduler.drained and "sick-1" in tags.tagged and db.node("sick-1").status == "quarantined"
