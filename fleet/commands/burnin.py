@@ -118,7 +118,7 @@ def _plan(args: argparse.Namespace, site: Site) -> int:
     graph = burn_plan.fabric_graph(site.fabric.topology, node_cables(nodes), {n.hostname: n.address for n in nodes})
     result = burn_plan.plan(graph)
     print(json.dumps(burn_plan.to_json(result, graph)) if args.json else burn_plan.render(result, graph))
-    return options.EXIT_OK
+    return options.EXIT_FAILED if result.unreachable else options.EXIT_OK
 
 
 def _nccl(args: argparse.Namespace, site: Site, nodes: list, db: StateDB, console: Console) -> int:

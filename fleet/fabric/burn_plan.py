@@ -42,10 +42,6 @@ TIER_RANK = {"hca": 0, "leaf": 1, "spine": 2, "core": 3}
 Cable = tuple[str, int, str, int]  # (lower switch, port, upper switch, port)
 
 
-class PlanError(ValueError):
-    """The fabric cannot be covered as given (a cable no flow can reach), with the cable named."""
-
-
 def fabric_graph(topology: Topology, cables: Iterable[NodeCable], addresses: dict[str, str] | None = None
                  ) -> nx.MultiGraph:
     """The plan as a MultiGraph: switches and HCAs as nodes, one edge per cable."""
@@ -83,6 +79,9 @@ class Plan:
     cables: int
     rails: int
     lower_bound: int
+    # Cables no pair test can load: on no shortest route between two leaves with HCAs (a one-leaf rail's
+    # uplinks, a one-pod tree's core cables, a leaf without nodes), each with the reason.
+    unreachable: list[tuple[Cable, str]] = field(default_factory=list)
 
     @property
     def covered(self) -> int:
@@ -125,19 +124,24 @@ class _Rail:
         return {upper for _, upper in self.up.get(switch, [])}
 
     def lower_bound(self) -> int:
+        """Stages needed at least (for the cables a pair test can load at all)."""
         hcas = sum(len(v) for v in self.hcas.values())
-        if not self.cables:
+        if not self.cables or hcas < 2:
             return 0
-        if hcas < 2:
-            raise PlanError(f"rail has {len(self.cables)} switch cables but {hcas} HCA(s): no flow can run")
         bound = math.ceil(len(self.cables) / (2 * hcas))
         for leaf, ups in self.up.items():
-            if self.tier[leaf] == "leaf":
-                below = len(self.hcas.get(leaf, []))
-                if not below:
-                    raise PlanError(f"leaf {leaf} has uplinks but no HCA below it: its uplinks cannot carry a flow")
+            below = len(self.hcas.get(leaf, []))
+            if self.tier[leaf] == "leaf" and below:
                 bound = max(bound, math.ceil(len(ups) / below))
         return bound
+
+    def why_unreachable(self, cable: Cable) -> str:
+        low = cable[0]
+        if self.tier[low] == "leaf" and not self.hcas.get(low):
+            return f"leaf {low} has no HCA below it"
+        if len([leaf for leaf, hcas in self.hcas.items() if hcas]) < 2:
+            return "the rail has one leaf with HCAs: no pair needs to leave it"
+        return "on no shortest route between two leaves with HCAs (e.g. a core cable of a one-pod tree)"
 
 
 class _StageBuilder:
@@ -217,41 +221,41 @@ class _StageBuilder:
         return True
 
 
-def plan_rail(rail: _Rail, max_stages: int = 64) -> list[Stage]:
+def plan_rail(rail: _Rail) -> tuple[list[Stage], list[Cable]]:
+    """The rail's stages, and the cables no stage could load (a stage with every HCA free loads none of them)."""
     uncovered = set(rail.cables)
     stages: list[Stage] = []
     while uncovered:
-        if len(stages) >= max_stages:
-            raise PlanError(f"{len(uncovered)} cable(s) still uncovered after {max_stages} stages")
         builder = _StageBuilder(rail, uncovered)
         for cable in rail.cables:
             if cable in uncovered and cable not in builder.loaded:
                 builder.route(cable)
         if not builder.flows:
-            raise PlanError(f"no flow can reach cable {sorted(uncovered)[0]} on a shortest route between two leaves "
-                            "with free HCAs (a core cable of a one-pod tree never carries traffic)")
+            break  # with every HCA and cable free, no flow reaches what is left: nothing ever will
         before = len(uncovered)
         for flow in builder.flows:
             uncovered.difference_update(flow.cables)
         stages.append(Stage(builder.flows, before - len(uncovered)))
-    return stages
+    return stages, sorted(uncovered)
 
 
 def plan(graph: nx.MultiGraph) -> Plan:
     """Stages covering every switch-to-switch cable; rails run side by side (stage k of every rail together)."""
     rails = sorted({r for _, r in graph.nodes(data="rail") if r is not None})
     merged: list[Stage] = []
-    total, bound = 0, 0
+    total, bound, unreachable = 0, 0, []
     for rail_number in rails:
         rail = _Rail(graph, rail_number)
         total += len(rail.cables)
         bound = max(bound, rail.lower_bound())
-        for k, stage in enumerate(plan_rail(rail)):
+        stages, left = plan_rail(rail)
+        unreachable += [(cable, rail.why_unreachable(cable)) for cable in left]
+        for k, stage in enumerate(stages):
             if k == len(merged):
                 merged.append(Stage())
             merged[k].flows.extend(stage.flows)
             merged[k].newly_covered += stage.newly_covered
-    return Plan(merged, total, len(rails), bound)
+    return Plan(merged, total, len(rails), bound, unreachable)
 
 
 def check(plan_: Plan, graph: nx.MultiGraph) -> list[str]:
@@ -314,6 +318,12 @@ def render(plan_: Plan, graph: nx.MultiGraph, *, show_commands: int = 3) -> str:
             lines.append(f"  {graph.nodes[flow.source]['host']}: {' '.join(client)}")
         if len(stage.flows) > show_commands:
             lines.append(f"  ... {len(stage.flows) - show_commands} more pairs")
+    if plan_.unreachable:
+        lines.append(f"{len(plan_.unreachable)} cable(s) no pair test can load:")
+        for cable, why in plan_.unreachable[:10]:
+            lines.append(f"  {cable[0]} port {cable[1]} - {cable[2]} port {cable[3]}: {why}")
+        if len(plan_.unreachable) > 10:
+            lines.append(f"  ... {len(plan_.unreachable) - 10} more")
     return "\n".join(lines)
 
 
@@ -327,4 +337,5 @@ def to_json(plan_: Plan, graph: nx.MultiGraph) -> dict[str, Any]:
                           "rail": graph.nodes[flow.source]["rail"], "server_argv": list(server),
                           "client_argv": list(client), "cables": [list(c) for c in flow.cables]})
         stages.append({"pairs": pairs, "newly_covered": stage.newly_covered})
-    return {"cables": plan_.cables, "rails": plan_.rails, "stages": stages, "lower_bound": plan_.lower_bound}
+    return {"cables": plan_.cables, "rails": plan_.rails, "stages": stages, "lower_bound": plan_.lower_bound,
+            "unreachable": [{"cable": list(cable), "why": why} for cable, why in plan_.unreachable]}

@@ -83,8 +83,11 @@ def test_check_catches_a_doubled_cable_and_an_unloaded_one():
 
 def test_core_cables_of_a_single_pod_carry_no_shortest_route_and_say_so():
     graph = fat_tree(pods=1)  # two leaves under two spines: leaf to leaf never needs a core
-    with pytest.raises(burn_plan.PlanError, match="no flow can reach cable"):
-        burn_plan.plan(graph)
+    result = burn_plan.plan(graph)
+    assert len(result.unreachable) == 2 * 2 * 2  # 2 spines x 2 cores x 2 cables
+    assert all(c[2].startswith("core-") and "shortest route" in why for c, why in result.unreachable)
+    assert [p for p in burn_plan.check(result, graph) if "never loaded" not in p] == []
+    assert result.covered == result.cables - len(result.unreachable)  # the leaf-spine cables are all loaded
 
 
 def test_flows_take_the_shortest_route_between_their_leaves():
@@ -101,8 +104,16 @@ def test_flows_take_the_shortest_route_between_their_leaves():
 def test_a_leaf_without_hosts_cannot_be_covered_and_is_named():
     graph = fat_tree()
     graph.remove_nodes_from([n for n in list(graph) if n.startswith("n-p0-l1-")])
-    with pytest.raises(burn_plan.PlanError, match="leaf-p0-l1-r0 has uplinks but no HCA"):
-        burn_plan.plan(graph)
+    result = burn_plan.plan(graph)
+    assert {why for _, why in result.unreachable} == {"leaf leaf-p0-l1-r0 has no HCA below it"}
+    assert "4 cable(s) no pair test can load" in burn_plan.render(result, graph)
+
+
+def test_the_example_production_site_says_which_cables_no_pair_can_load(capsys):
+    site = LAB_SITE.parents[1] / "example-production" / "site.yml"
+    assert commands.main(["burnin", "plan", "--site", str(site)]) == 1
+    out = capsys.readouterr().out
+    assert "cable(s) no pair test can load" in out and "the rail has one leaf with HCAs" in out
 
 
 def test_commands_are_ib_write_bw_pairs_on_the_rail_with_gpudirect():
