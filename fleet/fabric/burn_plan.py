@@ -123,16 +123,17 @@ class _Rail:
         """The switches ``switch`` is cabled to one tier up."""
         return {upper for _, upper in self.up.get(switch, [])}
 
-    def lower_bound(self) -> int:
-        """Stages needed at least (for the cables a pair test can load at all)."""
+    def lower_bound(self, unreachable: set[Cable]) -> int:
+        """Stages needed at least for the cables a pair test can load at all (``unreachable`` left out)."""
         hcas = sum(len(v) for v in self.hcas.values())
-        if not self.cables or hcas < 2:
+        loadable = [c for c in self.cables if c not in unreachable]
+        if not loadable or hcas < 2:
             return 0
-        bound = math.ceil(len(self.cables) / (2 * hcas))
+        bound = math.ceil(len(loadable) / (2 * hcas))
         for leaf, ups in self.up.items():
             below = len(self.hcas.get(leaf, []))
             if self.tier[leaf] == "leaf" and below:
-                bound = max(bound, math.ceil(len(ups) / below))
+                bound = max(bound, math.ceil(sum(c not in unreachable for c, _ in ups) / below))
         return bound
 
     def why_unreachable(self, cable: Cable) -> str:
@@ -247,8 +248,8 @@ def plan(graph: nx.MultiGraph) -> Plan:
     for rail_number in rails:
         rail = _Rail(graph, rail_number)
         total += len(rail.cables)
-        bound = max(bound, rail.lower_bound())
         stages, left = plan_rail(rail)
+        bound = max(bound, rail.lower_bound(set(left)))
         unreachable += [(cable, rail.why_unreachable(cable)) for cable in left]
         for k, stage in enumerate(stages):
             if k == len(merged):
