@@ -186,8 +186,9 @@ def sampled(fabric: FabricLab) -> tuple[object, list[dict]]:
     mark = len(fabric.requests())
     # 0.005 time factor: 4 real seconds are 800 s of UFM time, past NVIDIA's 720 s BER window
     inputs = sample(client, sample_s=4.0)
-    assert client.requests == 5
-    return inputs, fabric.requests()[mark:]
+    seen = fabric.requests()[mark:]
+    assert client.requests == 5, seen
+    return inputs, seen
 
 
 def test_triage_isolates_high_ber_and_flapping_links_and_collapses_the_burst(
@@ -197,7 +198,7 @@ def test_triage_isolates_high_ber_and_flapping_links_and_collapses_the_burst(
     plan = sampled[0].plan(TriageSettings())
     by_where = {p.where: p.reasons for p in plan.isolate}
     assert sorted(by_where) == ["leaf-g01-r2 port 40 (to spine-p00-r2-s0 port 16)",
-                                "spine-p00-r4-s0 port 33 (to core-r4-c0 port 1)"]
+                                "spine-p00-r4-s0 port 33 (to core-r4-c0 port 1)"], plan
     (ber,) = by_where["spine-p00-r4-s0 port 33 (to core-r4-c0 port 1)"]
     assert ber.startswith("symbol BER ") and "> 1e-14" in ber
     assert by_where["leaf-g01-r2 port 40 (to spine-p00-r2-s0 port 16)"][0].startswith(
