@@ -171,7 +171,8 @@ class Workflow:
     """Applies `plan`/`transition` to many nodes at once, one thread per node."""
 
     def __init__(self, stages: Sequence[Stage], db: StateDB, until: str, progress: ProgressFn | None = None,
-                 backoff_s: float = 2.0, grace_s: float = 5.0) -> None:
+                 backoff_s: float = 2.0, grace_s: float = 5.0,
+                 on_quarantine: Callable[[Node], dict[str, Any]] | None = None) -> None:
         self.stages = {stage.name: stage for stage in stages}
         self.order = [stage.name for stage in stages]
         if until not in self.order:
@@ -181,6 +182,7 @@ class Workflow:
         self.progress = progress or (lambda *_: None)
         self.backoff_s = backoff_s
         self.grace_s = grace_s
+        self.on_quarantine = on_quarantine  # extra evidence for a node being quarantined (its BMC logs)
         self.interrupted = ""  # what stopped the run: "SIGINT", "SIGTERM" or "stop"; '' when it ran to the end
         self._stop = threading.Event()
         self._abandoned = False  # set once the run returned: late stage results are not recorded
@@ -286,11 +288,14 @@ class Workflow:
             counters[key] = counters.get(key, 0) + value
         change = transition(state, name, result, stage.max_attempts, self.until, self.backoff_s)
         event = "ok" if result.ok else ("retry" if change.retry else "quarantined")
+        evidence = result.evidence
+        if event == "quarantined" and self.on_quarantine is not None:
+            evidence = {**evidence, **self.on_quarantine(node)}
         with self._record:
             if self._abandoned:
                 return
             self.db.update(node.hostname, **change.fields)
-            ctx.journal(f"stage:{event}", detail=result.detail, evidence=result.evidence)
+            ctx.journal(f"stage:{event}", detail=result.detail, evidence=evidence)
             self._in_flight.pop(node.hostname, None)
         self.progress(node.hostname, name, event, result.detail)
         if change.retry:  # the stage's completed steps stay completed: the retry skips them

@@ -108,6 +108,13 @@ def site_document(shape: SiteShape) -> dict:
         "os": {"distro_series": "jammy", "hwe_kernel": "hwe-22.04"},
         "pins": {"nvidia_driver": "550.127.05", "cuda": "12.4", "nccl": "2.21.5", "doca_ofed": "2.9.1",
                  "hca_firmware": "28.42.1000"},
+        # The lab iDRACs' factory BIOS and firmware (lab/redfish/dell/catalog.py): a fresh lab is compliant,
+        # so discover reads compliance (3 requests) and the bios stage has nothing to do.
+        "bios": {"attributes": {"BootMode": "Uefi", "LogicalProc": "Enabled", "ProcVirtualization": "Enabled"}},
+        "firmware": {"max_parallel": 8, "components": {
+            "idrac": {"version": "7.10.70.00"}, "bios": {"version": "2.3.5"},
+            "hca": {"match": "ConnectX-7", "version": "28.42.1000", "apply": "node"},
+            "psu": {"version": "00.1D.7D"}}},
         "credentials": {
             "bmc": {"username": "root", "secret": {"file": secrets, "key": "bmc_password"}},
             "maas": {"secret": {"file": secrets, "key": "maas_api_key"}},

@@ -117,7 +117,7 @@ def _requeue(db: StateDB, nodes: list[Node], order: list[str]) -> None:
 def _run(args: argparse.Namespace, site: Site, nodes: list[Node], db: StateDB, pipeline: list,
          progress: render.StageProgress, console: Console) -> int:
     started = time.time()
-    flow = Workflow(pipeline, db, args.until, progress)
+    flow = Workflow(pipeline, db, args.until, progress, on_quarantine=getattr(pipeline, "on_quarantine", None))
     try:
         outcomes = flow.run(nodes)
     except KeyboardInterrupt:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleet.dell import bios, firmware
-from fleet.dell.firmware import ComponentStatus, FirmwarePin
+from fleet.dell.firmware import ComponentStatus
 from fleet.redfish import Bmc
+from fleet.site.dell import FirmwarePin
 
 
 @dataclass(frozen=True)

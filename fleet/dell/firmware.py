@@ -21,6 +21,7 @@ from typing import Any
 
 from fleet.dell.jobs import job_id
 from fleet.redfish import Bmc
+from fleet.site.dell import FirmwarePin
 
 UPDATE_SERVICE = "/redfish/v1/UpdateService"
 FIRMWARE_INVENTORY = f"{UPDATE_SERVICE}/FirmwareInventory"
@@ -63,21 +64,6 @@ def parse_members(members: Iterable[Mapping[str, Any]]) -> list[Installed]:
     return [Installed(str(_field(m, ID)), str(_field(m, NAME) or ""), str(_field(m, VERSION) or ""),
                       bool(_field(m, UPDATEABLE)), str(_field(m, SOFTWARE_ID) or ""))
             for m in members if str(_field(m, ID) or "").startswith("Installed-")]
-
-
-@dataclass(frozen=True)
-class FirmwarePin:
-    """The site's pin for one component: which inventory names it covers and the version they must run.
-
-    `image` is the file in the site's repository and `sha256` its checksum; `apply` is "bmc" (through
-    the iDRAC) or "node" (from the host, for what the iDRAC cannot update)."""
-
-    component: str
-    match: str
-    version: str
-    image: str = ""
-    sha256: str = ""
-    apply: str = "bmc"
 
 
 @dataclass(frozen=True)

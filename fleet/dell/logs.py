@@ -94,14 +94,15 @@ def parse_since(text: str, now: float | None = None) -> float:
     return when
 
 
-def read(bmc: Bmc, log: str, *, since_s: float | None = None, max_pages: int = MAX_PAGES) -> list[LogEntry]:
+def read(bmc: Bmc, log: str, *, since_s: float | None = None, max_pages: int = MAX_PAGES,
+         repeat: bool = True) -> list[LogEntry]:
     """Entries of one log, newest first, down to `since_s` (or `max_pages` pages)."""
     path: str | None = LOGS[log]
     out: list[LogEntry] = []
     for _ in range(max_pages):
         if path is None:
             break
-        entries, path = parse_entries(log, bmc.request("GET", path, repeat=True).body)
+        entries, path = parse_entries(log, bmc.request("GET", path, repeat=repeat).body)
         out += [entry for entry in entries if since_s is None or entry.created_s >= since_s]
         if since_s is not None and entries and all(entry.created_s < since_s for entry in entries):
             break  # newest first: every later page is older still
@@ -109,8 +110,9 @@ def read(bmc: Bmc, log: str, *, since_s: float | None = None, max_pages: int = M
 
 
 def read_evidence(bmc: Bmc, *, limit: int = 10) -> list[LogEntry]:
-    """The newest critical/warning entries of both logs from their first page each (two requests)."""
+    """The newest critical/warning entries of both logs from their first page each: two requests, each
+    sent once (evidence for a node already in trouble must not hold up its quarantine with retries)."""
     entries: list[LogEntry] = []
     for log in LOGS:
-        entries += read(bmc, log, max_pages=1)
+        entries += read(bmc, log, max_pages=1, repeat=False)
     return evidence(entries, limit)

@@ -13,6 +13,7 @@ from fleet.errors import InventoryError
 from fleet.site.burnin import parse_burnin
 from fleet.site.credentials import parse_credentials
 from fleet.site.crosscheck import cross_check
+from fleet.site.dell import parse_bios, parse_firmware, parse_window
 from fleet.site.fabric import parse_fabric
 from fleet.site.kraken import parse_kraken
 from fleet.site.lab import parse_lab
@@ -26,7 +27,8 @@ from fleet.site.watch import parse_health, parse_watch, parse_workload
 
 SITE_REQUIRED = {"site", "maas", "credentials", "racks"}
 SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab",
-                 "fabric", "state", "switch_config", "burnin", "kraken", "health", "watch", "workload"}
+                 "fabric", "state", "switch_config", "burnin", "kraken", "health", "watch", "workload",
+                 "bios", "firmware", "maintenance_window"}
 
 
 def load_site(path: str | Path) -> Site:
@@ -85,4 +87,8 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         health=parse_health(file, raw.get("health"), problems),
         watch=parse_watch(file, raw.get("watch"), problems),
         workload=parse_workload(file, raw.get("workload"), lab_dir, problems),
+        bios=parse_bios(file, raw.get("bios"), window := parse_window(file, raw.get("maintenance_window"), problems),
+                        problems),
+        firmware=parse_firmware(file, raw.get("firmware"), problems),
+        maintenance_window=window,
     )

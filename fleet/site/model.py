@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleet.site.burnin import BurninSettings
+from fleet.site.dell import BiosSettings, FirmwareSettings, MaintenanceWindow
 from fleet.site.watch import HealthSettings, WatchSettings, WorkloadSettings
 
 if TYPE_CHECKING:
@@ -147,3 +148,6 @@ class Site:
     health: HealthSettings = field(default_factory=HealthSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     workload: WorkloadSettings = field(default_factory=WorkloadSettings)
+    bios: BiosSettings = field(default_factory=BiosSettings)
+    firmware: FirmwareSettings = field(default_factory=FirmwareSettings)
+    maintenance_window: MaintenanceWindow | None = None

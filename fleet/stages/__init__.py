@@ -2,6 +2,7 @@
 
     release    (reimage only) release the machine in MAAS, optionally erasing its disks   release.py
     discover   BMC reachable, service tag and PXE MAC match the inventory, MAAS knows it   discover.py
+    bios       BIOS attributes to the site's pins through the iDRAC job queue (fleet/dell)  bios.py
     pxe        one-time network boot + power cycle (skipped when MAAS already has the OS)  pxe.py
     os         MAAS deploy, wait for Deployed, retry a failed deployment once              deploy.py
     configure  the Ansible roles, in batches (fleet/configure.py)                          configure.py
@@ -18,11 +19,12 @@ stages, so `provision.py -h` does not load the clients.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from fleet.site import Site
+from fleet.site import Node, Site
 from fleet.stages.shared import RunLimits, Shared
 from fleet.workflow import ProgressFn, Stage
 
@@ -38,6 +40,7 @@ class StageSpec:
 TABLE = (
     StageSpec("release", "release", reimage_only=True),
     StageSpec("discover", "discover"),
+    StageSpec("bios", "bios"),
     StageSpec("pxe", "pxe"),
     StageSpec("os", "deploy"),
     StageSpec("configure", "configure"),
@@ -57,13 +60,23 @@ def order(*, reimage: bool = False, until: str | None = None) -> list[str]:
             and (not spec.optional or names.index(spec.name) <= target)]
 
 
+class Pipeline(list[Stage]):
+    """The run's stages in order, plus what the workflow attaches when any of them quarantines a node."""
+
+    on_quarantine: Callable[[Node], dict[str, Any]] | None = None
+
+
 @contextmanager
 def build(site: Site, limits: RunLimits, *, reimage: bool = False,
-          progress: ProgressFn | None = None) -> Iterator[list[Stage]]:
+          progress: ProgressFn | None = None) -> Iterator[Pipeline]:
     """The run's stages with their shared clients; the clients are closed when the run ends."""
     with Shared(site, limits, reimage=reimage, progress=progress) as shared:
-        yield [importlib.import_module(f"fleet.stages.{spec.module}").make(shared)
-               for spec in TABLE if reimage or not spec.reimage_only]
+        pipeline = Pipeline(importlib.import_module(f"fleet.stages.{spec.module}").make(shared)
+                            for spec in TABLE if reimage or not spec.reimage_only)
+        from fleet.dell.hooks import quarantine_evidence
+
+        pipeline.on_quarantine = quarantine_evidence(shared.bmcs)  # the BMC's newest critical/warning logs
+        yield pipeline
 
 
 __all__ = ["DEFAULT_UNTIL", "NAMES", "TABLE", "RunLimits", "Shared", "StageSpec", "build", "order"]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fleet.dell.bios import RegistryCache
+from fleet.dell.hooks import discover_compliance
 from fleet.maas import MaasClient
 from fleet.redfish import Bmc, BmcPool, SystemInfo
-from fleet.site import Node
+from fleet.site import Node, Site
 from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
 
@@ -38,6 +40,8 @@ def count_bmc_requests(ctx: NodeContext, bmc: Bmc, before: tuple[int, int]) -> N
 class Discover:
     bmcs: BmcPool
     maas: MaasClient
+    site: Site | None = None  # with BIOS/firmware pins: compliance is read too (fleet.dell.hooks)
+    registries: RegistryCache | None = None
     name: str = "discover"
     max_attempts: int = 5  # BMCs and MAAS blip: 2+4+8+16 s of backoff rides out a half-minute outage
 
@@ -46,16 +50,22 @@ class Discover:
         before = (bmc.requests, bmc.polls)
         try:
             info = bmc.read_system()
+            evidence = {"power_state": info.power_state, "service_tag": info.service_tag, "macs": list(info.macs)}
+            problems = identity_problems(node, info)
+            if problems:
+                return StageResult(False, "; ".join(problems), evidence, retryable=False)
+            pins, summary, refused = discover_compliance(self.site, bmc, self.registries or RegistryCache()) \
+                if self.site else ({}, "", "")
         finally:
             count_bmc_requests(ctx, bmc, before)
-        evidence = {"power_state": info.power_state, "service_tag": info.service_tag, "macs": list(info.macs)}
-        problems = identity_problems(node, info)
-        if problems:
-            return StageResult(False, "; ".join(problems), evidence, retryable=False)
+        evidence |= pins
+        if refused:
+            return StageResult(False, refused, evidence, retryable=False)
         machine = self.maas.find_machine(node)
         evidence |= {"maas_system_id": machine.system_id, "maas_status": machine.status_name}
-        return StageResult(True, f"BMC {info.power_state}, MAAS {machine.status_name}", evidence)
+        return StageResult(True, "; ".join(filter(None, [f"BMC {info.power_state}, MAAS {machine.status_name}",
+                                                          summary])), evidence)
 
 
 def make(shared: Shared) -> Discover:
-    return Discover(shared.bmcs, shared.maas)
+    return Discover(shared.bmcs, shared.maas, shared.site, shared.registries)

@@ -17,6 +17,7 @@ from fleet.site import Site, resolve_credentials
 from fleet.workflow import ProgressFn
 
 if TYPE_CHECKING:
+    from fleet.dell.bios import RegistryCache
     from fleet.maas import MaasClient
     from fleet.redfish import BmcPool
 
@@ -29,10 +30,12 @@ class RunLimits:
     maas_deploys: int = 128
     insecure_bmc: bool = False
     erase: bool = False
+    named: frozenset[str] = frozenset()  # nodes the operator named with --nodes (may be rebooted for a job)
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> RunLimits:
-        return cls(args.bmc_requests, args.maas_deploys, args.insecure_bmc, getattr(args, "erase", False))
+        return cls(args.bmc_requests, args.maas_deploys, args.insecure_bmc, getattr(args, "erase", False),
+                   frozenset(getattr(args, "nodes", None) or ()))
 
 
 def time_scale(site: Site) -> float:
@@ -65,6 +68,13 @@ class Shared:
         settings = BmcSettings(poll_interval_s=max(0.2, BmcSettings.poll_interval_s * time_scale(self.site)))
         return BmcPool(self.site, max_requests=self.limits.bmc_requests, insecure=self.limits.insecure_bmc,
                        settings=settings)
+
+    @cached_property
+    def registries(self) -> RegistryCache:
+        """BIOS attribute registries, read once per BIOS version for the whole run."""
+        from fleet.dell.bios import RegistryCache
+
+        return RegistryCache()
 
     def close(self) -> None:
         if "maas" in self.__dict__:

@@ -73,7 +73,7 @@ def test_a_rack_reaches_os_deployed_and_every_record_agrees(lab_site: LabSite, t
         row = rows[host]
         assert set(row) >= NODE_KEYS
         assert (row["status"], row["stage"], row["detail"]) == ("done", "os", "")
-        assert list(row["seconds"]) == ["discover", "pxe", "os"]
+        assert list(row["seconds"]) == ["discover", "bios", "pxe", "os"]
         counters = row["counters"]
         assert 0 < counters["bmc_requests_pxe"] <= MAX_PXE_REQUESTS, counters
         assert counters["bmc_requests"] == counters["bmc_requests_discover"] + counters["bmc_requests_pxe"]
@@ -274,7 +274,7 @@ def test_reimage_asks_without_a_tty_then_releases_and_redeploys_one_node(lab_sit
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "reimage.json").read_text(encoding="utf-8"))
     assert [row["hostname"] for row in report["nodes"]] == [target]
-    assert list(report["nodes"][0]["seconds"]) == ["release", "discover", "pxe", "os"]
+    assert list(report["nodes"][0]["seconds"]) == ["release", "discover", "bios", "pxe", "os"]
     state = lab_site.states()[target]
     assert (state.status, state.stage, state.generation) == ("done", "os", 2)
     events = lab_site.events(target)

@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from fleet.dell import bios, compliance, firmware, jobs, lc, logs
-from fleet.dell.firmware import FirmwarePin
 from fleet.errors import BmcError
 from fleet.redfish import BmcPool, BmcSettings, RetryPolicy
 from fleet.site import load_site
+from fleet.site.dell import FirmwarePin
 from lab import faults as lab_faults
 from lab.redfish.dell import model
 from lab.redfish.dell.routes import read_requests, read_state

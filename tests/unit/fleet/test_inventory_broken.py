@@ -51,6 +51,12 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
     "duplicate_service_tag": [
         (SITE, "racks[0].nodes[1].service_tag", "duplicate service tag 'TAG0101'", "unique"),
     ],
+    "bad_dell_pins": [
+        (SITE, "bios.apply_time", "InMaintenanceWindowOnReset needs a maintenance window", "maintenance_window"),
+        (SITE, "bios.attributes.SriovGlobalEnable", "expected a string or an integer, got True", "Enabled, not true"),
+        (SITE, "firmware.repository", "'repo.example.net/dell' is not an HTTP(S) URL", "download from it"),
+        (SITE, "firmware.components.bios.sha256", "an image needs its SHA-256 checksum", "sha256sum"),
+    ],
     "duplicate_slot": [
         (SITE, "racks[0].nodes[1].slot", "slot 1 of rack 1 is also gpu-001-01", "its own slot"),
     ],

@@ -8,7 +8,8 @@ import hashlib
 import pytest
 
 from fleet.dell import bios, compliance, firmware, jobs, logs
-from fleet.dell.firmware import ComponentStatus, FirmwarePin, Installed
+from fleet.dell.firmware import ComponentStatus, Installed
+from fleet.site.dell import FirmwarePin
 
 REGISTRY = {
     "SysProfile": bios.AttributeSpec("SysProfile", "Enumeration", ("PerfOptimized", "PerfPerWattOptimizedDapc")),

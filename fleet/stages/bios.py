@@ -1,0 +1,143 @@
+"""bios: bring the BIOS attributes to the site's pins through the iDRAC job queue, before the OS goes on.
+
+1. Read the BIOS (and its registry, once per BIOS version); nothing differs -> done, one request.
+2. Ask the Lifecycle Controller whether it is ready: it refuses jobs while it reloads.
+3. PATCH `Bios/Settings` with only the differing attributes and `@Redfish.SettingsApplyTime`
+   (`OnReset`, or `InMaintenanceWindowOnReset` with the site's window): one BIOS job, journaled,
+   queued once per generation. A queue that refuses it (a stale BIOS job holds pending values,
+   SYS011) is cleared with `DeleteJobQueue`, journaled before and after.
+4. Follow the JID through Dell's JobStates. A job that waits for POST gets a reset only when the node
+   has no OS yet or was named with --nodes (and only inside the window); otherwise it stays
+   scheduled for the node's next reboot and the stage says so.
+5. Read the values back: an attribute that did not stick, or a failed job, quarantines the node with
+   the job's message. A job that outlives its deadline is cleared (forced: the LC restarts) and the
+   stage is retried.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleet.dell import bios, firmware, jobs, lc
+from fleet.maas import MaasClient, NodeStatus
+from fleet.redfish import Bmc, BmcPool
+from fleet.site import Node, Site
+from fleet.stages.discover import count_bmc_requests
+from fleet.stages.shared import Shared, time_scale
+from fleet.workflow import NodeContext, StageResult
+
+LC_TIMEOUT_S = 15 * 60.0
+LC_POLL_S = 20.0
+JOB_POLL_S = 10.0
+
+
+@dataclass
+class BiosStage:
+    site: Site
+    bmcs: BmcPool
+    maas: MaasClient
+    registries: bios.RegistryCache
+    named: frozenset[str] = field(default_factory=frozenset)
+    name: str = "bios"
+    max_attempts: int = 3
+
+    def run(self, node: Node, ctx: NodeContext) -> StageResult:
+        if not self.site.bios.attributes:
+            return StageResult(True, "no BIOS pins in the site")
+        bmc = self.bmcs.client(node)
+        before = (bmc.requests, bmc.polls)
+        try:
+            return self._apply(node, ctx, bmc)
+        finally:
+            count_bmc_requests(ctx, bmc, before)
+
+    def _apply(self, node: Node, ctx: NodeContext, bmc: Bmc) -> StageResult:
+        pins = self.site.bios.attributes
+        system = bmc.system_path()
+        state = bios.read(bmc, system)
+        changes = bios.diff(pins, state.attributes)
+        if not changes:
+            return StageResult(True, "BIOS attributes at the pins")
+        version = next((item.version for item in firmware.read_inventory(bmc) if item.name == "BIOS"), "")
+        registry = self.registries.get((state.registry_id, version), lambda: bios.read_registry(bmc, system))
+        refused = bios.pin_problems({name: pins[name] for name in changes}, registry)
+        if refused:
+            return StageResult(False, "; ".join(f"{self.site.path}: bios.attributes.{name}: {why}. Fix: pin a "
+                                                "value the BIOS attribute registry lists"
+                                                for name, why in sorted(refused.items())), retryable=False)
+        scale = time_scale(self.site)
+        window = self.site.maintenance_window if self.site.bios.apply_time == "InMaintenanceWindowOnReset" else None
+        lc.wait_ready(bmc, timeout_s=LC_TIMEOUT_S * scale, poll_s=max(0.05, LC_POLL_S * scale))
+        body = bios.settings_body(changes, bios.Window(window.start, window.duration_s) if window else None)
+        jid = self._queue(ctx, bmc, system, body)
+        evidence: dict[str, Any] = {"job": jid, "changes": {k: {"have": h, "want": w} for k, (h, w) in changes.items()}}
+        if jid is None:
+            return self._verify(bmc, system, pins, evidence, "the BIOS job queued earlier is gone")
+        held: list[str] = []
+        try:
+            job, verdict = jobs.follow(
+                bmc, jid, deadline_s=self.site.firmware.job_timeout_s * scale,
+                poll_s=max(0.05, JOB_POLL_S * scale), on_reboot=lambda job: self._reboot(node, ctx, bmc, held))
+        except jobs.JobTimeout as late:
+            ctx.journal("job_queue:clearing", reason=str(late), job=jid, force=True)
+            jobs.clear_queue(bmc, force=True)
+            ctx.journal("job_queue:cleared", job=jid)
+            return StageResult(False, f"BIOS job {jid} stuck {late.job.state}: job queue cleared, retrying", evidence)
+        evidence |= {"job_state": job.state, "job_message": job.message}
+        if verdict == jobs.Verdict.REBOOT:
+            return StageResult(True, f"BIOS job {jid} scheduled, not rebooted: {held[0] if held else 'no reset'}",
+                               evidence)
+        if verdict == jobs.Verdict.FAILED:
+            return StageResult(False, f"BIOS job {jid} {job.state}: {job.message}", evidence, quarantine=True)
+        return self._verify(bmc, system, pins, evidence, f"BIOS job {jid} {job.state}")
+
+    def _queue(self, ctx: NodeContext, bmc: Bmc, system: str, body: dict[str, Any]) -> str | None:
+        """Queue the job once per generation; on a resumed run, find the one queued before."""
+        queued: list[str] = []
+
+        def patch() -> None:
+            try:
+                queued.append(bios.patch(bmc, system, body))
+            except bios.PendingCommitted as err:
+                stale = [job.id for job in jobs.list_jobs(bmc) if job.job_type == "BIOSConfiguration" and job.active]
+                ctx.journal("job_queue:clearing", reason=err.service_message or err.message, jobs=stale)
+                jobs.clear_queue(bmc)
+                ctx.journal("job_queue:cleared", jobs=stale)
+                queued.append(bios.patch(bmc, system, body))
+            ctx.journal("bios_job:queued", job=queued[-1], body=body)
+
+        if ctx.once("bios_job", patch):
+            return queued[-1]
+        active = [job.id for job in jobs.list_jobs(bmc) if job.job_type == "BIOSConfiguration" and job.active]
+        return active[-1] if active else None
+
+    def _reboot(self, node: Node, ctx: NodeContext, bmc: Bmc, held: list[str]) -> bool:
+        """The job waits for POST: reset the host only where that is allowed (jobs.decide_reboot)."""
+        machine = self.maas.find_machine(node)
+        window = self.site.maintenance_window if self.site.bios.apply_time == "InMaintenanceWindowOnReset" else None
+        decision = jobs.decide_reboot(has_os=machine.status in (NodeStatus.DEPLOYED, NodeStatus.DEPLOYING),
+                                      selected=node.hostname in self.named,
+                                      in_window=window is None or window.contains(time.time()))
+        ctx.journal("reboot:decided", reboot=decision.reboot, reason=decision.reason,
+                    maas_status=machine.status_name)
+        if not decision.reboot:
+            held.append(decision.reason)
+            return False
+        ctx.once("bios_reboot", lambda: bmc.power("ForceRestart"))
+        return True
+
+    def _verify(self, bmc: Bmc, system: str, pins: dict[str, Any], evidence: dict[str, Any],
+                what: str) -> StageResult:
+        left = bios.diff(pins, bios.read(bmc, system).attributes)
+        if left:
+            evidence["not_applied"] = {name: {"have": have, "want": want} for name, (have, want) in left.items()}
+            return StageResult(False, f"{what}, but {', '.join(sorted(left))} did not stick "
+                                      f"({'; '.join(f'{n} is {h!r}' for n, (h, _) in sorted(left.items()))})",
+                               evidence, quarantine=True)
+        return StageResult(True, f"{what}: BIOS attributes at the pins", evidence)
+
+
+def make(shared: Shared) -> BiosStage:
+    return BiosStage(shared.site, shared.bmcs, shared.maas, shared.registries, shared.limits.named)
