@@ -19,6 +19,14 @@ FAULT_KINDS = (
     "gpu_sick",
     "ib_link_down",
     "dmesg_bad",
+    # lab/redfish/dell: a job that fails, a BIOS value that does not stick, an update that never ends,
+    # a Lifecycle Controller not ready for ten (scaled) minutes, SEL entries for a failed PSU / a memory error
+    "idrac_job_fails",
+    "idrac_bios_not_sticky",
+    "idrac_firmware_timeout",
+    "idrac_lc_not_ready",
+    "idrac_sel_psu",
+    "idrac_sel_memory",
 )
 
 
