@@ -51,7 +51,7 @@ def test_bios_differences_are_applied_through_one_job_per_node_and_verified(make
                             "@Redfish.SettingsApplyTime": {"ApplyTime": "OnReset"}}]
         events = lab.events(good)
         assert "bios/bios_job:done" in events and "bios/bios_reboot:done" in events
-        discover = [e for e in lab.journal(good) if e.stage == "discover" and e.event == "stage:ok"][0]
+        discover = next(e for e in lab.journal(good) if e.stage == "discover" and e.event == "stage:ok")
         assert "2 difference(s) from the pins" in discover.detail["detail"]
         assert discover.detail["evidence"]["compliance"]["bios_diff"]["SysProfile"]["want"] == "PerfOptimized"
     sticky, failed = report["gpu-001-03"], report["gpu-001-04"]
