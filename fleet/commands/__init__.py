@@ -25,8 +25,8 @@ from fleet.errors import FleetError, InventoryError, LockError, UsageError
 from fleet.logs import NodeFormatter
 
 # The registry, in `provision.py -h` order.
-VERBS = ("up", "status", "reimage", "health", "burnin", "watch", "return", "quarantine", "fabric", "kraken", "image",
-         "lab")
+VERBS = ("up", "status", "reimage", "health", "burnin", "watch", "return", "quarantine", "fabric", "firmware", "logs",
+         "kraken", "image", "lab")
 DEFAULT_VERB = "up"
 
 

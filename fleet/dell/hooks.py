@@ -14,14 +14,20 @@ from fleet.redfish import Bmc, BmcPool
 from fleet.site import Node, Site
 
 
-def discover_compliance(site: Site, bmc: Bmc, registries: bios.RegistryCache) -> tuple[dict[str, Any], str, str]:
+def discover_compliance(site: Site, bmc: Bmc, registries: bios.RegistryCache,
+                        seen: dict[str, compliance.Compliance] | None = None) -> tuple[dict[str, Any], str, str]:
     """(evidence, summary for the stage detail, inventory problem or '') for a node against the site's pins.
+
+    The result is also left in `seen` (by hostname) for the run's bios stage, which then needs no
+    request of its own for a node whose BIOS is already at the pins.
 
     Nothing to read when the site pins nothing. A BIOS pin the node's registry refuses is an error in
     the inventory: named with its file and key, and the node stops there."""
     if not site.bios.attributes and not site.firmware.components:
         return {}, "", ""
     result = compliance.read(bmc, site.bios.attributes, site.firmware.components, registries)
+    if seen is not None:
+        seen[bmc.node.hostname] = result
     evidence = {"compliance": result.as_evidence(), "differences": result.differences()}
     if result.inventory_problems:
         problem = "; ".join(f"{site.path}: bios.attributes.{name}: the BIOS of {bmc.node.hostname} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleet.dell.bios import RegistryCache
+from fleet.dell.compliance import Compliance
 from fleet.dell.hooks import discover_compliance
 from fleet.maas import MaasClient
 from fleet.redfish import Bmc, BmcPool, SystemInfo
@@ -42,6 +43,7 @@ class Discover:
     maas: MaasClient
     site: Site | None = None  # with BIOS/firmware pins: compliance is read too (fleet.dell.hooks)
     registries: RegistryCache | None = None
+    seen: dict[str, Compliance] | None = None  # compliance by node, for the bios stage of the same run
     name: str = "discover"
     max_attempts: int = 5  # BMCs and MAAS blip: 2+4+8+16 s of backoff rides out a half-minute outage
 
@@ -54,8 +56,8 @@ class Discover:
             problems = identity_problems(node, info)
             if problems:
                 return StageResult(False, "; ".join(problems), evidence, retryable=False)
-            pins, summary, refused = discover_compliance(self.site, bmc, self.registries or RegistryCache()) \
-                if self.site else ({}, "", "")
+            pins, summary, refused = discover_compliance(self.site, bmc, self.registries or RegistryCache(),
+                                                         self.seen) if self.site else ({}, "", "")
         finally:
             count_bmc_requests(ctx, bmc, before)
         evidence |= pins
@@ -68,4 +70,4 @@ class Discover:
 
 
 def make(shared: Shared) -> Discover:
-    return Discover(shared.bmcs, shared.maas, shared.site, shared.registries)
+    return Discover(shared.bmcs, shared.maas, shared.site, shared.registries, shared.compliance)

@@ -11,7 +11,7 @@ import argparse
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fleet.site import Site, resolve_credentials
 from fleet.workflow import ProgressFn
@@ -51,6 +51,7 @@ class Shared:
         self.reimage = reimage
         self.progress = progress
         self.deploys = threading.BoundedSemaphore(limits.maas_deploys)
+        self.compliance: dict[str, Any] = {}  # discover's BIOS/firmware reads by node, for the bios stage
 
     @cached_property
     def maas(self) -> MaasClient:
