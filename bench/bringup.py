@@ -79,6 +79,8 @@ class RunFigures:
     pxe_requests_mean: float
     pxe_requests_max: int
     requests_mean: float
+    compliance_mean: float  # BIOS + firmware compliance read in discover, per node (target <= 6)
+    compliance_max: int
     polls_mean: float
     stage_s_max: dict[str, float]
     summary: dict[str, int]
@@ -228,11 +230,13 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
         for stage, seconds in row["seconds"].items():
             stage_max[stage] = max(stage_max.get(stage, 0.0), seconds)
     pxe = [row["counters"].get("bmc_requests_pxe", 0) for row in rows]
+    compliance = [row["counters"].get("bmc_requests_compliance", 0) for row in rows]
     return RunFigures(
         racks=racks, nodes=len(rows), until=until, wall_s=wall_s,
         workflow_s=report["finished"] - report["started"], critical_path_s=delays.critical_path_s(until),
         pxe_requests_mean=statistics.mean(pxe), pxe_requests_max=max(pxe),
         requests_mean=statistics.mean(row["counters"].get("bmc_requests", 0) for row in rows),
+        compliance_mean=statistics.mean(compliance), compliance_max=max(compliance),
         polls_mean=statistics.mean(row["counters"].get("bmc_polls", 0) for row in rows),
         stage_s_max=stage_max, summary=report["summary"], cpu_s=cpu, usage=usage,
     )
@@ -265,6 +269,9 @@ def print_run(figures: RunFigures) -> None:
     print(f"      Redfish requests per node for pxe (power-cycle + one-time PXE, polls excluded): mean "
           f"{figures.pxe_requests_mean:.2f}, max {figures.pxe_requests_max}; all stages {figures.requests_mean:.2f}; "
           f"polls {figures.polls_mean:.2f}")
+    print(f"      Redfish requests per compliant node for the BIOS + firmware compliance read in discover: mean "
+          f"{figures.compliance_mean:.2f}, max {figures.compliance_max} (target <= 6; the registry is read once "
+          "per BIOS version for the run)")
     print(f"      slowest node per stage: {stages}; outcome {figures.summary}")
     cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(figures.cpu_s.items(), key=lambda i: -i[1]))
     print(f"      CPU seconds during the run: {cpu}")

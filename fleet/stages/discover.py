@@ -56,8 +56,11 @@ class Discover:
             problems = identity_problems(node, info)
             if problems:
                 return StageResult(False, "; ".join(problems), evidence, retryable=False)
+            asked = bmc.requests
             pins, summary, refused = discover_compliance(self.site, bmc, self.registries or RegistryCache(),
                                                          self.seen) if self.site else ({}, "", "")
+            if pins:
+                ctx.count("bmc_requests_compliance", bmc.requests - asked)  # the BIOS/firmware read alone
         finally:
             count_bmc_requests(ctx, bmc, before)
         evidence |= pins
