@@ -229,7 +229,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(lab_site: LabSite) -> None:
 
     assert result.returncode == 0, result.stderr
     for host in RACK1:
-        assert f"{host}: discover -> pxe -> os" in result.stdout
+        assert f"{host}: discover -> bios -> pxe -> os" in result.stdout
     assert not lab_site.state_dir.exists()
     assert not (lab_site.lab_dir / "pids").exists()  # the lab was not started either
 
