@@ -61,6 +61,9 @@ class Discover:
                                                          self.seen) if self.site else ({}, "", "")
             if pins:
                 ctx.count("bmc_requests_compliance", bmc.requests - asked)  # the BIOS/firmware read alone
+                found = pins["compliance"]  # the differences per node, in the run report (details: journal)
+                ctx.count("bios_differences", len(found["bios_diff"]))
+                ctx.count("firmware_differences", sum(not c["ok"] for c in found["firmware"].values()))
         finally:
             count_bmc_requests(ctx, bmc, before)
         evidence |= pins

@@ -44,6 +44,9 @@ def test_bios_differences_are_applied_through_one_job_per_node_and_verified(make
     dell = RedfishLabFiles.under(lab.lab_dir).dell_dir
     for good in ("gpu-001-01", "gpu-001-02"):
         assert report[good]["status"] == "done", report[good]
+        counters = report[good]["counters"]
+        assert (counters["bios_differences"], counters["firmware_differences"]) == (2, 0)
+        assert counters["bmc_requests_compliance"] <= 3
         state = read_state(dell, good)
         assert {name: state.bios[name] for name in PINS} == PINS and state.resets == 1
         patches = [r["body"] for r in read_requests(dell) if r["node"] == good and r["method"] == "PATCH"]
