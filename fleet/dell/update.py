@@ -80,7 +80,7 @@ def apply_node(bmc: Bmc, plan: NodePlan, ctx: NodeContext, settings: FirmwareSet
         assert service is not None
         status, detail, jid = _run_step(bmc, service, step, ctx, settings, images, may_reboot, scale, sleep)
         if status == "done":
-            outcome.applied.append(f"{step.component} {step.version}" + ("" if jid else " (queued earlier)"))
+            outcome.applied.append(f"{step.component} {step.version}" + ("" if jid else " (completed earlier)"))
             continue
         if status == "scheduled":
             outcome.status, outcome.detail = "scheduled", detail
@@ -116,20 +116,36 @@ def _run_step(bmc: Bmc, service: firmware.UpdateService, step: UpdateStep, ctx: 
         ctx.once(f"firmware:{step.component}:reboot", lambda: bmc.power("ForceRestart"))
         return True
 
-    if not ctx.once(f"firmware:{step.component}:{step.version}", queue):
-        return "done", "queued earlier", ""
-    jid = queued[-1]
+    def update() -> None:
+        """Queue and follow; the step counts as completed only when the job did (a failed one is
+        tried again by the next `firmware apply`, a finished one never)."""
+        queue()
+        try:
+            job, verdict = jobs.follow(bmc, queued[-1], deadline_s=settings.job_timeout_s * scale,
+                                       poll_s=max(0.05, JOB_POLL_S * scale), on_reboot=reboot, sleep=sleep)
+        except jobs.JobTimeout as late:
+            raise _Unfinished("failed", f"did not finish within {settings.job_timeout_s} s (still "
+                                        f"{late.job.state}: {late.job.message})") from None
+        if verdict in (jobs.Verdict.FAILED, jobs.Verdict.PARTIAL):
+            raise _Unfinished("failed", f"{job.state}: {job.message}")
+        if verdict == jobs.Verdict.REBOOT:
+            raise _Unfinished("scheduled", f"{step.component} {step.version} ({queued[-1]}) waits for a reboot: "
+                                           f"{held[0]}")
+
     try:
-        job, verdict = jobs.follow(bmc, jid, deadline_s=settings.job_timeout_s * scale,
-                                   poll_s=max(0.05, JOB_POLL_S * scale), on_reboot=reboot, sleep=sleep)
-    except jobs.JobTimeout as late:
-        return "failed", f"did not finish within {settings.job_timeout_s} s (still {late.job.state}: " \
-                         f"{late.job.message})", jid
-    if verdict in (jobs.Verdict.FAILED, jobs.Verdict.PARTIAL):
-        return "failed", f"{job.state}: {job.message}", jid
-    if verdict == jobs.Verdict.REBOOT:
-        return "scheduled", f"{step.component} {step.version} ({jid}) waits for a reboot: {held[0]}", jid
-    return "done", "", jid
+        if not ctx.once(f"firmware:{step.component}:{step.version}", update):
+            return "done", "completed earlier", ""
+    except _Unfinished as stopped:
+        return stopped.status, stopped.detail, queued[-1] if queued else ""
+    return "done", "", queued[-1]
+
+
+class _Unfinished(Exception):
+    """A job that did not complete: why, for the node's outcome."""
+
+    def __init__(self, status: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
 
 
 def _pin(settings: FirmwareSettings, step: UpdateStep) -> Any:
