@@ -113,7 +113,7 @@ def _run_step(bmc: Bmc, service: firmware.UpdateService, step: UpdateStep, ctx: 
         if not decision.reboot:
             held.append(decision.reason)
             return False
-        ctx.once(f"firmware:{step.component}:reboot", lambda: bmc.power("ForceRestart"))
+        ctx.once(f"firmware:{step.component}:reboot:{job.id}", lambda: bmc.power("ForceRestart"))
         return True
 
     def update() -> None:

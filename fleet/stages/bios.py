@@ -3,9 +3,10 @@
 1. Read the BIOS (and its registry, once per BIOS version); nothing differs -> done, one request.
 2. Ask the Lifecycle Controller whether it is ready: it refuses jobs while it reloads.
 3. PATCH `Bios/Settings` with only the differing attributes and `@Redfish.SettingsApplyTime`
-   (`OnReset`, or `InMaintenanceWindowOnReset` with the site's window): one BIOS job, journaled,
-   queued once per generation. A queue that refuses it (a stale BIOS job holds pending values,
-   SYS011) is cleared with `DeleteJobQueue`, journaled before and after.
+   (`OnReset`, or `InMaintenanceWindowOnReset` with the site's window): one BIOS job, journaled; the
+   step completes with the job (a failed job is queued again by a later run, a completed one never;
+   one left pending by a crashed run is adopted, not queued twice). A queue that refuses it (a stale
+   BIOS job holds pending values, SYS011) is cleared with `DeleteJobQueue`, journaled before and after.
 4. Follow the JID through Dell's JobStates. A job that waits for POST gets a reset only when the node
    has no OS yet or was named with --nodes (and only inside the window); otherwise it stays
    scheduled for the node's next reboot and the stage says so.
@@ -75,20 +76,38 @@ class BiosStage:
         window = self.site.maintenance_window if self.site.bios.apply_time == "InMaintenanceWindowOnReset" else None
         lc.wait_ready(bmc, timeout_s=LC_TIMEOUT_S * scale, poll_s=max(0.05, LC_POLL_S * scale))
         body = bios.settings_body(changes, bios.Window(window.start, window.duration_s) if window else None)
-        jid = self._queue(ctx, bmc, system, body)
-        evidence: dict[str, Any] = {"job": jid, "changes": {k: {"have": h, "want": w} for k, (h, w) in changes.items()}}
-        if jid is None:
-            return self._verify(bmc, system, pins, evidence, "the BIOS job queued earlier is gone")
+        evidence: dict[str, Any] = {"changes": {k: {"have": h, "want": w} for k, (h, w) in changes.items()}}
         held: list[str] = []
+        ended: list[tuple[jobs.Job, jobs.Verdict]] = []
+
+        def run_job() -> None:
+            """Queue (or adopt, after a crash) and follow the job; the step completes only with the job, so a
+            failed job is queued again by a later run and a completed one never."""
+            jid = self._adopt(bmc, system, body) or self._queue(ctx, bmc, system, body)
+            evidence["job"] = jid
+            try:
+                job, verdict = jobs.follow(
+                    bmc, jid, deadline_s=self.site.firmware.job_timeout_s * scale,
+                    poll_s=max(0.05, JOB_POLL_S * scale), on_reboot=lambda job: self._reboot(node, ctx, bmc, held, job))
+            except jobs.JobTimeout as late:
+                ctx.journal("job_queue:clearing", reason=str(late), job=jid, force=True)
+                jobs.clear_queue(bmc, force=True)
+                ctx.journal("job_queue:cleared", job=jid)
+                raise
+            ended.append((job, verdict))
+            if verdict not in (jobs.Verdict.DONE, jobs.Verdict.PARTIAL):
+                raise _NotCompleted(job.state)
+
         try:
-            job, verdict = jobs.follow(
-                bmc, jid, deadline_s=self.site.firmware.job_timeout_s * scale,
-                poll_s=max(0.05, JOB_POLL_S * scale), on_reboot=lambda job: self._reboot(node, ctx, bmc, held))
+            if not ctx.once("bios_job", run_job):
+                return self._verify(bmc, system, pins, evidence, "the BIOS job completed earlier")
         except jobs.JobTimeout as late:
-            ctx.journal("job_queue:clearing", reason=str(late), job=jid, force=True)
-            jobs.clear_queue(bmc, force=True)
-            ctx.journal("job_queue:cleared", job=jid)
-            return StageResult(False, f"BIOS job {jid} stuck {late.job.state}: job queue cleared, retrying", evidence)
+            return StageResult(False, f"BIOS job {evidence['job']} stuck {late.job.state}: job queue cleared, "
+                                      "retrying", evidence)
+        except _NotCompleted:
+            pass
+        job, verdict = ended[-1]
+        jid = evidence["job"]
         evidence |= {"job_state": job.state, "job_message": job.message}
         if verdict == jobs.Verdict.REBOOT:
             return StageResult(True, f"BIOS job {jid} scheduled, not rebooted: {held[0] if held else 'no reset'}",
@@ -97,27 +116,31 @@ class BiosStage:
             return StageResult(False, f"BIOS job {jid} {job.state}: {job.message}", evidence, quarantine=True)
         return self._verify(bmc, system, pins, evidence, f"BIOS job {jid} {job.state}")
 
-    def _queue(self, ctx: NodeContext, bmc: Bmc, system: str, body: dict[str, Any]) -> str | None:
-        """Queue the job once per generation; on a resumed run, find the one queued before."""
-        queued: list[str] = []
-
-        def patch() -> None:
-            try:
-                queued.append(bios.patch(bmc, system, body))
-            except bios.PendingCommitted as err:
-                stale = [job.id for job in jobs.list_jobs(bmc) if job.job_type == "BIOSConfiguration" and job.active]
-                ctx.journal("job_queue:clearing", reason=err.service_message or err.message, jobs=stale)
-                jobs.clear_queue(bmc)
-                ctx.journal("job_queue:cleared", jobs=stale)
-                queued.append(bios.patch(bmc, system, body))
-            ctx.journal("bios_job:queued", job=queued[-1], body=body)
-
-        if ctx.once("bios_job", patch):
-            return queued[-1]
+    @staticmethod
+    def _adopt(bmc: Bmc, system: str, body: dict[str, Any]) -> str | None:
+        """A BIOS job already pending with exactly these values (queued by a run that crashed) is followed,
+        not queued again."""
+        pending = bios.read_pending(bmc, system)
+        if not pending or any(not bios.same(pending.get(k), v) for k, v in body["Attributes"].items()):
+            return None
         active = [job.id for job in jobs.list_jobs(bmc) if job.job_type == "BIOSConfiguration" and job.active]
         return active[-1] if active else None
 
-    def _reboot(self, node: Node, ctx: NodeContext, bmc: Bmc, held: list[str]) -> bool:
+    @staticmethod
+    def _queue(ctx: NodeContext, bmc: Bmc, system: str, body: dict[str, Any]) -> str:
+        """PATCH; a queue held by a stale BIOS job (SYS011) is cleared first, journaled before and after."""
+        try:
+            jid = bios.patch(bmc, system, body)
+        except bios.PendingCommitted as err:
+            stale = [job.id for job in jobs.list_jobs(bmc) if job.job_type == "BIOSConfiguration" and job.active]
+            ctx.journal("job_queue:clearing", reason=err.service_message or err.message, jobs=stale)
+            jobs.clear_queue(bmc)
+            ctx.journal("job_queue:cleared", jobs=stale)
+            jid = bios.patch(bmc, system, body)
+        ctx.journal("bios_job:queued", job=jid, body=body)
+        return jid
+
+    def _reboot(self, node: Node, ctx: NodeContext, bmc: Bmc, held: list[str], job: jobs.Job) -> bool:
         """The job waits for POST: reset the host only where that is allowed (jobs.decide_reboot)."""
         machine = self.maas.find_machine(node)
         window = self.site.maintenance_window if self.site.bios.apply_time == "InMaintenanceWindowOnReset" else None
@@ -129,7 +152,7 @@ class BiosStage:
         if not decision.reboot:
             held.append(decision.reason)
             return False
-        ctx.once("bios_reboot", lambda: bmc.power("ForceRestart"))
+        ctx.once(f"bios_reboot:{job.id}", lambda: bmc.power("ForceRestart"))
         return True
 
     def _verify(self, bmc: Bmc, system: str, pins: dict[str, Any], evidence: dict[str, Any],
@@ -141,6 +164,10 @@ class BiosStage:
                                       f"({'; '.join(f'{n} is {h!r}' for n, (h, _) in sorted(left.items()))})",
                                evidence, quarantine=True)
         return StageResult(True, f"{what}: BIOS attributes at the pins", evidence)
+
+
+class _NotCompleted(Exception):
+    """The job ended without completing (failed, or waits for a reset that may not be sent)."""
 
 
 def make(shared: Shared) -> BiosStage:

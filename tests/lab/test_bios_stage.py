@@ -53,7 +53,8 @@ def test_bios_differences_are_applied_through_one_job_per_node_and_verified(make
         assert patches == [{"Attributes": {"SriovGlobalEnable": "Enabled", "SysProfile": "PerfOptimized"},
                             "@Redfish.SettingsApplyTime": {"ApplyTime": "OnReset"}}]
         events = lab.events(good)
-        assert "bios/bios_job:done" in events and "bios/bios_reboot:done" in events
+        assert "bios/bios_job:done" in events
+        assert any(e.startswith("bios/bios_reboot:JID_") and e.endswith(":done") for e in events)
         discover = next(e for e in lab.journal(good) if e.stage == "discover" and e.event == "stage:ok")
         assert "2 difference(s) from the pins" in discover.detail["detail"]
         assert discover.detail["evidence"]["compliance"]["bios_diff"]["SysProfile"]["want"] == "PerfOptimized"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from fleet.dell import bios, compliance, firmware, jobs, lc, logs
-from fleet.errors import BmcError
+from fleet.errors import BmcError, FleetError
 from fleet.redfish import BmcPool, BmcSettings, RetryPolicy
 from fleet.site import load_site
 from fleet.site.dell import FirmwarePin
@@ -287,3 +287,43 @@ def test_sel_shows_the_failed_psu_and_memory_error_and_the_lc_log_pages(lab: Lab
     assert [e.created_s for e in everything] == sorted((e.created_s for e in everything), reverse=True)
     recent = logs.read(bmc, "lclog", since_s=time.time() - 3600)
     assert 0 < len(recent) < len(everything)
+
+
+def test_a_node_plan_runs_one_component_at_a_time_and_a_failed_update_stops_the_rest(lab: Lab, tmp_path: Path):
+    from fleet.dell.update import ImageStore, apply_node
+    from fleet.site.dell import FirmwareSettings
+    from fleet.state import StateDB
+    from fleet.workflow import NodeContext
+
+    sha_bios = lab.image("bios-2.3.7.json", "159", "2.3.7")
+    sha_nic = lab.image("nic-22.91.json", "105152", "22.91.5")
+    pins = (FirmwarePin("bios", "BIOS", "2.3.7", "bios-2.3.7.json", sha_bios),
+            FirmwarePin("nic", "Broadcom", "22.91.5", "nic-22.91.json", sha_nic))
+    settings = FirmwareSettings(repository=lab.repo_url, job_timeout_s=600, components=pins)
+    db = StateDB(tmp_path / "state.db")
+    pool = lab.pool()
+
+    def run(name: str):
+        bmc = pool.client(name)
+        plan = firmware.plan_node(name, pins, firmware.compliance(pins, firmware.read_inventory(bmc)))
+        ctx = NodeContext(lab.site.nodes[name], db, 0, "firmware")
+        return apply_node(bmc, plan, ctx, settings, ImageStore(settings),
+                          may_reboot=lambda: jobs.decide_reboot(has_os=False, selected=False), scale=TIME_FACTOR)
+
+    lab.faults({"gpu-002-03": {"idrac_job_fails": 1.0}})
+    failed = run("gpu-002-03")
+    assert failed.status == "quarantined" and "bios" in failed.detail and "other updates stopped" in failed.detail
+    assert not lab.seen("gpu-002-03", "POST", "SimpleUpdate")[1:]  # the NIC update was never sent
+    lab.faults({})
+    again = run("gpu-002-03")  # the failed step was not completed: the next apply tries it again
+    assert (again.status, again.applied) == ("done", ["bios 2.3.7", "nic 22.91.5"]), again.detail
+    posts = [r["t"] for r in lab.seen("gpu-002-03", "POST", "SimpleUpdate")]
+    last_bios_poll = max(r["t"] for r in lab.seen("gpu-002-03", "GET", "/Jobs/JID_") if r["t"] < posts[-1])
+    assert len(posts) == 3 and last_bios_poll < posts[-1]  # the NIC job started after the BIOS job ended
+    assert run("gpu-002-03").detail == "nothing to update through the iDRAC"
+
+    bad = FirmwareSettings(repository=lab.repo_url, components=(FirmwarePin("bios", "BIOS", "2.9.9", "bios-2.3.7.json",
+                                                                            "0" * 64),))
+    with pytest.raises(FleetError, match="not the pinned one"):
+        ImageStore(bad).get(firmware.plan_node("x", bad.components, [firmware.ComponentStatus(
+            "bios", "2.9.9", ("2.3.7",), True, False)]).steps[0])
