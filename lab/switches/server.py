@@ -150,6 +150,9 @@ def serve(config_path: Path) -> None:
     state_dir = Path(config["state_dir"])
     state_dir.mkdir(parents=True, exist_ok=True)
     host_key = paramiko.RSAKey(filename=config["host_key"])
+    # each switch's state file exists before any port is bound: a client that sees a port listening
+    # (the readiness check) may read a switch's state at once
+    switches = [Switch(entry["name"], entry["device_type"], state_dir) for entry in config["switches"]]
     # every port is bound before any is served: a port someone else holds fails the start, by name
     sockets = []
     for entry in config["switches"]:
@@ -159,8 +162,7 @@ def serve(config_path: Path) -> None:
             where = f"127.0.0.1:{entry['port']}"
             raise SystemExit(f"switch {entry['name']}: cannot listen on {where}: {err.strerror}") from None
     threads = []
-    for entry, server in zip(config["switches"], sockets, strict=True):
-        switch = Switch(entry["name"], entry["device_type"], state_dir)
+    for switch, server in zip(switches, sockets, strict=True):
         thread = threading.Thread(target=_listen, args=(server, switch, host_key, config["username"],
                                                        config["password"]), daemon=True)
         thread.start()
