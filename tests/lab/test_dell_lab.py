@@ -327,3 +327,26 @@ def test_a_node_plan_runs_one_component_at_a_time_and_a_failed_update_stops_the_
     with pytest.raises(FleetError, match="not the pinned one"):
         ImageStore(bad).get(firmware.plan_node("x", bad.components, [firmware.ComponentStatus(
             "bios", "2.9.9", ("2.3.7",), True, False)]).steps[0])
+
+
+def test_push_transfer_uploads_the_checked_image_then_installs_it(lab: Lab, tmp_path: Path):
+    from fleet.dell.update import ImageStore, apply_node
+    from fleet.site.dell import FirmwareSettings
+    from fleet.state import StateDB
+    from fleet.workflow import NodeContext
+
+    sha = lab.image("psu-00.1E.json", "104200", "00.1E.10")
+    pins = (FirmwarePin("psu", "Power Supply", "00.1E.10", "psu-00.1E.json", sha),)
+    settings = FirmwareSettings(repository=lab.repo_url, transfer="push", job_timeout_s=600, components=pins)
+    bmc = lab.pool().client("gpu-002-02")
+    plan = firmware.plan_node("gpu-002-02", pins, firmware.compliance(pins, firmware.read_inventory(bmc)))
+    ctx = NodeContext(lab.site.nodes["gpu-002-02"], StateDB(tmp_path / "state.db"), 0, "firmware")
+    outcome = apply_node(bmc, plan, ctx, settings, ImageStore(settings),
+                         may_reboot=lambda: jobs.decide_reboot(has_os=False, selected=False), scale=TIME_FACTOR)
+    assert outcome.status == "done", outcome.detail
+    pushed = lab.seen("gpu-002-02", "POST", "/UpdateService/FirmwareInventory")
+    installs = [r["body"] for r in lab.seen("gpu-002-02", "POST", "SimpleUpdate")]
+    assert [p["status"] for p in pushed] == [201]
+    assert installs == [{"ImageURI": "/redfish/v1/UpdateService/FirmwareInventory/Available-104200-00.1E.10",
+                         "@Redfish.OperationApplyTime": "OnReset"}]
+    assert {i["version"] for i in lab.state("gpu-002-02").firmware if i["component_id"] == "104200"} == {"00.1E.10"}

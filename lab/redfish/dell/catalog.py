@@ -66,7 +66,8 @@ def factory_firmware() -> tuple[Firmware, ...]:
                        f"InfiniBand.Slot.{31 + slot}-1", False, False) for slot in range(8)]
     items += [Firmware("0", "NVIDIA H100 SXM5 80GB", "96.00.74.00.01", f"Video.Slot.{40 + slot}-1", False, False)
               for slot in range(8)]
-    items += [Firmware("0", "Power Supply.Slot", "00.1D.7D", f"PSU.Slot.{slot + 1}", True, True) for slot in range(6)]
+    items += [Firmware("104200", "Power Supply.Slot", "00.1D.7D", f"PSU.Slot.{slot + 1}", True, True)
+              for slot in range(6)]
     return tuple(items)
 
 
