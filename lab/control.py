@@ -106,7 +106,11 @@ def up(site: Site, extra_faults: Iterable[FaultSpec] = (), *,
     for sub in ("logs", "pids"):
         (lab_dir / sub).mkdir(parents=True, exist_ok=True)
     ensure_secrets(lab_dir)
-    lab_faults.write(lab_dir, lab_faults.resolve(site, extra_faults))
+    extra_faults = list(extra_faults)
+    if extra_faults or not (lab_dir / lab_faults.FAULTS_FILE).exists():
+        # An `up` of a lab that already has its faults (every `provision.py` run calls it) keeps the ones
+        # `lab fault` injected since; `up --fault ...` replaces them, as before.
+        lab_faults.write(lab_dir, lab_faults.resolve(site, extra_faults))
     (lab_dir / "site").write_text(str(site.path), encoding="utf-8")
     options = {**_default_options(site, lab_dir), **(prepare_options or {})}
     if site.lab and site.lab.hosts.max_hosts > 0:
