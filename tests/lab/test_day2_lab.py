@@ -136,7 +136,8 @@ def test_the_watch_loop_drains_waits_fixes_reimages_and_returns_and_leaves_a_cab
     second = watch_once(lab)
     assert second[CABLE]["action"] == "hands"
     ticket = second[CABLE]["ticket"]
-    assert f"service tag {lab.site.nodes[CABLE].service_tag}" in ticket and "mlx5_3 port 1: DOWN/Polling" in ticket
+    assert f"service tag {lab.site.nodes[CABLE].service_tag}" in ticket
+    assert "mlx5_3 port 1" in ticket and "DOWN/Polling" in ticket and "reseat" in ticket
 
     reset_seen = False
     while not reset_seen:  # cycles until the job is gone and the GPU reset ran
