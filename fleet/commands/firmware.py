@@ -99,6 +99,7 @@ def _apply(args: argparse.Namespace, site: Any, nodes: list, pool: Any, plans: d
     from fleet.maas import MaasClient, NodeStatus
     from fleet.site import resolve_credentials
     from fleet.stages.shared import time_scale
+    from fleet.usage import in_use
     from fleet.workflow import NodeContext
 
     todo = [node for node in nodes if node.hostname in plans and plans[node.hostname].bmc_steps]
@@ -125,8 +126,10 @@ def _apply(args: argparse.Namespace, site: Any, nodes: list, pool: Any, plans: d
         def may_reboot() -> jobs.RebootDecision:
             assert maas is not None
             machine = maas.find_machine(node)
-            return jobs.decide_reboot(has_os=machine.status in (NodeStatus.DEPLOYED, NodeStatus.DEPLOYING),
-                                      selected=node.hostname in named)
+            has_os = machine.status in (NodeStatus.DEPLOYED, NodeStatus.DEPLOYING)
+            selected = node.hostname in named
+            return jobs.decide_reboot(has_os=has_os, selected=selected,
+                                      busy=in_use(site, node) if has_os and selected else "")
         try:
             outcome = apply_node(pool.client(node), plans[node.hostname], ctx, site.firmware, images,
                                  may_reboot=may_reboot, scale=time_scale(site))

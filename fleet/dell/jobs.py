@@ -110,11 +110,14 @@ class RebootDecision:
     reason: str
 
 
-def decide_reboot(*, has_os: bool, selected: bool, in_window: bool = True) -> RebootDecision:
+def decide_reboot(*, has_os: bool, selected: bool, in_window: bool = True, busy: str = "") -> RebootDecision:
     """May we reset the host so a job that waits for POST runs? Only a node with no OS yet, or one the
-    operator named explicitly, and only inside the maintenance window when there is one."""
+    operator named explicitly that is not in use (`busy` says what runs there), and only inside the
+    maintenance window when there is one."""
     if not in_window:
         return RebootDecision(False, "the job runs at the next reset inside the maintenance window")
+    if has_os and selected and busy:
+        return RebootDecision(False, f"the node is in use ({busy}): drain it, then run again")
     if has_os and not selected:
         return RebootDecision(False, "the node has an OS and was not selected by name: the job runs at its next "
                                      "reboot (or name it with --nodes to let the tool reboot it)")

@@ -27,6 +27,7 @@ from fleet.redfish import Bmc, BmcPool
 from fleet.site import Node, Site
 from fleet.stages.discover import count_bmc_requests
 from fleet.stages.shared import Shared, time_scale
+from fleet.usage import in_use
 from fleet.workflow import NodeContext, StageResult
 
 LC_TIMEOUT_S = 15 * 60.0
@@ -144,9 +145,11 @@ class BiosStage:
         """The job waits for POST: reset the host only where that is allowed (jobs.decide_reboot)."""
         machine = self.maas.find_machine(node)
         window = self.site.maintenance_window if self.site.bios.apply_time == "InMaintenanceWindowOnReset" else None
-        decision = jobs.decide_reboot(has_os=machine.status in (NodeStatus.DEPLOYED, NodeStatus.DEPLOYING),
-                                      selected=node.hostname in self.named,
-                                      in_window=window is None or window.contains(time.time()))
+        has_os = machine.status in (NodeStatus.DEPLOYED, NodeStatus.DEPLOYING)
+        selected = node.hostname in self.named
+        decision = jobs.decide_reboot(has_os=has_os, selected=selected,
+                                      in_window=window is None or window.contains(time.time()),
+                                      busy=in_use(self.site, node) if has_os and selected else "")
         ctx.journal("reboot:decided", reboot=decision.reboot, reason=decision.reason,
                     maas_status=machine.status_name)
         if not decision.reboot:

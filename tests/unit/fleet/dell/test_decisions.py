@@ -87,6 +87,11 @@ def test_reboots_only_nodes_without_an_os_or_named_ones_inside_the_window(has_os
     assert jobs.decide_reboot(has_os=has_os, selected=selected, in_window=in_window).reboot is reboot
 
 
+def test_a_named_node_in_use_is_not_rebooted():
+    decision = jobs.decide_reboot(has_os=True, selected=True, busy="gpu: 4242 python")
+    assert not decision.reboot and "in use (gpu: 4242 python)" in decision.reason
+
+
 @pytest.mark.parametrize(("location", "jid"), [
     ("/redfish/v1/Managers/iDRAC.Embedded.1/Jobs/JID_609237056489", "JID_609237056489"),
     ("https://10.0.0.1/redfish/v1/TaskService/Tasks/JID_1/", "JID_1"),
