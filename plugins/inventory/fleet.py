@@ -26,9 +26,10 @@ description:
     and C(fleet_hcas) (a list of dicts with C(name), C(guid), C(leaf), C(port), C(rate_gbps)).
   - The group C(all) gets C(fleet_site) (the site's name) and C(fleet_pins) (the version pins), and with a
     C(fabric:) section C(fleet_fabric) (the plan's C(partitions) and C(ipoib_mode)).
-  - A site with a C(kraken) section adds the group C(kraken_control) (its control hosts, with C(ansible_host))
-    and C(fleet_kraken) on C(all) (environment, endpoints, ports, artifacts, backend, agent limits) for
-    the kraken_control and kraken_agent roles.
+  - A site with a C(kraken) section adds the groups C(kraken_control) (its control hosts, with C(ansible_host))
+    and C(kraken_agent) (its GPU nodes; the group exists, empty, on every site), and C(fleet_kraken) on
+    C(all) (environment, endpoints, ports, artifacts, backend, agent limits) for the kraken_control and
+    kraken_agent roles.
   - No secret and no credential reference is ever exposed as a variable.
   - A site that does not validate fails the source with every problem listed (file, key path, fix).
     Set C(inventory.any_unparsed_is_failed) so that such a failure also fails the command.
@@ -149,3 +150,8 @@ class InventoryModule(BaseInventoryPlugin):
                 self.inventory.add_host(host.name, group=group)
                 self.inventory.set_variable(host.name, "ansible_host", host.address)
                 self.inventory.set_variable(host.name, "fleet_address", host.address)
+        # Always there (empty without Kraken): playbooks/site.yml intersects with it.
+        agents = self.inventory.add_group("kraken_agent")
+        for node in site.nodes.values() if site.kraken is not None else ():
+            if node.role == "gpu":
+                self.inventory.add_host(node.hostname, group=agents)

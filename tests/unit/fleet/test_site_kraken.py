@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import inventory_loader
 
 from fleet.errors import InventoryError
 from fleet.site import load_site
@@ -65,6 +68,22 @@ def test_a_site_without_kraken_has_none(tmp_path: Path) -> None:
     assert load_site(MINIMAL).kraken is None
 
 
+def test_without_kraken_the_agent_group_is_empty_so_site_yml_skips_the_agent(tmp_path: Path) -> None:
+    manager = _plugin_inventory(tmp_path, MINIMAL)
+    assert manager.get_hosts("kraken_agent") == []
+    assert "fleet_kraken" not in manager.groups["all"].vars
+
+
+def _plugin_inventory(tmp_path: Path, site: Path) -> InventoryManager:
+    inventory_loader.add_directory(str(REPO / "plugins" / "inventory"))
+    config = tmp_path / "fleet.yml"
+    config.write_text(f"plugin: fleet\nsite: {site}\n")
+    manager = InventoryManager(loader=DataLoader(), sources=[])
+    inventory_loader.get("fleet").parse(manager._inventory, DataLoader(), str(config), cache=False)
+    manager._inventory.reconcile_inventory()
+    return manager
+
+
 def _with(**changes: Any) -> dict[str, Any]:
     kraken = copy.deepcopy(GOOD)
     for dotted, value in changes.items():
@@ -115,20 +134,11 @@ def test_each_mistake_is_one_problem_naming_its_key(
 
 
 def test_the_inventory_plugin_exposes_the_control_group_and_fleet_kraken(tmp_path: Path) -> None:
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.plugins.loader import inventory_loader
-
-    inventory_loader.add_directory(str(REPO / "plugins" / "inventory"))
-    plugin = inventory_loader.get("fleet")
-    config = tmp_path / "fleet.yml"
-    config.write_text(f"plugin: fleet\nsite: {_site(tmp_path, GOOD)}\n")
-    manager = InventoryManager(loader=DataLoader(), sources=[])
-    plugin.parse(manager._inventory, DataLoader(), str(config), cache=False)
-    manager._inventory.reconcile_inventory()
+    manager = _plugin_inventory(tmp_path, _site(tmp_path, GOOD))
     control = sorted(h.name for h in manager.get_hosts("kraken_control"))
     assert control == ["kraken-01", "kraken-02"]
     assert manager.get_host("kraken-02").vars["ansible_host"] == "10.40.0.12"
+    assert sorted(h.name for h in manager.get_hosts("kraken_agent")) == sorted(load_site(MINIMAL).nodes)
     fleet_kraken = manager.groups["all"].vars["fleet_kraken"]
     assert fleet_kraken["endpoints"]["build-index"] == ["10.40.0.11:15004", "10.40.0.12:15004"]
     assert fleet_kraken["environment"] == "dc1"
