@@ -14,7 +14,7 @@ unknown keys, an empty tracker list makes every pull fall back to nothing, a has
 non-origin sends blobs to a host that never stores them. Each problem names the file (as the path
 on the node, prefixed with the host) and the key.
 
-    python -m fleet.kraken.validate STAGE_DIR     # exit 0 clean, 2 with every problem printed
+    python -m fleet.kraken.validate STAGE_DIR [--hosts a,b]   # exit 0 clean, 2 with every problem printed
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,13 +182,20 @@ def _read_yaml(path: Path, file: str, problems: list[Problem]) -> Any:
         return None
 
 
-def load_stage(stage: Path) -> tuple[Cluster, dict[str, list[ComponentConfig]], dict[str, str], list[Problem]]:
-    """Every host's components and Redis config under `stage`, with the per-file problems."""
+def load_stage(
+    stage: Path, only: Collection[str] | None = None
+) -> tuple[Cluster, dict[str, list[ComponentConfig]], dict[str, str], list[Problem]]:
+    """Every host's components and Redis config under `stage` (or only the hosts named), with the per-file problems.
+
+    A stage outlives a run, so hosts since removed from the site are still there: the roles name the
+    hosts of the play, and only those are read.
+    """
     problems: list[Problem] = []
     cluster = Cluster.from_json(json.loads((stage / CLUSTER_FILE).read_text(encoding="utf-8")))
     hosts: dict[str, list[ComponentConfig]] = {}
     redis: dict[str, str] = {}
-    for host_dir in sorted(p for p in stage.iterdir() if p.is_dir()):
+    dirs = (p for p in stage.iterdir() if p.is_dir() and (only is None or p.name in only))
+    for host_dir in sorted(dirs):
         units = host_dir / "etc/systemd/system"
         for unit in sorted(units.glob("kraken-*.service")) if units.is_dir() else []:
             component = unit.name[len("kraken-"):-len(".service")]
@@ -304,20 +311,22 @@ def _check_ports(hosts: Mapping[str, list[ComponentConfig]], redis: Mapping[str,
     return problems
 
 
-def validate_stage(stage: Path) -> list[Problem]:
+def validate_stage(stage: Path, only: Collection[str] | None = None) -> list[Problem]:
     """Every problem of the rendered tree: per-file keys first, then the cross-host rules."""
-    cluster, hosts, redis, problems = load_stage(stage)
+    cluster, hosts, redis, problems = load_stage(stage, only)
     return problems + check_cluster(cluster, hosts, redis)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fleet.kraken.validate", description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", type=Path, help="the stage directory the roles rendered into")
+    parser.add_argument("--hosts", type=lambda text: [h for h in text.split(",") if h],
+                        help="only these hosts' directories (the play's hosts; default: every one)")
     args = parser.parse_args(argv)
     if not (args.stage / CLUSTER_FILE).is_file():
         print(f"{args.stage}: no {CLUSTER_FILE}: render the configs first (playbooks/kraken.yml does)", file=sys.stderr)
         return 2
-    problems = validate_stage(args.stage)
+    problems = validate_stage(args.stage, args.hosts)
     for problem in problems:
         print(f"- {problem}", file=sys.stderr)
     if problems:
@@ -325,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     components = sum(len(list((d / "etc/systemd/system").glob("kraken-*.service")))
-                     for d in args.stage.iterdir() if (d / "etc/systemd/system").is_dir())
+                     for d in args.stage.iterdir()
+                     if (d / "etc/systemd/system").is_dir() and (args.hosts is None or d.name in args.hosts))
     print(f"Kraken configs valid: {components} unit(s) under {args.stage}")
     return 0
 

@@ -109,3 +109,11 @@ def test_open_subtrees_are_not_checked_but_known_ones_are() -> None:
     assert [key for key, _ in walk(AGENT, {"store": {"cache_cleanup": {"aggressive_ttl": "1h"}}}, "")] == [
         "store.cache_cleanup.aggressive_ttl"
     ]
+
+
+def test_only_the_named_hosts_are_read_so_a_host_that_left_the_site_does_not_fail_the_run(stage: Path) -> None:
+    _apply(stage, next(c for c in CASES if c["name"] == "an agent without trackers"))  # gpu-012-02 is stale
+    hosts = ["kraken-ctl-1", "kraken-ctl-2", "gpu-012-01"]
+    assert validate.validate_stage(stage, hosts) == []
+    assert validate.main([str(stage), "--hosts", ",".join(hosts)]) == 0
+    assert validate.main([str(stage)]) == 2
