@@ -264,8 +264,8 @@ class Workflow:
                 break
             self._attempt(node, state, step.stage, counters, seconds)
         final = self.db.node(node.hostname)
-        if pending:
-            return NodeOutcome(node.hostname, "interrupted", final.stage, final.current,
+        if pending:  # stopped between stages: `current` names the stage it would have run next
+            return NodeOutcome(node.hostname, "interrupted", final.stage, final.current or pending,
                                f"interrupted before {pending} ({self.interrupted}); the next run resumes it",
                                final.attempts, counters, seconds)
         return NodeOutcome(node.hostname, final.status, final.stage, final.current, final.last_error, final.attempts,

@@ -377,3 +377,17 @@ def test_a_state_store_failing_mid_run_fails_that_node_with_the_reason_not_the_p
         [make_node(1, 1), make_node(1, 2)])}
     assert outcomes["gpu-001-01"].status == "done"
     assert outcomes["gpu-001-02"].status == "failed" and "disk is full" in outcomes["gpu-001-02"].detail
+
+
+def test_a_node_stopped_between_stages_names_the_stage_it_would_have_run(db: StateDB) -> None:
+    flow = Workflow(stages(), db, "os", backoff_s=0)
+
+    class StopAfterDiscover(FakeStage):
+        def run(self, node: Node, ctx: NodeContext) -> StageResult:
+            flow.stop("SIGTERM")
+            return StageResult(True)
+
+    flow.stages["discover"] = StopAfterDiscover("discover")
+    [outcome] = flow.run([make_node(1, 1)])
+    assert (outcome.status, outcome.stage, outcome.current) == ("interrupted", "discover", "pxe")
+    assert "interrupted before pxe (SIGTERM)" in outcome.detail
