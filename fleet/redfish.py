@@ -422,6 +422,24 @@ class Bmc:
             self._run(steps, system, timeout_s)
             return steps
 
+    @property
+    def reset_confirm_s(self) -> float:
+        """How long a reset whose outcome is unknown is watched before it counts as not carried out."""
+        return self._settings.reset_confirm_s
+
+    def power_on_seen_within(self, timeout_s: float) -> bool:
+        """Whether the server is, or within `timeout_s` becomes, On or PoweringOn (polled, one read at least).
+
+        For a resumed run: a power-on sent just before the process died may land seconds later."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                if self._observe(self._call("GET", self._system(), poll=True)) in ("On", "PoweringOn"):
+                    return True
+                if time.monotonic() + self._settings.poll_interval_s > deadline:
+                    return False
+                self._sleep(self._settings.poll_interval_s)
+
     def wait_power(self, state: str, timeout_s: float | None = None) -> str:
         """Poll until the server reports `state` after the last reset sent was seen to take effect.
 

@@ -3,8 +3,9 @@
 The boot override is a destructive step, journaled and done once per generation: a resumed run
 after a crash never power-cycles the node a second time. The step is journaled with the power state
 discover saw; a run killed after the reset but before recording it finds, on resume, a node that
-was Off now On (or powering on) and takes that as the reset having landed. A node that was On
-gives no such sign (a cycle ends On again), so that one case is sent again: at least once.
+was Off now On (or turning On within the reset confirmation window: the reset may land late) and
+takes that as the reset having landed. A node that was On gives no such sign (a cycle ends On
+again), so that one case is sent again: at least once.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class Pxe:
         seen = str(ctx.db.node(node.hostname).evidence.get("power_state", ""))  # what discover read
 
         def landed(started: dict) -> bool:
-            return started.get("power_state") == "Off" and bmc.read_system().power_state in ("On", "PoweringOn")
+            # A power-on sent just before the crash may land seconds later: watch as long as an
+            # ambiguous reset is watched before deciding it never happened.
+            return started.get("power_state") == "Off" and bmc.power_on_seen_within(bmc.reset_confirm_s)
 
         try:
             ctx.once("network_boot", lambda: bmc.network_boot("Pxe"), detail={"power_state": seen}, landed=landed)

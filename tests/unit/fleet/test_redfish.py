@@ -569,3 +569,12 @@ def test_a_bmc_answering_html_is_named_as_not_redfish_and_not_retried(site: Site
         bmc.read_system()
     assert "bmc.address" in str(caught.value) and caught.value.status == "not JSON"
     assert bmc.requests == 1 and sleeps == []
+
+
+def test_power_on_seen_within_watches_for_a_late_landing_change(site: Site):
+    fake = PowerModel(power="Off")
+    bmc = make_pool(site, fake, reset_confirm_s=5.0).client("gpu-001-01")
+    fake.readings = ["Off", "Off", "PoweringOn"]  # the reset sent before a crash lands a little later
+    assert bmc.power_on_seen_within(5.0) is True
+    idle = make_pool(site, PowerModel(power="Off")).client("gpu-001-02")
+    assert idle.power_on_seen_within(0.05) is False

@@ -1,0 +1,313 @@
+"""Soak and crash safety on the lab: seeded faults, end state checked node by node from the lab's own logs.
+
+Soak (`--racks 128`: the 512-node lab). A seeded draw gives each node at most one fault:
+- 5% of BMCs failing: 5xx on 30% of requests, timeouts on 5% of requests (the lab holds the request
+  past our read timeout, then carries it out), one BMC with wrong credentials, one answering an HTML
+  login page instead of JSON;
+- 3% of deployments failing once (the fault is lifted as soon as the lab MAAS accepted the first
+  deployment, watched in its log), 1% failing always.
+Then `provision.py --rack 1-N --until os` runs once, and the end state of every node is compared with
+what its fault allows, from the run report and the lab's logs (the BMC front's request log: resets
+sent by us, not by MAAS's power driver; the MAAS log: deployments accepted):
+- healthy nodes and nodes whose faults retries absorb (5xx, timeouts, a deployment failing once) are
+  done at os; a BMC 5xx/timeout node may instead be quarantined at os when the same BMC fault made
+  MAAS's own power driver fail the deployment (counted apart: MAAS talks to the same sick BMC);
+- wrong credentials: quarantined at discover with HTTP 401; HTML: quarantined at discover, not JSON;
+- a deployment failing always: quarantined at os after 2 deployments;
+- none lost or left in between (every node done or quarantined);
+- at most one reset of ours per node, and deployments: 1 (2 for the failing ones).
+It prints the counts and the wall-time ratio against a fault-free run of the same size on a fresh lab.
+
+Crash safety (`--crash-runs 20`, on `--crash-racks` racks): each run starts a fresh lab, starts the
+same bring-up, kills it with SIGKILL at a seeded point within the uninterrupted run's wall time, runs
+the same command again to completion, and compares every node's (status, stage) with an
+uninterrupted run's; from the lab's logs, no node got a second reset of ours or a second deployment.
+
+    .venv/bin/python -m bench.soak                         # 512-node soak, then 20 crash runs on 2 racks
+    .venv/bin/python -m bench.soak --racks 8 --crash-runs 20 --crash-racks 1   # 32 nodes, 20 kills on 4
+Figures are printed, not asserted; the exit code is 1 when a node or a crash run did not end as allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.bringup import Delays, lab_for
+from fleet.site import Site
+from lab import faults as lab_faults
+from lab.redfish.service import RedfishLabFiles
+
+REPO = Path(__file__).resolve().parent.parent
+DONE_AT_OS = ("done", "os", "")
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a node's fault allows at the end: (status, stage or failing stage, words in the detail)."""
+
+    fault: str
+    outcomes: tuple[tuple[str, str, str], ...]
+    deploys: int
+    resets_max: int = 1
+
+
+EXPECT = {
+    "healthy": Expect("healthy", (DONE_AT_OS,), 1),
+    "bmc_5xx": Expect("bmc_5xx", (DONE_AT_OS, ("quarantined", "os", "MAAS")), 1),
+    "bmc_timeout": Expect("bmc_timeout", (DONE_AT_OS, ("quarantined", "os", "MAAS")), 1),
+    "bmc_bad_credentials": Expect("bmc_bad_credentials", (("quarantined", "discover", "401"),), 0, 0),
+    "bmc_html": Expect("bmc_html", (("quarantined", "discover", "not JSON"),), 0, 0),
+    "deploy_fails_once": Expect("deploy_fails_once", (DONE_AT_OS,), 2),
+    "deploy_fails_always": Expect("deploy_fails_always", (("quarantined", "os", "MAAS"),), 2),
+}
+
+
+def plan_faults(hostnames: list[str], seed: int) -> dict[str, str]:
+    """Node -> fault kind (every node has one, 'healthy' for most), the same for the same seed."""
+    names = sorted(hostnames)
+    random.Random(seed).shuffle(names)
+    count = len(names)
+    bmc = max(4, round(0.05 * count))
+    once, always = max(1, round(0.03 * count)), max(1, round(0.01 * count))
+    plan = dict.fromkeys(names, "healthy")
+    picked = iter(names)
+    plan[next(picked)] = "bmc_bad_credentials"
+    plan[next(picked)] = "bmc_html"
+    for n in range(bmc - 2):
+        plan[next(picked)] = "bmc_5xx" if n % 4 else "bmc_timeout"
+    for _ in range(once):
+        plan[next(picked)] = "deploy_fails_once"
+    for _ in range(always):
+        plan[next(picked)] = "deploy_fails_always"
+    return plan
+
+
+def lab_faults_for(plan: dict[str, str]) -> dict[str, dict[str, float]]:
+    """The lab's faults.json for a plan."""
+    rates = {"bmc_5xx": {"bmc_5xx": 0.3}, "bmc_timeout": {"bmc_timeout": 0.05},
+             "bmc_bad_credentials": {"bmc_bad_credentials": 1.0}, "bmc_html": {"bmc_html": 1.0},
+             "deploy_fails_once": {"maas_failed_deployment": 1.0},
+             "deploy_fails_always": {"maas_failed_deployment": 1.0}}
+    return {name: rates[kind] for name, kind in plan.items() if kind in rates}
+
+
+@dataclass
+class LabCounts:
+    """Destructive requests per node, from the lab's own logs."""
+
+    resets: Counter = field(default_factory=Counter)  # reset POSTs of ours that reached the emulator
+    deploys: Counter = field(default_factory=Counter)  # deployments the lab MAAS accepted
+
+
+def deploys_accepted(lab_dir: Path) -> Counter:
+    """Deployments the lab MAAS accepted, per node (one `NODE: deploy accepted` line each in its log)."""
+    deploys: Counter = Counter()
+    maas_log = lab_dir / "logs" / "maas.log"
+    for line in maas_log.read_text(encoding="utf-8").splitlines() if maas_log.exists() else ():
+        if ": deploy accepted" in line:
+            deploys[line.split(": deploy accepted")[0].rsplit(" ", 1)[-1]] += 1
+    return deploys
+
+
+def lab_counts(lab_dir: Path) -> LabCounts:
+    counts = LabCounts(deploys=deploys_accepted(lab_dir))
+    log = RedfishLabFiles.under(lab_dir).requests_log
+    for line in log.read_text(encoding="utf-8").splitlines() if log.exists() else ():
+        entry = json.loads(line)
+        if entry.get("reset") and entry.get("forwarded") and entry.get("agent") != "MAAS":
+            counts.resets[entry["node"]] += 1
+    return counts
+
+
+class LiftAfterFirstDeploy:
+    """Lifts a node's deployment fault once the lab MAAS accepted its first deployment ("fails once")."""
+
+    def __init__(self, lab_dir: Path, faults: dict[str, dict[str, float]], nodes: set[str]) -> None:
+        self._lab_dir, self._faults, self._nodes = lab_dir, faults, set(nodes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> LiftAfterFirstDeploy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _watch(self) -> None:
+        while self._nodes and not self._stop.wait(0.05):
+            accepted = deploys_accepted(self._lab_dir)
+            deployed = {name for name in self._nodes if accepted[name] >= 1}
+            if deployed:
+                for name in deployed:
+                    self._faults.pop(name, None)
+                lab_faults.write(self._lab_dir, self._faults)
+                self._nodes -= deployed
+
+
+@dataclass(frozen=True)
+class Verdict:
+    node: str
+    fault: str
+    status: str
+    where: str
+    detail: str
+    ok: bool
+    why: str
+
+
+def judge(report: dict, plan: dict[str, str], counts: LabCounts) -> list[Verdict]:
+    """Every node's end state against what its fault allows (pure over the report and the lab counts)."""
+    rows = {row["hostname"]: row for row in report["nodes"]}
+    verdicts = []
+    for name, kind in sorted(plan.items()):
+        expect = EXPECT[kind]
+        row = rows.get(name)
+        if row is None:
+            verdicts.append(Verdict(name, kind, "missing", "", "", False, "not in the report: lost"))
+            continue
+        where = row["stage"] if row["status"] == "done" else row["current"]
+        fits = any(row["status"] == status and where == stage and words in row["detail"]
+                   for status, stage, words in expect.outcomes)
+        problems = [] if fits else [f"ended {row['status']} at {where}, expected one of {expect.outcomes}"]
+        if counts.resets[name] > expect.resets_max:
+            problems.append(f"{counts.resets[name]} resets of ours reached the BMC (at most {expect.resets_max})")
+        # A BMC fault that failed MAAS's power driver makes its deployment fail: retried once, like any.
+        allowed = 2 if kind in ("bmc_5xx", "bmc_timeout") and row["status"] == "quarantined" else expect.deploys
+        if counts.deploys[name] != allowed and not (kind in ("bmc_5xx", "bmc_timeout") and counts.deploys[name] <= 2):
+            problems.append(f"deployed {counts.deploys[name]} times (expected {allowed})")
+        verdicts.append(Verdict(name, kind, row["status"], where, row["detail"], not problems, "; ".join(problems)))
+    return verdicts
+
+
+def run_cli(site: Site, env: dict[str, str], nodes: int, report: Path, racks: int) -> tuple[int, float]:
+    argv = [sys.executable, "provision.py", "--site", str(site.path), "--rack", f"1-{racks}", "--until", "os",
+            "--json-report", str(report), "--bmc-requests", str(nodes), "--maas-deploys", str(nodes)]
+    started = time.monotonic()
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if not report.exists():
+        raise RuntimeError(f"provision.py exited {result.returncode} without a report: {result.stderr[-2000:]}")
+    return result.returncode, time.monotonic() - started
+
+
+def soak(racks: int, seed: int, delays: Delays) -> tuple[list[Verdict], float, float]:
+    """(verdicts, faulty wall s, fault-free wall s)."""
+    with tempfile.TemporaryDirectory(prefix="soak-clean-") as tmp, lab_for(racks, delays, Path(tmp)) as (site, env):
+        _, clean_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks)
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, lab_for(racks, delays, Path(tmp)) as (site, env):
+        lab_dir = Path(env["FLEET_LAB_DIR"])
+        plan = plan_faults(list(site.nodes), seed)
+        faults = lab_faults_for(plan)
+        lab_faults.write(lab_dir, faults)
+        once = {name for name, kind in plan.items() if kind == "deploy_fails_once"}
+        with LiftAfterFirstDeploy(lab_dir, faults, once):
+            _, faulty_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks)
+        report = json.loads((Path(tmp) / "report.json").read_text(encoding="utf-8"))
+        return judge(report, plan, lab_counts(lab_dir)), faulty_s, clean_s
+
+
+@dataclass(frozen=True)
+class CrashRun:
+    kill_after_s: float
+    killed: bool
+    matches: bool
+    resets_max: int
+    deploys_max: int
+    resume_rc: int
+    why: str
+
+
+def crash_runs(racks: int, runs: int, seed: int, delays: Delays) -> list[CrashRun]:
+    """Each run: fresh lab, bring-up killed with SIGKILL at a seeded point, resumed, compared."""
+    with tempfile.TemporaryDirectory(prefix="crash-ref-") as tmp, lab_for(racks, delays, Path(tmp)) as (site, env):
+        _, reference_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks)
+        reference = {row["hostname"]: (row["status"], row["stage"])
+                     for row in json.loads((Path(tmp) / "report.json").read_text())["nodes"]}
+    rng = random.Random(seed)
+    results = []
+    for _ in range(runs):
+        kill_after = rng.uniform(0.3, reference_s)
+        with tempfile.TemporaryDirectory(prefix="crash-") as tmp, lab_for(racks, delays, Path(tmp)) as (site, env):
+            nodes = len(site.nodes)
+            argv = [sys.executable, "provision.py", "--site", str(site.path), "--rack", f"1-{racks}", "--until", "os",
+                    "--bmc-requests", str(nodes), "--maas-deploys", str(nodes)]
+            first = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                first.wait(timeout=kill_after)
+                killed = False
+            except subprocess.TimeoutExpired:
+                os.kill(first.pid, signal.SIGKILL)
+                first.wait()
+                killed = True
+            rc, _ = run_cli(site, env, nodes, Path(tmp) / "report.json", racks)
+            got = {row["hostname"]: (row["status"], row["stage"])
+                   for row in json.loads((Path(tmp) / "report.json").read_text())["nodes"]}
+            counts = lab_counts(Path(env["FLEET_LAB_DIR"]))
+            resets = max(counts.resets.values(), default=0)
+            deploys = max(counts.deploys.values(), default=0)
+            differs = sorted(set(got.items()) ^ set(reference.items()))
+            why = [] if got == reference else [f"end state differs: {differs}"]
+            if resets > 1:
+                why.append(f"a node got {resets} resets of ours")
+            if deploys > 1:
+                why.append(f"a node was deployed {deploys} times")
+            results.append(CrashRun(round(kill_after, 2), killed, got == reference, resets, deploys, rc,
+                                    "; ".join(why)))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--racks", type=int, default=128, help="soak lab size in racks (128 = 512 nodes); 0 skips")
+    parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--crash-runs", type=int, default=20)
+    parser.add_argument("--crash-racks", type=int, default=2)
+    parser.add_argument("--power-delay-s", type=float, default=0.5)
+    parser.add_argument("--deploy-s", type=float, default=3.0, help="every MAAS deployment takes this")
+    args = parser.parse_args(argv)
+    delays = Delays(args.power_delay_s, args.deploy_s)
+    print(f"bench/soak.py seed {args.seed}, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs; "
+          f"lab deploy {delays.deploy_s:g} s, power change {delays.power_delay_s:g} s")
+    failed = False
+    if args.racks:
+        verdicts, faulty_s, clean_s = soak(args.racks, args.seed, delays)
+        by_fault = Counter(v.fault for v in verdicts)
+        outcome = Counter((v.fault, v.status, v.where) for v in verdicts)
+        bad = [v for v in verdicts if not v.ok]
+        print(f"soak: {len(verdicts)} nodes, faults {dict(sorted(by_fault.items()))}")
+        for (fault, status, where), n in sorted(outcome.items()):
+            print(f"  {fault:<20} {status:<12} at {where:<9} {n:>4}")
+        print(f"  lost or in between: {sum(v.status not in ('done', 'quarantined') for v in verdicts)}; "
+              f"node-by-node mismatches: {len(bad)}")
+        for v in bad[:20]:
+            print(f"    {v.node} ({v.fault}): {v.why} [{v.detail[:160]}]")
+        print(f"  wall: faulty {faulty_s:.1f} s, fault-free {clean_s:.1f} s, ratio {faulty_s / clean_s:.2f}")
+        failed |= bool(bad)
+    if args.crash_runs:
+        runs = crash_runs(args.crash_racks, args.crash_runs, args.seed, delays)
+        print(f"crash safety: {len(runs)} runs on {args.crash_racks * 4} nodes, SIGKILL at seeded points")
+        for run in runs:
+            print(f"  kill at {run.kill_after_s:5.2f} s ({'killed' if run.killed else 'finished first'}): "
+                  f"converged {run.matches}, max resets/node {run.resets_max}, max deploys/node {run.deploys_max}"
+                  + (f"; {run.why}" if run.why else ""))
+        print(f"  converged {sum(r.matches for r in runs)}/{len(runs)}, killed {sum(r.killed for r in runs)}, "
+              f"runs with a repeated destructive request {sum(r.resets_max > 1 or r.deploys_max > 1 for r in runs)}")
+        failed |= not all(r.matches and r.resets_max <= 1 and r.deploys_max <= 1 for r in runs)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
