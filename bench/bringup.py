@@ -41,9 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.redfish_ansible.oob import run_oob_playbook
-from fleet.site import Site, load_site
+from fleet.site import Site
 from lab import control
 from lab.maas.states import REAL_DURATIONS_S
+from lab.settings import load_lab_site
 from lab.sitegen import NODES_PER_RACK, SiteShape, write_site
 from tests.lab.conftest import bmc_span, free_port, free_port_block
 
@@ -196,7 +197,7 @@ def lab_for(racks: int, delays: Delays, root: Path) -> Iterator[tuple[Site, dict
     site_file = write_site(root / "site", shape)
     env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(root / "state")}
     os.environ["FLEET_LAB_DIR"] = str(lab_dir)  # this process reads the same site (credentials, CA)
-    site = load_site(site_file)
+    site = load_lab_site(site_file)
     try:
         control.up(site, prepare_options={REDFISH: {"power_delay_s": delays.power_delay_s}})
         yield site, env

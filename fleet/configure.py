@@ -256,8 +256,8 @@ class AnsibleRun:
         return path
 
     def _cmdline(self) -> str:
-        """The lab's overrides (its apt repository instead of NVIDIA's, no NTP outside): lab sites only."""
-        return f"-e @{REPO / 'playbooks' / 'vars' / 'lab.yml'}" if self.site.lab is not None else ""
+        """The site's variable overlays (the lab's: its apt repository instead of NVIDIA's, no NTP outside)."""
+        return " ".join(f"-e @{path}" for path in self.site.ansible.vars_files)
 
     def _env(self, data_dir: Path) -> dict[str, str]:
         env = {
@@ -271,13 +271,10 @@ class AnsibleRun:
             # ansible-playbook lives beside this interpreter (the virtualenv), which need not be on PATH.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
-        if self.site.lab is not None:
-            # The lab's SSH settings (user, key, known_hosts, control sockets) live in its own ssh_config.
-            env["ANSIBLE_SSH_ARGS"] = f"-F {self.site.lab.state_dir / 'ssh_config'}"
-            port = self.site.lab.ports.get("apt", 8081)
-            env["FLEET_LAB_APT_URL"] = f"http://{self.site.lab.hosts.gateway}:{port}/"
-        if "FLEET_LAB_DIR" in os.environ:
-            env["FLEET_LAB_DIR"] = os.environ["FLEET_LAB_DIR"]
+        if self.site.ssh.config:
+            # The site's SSH settings (user, key, known_hosts, control sockets) live in its ssh_config.
+            env["ANSIBLE_SSH_ARGS"] = f"-F {self.site.ssh.config}"
+        env.update(self.site.ansible.env)
         return env
 
 

@@ -27,10 +27,9 @@ class SshResult:
 
 
 def options(site: Site) -> tuple[str, ...]:
-    """Site-specific ssh options: the lab's own ssh_config (user, key, known_hosts); none in production."""
-    if site.lab is None:
-        return ()
-    return ("-F", str(site.lab.state_dir / "ssh_config"), "-l", "root")
+    """The site's ssh options: its ssh_config file (the lab's names its key and known_hosts) and login user."""
+    config = ("-F", str(site.ssh.config)) if site.ssh.config else ()
+    return config + (("-l", site.ssh.user) if site.ssh.user else ())
 
 
 def ssh_argv(

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from fleet.errors import FleetError, InventoryError
-from fleet.site import load_site
 from lab import control
 from lab import faults as lab_faults
 from lab.hosts import hardware
+from lab.settings import load_lab_site
 
 DEFAULT_SITE = Path(__file__).resolve().parent.parent / "inventory" / "lab" / "site.yml"
 
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
     try:
-        site = load_site(args.site)
+        site = load_lab_site(args.site)
         if site.lab is None:
             raise FleetError(f"{args.site} has no lab: section", hint="point --site at a lab site")
         texts = getattr(args, "fault", []) + getattr(args, "specs", [])

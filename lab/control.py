@@ -29,10 +29,10 @@ import yaml
 
 from fleet.errors import FleetError
 from fleet.site import Site
-from fleet.site.lab import FaultSpec
 from lab import faults as lab_faults
 from lab.hosts.proc import pid_alive
 from lab.service import LabService, ReadyCheck
+from lab.settings import FaultSpec
 
 log = logging.getLogger(__name__)
 

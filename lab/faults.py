@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fleet.site import Site
-from fleet.site.lab import FaultSpec, parse_fault
+from lab.settings import FaultSpec, parse_fault
 
 FAULTS_FILE = "faults.json"
 # What a reinstall clears in the lab: the sick-GPU and bad-dmesg fixture sets stand for a driver/GSP state

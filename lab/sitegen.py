@@ -13,10 +13,13 @@ generated without it (`SiteShape.fabric=False`), as a site without a fabric sect
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
+
+from fleet.site.control import Timeouts
+from lab.settings import LAB_DIR_ENV, LabHosts
 
 NODES_PER_RACK = 4
 RAILS = 8
@@ -72,6 +75,14 @@ def node_entry(rack: int, slot: int, shape: SiteShape) -> dict:
             for rail in range(RAILS)
         ],
     }
+
+
+def lab_timeouts(time_factor: float) -> dict[str, float]:
+    """Production's deadlines on the lab clock; polling has floors so a big lab does not flood itself."""
+    real = Timeouts()
+    floors = {"maas_poll_s": 0.5, "bmc_poll_s": 0.2}
+    return {f.name: round(max(floors.get(f.name, 0.0), getattr(real, f.name) * time_factor), 6)
+            for f in fields(Timeouts) if f.name != "clock"} | {"clock": time_factor}
 
 
 def site_document(shape: SiteShape) -> dict:
@@ -138,6 +149,14 @@ def site_document(shape: SiteShape) -> dict:
         # No burn-in before return: it is a GPU stress run, and the lab's GPUs are fixture files.
         "watch": {"cooldown_s": 5, "drain_timeout_s": 120, "reboot_timeout_s": 60, "burnin": False},
         "racks": ["racks/*.yml"],
+        # What the control plane needs to know about the lab, as ordinary site settings: production code reads
+        # these the way it reads any site's, and never the lab: section below.
+        "path_vars": {LAB_DIR_ENV: shape.state_dir},
+        "state_dir": f"${LAB_DIR_ENV}/state",
+        "before_run": ["{python}", "-m", "lab", "--site", "{site}", "up"],
+        "ssh": {"config": f"${LAB_DIR_ENV}/ssh_config", "user": "root"},
+        "ansible": {"vars": ["lab"], "env": {"FLEET_LAB_APT_URL": f"http://{LabHosts().gateway}:{shape.apt_port}/"}},
+        "timeouts": lab_timeouts(shape.time_factor),
         "lab": {
             "state_dir": shape.state_dir,
             "time_factor": shape.time_factor,

@@ -98,7 +98,6 @@ def _apply(args: argparse.Namespace, site: Any, nodes: list, pool: Any, plans: d
     from fleet.dell.update import ImageStore, NodeOutcome, apply_node
     from fleet.maas import MaasClient, NodeStatus
     from fleet.site import resolve_credentials
-    from fleet.stages.shared import time_scale
     from fleet.usage import in_use
     from fleet.workflow import NodeContext
 
@@ -132,7 +131,7 @@ def _apply(args: argparse.Namespace, site: Any, nodes: list, pool: Any, plans: d
                                       busy=in_use(site, node) if has_os and selected else "")
         try:
             outcome = apply_node(pool.client(node), plans[node.hostname], ctx, site.firmware, images,
-                                 may_reboot=may_reboot, scale=time_scale(site))
+                                 may_reboot=may_reboot, scale=site.timeouts.clock)
         except FleetError as err:
             outcome = NodeOutcome(node.hostname, "failed", str(err))
         if outcome.status == "quarantined":

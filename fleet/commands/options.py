@@ -37,8 +37,8 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rack", action="append", default=[], metavar="N|A-B", help="rack(s), repeatable: 12, 12-15")
     parser.add_argument("--nodes", action="extend", type=comma_list, default=[], metavar="A,B",
                         help="node names, comma-separated, repeatable")
-    parser.add_argument("--state-dir", type=Path, help="state DB directory (default: the lab dir for the lab site, "
-                        "else .state/<site> in the repo; env FLEET_STATE_DIR)")
+    parser.add_argument("--state-dir", type=Path, help="state DB directory (default: env FLEET_STATE_DIR, else the "
+                        "site's state_dir, else .state/<site> in the repo)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every library event")
 
 
@@ -76,8 +76,8 @@ def state_dir(args: argparse.Namespace, site: Site) -> Path:
         return args.state_dir
     if os.environ.get("FLEET_STATE_DIR"):
         return Path(os.environ["FLEET_STATE_DIR"])
-    if site.lab is not None:
-        return site.lab.state_dir / "state"
+    if site.state_dir is not None:
+        return site.state_dir
     return REPO / ".state" / site.name
 
 

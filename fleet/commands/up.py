@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_json(parser)
     add_run_options(parser)
     parser.add_argument("--fault", action="append", default=[], metavar="KIND:TARGET[:RATE]",
-                        help="lab only: inject a fault when starting the lab (see `provision.py lab up -h`)")
+                        help="passed to the site's before_run command: the lab site injects it when starting "
+                        "the lab (see `provision.py lab up -h`)")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     site = options.load(args)
     if not (args.rack or args.nodes):
         raise UsageError("no nodes selected", hint="pass --rack 12 (or 12-15) and/or --nodes gpu-012-01,gpu-012-02")
-    if site.lab is None and args.fault:
+    if args.fault and not site.before_run:
         raise UsageError("--fault only applies to the lab site", hint="drop --fault or use the lab site")
     nodes = options.select(args, site)
     options.at_least_one(args, "bmc_requests", "maas_deploys")
@@ -72,7 +73,7 @@ def bring_up(args: argparse.Namespace, site: Site, nodes: list[Node], console: C
     order = stages.order(reimage=reimage, until=args.until)
     if args.dry_run:
         return _print_plan(args, site, nodes, order, reimage=reimage)
-    ensure_lab(site, getattr(args, "fault", []))
+    before_run(site, getattr(args, "fault", []))
     db = options.open_state(args, site)
     command = " ".join(["provision.py", *sys.argv[1:]])
     db.acquire([n.hostname for n in nodes], command)
@@ -88,17 +89,18 @@ def bring_up(args: argparse.Namespace, site: Site, nodes: list[Node], console: C
         db.release([n.hostname for n in nodes])
 
 
-def ensure_lab(site: Site, faults: list[str]) -> None:
-    """The lab site starts its own lab when it is not up (idempotent, ~0.3 s when it is)."""
-    if site.lab is None:
+def before_run(site: Site, faults: list[str]) -> None:
+    """The site's `before_run` command, with each --fault passed on (the lab site starts its lab: ~0.3 s when up)."""
+    if not site.before_run:
         return
-    argv = [sys.executable, "-m", "lab", "--site", str(site.path), "up"]
+    words = {"{python}": sys.executable, "{site}": str(site.path)}
+    argv = [words.get(word, word) for word in site.before_run]
     for spec in faults:
         argv += ["--fault", spec]
     result = subprocess.run(argv, cwd=options.REPO, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise FleetError("the lab did not start", service_message=result.stderr.strip()[-1500:],
-                         hint="run `python provision.py lab up` to see why")
+        raise FleetError(f"the site's before_run command failed ({' '.join(argv[1:])})",
+                         service_message=result.stderr.strip()[-1500:], hint="run it by hand to see why")
 
 
 def _requeue(db: StateDB, nodes: list[Node], order: list[str]) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 import yaml
 
 from fleet.errors import FleetError
+from fleet.site.control import expand_path
 from fleet.site.model import CredentialRef, Credentials, SecretRef, Site
-from fleet.site.schema import Problems, site_path
+from fleet.site.schema import Problems
 
 SECRET_KINDS = ("env", "file", "vault")
 
@@ -101,7 +102,7 @@ def _read_secret(site: Site, ref: CredentialRef) -> str:
             raise FleetError(f"{where}: environment variable {secret.value} is not set",
                              hint=f"export {secret.value}=... before running")
         return value
-    path = site_path(site.path, secret.value, site.lab.state_dir if site.lab else None)
+    path = expand_path(site.path, secret.value, site.path_vars)
     if secret.kind == "vault":
         data = _read_vault(path, where)
     else:

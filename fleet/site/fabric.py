@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from fleet.fabric.topology import Topology, read_topology, validate
+from fleet.site.control import expand_path
 from fleet.site.model import Node, TlsSettings
-from fleet.site.schema import Problems, positive_int, site_path
+from fleet.site.schema import Problems, positive_int
 from fleet.site.services import parse_tls
 
 OPTIONAL = {"max_isolated", "sample_s", "isolate_access_links", "ufm_auth", "ufm_tls", "ipoib_mode"}
@@ -38,13 +39,13 @@ class FabricSettings:
     ipoib_mode: str = "datagram"
 
 
-def parse_fabric(file: Path, raw: Any, nodes: list[Node], lab_dir: Path | None,
+def parse_fabric(file: Path, raw: Any, nodes: list[Node], path_vars: dict[str, Path],
                  problems: Problems) -> FabricSettings | None:
     if not problems.keys(raw, file, "fabric", {"topology"}, OPTIONAL):
         return None
     if "topology" not in raw:
         return None
-    topology, found = read_topology(site_path(file, str(raw["topology"]), lab_dir))
+    topology, found = read_topology(expand_path(file, str(raw["topology"]), path_vars))
     problems.problems.extend(found)
     if topology is None:
         return None
@@ -67,4 +68,4 @@ def parse_fabric(file: Path, raw: Any, nodes: list[Node], lab_dir: Path | None,
     if mode not in ("datagram", "connected"):
         problems.add(file, "fabric.ipoib_mode", f"'{mode}' is not an IPoIB mode", "write datagram or connected")
     return FabricSettings(topology, cap, float(sample), access is True, auth,
-                          parse_tls(file, "fabric.ufm_tls", raw.get("ufm_tls"), lab_dir, problems), mode)
+                          parse_tls(file, "fabric.ufm_tls", raw.get("ufm_tls"), path_vars, problems), mode)

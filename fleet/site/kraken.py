@@ -111,7 +111,7 @@ class KrakenSettings:
 
 
 def parse_kraken(
-    file: Path, raw: Any, node_names: set[str], lab_dir: Path | None, problems: Problems
+    file: Path, raw: Any, node_names: set[str], path_vars: dict[str, Path], problems: Problems
 ) -> KrakenSettings | None:
     if not problems.keys(raw, file, "kraken", KRAKEN_REQUIRED, KRAKEN_OPTIONAL):
         return None
@@ -146,7 +146,7 @@ def parse_kraken(
         artifacts=_artifacts(file, raw.get("artifacts"), problems),
         backend=backend,
         reference_registry=reference,
-        reference_tls=parse_tls(file, "kraken.reference_tls", raw.get("reference_tls"), lab_dir, problems),
+        reference_tls=parse_tls(file, "kraken.reference_tls", raw.get("reference_tls"), path_vars, problems),
         ports=ports,
         ingress_bits_per_sec=int(ingress * 1e9),
         egress_bits_per_sec=int(egress * 1e9),

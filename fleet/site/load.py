@@ -1,22 +1,26 @@
 """`load_site(path)`: read the site file and its rack files, validate every section, report every problem.
 
-Each top-level section is parsed by its concern's module (racks, credentials, services, lab); the
-cross-site checks run once every section is built. Nothing is contacted here.
+Each top-level section is parsed by its concern's module (racks, credentials, services, control);
+the cross-site checks run once every section is built. Nothing is contacted here. A section owned
+outside fleet/ (the lab's `lab:`) is allowed and left alone; its owner loads the site with its own
+parser (`sections=`), so its problems are reported with everyone else's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from fleet.errors import InventoryError
 from fleet.site.burnin import parse_burnin
+from fleet.site.control import expand_path, parse_ansible, parse_before_run, parse_path_vars, parse_ssh, parse_timeouts
 from fleet.site.credentials import parse_credentials
 from fleet.site.crosscheck import cross_check
 from fleet.site.dell import parse_bios, parse_firmware, parse_window
 from fleet.site.fabric import parse_fabric
 from fleet.site.kraken import parse_kraken
-from fleet.site.lab import parse_lab
 from fleet.site.model import Endpoint, Site
 from fleet.site.racks import parse_defaults, parse_racks
 from fleet.site.schema import Problems, read_yaml
@@ -28,10 +32,16 @@ from fleet.site.watch import parse_health, parse_watch, parse_workload
 SITE_REQUIRED = {"site", "maas", "credentials", "racks"}
 SITE_OPTIONAL = {"description", "ufm", "bmc_tls", "maas_tls", "os", "pins", "switches", "node_defaults", "lab",
                  "fabric", "state", "switch_config", "burnin", "kraken", "health", "watch", "workload",
-                 "bios", "firmware", "maintenance_window"}
+                 "bios", "firmware", "maintenance_window", "path_vars", "state_dir", "before_run", "ssh", "ansible",
+                 "timeouts"}
+# A section parsed by its owner outside fleet/: (site file, the section, the site's node names, problems) -> value,
+# stored in the Site field of the same name.
+SectionParser = Callable[[Path, Any, set[str], Problems], Any]
 
 
-def load_site(path: str | Path) -> Site:
+
+
+def load_site(path: str | Path, *, sections: Mapping[str, SectionParser] | None = None) -> Site:
     """Load and validate a site; raise InventoryError listing every problem found."""
     site_file = Path(path).resolve()
     problems = Problems()
@@ -43,6 +53,10 @@ def load_site(path: str | Path) -> Site:
     if raw is None and len(problems) == before:
         problems.add(site_file, "-", "the site file is empty", "start from inventory/example-production/site.yml")
     site = _build_site(site_file, raw, problems) if raw is not None else None
+    if site is not None and sections:
+        parsed = {key: parse(site_file, raw[key], set(site.nodes), problems)
+                  for key, parse in sections.items() if raw.get(key) is not None}
+        site = dataclasses.replace(site, **parsed)
     if problems.problems or site is None:
         raise InventoryError(problems.problems)
     return site
@@ -58,13 +72,14 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
     maas = parse_endpoint(file, "maas", raw.get("maas"), problems)
     ufm = parse_endpoint(file, "ufm", raw["ufm"], problems) if raw.get("ufm") else None
     nodes = {node.hostname: node for rack in racks for node in rack.nodes}
-    lab = parse_lab(file, raw["lab"], set(nodes), problems) if raw.get("lab") is not None else None
-    lab_dir = lab.state_dir if lab else None
+    path_vars = parse_path_vars(file, raw.get("path_vars"), problems)
+    state_dir = raw.get("state_dir")
     # names written under credentials:, valid or not: a broken entry is reported once, by itself
     declared = {str(name) for name in raw["credentials"]} if isinstance(raw.get("credentials"), dict) else set()
-    kraken = parse_kraken(file, raw["kraken"], set(nodes), lab_dir, problems) if raw.get("kraken") is not None else None
+    kraken = (parse_kraken(file, raw["kraken"], set(nodes), path_vars, problems)
+              if raw.get("kraken") is not None else None)
     cross_check(file, placed, switches, declared, {"maas": maas, "ufm": ufm}, problems)
-    fabric = parse_fabric(file, raw["fabric"], list(nodes.values()), lab_dir, problems) if raw.get("fabric") else None
+    fabric = parse_fabric(file, raw["fabric"], list(nodes.values()), path_vars, problems) if raw.get("fabric") else None
     return Site(
         name=str(raw.get("site", "")),
         path=file,
@@ -73,12 +88,11 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         switches=switches,
         maas=maas or Endpoint("", ""),
         ufm=ufm,
-        bmc_tls=parse_tls(file, "bmc_tls", raw.get("bmc_tls"), lab_dir, problems),
-        maas_tls=parse_tls(file, "maas_tls", raw.get("maas_tls"), lab_dir, problems),
+        bmc_tls=parse_tls(file, "bmc_tls", raw.get("bmc_tls"), path_vars, problems),
+        maas_tls=parse_tls(file, "maas_tls", raw.get("maas_tls"), path_vars, problems),
         credentials=credentials,
         os=parse_os(file, raw.get("os"), problems),
         pins=parse_pins(file, raw.get("pins") or {}, problems),
-        lab=lab,
         fabric=fabric,
         state_url=parse_state(file, raw.get("state"), problems),
         switch_config=parse_switch_config(file, raw["switch_config"], problems) if raw.get("switch_config") else None,
@@ -86,9 +100,15 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         kraken=kraken,
         health=parse_health(file, raw.get("health"), problems),
         watch=parse_watch(file, raw.get("watch"), problems),
-        workload=parse_workload(file, raw.get("workload"), lab_dir, problems),
+        workload=parse_workload(file, raw.get("workload"), path_vars, problems),
         bios=parse_bios(file, raw.get("bios"), window := parse_window(file, raw.get("maintenance_window"), problems),
                         problems),
         firmware=parse_firmware(file, raw.get("firmware"), problems),
         maintenance_window=window,
+        path_vars=path_vars,
+        state_dir=expand_path(file, str(state_dir), path_vars) if state_dir else None,
+        before_run=parse_before_run(file, raw.get("before_run"), problems),
+        ssh=parse_ssh(file, raw.get("ssh"), path_vars, problems),
+        ansible=parse_ansible(file, raw.get("ansible"), problems),
+        timeouts=parse_timeouts(file, raw.get("timeouts"), problems),
     )

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fleet.site.burnin import BurninSettings
+from fleet.site.control import AnsibleSettings, SshSettings, Timeouts
 from fleet.site.dell import BiosSettings, FirmwareSettings, MaintenanceWindow
 from fleet.site.watch import HealthSettings, WatchSettings, WorkloadSettings
 
 if TYPE_CHECKING:
     from fleet.site.fabric import FabricSettings
     from fleet.site.kraken import KrakenSettings
-    from fleet.site.lab import LabSettings
     from fleet.site.switching import SwitchConfig
 
 
@@ -139,7 +139,6 @@ class Site:
     credentials: dict[str, CredentialRef]
     os: OsImage
     pins: dict[str, str]
-    lab: LabSettings | None
     fabric: FabricSettings | None = None
     state_url: str | None = None  # PostgreSQL for state shared by several ops hosts; None: SQLite in the state dir
     switch_config: SwitchConfig | None = None
@@ -151,3 +150,12 @@ class Site:
     bios: BiosSettings = field(default_factory=BiosSettings)
     firmware: FirmwareSettings = field(default_factory=FirmwareSettings)
     maintenance_window: MaintenanceWindow | None = None
+    path_vars: dict[str, Path] = field(default_factory=dict)
+    state_dir: Path | None = None
+    before_run: tuple[str, ...] = ()
+    ssh: SshSettings = field(default_factory=SshSettings)
+    ansible: AnsibleSettings = field(default_factory=AnsibleSettings)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    # The `lab:` section as lab/ parsed it (lab.settings.load_lab_site); None from production's load_site,
+    # and production code never reads it (tests/unit/test_architecture.py).
+    lab: Any = None

@@ -134,15 +134,3 @@ def host_port(file: Path, path: str, value: Any, problems: Problems) -> str:
         return ""
     return str(value)
 
-
-LAB_DIR_ENV = "FLEET_LAB_DIR"
-
-
-def site_path(base: Path, text: str, lab_dir: Path | None) -> Path:
-    """A path from the site: $FLEET_LAB_DIR means the lab dir, other $VARS expand, relative to the site file."""
-    import os
-
-    if lab_dir is not None:
-        text = text.replace("${" + LAB_DIR_ENV + "}", str(lab_dir)).replace("$" + LAB_DIR_ENV, str(lab_dir))
-    path = Path(os.path.expandvars(text)).expanduser()
-    return path if path.is_absolute() else (base.parent / path).resolve()

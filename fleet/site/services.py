@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from fleet.site.control import expand_path
 from fleet.site.model import Endpoint, OsImage, Switch, TlsSettings
-from fleet.site.schema import Problems, host_port, site_path
+from fleet.site.schema import Problems, host_port
 
 DEVICE_TYPES = ("dell_os10", "cumulus_linux", "mellanox_mlnxos")  # netmiko's names, fleet/fabric/switch.py
 
@@ -57,14 +58,14 @@ def parse_endpoint(file: Path, path: str, raw: Any, problems: Problems) -> Endpo
     return Endpoint(url, str(raw.get("credentials", "")), insecure)
 
 
-def parse_tls(file: Path, path: str, raw: Any, lab_dir: Path | None, problems: Problems) -> TlsSettings:
+def parse_tls(file: Path, path: str, raw: Any, path_vars: dict[str, Path], problems: Problems) -> TlsSettings:
     if raw is None or not problems.keys(raw, file, path, set(), {"verify", "ca_file"}):
         return TlsSettings()
     verify = raw.get("verify", True)
     if not isinstance(verify, bool):
         problems.add(file, f"{path}.verify", f"expected true or false, got {verify!r}", "verify: true")
     ca_file = raw.get("ca_file")
-    return TlsSettings(verify is not False, site_path(file, str(ca_file), lab_dir) if ca_file else None)
+    return TlsSettings(verify is not False, expand_path(file, str(ca_file), path_vars) if ca_file else None)
 
 
 def parse_os(file: Path, raw: Any, problems: Problems) -> OsImage:

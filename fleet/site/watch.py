@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from fleet.remediate import Guards
-from fleet.site.schema import Problems, site_path
+from fleet.site.control import expand_path
+from fleet.site.schema import Problems
 
 WORKLOAD_KINDS = ("slurm", "none")
 _GUARD_KEYS = {"max_nodes", "max_rack_percent", "cooldown_s", "flap_transitions", "flap_window_s",
@@ -86,7 +87,7 @@ def parse_watch(file: Path, raw: Any, problems: Problems) -> WatchSettings:
                          values.get("reboot_timeout_s", default.reboot_timeout_s), burnin)
 
 
-def parse_workload(file: Path, raw: Any, lab_dir: Path | None, problems: Problems) -> WorkloadSettings:
+def parse_workload(file: Path, raw: Any, path_vars: dict[str, Path], problems: Problems) -> WorkloadSettings:
     if raw is None or not problems.keys(raw, file, "workload", {"kind"}, {"slurm_conf", "slurm_bin_dir"}):
         return WorkloadSettings()
     kind = str(raw.get("kind"))
@@ -96,5 +97,5 @@ def parse_workload(file: Path, raw: Any, lab_dir: Path | None, problems: Problem
         return WorkloadSettings()
     conf = raw.get("slurm_conf")
     bin_dir = raw.get("slurm_bin_dir")
-    return WorkloadSettings(kind, site_path(file, str(conf), lab_dir) if conf else None,
-                            site_path(file, str(bin_dir), lab_dir) if bin_dir else None)
+    return WorkloadSettings(kind, expand_path(file, str(conf), path_vars) if conf else None,
+                            expand_path(file, str(bin_dir), path_vars) if bin_dir else None)

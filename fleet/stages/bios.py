@@ -26,7 +26,7 @@ from fleet.maas import MaasClient, NodeStatus
 from fleet.redfish import Bmc, BmcPool
 from fleet.site import Node, Site
 from fleet.stages.discover import count_bmc_requests
-from fleet.stages.shared import Shared, time_scale
+from fleet.stages.shared import Shared
 from fleet.usage import in_use
 from fleet.workflow import NodeContext, StageResult
 
@@ -73,7 +73,7 @@ class BiosStage:
             return StageResult(False, "; ".join(f"{self.site.path}: bios.attributes.{name}: {why}. Fix: pin a "
                                                 "value the BIOS attribute registry lists"
                                                 for name, why in sorted(refused.items())), retryable=False)
-        scale = time_scale(self.site)
+        scale = self.site.timeouts.clock
         window = self.site.maintenance_window if self.site.bios.apply_time == "InMaintenanceWindowOnReset" else None
         lc.wait_ready(bmc, timeout_s=LC_TIMEOUT_S * scale, poll_s=max(0.05, LC_POLL_S * scale))
         body = bios.settings_body(changes, bios.Window(window.start, window.duration_s) if window else None)

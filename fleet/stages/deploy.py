@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from fleet.maas import DEPLOY_TIMEOUT_S, ERASE_TIMEOUT_S, MaasClient, OsStep, decide_os_action, node_tags
+from fleet.maas import MaasClient, OsStep, decide_os_action, node_tags
 from fleet.site import Node, Site
-from fleet.stages.shared import Shared, time_scale
+from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
 
 
@@ -29,7 +29,7 @@ class Os:
     max_attempts: int = 5  # a failed deployment quarantines at once (ensure_os retried it); this is for outages
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
-        scale = time_scale(self.site)
+        timeouts = self.site.timeouts
         with self.deploys:  # read inside the slot: a read taken before waiting for one could be stale
             machine = self.maas.find_machine(node)
             action = decide_os_action(machine, self.site.os)
@@ -40,7 +40,7 @@ class Os:
                 ctx.journal("ensure_os:started", action=action.step.value, reason=action.reason)
             outcome = self.maas.ensure_os(
                 node, self.site.os, user_data=user_data(node), machine=machine,
-                deploy_timeout_s=DEPLOY_TIMEOUT_S * scale, release_timeout_s=ERASE_TIMEOUT_S * scale,
+                deploy_timeout_s=timeouts.maas_deploy_s, release_timeout_s=timeouts.maas_erase_s,
             )
         evidence = {"maas_status": outcome.machine.status_name, "deploy_attempts": outcome.attempts,
                     "maas_messages": list(outcome.failures)}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fleet.maas import ERASE_TIMEOUT_S, RELEASE_TIMEOUT_S, MaasClient, Machine, NodeStatus
+from fleet.maas import MaasClient, Machine, NodeStatus
 from fleet.site import Node, Site
-from fleet.stages.shared import Shared, time_scale
+from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
 
 _RELEASING = (NodeStatus.RELEASING, NodeStatus.DISK_ERASING)
@@ -43,9 +43,9 @@ class Release:
                                    quarantine=True)
             machine = sent[0]
         if release_step(machine) == "wait":
-            scale = time_scale(self.site)
-            timeout = (ERASE_TIMEOUT_S if self.erase or machine.status == NodeStatus.DISK_ERASING
-                       else RELEASE_TIMEOUT_S) * scale
+            timeouts = self.site.timeouts
+            erasing = self.erase or machine.status == NodeStatus.DISK_ERASING
+            timeout = timeouts.maas_erase_s if erasing else timeouts.maas_release_s
             self.maas.wait_ready(node.hostname, machine, deadline_s=timeout)
         return StageResult(True, "released: Ready for a fresh deployment")
 

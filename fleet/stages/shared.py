@@ -38,11 +38,6 @@ class RunLimits:
                    frozenset(getattr(args, "nodes", None) or ()))
 
 
-def time_scale(site: Site) -> float:
-    """Real services take real time; the lab runs the same deadlines scaled by its time factor."""
-    return site.lab.time_factor if site.lab else 1.0
-
-
 class Shared:
     def __init__(self, site: Site, limits: RunLimits, *, reimage: bool = False,
                  progress: ProgressFn | None = None) -> None:
@@ -55,18 +50,17 @@ class Shared:
 
     @cached_property
     def maas(self) -> MaasClient:
-        from fleet.maas import POLL_INTERVAL_S, MaasClient
+        from fleet.maas import MaasClient
 
-        # Polling keeps pace with the (scaled) clock, with a floor so a big lab does not flood itself.
         site = self.site
         return MaasClient(site.maas, resolve_credentials(site, site.maas.credentials), site.maas_tls,
-                          poll_interval_s=max(0.5, POLL_INTERVAL_S * time_scale(site)))
+                          poll_interval_s=site.timeouts.maas_poll_s)
 
     @cached_property
     def bmcs(self) -> BmcPool:
         from fleet.redfish import BmcPool, BmcSettings
 
-        settings = BmcSettings(poll_interval_s=max(0.2, BmcSettings.poll_interval_s * time_scale(self.site)))
+        settings = BmcSettings(poll_interval_s=self.site.timeouts.bmc_poll_s)
         return BmcPool(self.site, max_requests=self.limits.bmc_requests, insecure=self.limits.insecure_bmc,
                        settings=settings)
 

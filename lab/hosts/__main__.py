@@ -16,9 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fleet.errors import FleetError, InventoryError
-from fleet.site import load_site
 from lab.hosts import hook, image, leases, lifecycle, nspawn, vm
 from lab.hosts.plan import PlanError, base_image_spec, vm_image_spec
+from lab.settings import load_lab_site
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace, lab_dir: Path) -> int:
     elif args.verb == "hook":
         _log_to_file(lab_dir)
         event, hostname = _hook_words(args.words)
-        hook.handle(load_site(args.site), lab_dir, event, hostname)
+        hook.handle(load_lab_site(args.site), lab_dir, event, hostname)
     return 0
 
 

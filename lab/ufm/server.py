@@ -321,10 +321,10 @@ def build_app(sim: Simulator) -> web.Application:
 
 def serve(config_path: Path) -> None:
     from fleet.fabric.topology import load_topology
-    from fleet.site import load_site
+    from lab.settings import load_lab_site
 
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    site = load_site(config["site"])
+    site = load_lab_site(config["site"])
     fabric = LabFabric(site, load_topology(config["topology"]), time_factor=config["time_factor"],
                        seed=config["seed"])
     sim = Simulator(fabric, username=config["username"], password=config["password"],

@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 
 from fleet.maas import MaasClient, Machine
-from fleet.site import Site, load_site, resolve_credentials
+from fleet.site import Site, resolve_credentials
 from fleet.state import JournalEntry, NodeState, StateDB
+from lab.settings import load_lab_site
 from lab.sitegen import NODES_PER_RACK, SiteShape, switch_span, write_site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,7 +117,7 @@ class LabSite:
     # -- what the world looks like ---------------------------------------------------------
     @property
     def site(self) -> Site:
-        return load_site(self.site_file)
+        return load_lab_site(self.site_file)
 
     @property
     def state_db(self) -> Path:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from fleet.fabric.topology import Topology
 from fleet.fabric.ufm import UfmClient
-from fleet.site import Site, load_site, resolve_credentials
+from fleet.site import Site, resolve_credentials
 from lab.control import ensure_secrets
+from lab.settings import load_lab_site
 from lab.ufm import service as ufm_service
 from tests.lab.conftest import REPO, LabSite, make_site
 
@@ -49,7 +50,7 @@ class FabricLab:
 def running_ufm(root: Path, *, racks: int, time_factor: float = 0.005) -> Iterator[FabricLab]:
     lab = make_site(root, racks=racks, time_factor=time_factor, max_hosts=0)
     ensure_secrets(lab.lab_dir)
-    site = load_site(lab.site_file)
+    site = load_lab_site(lab.site_file)
     config = ufm_service.prepare(site, lab.lab_dir)
     assert config is not None
     (described,) = ufm_service.service(site, lab.lab_dir)

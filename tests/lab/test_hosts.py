@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from fleet.site import load_site
 from lab.apt import service as apt_service
 from lab.hosts import image, lifecycle, nspawn
 from lab.hosts.plan import base_image_spec
 from lab.hosts.proc import pid_alive
+from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,7 +120,7 @@ def test_maas_hook_boots_deployed_nodes_up_to_the_cap_and_throws_released_ones_a
         lab_dir: Path, tmp_path: Path) -> None:
     site_file = write_site(tmp_path / "site", SiteShape(racks=1, name="hosttest", state_dir=str(lab_dir),
                                                          max_hosts=1))
-    site = load_site(site_file)
+    site = load_lab_site(site_file)
     first, second = site.nodes["gpu-001-01"], site.nodes["gpu-001-02"]
 
     done = _hook(lab_dir, site_file, first.hostname, "deployed")
@@ -156,7 +156,7 @@ def test_apt_repository_serves_equivs_packages_that_a_host_installs_at_their_ver
     port = _free_port(GATEWAY)
     site_file = write_site(tmp_path / "site", SiteShape(racks=1, name="apttest", state_dir=str(lab_dir),
                                                          apt_port=port))
-    site = load_site(site_file)
+    site = load_lab_site(site_file)
     apt_service.prepare(site, lab_dir)
     described = apt_service.service(site, lab_dir)
     server = subprocess.Popen(described.argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -27,9 +27,10 @@ from maas.client.viscera.machines import MachineNotFound
 
 from fleet.errors import MaasError
 from fleet.maas import DeploymentFailed, MaasClient, node_tags
-from fleet.site import Credentials, Site, TlsSettings, load_site, resolve_credentials
+from fleet.site import Credentials, Site, TlsSettings, resolve_credentials
 from lab import faults as lab_faults
 from lab.maas.service import prepare, service, write_hook
+from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
 
 pytestmark = pytest.mark.lab
@@ -112,7 +113,7 @@ def make_lab(root: Path, racks: int, *, site_file: Path | None = None, scheme: s
         site_file = write_site(root / "site", SiteShape(racks=racks, maas_port=port, time_factor=TIME_FACTOR,
                                                         state_dir=str(lab_dir)))
     os.environ["FLEET_LAB_DIR"] = str(lab_dir)
-    site = load_site(site_file)
+    site = load_lab_site(site_file)
     assert site.lab is not None
     # The committed lab site listens on 5240: give this lab its own port and clock.
     lab = dataclasses.replace(site.lab, ports={**site.lab.ports, "maas": port}, time_factor=TIME_FACTOR)

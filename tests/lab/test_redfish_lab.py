@@ -20,10 +20,11 @@ import yaml
 
 from fleet.errors import BmcError
 from fleet.redfish import BmcPool, BmcSettings, RetryPolicy, Step, dmtf_client
-from fleet.site import Site, TlsSettings, load_site
+from fleet.site import Site, TlsSettings
 from lab import faults as lab_faults
 from lab.redfish.service import RedfishLabFiles, prepare, service
 from lab.service import ReadyCheck
+from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
 
 pytestmark = pytest.mark.lab
@@ -99,7 +100,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishLab]:
                                                     time_factor=0.01, state_dir=str(lab_dir)))
     previous = os.environ.get("FLEET_LAB_DIR")
     os.environ["FLEET_LAB_DIR"] = str(lab_dir)
-    site = load_site(site_file)
+    site = load_lab_site(site_file)
     started = time.monotonic()
     prepare(site, lab_dir, timeout_hold_s=HOLD_S)
     processes = []

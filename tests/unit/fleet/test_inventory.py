@@ -18,7 +18,7 @@ from fleet.site import (
     resolve_credentials,
     select_nodes,
 )
-from fleet.site.schema import LAB_DIR_ENV
+from lab.settings import LAB_DIR_ENV, load_lab_site
 from lab.sitegen import SiteShape, write_site
 
 REPO = Path(__file__).resolve().parents[3]
@@ -255,7 +255,7 @@ def test_the_model_holds_references_not_secrets(monkeypatch: pytest.MonkeyPatch)
 
 def test_lab_state_dir_defaults_to_the_sites_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(LAB_DIR_ENV, raising=False)
-    site = load_site(LAB_SITE)
+    site = load_lab_site(LAB_SITE)
     assert site.lab is not None
     assert site.lab.state_dir == REPO / ".lab"
     assert site.bmc_tls.ca_file == REPO / ".lab" / "tls" / "ca.pem"
@@ -265,7 +265,7 @@ def test_fleet_lab_dir_overrides_the_state_dir_and_the_paths_that_name_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(LAB_DIR_ENV, str(tmp_path))
-    site = load_site(LAB_SITE)
+    site = load_lab_site(LAB_SITE)
     assert site.lab is not None
     assert site.lab.state_dir == tmp_path.resolve()
     assert site.bmc_tls.verify is True
@@ -278,7 +278,7 @@ def test_fleet_lab_dir_overrides_the_state_dir_and_the_paths_that_name_it(
 def test_a_relative_state_dir_is_relative_to_the_site_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(LAB_DIR_ENV, raising=False)
     site_file = write_site(tmp_path / "site", SiteShape(racks=1, state_dir="state"))
-    site = load_site(site_file)
+    site = load_lab_site(site_file)
     assert site.lab is not None
     assert site.lab.state_dir == (tmp_path / "site" / "state").resolve()
     assert len(site.nodes) == 4

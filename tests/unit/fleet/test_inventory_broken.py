@@ -3,7 +3,9 @@
 The corpus (tests/fixtures/inventories/broken/, README there) is the valid `good/minimal.yml` with one
 stated change per case, so each row below is the whole difference the validator must see. Asserting
 the exact set of (file, key) pairs also catches noise: a second, misleading problem for the same
-mistake fails the test as surely as a missing one.
+mistake fails the test as surely as a missing one. Sites are loaded the way the lab loads them
+(`lab.settings.load_lab_site`: production's loader plus the lab's own `lab:` section), so the lab's
+problems are reported in the same list.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import InventoryError
-from fleet.site import load_site
+from lab.settings import load_lab_site
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "inventories"
 BROKEN = FIXTURES / "broken"
@@ -178,7 +180,7 @@ def _site_file(case: str) -> Path:
 
 def _problems(site_file: Path) -> list:
     with pytest.raises(InventoryError) as err:
-        load_site(site_file)
+        load_lab_site(site_file)
     return err.value.problems
 
 
@@ -191,7 +193,7 @@ def test_the_corpus_and_this_table_list_the_same_cases() -> None:
 
 
 def test_the_site_every_single_file_case_is_derived_from_is_valid() -> None:
-    site = load_site(FIXTURES / "good" / "minimal.yml")
+    site = load_lab_site(FIXTURES / "good" / "minimal.yml")
     assert sorted(site.nodes) == ["gpu-001-01", "gpu-001-02"]
 
 
@@ -219,7 +221,7 @@ def test_duplicates_name_the_first_occurrence_with_its_file_and_key() -> None:
 def test_a_file_with_several_problems_reports_all_of_them_in_one_error() -> None:
     site_file = BROKEN / "several_problems.yml"
     with pytest.raises(InventoryError) as err:
-        load_site(site_file)
+        load_lab_site(site_file)
     keys = {p.key: p.message for p in err.value.problems}
     assert set(keys) == {
         "switchs",

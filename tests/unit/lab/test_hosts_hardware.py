@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet.site import load_site
 from lab import faults as lab_faults
 from lab.hosts import hardware
+from lab.settings import load_lab_site
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -30,7 +30,7 @@ def test_set_follows_the_faults(faults: dict, expected: str) -> None:
 
 
 def test_install_materialises_every_set_and_reports_the_site_driver(tmp_path: Path) -> None:
-    site = load_site(REPO / "inventory" / "lab" / "site.yml")
+    site = load_lab_site(REPO / "inventory" / "lab" / "site.yml")
     lab_dir = tmp_path / "lab"
     lab_dir.mkdir()
     lab_faults.write(lab_dir, {"gpu-012-03": {"ib_link_down": 1.0}})

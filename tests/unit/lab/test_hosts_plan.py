@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from fleet.site import load_site
 from lab.hosts.plan import (
     LAB_NETWORK,
     MOLECULE_NSPAWN_RANGE,
@@ -26,6 +25,7 @@ from lab.hosts.plan import (
     nspawn_argv,
     vm_image_spec,
 )
+from lab.settings import load_lab_site
 
 REPO = Path(__file__).resolve().parents[3]
 GATEWAY = "198.18.0.1"
@@ -100,7 +100,7 @@ def test_molecule_addresses_count_up_from_the_tenth_of_their_range() -> None:
 
 
 def test_no_lab_node_address_falls_in_a_molecule_range_and_all_are_valid_lab_addresses() -> None:
-    site = load_site(REPO / "inventory" / "lab" / "site.yml")
+    site = load_lab_site(REPO / "inventory" / "lab" / "site.yml")
     addresses = [ipaddress.IPv4Address(node.address) for node in site.nodes.values()]
     assert len(addresses) == len(set(addresses)) == 512
     for address in addresses:

@@ -12,10 +12,10 @@ import bcrypt
 import pytest
 import yaml
 
-from fleet.site import load_site
 from lab.redfish.emulator import LabFakeDriver, pending_state
 from lab.redfish.front import FaultBook, FrontConfig, _only_member, _with_service_tag, choose_fault, redfish_error
 from lab.redfish.service import prepare, service, system_uuid
+from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
 
 
@@ -108,7 +108,7 @@ def small_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"bmc_password": "pw-for-prepare"}))
     (lab_dir / "secrets.yml").chmod(0o600)  # secret files must be private
     monkeypatch.setenv("FLEET_LAB_DIR", str(lab_dir))
-    return load_site(write_site(tmp_path / "site", SiteShape(racks=1, time_factor=0.01, sushy_port=18000))), lab_dir
+    return load_lab_site(write_site(tmp_path / "site", SiteShape(racks=1, time_factor=0.01, sushy_port=18000))), lab_dir
 
 
 def test_prepare_writes_low_round_bcrypt_htpasswd_config_and_lab_ca(small_site):

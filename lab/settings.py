@@ -1,4 +1,11 @@
-"""The lab's settings and faults (the site's `lab:` section)."""
+"""The lab describes itself: its settings and faults, parsed from the site's `lab:` section.
+
+Production code never sees this: `fleet.site.load_site` leaves the `lab:` section alone, and the
+lab site's production-facing values (state dir, ssh_config, apt repository, deadlines scaled to the
+lab clock) are ordinary site settings its generator writes (lab/sitegen.py). The lab loads a site
+with `load_lab_site`, which is production's loader plus this section, so a site's problems,
+the lab's included, are still reported all at once with file, key and fix.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleet.site.schema import LAB_DIR_ENV, Problems, ip, nearest, positive_int
+from fleet.site import Site, load_site
+from fleet.site.schema import Problems, ip, nearest, positive_int
+
+LAB_DIR_ENV = "FLEET_LAB_DIR"
 
 FAULT_KINDS = (
     "bmc_5xx",
@@ -64,8 +74,6 @@ def lab_dir(file: Path, lab: Any) -> Path:
         return Path(override).resolve()
     state_dir = lab.get("state_dir", ".lab") if isinstance(lab, dict) else ".lab"
     return (file.parent / str(state_dir)).resolve()
-
-
 
 LAB_OPTIONAL = {"state_dir", "time_factor", "seed", "ports", "faults", "hosts"}
 
@@ -154,3 +162,8 @@ def parse_fault(entry: dict) -> FaultSpec:
     if not nodes and not fraction:
         raise ValueError("a fault needs nodes or a fraction")
     return FaultSpec(kind, tuple(str(n) for n in nodes), fraction, rate)
+
+
+def load_lab_site(path: str | Path) -> Site:
+    """A site with its `lab:` section parsed (`site.lab: LabSettings | None`); InventoryError lists every problem."""
+    return load_site(path, sections={"lab": parse_lab})

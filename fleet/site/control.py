@@ -1,0 +1,122 @@
+"""How the control plane works against this site: where its state lives, how it reaches nodes, how long it waits.
+
+Every value here is an ordinary duration, path or command, the same for a production site and the
+lab: the lab's generator (lab/sitegen.py) writes the lab site's values (its ssh_config, its apt
+repository, deadlines scaled to its clock), so production code never asks whether a site is the lab.
+
+    path_vars:  {FLEET_LAB_DIR: ../../.lab}   defaults for $VARS in the site's paths (the environment wins)
+    state_dir:  $FLEET_LAB_DIR/state           the state DB's directory (default: .state/<site> in the repo)
+    before_run: ["{python}", -m, lab, --site, "{site}", up]   run before `up`/`reimage` (idempotent)
+    ssh:        {config: PATH, user: root}     the system ssh client's config file and login user
+    ansible:    {vars: [lab], env: {NAME: value}}   playbooks/vars/<name>.yml overlays, runner environment
+    timeouts:   {maas_deploy_s: 2400, ...}     see `Timeouts`
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from fleet.site.schema import Problems
+
+PLAYBOOK_VARS = Path(__file__).resolve().parents[2] / "playbooks" / "vars"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long the control plane waits on real services (seconds), and how often it looks."""
+
+    maas_deploy_s: float = 40 * 60.0  # MAAS's own monitored timeout for Deploying (node_status.py)
+    maas_release_s: float = 5 * 60.0
+    maas_erase_s: float = 30 * 60.0
+    maas_poll_s: float = 10.0
+    bmc_poll_s: float = 2.0
+    # The site's clock for vendor jobs (iDRAC Lifecycle Controller, BIOS and firmware jobs): their deadlines
+    # and polls are multiplied by it. 1 for a datacenter; the lab site writes its own time factor.
+    clock: float = 1.0
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """The system ssh client's settings for this site's nodes: a config file (bastions, keys) and the user."""
+
+    config: Path | None = None
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class AnsibleSettings:
+    """Variable overlays (`playbooks/vars/<name>.yml`, passed as -e @file) and environment for the runs."""
+
+    vars_files: tuple[Path, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def expand_path(base: Path, text: str, path_vars: dict[str, Path]) -> Path:
+    """A path from the site: $VARS from the environment, else from `path_vars`; relative to the site file."""
+    for name, default in path_vars.items():
+        if name not in os.environ:
+            text = text.replace("${" + name + "}", str(default)).replace("$" + name, str(default))
+    path = Path(os.path.expandvars(text)).expanduser()
+    return path if path.is_absolute() else (base.parent / path).resolve()
+
+
+def parse_path_vars(file: Path, raw: Any, problems: Problems) -> dict[str, Path]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or any(isinstance(v, (dict, list)) or v is None for v in raw.values()):
+        problems.add(file, "path_vars", "expected a mapping of variable -> path", "path_vars: {DATA: ../data}")
+        return {}
+    return {str(name): (file.parent / str(value)).resolve() for name, value in raw.items()}
+
+
+def parse_before_run(file: Path, raw: Any, problems: Problems) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw or not all(isinstance(word, str) for word in raw):
+        problems.add(file, "before_run", "expected a command as a list of words",
+                     'before_run: ["{python}", "-m", "mytool", "--site", "{site}", "up"]')
+        return ()
+    return tuple(raw)
+
+
+def parse_ssh(file: Path, raw: Any, path_vars: dict[str, Path], problems: Problems) -> SshSettings:
+    if raw is None or not problems.keys(raw, file, "ssh", set(), {"config", "user"}):
+        return SshSettings()
+    config = raw.get("config")
+    return SshSettings(expand_path(file, str(config), path_vars) if config else None, str(raw.get("user") or ""))
+
+
+def parse_ansible(file: Path, raw: Any, problems: Problems) -> AnsibleSettings:
+    if raw is None or not problems.keys(raw, file, "ansible", set(), {"vars", "env"}):
+        return AnsibleSettings()
+    files = []
+    for index, name in enumerate(raw.get("vars") or []):
+        path = PLAYBOOK_VARS / f"{name}.yml"
+        if not path.is_file():
+            problems.add(file, f"ansible.vars[{index}]", f"no variables file {path}",
+                         f"name a file of {PLAYBOOK_VARS} without .yml")
+        else:
+            files.append(path)
+    env = raw.get("env") or {}
+    if not isinstance(env, dict) or any(isinstance(v, (dict, list)) for v in env.values()):
+        problems.add(file, "ansible.env", "expected a mapping of NAME -> value", "env: {HTTPS_PROXY: http://proxy:3128}")
+        env = {}
+    return AnsibleSettings(tuple(files), {str(k): str(v) for k, v in env.items()})
+
+
+def parse_timeouts(file: Path, raw: Any, problems: Problems) -> Timeouts:
+    names = {f.name for f in fields(Timeouts)}
+    if raw is None or not problems.keys(raw, file, "timeouts", set(), names):
+        return Timeouts()
+    values = {}
+    for name in names & set(raw):
+        value = raw[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            problems.add(file, f"timeouts.{name}", f"expected a positive number of seconds, got {value!r}",
+                         f"{name}: {getattr(Timeouts, name):g}")
+        else:
+            values[name] = float(value)
+    return Timeouts(**values)
