@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from fleet.errors import FleetError
-from fleet.site import load_site
+from lab.settings import load_lab_site
 from lab.slurm.service import conf_path, munge_dir
 
 MUNGE_READY_S = 15.0
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return controller(lab_dir)
     from lab.slurm.node import enrol as enrol_host
 
-    site = load_site(args.site)
+    site = load_lab_site(args.site)
     failed = 0
     for host in args.hosts:
         try:

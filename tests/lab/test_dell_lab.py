@@ -24,12 +24,12 @@ import yaml
 from fleet.dell import bios, compliance, firmware, jobs, lc, logs
 from fleet.errors import BmcError, FleetError
 from fleet.redfish import BmcPool, BmcSettings, RetryPolicy
-from fleet.site import load_site
 from fleet.site.dell import FirmwarePin
 from lab import faults as lab_faults
 from lab.redfish.dell import model
 from lab.redfish.dell.routes import read_requests, read_state
 from lab.redfish.service import RedfishLabFiles, prepare, service
+from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
 from tests.lab.test_redfish_lab import PASSWORD, free_base, wait_ready
 
@@ -82,7 +82,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                                                     time_factor=TIME_FACTOR, state_dir=str(lab_dir)))
     previous = os.environ.get("FLEET_LAB_DIR")
     os.environ["FLEET_LAB_DIR"] = str(lab_dir)
-    site = load_site(site_file)
+    site = load_lab_site(site_file)
     prepare(site, lab_dir)
     repo = root / "repo"
     repo.mkdir()

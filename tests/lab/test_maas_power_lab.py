@@ -20,11 +20,12 @@ from maas.client.bones import CallError
 from maas.client.viscera import Origin
 
 from fleet.redfish import BmcPool, BmcSettings
-from fleet.site import Site, load_site, resolve_credentials
+from fleet.site import Site, resolve_credentials
 from lab import control
 from lab import faults as lab_faults
 from lab.maas.states import FAILING_SCRIPT
 from lab.redfish.service import RedfishLabFiles, bmc_password, system_uuid
+from lab.settings import load_lab_site
 from tests.lab.conftest import make_site
 
 pytestmark = pytest.mark.lab
@@ -36,7 +37,7 @@ class PowerLab:
     def __init__(self, root: Path) -> None:
         self.lab_site = make_site(root, racks=1, time_factor=TIME_FACTOR, max_hosts=0)
         os.environ["FLEET_LAB_DIR"] = str(self.lab_site.lab_dir)
-        self.site: Site = load_site(self.lab_site.site_file)
+        self.site: Site = load_lab_site(self.lab_site.site_file)
         self.lab_dir = self.lab_site.lab_dir
 
     def up(self) -> None:
