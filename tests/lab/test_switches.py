@@ -17,8 +17,9 @@ import pytest
 
 from fleet.errors import SwitchError
 from fleet.fabric.switch import configure, render
-from fleet.site import Site, load_site, resolve_credentials
+from fleet.site import Site, resolve_credentials
 from lab.control import ensure_secrets
+from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, switch_span, write_site
 from lab.switches import service as switch_service
 from tests.lab.conftest import REPO, free_port, free_port_block
@@ -47,7 +48,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwitchLab]:
     shape = SiteShape(racks=1, name="switchtest", state_dir=str(lab_dir), switch_first=free_port_block(switch_span(1)),
                       maas_port=free_port(), sushy_port=free_port(), apt_port=free_port(), ufm_port=free_port(),
                       bmc_first=free_port_block(20), max_hosts=0)
-    site = load_site(write_site(root / "site", shape))
+    site = load_lab_site(write_site(root / "site", shape))
     ensure_secrets(lab_dir)
     config = switch_service.prepare(site, lab_dir)
     assert config is not None
