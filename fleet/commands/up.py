@@ -98,6 +98,8 @@ def before_run(site: Site, faults: list[str]) -> None:
     for spec in faults:
         argv += ["--fault", spec]
     result = subprocess.run(argv, cwd=options.REPO, capture_output=True, text=True, check=False)
+    if result.returncode == options.EXIT_USAGE:  # it refused its input (the lab: its own section): nothing touched
+        raise UsageError(result.stderr.strip()[-1500:] or f"the site's before_run command refused ({argv[1:]})")
     if result.returncode != 0:
         raise FleetError(f"the site's before_run command failed ({' '.join(argv[1:])})",
                          service_message=result.stderr.strip()[-1500:], hint="run it by hand to see why")

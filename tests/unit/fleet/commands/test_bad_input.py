@@ -18,7 +18,10 @@ from fleet.commands import main
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "inventories"
 MINIMAL = FIXTURES / "good" / "minimal.yml"
-BROKEN = sorted(p for p in (FIXTURES / "broken").iterdir() if p.name != "README.md")
+# Cases wrong only in the lab's own section: production never reads it; the lab refuses them when the site's
+# before_run starts it (exit 2 as well, tests/unit/fleet/test_inventory_broken.py has their messages).
+LAB_ONLY = {"unknown_fault_kind", "fault_unknown_node"}
+BROKEN = sorted(p for p in (FIXTURES / "broken").iterdir() if p.name != "README.md" and p.stem not in LAB_ONLY)
 
 
 def _site_file(path: Path) -> Path:
