@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleet.logs import node_log
-from fleet.ssh import ssh_argv
+from fleet.ssh import SSH_FAILED, ssh_argv
 from healthcheck.kernlog import Baseline, learn_baseline
+from healthcheck.model import USAGE_EXIT, Verdict
 
 log = logging.getLogger("fleet.health")
 
@@ -37,11 +38,16 @@ STARTED_MARKER = "fleet-healthcheck-started"
 # The sweep keeps its own IB counter state on the node, apart from the node's timer (healthcheck.ib).
 REMOTE_COMMAND = ("echo", STARTED_MARKER, ";", "python3", "-m", "healthcheck", "--json", "--state-name", "sweep")
 UNREACHABLE = "UNREACHABLE"
-# Worst first; UNREACHABLE ranks with UNKNOWN: we could not verify the node.
-_RANK = {"OK": 0, "SKIPPED": 0, "WARNING": 1, "UNKNOWN": 2, UNREACHABLE: 2, "CRITICAL": 3}
-_SSH_FAILED = 255  # ssh's own exit status for connection/authentication failures
-_USAGE_EXIT = 4  # healthcheck's exit status for a bad config
 _HUNG = -2  # our own status: the checks started on the node and gave no report before the deadline
+
+
+def rank(verdict: str) -> int:
+    """healthcheck's own order of verdicts (`Verdict.rank`); UNREACHABLE, or any other word, ranks as UNKNOWN:
+    we could not verify the node."""
+    try:
+        return Verdict(verdict).rank
+    except ValueError:
+        return Verdict.UNKNOWN.rank
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class NodeHealth:
         """One line: the worst checks' summaries, or the transport error."""
         if self.error:
             return self.error
-        worst = sorted(self.problems, key=lambda c: -_RANK.get(c.verdict, 2))
+        worst = sorted(self.problems, key=lambda c: -rank(c.verdict))
         return "; ".join(f"{c.name}: {c.summary}" for c in worst[:3])
 
 
@@ -92,10 +98,10 @@ def parse_node_output(node: str, returncode: int, stdout: str, stderr: str, dura
         return NodeHealth(node, "CRITICAL", error=f"health check started on the node but hung: {stderr} "
                           "(typical of a wedged GPU: nvidia-smi/NVML not answering); drain the node, then "
                           "reset the GPUs or reboot it", duration_s=duration_s)
-    if returncode == _SSH_FAILED:
+    if returncode == SSH_FAILED:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else "ssh failed"
         return NodeHealth(node, UNREACHABLE, error=f"ssh: {last}", duration_s=duration_s)
-    if returncode == _USAGE_EXIT:
+    if returncode == USAGE_EXIT:
         return NodeHealth(
             node,
             "UNKNOWN",
@@ -122,10 +128,10 @@ def _run_one(
         node_log(log, node).warning("health check timed out after %.0f s", timeout_s)
         seen = err.stdout or b""  # what came before the deadline (bytes, even with text=True)
         seen = seen.decode(errors="replace") if isinstance(seen, bytes) else seen
-        rc = _HUNG if seen.startswith(STARTED_MARKER) else _SSH_FAILED
+        rc = _HUNG if seen.startswith(STARTED_MARKER) else SSH_FAILED
         return rc, "", f"timed out after {timeout_s:.0f} s", time.monotonic() - started
     except OSError as err:
-        return _SSH_FAILED, "", f"cannot run ssh: {err.strerror}", time.monotonic() - started
+        return SSH_FAILED, "", f"cannot run ssh: {err.strerror}", time.monotonic() - started
     return done.returncode, done.stdout, done.stderr, time.monotonic() - started
 
 
@@ -168,7 +174,7 @@ def decide_fleet(
     """
     results = list(results)
     counts = Counter(r.verdict for r in results)
-    worst = max((r.verdict for r in results), key=lambda v: _RANK.get(v, 2), default="UNKNOWN")
+    worst = max((r.verdict for r in results), key=rank, default="UNKNOWN")
     quarantine = tuple((r.node, r.reason) for r in results if r.verdict in quarantine_verdicts)
     unreachable = tuple(r.node for r in results if r.verdict == UNREACHABLE)
     return FleetDecision(worst, dict(sorted(counts.items())), quarantine, unreachable)
@@ -178,7 +184,7 @@ def to_rows(results: Iterable[NodeHealth]) -> list[dict[str, str]]:
     """Table-ready rows: node, verdict, the first problem and who fixes it."""
     rows = []
     for r in results:
-        first = sorted(r.problems, key=lambda c: -_RANK.get(c.verdict, 2))[:1]
+        first = sorted(r.problems, key=lambda c: -rank(c.verdict))[:1]
         rows.append({
             "node": r.node,
             "verdict": r.verdict,

@@ -13,17 +13,18 @@ from dataclasses import dataclass
 from fleet.site import Node, Site
 
 CONNECT_TIMEOUT_S = 5
+SSH_FAILED = 255  # ssh's own status when it cannot connect or log in; ours too when no answer came in time
 
 
 @dataclass(frozen=True)
 class SshResult:
-    rc: int  # 255: ssh itself failed (unreachable, auth); -1: our deadline passed
+    rc: int  # SSH_FAILED: ssh itself failed (unreachable, auth) or our deadline passed
     stdout: str
     stderr: str
 
     @property
     def reachable(self) -> bool:
-        return self.rc not in (255, -1)
+        return self.rc != SSH_FAILED
 
 
 def options(site: Site) -> tuple[str, ...]:
@@ -48,5 +49,5 @@ def run(site: Site, node: Node, command: str, timeout_s: float) -> SshResult:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False,
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return SshResult(-1, "", f"no answer within {timeout_s:.0f} s")
+        return SshResult(SSH_FAILED, "", f"timed out after {timeout_s:.0f} s")
     return SshResult(done.returncode, done.stdout, done.stderr.strip())

@@ -15,10 +15,9 @@ from pathlib import Path
 from healthcheck.config import DEFAULT_PATH, ConfigError, load_config
 from healthcheck.ib import state_file
 from healthcheck.kernlog import learn_baseline, save_baseline
+from healthcheck.model import USAGE_EXIT
 from healthcheck.output import dumps, to_table, write_textfile
 from healthcheck.runner import run_checks
-
-USAGE_EXIT = 4
 
 
 def _state_name(text: str) -> str:

@@ -52,6 +52,9 @@ _EXIT = {
     Verdict.CRITICAL: 2,
 }
 
+# `python3 -m healthcheck`'s status for a bad config or arguments: no verdict (the verdicts' codes are 0-3).
+USAGE_EXIT = 4
+
 Evidence = Mapping[str, float | int | str]
 
 
