@@ -1,39 +1,27 @@
-"""OS installs through MAAS, on python-libmaas's asynchronous API.
+"""The MAAS client: python-libmaas's asynchronous API behind blocking methods safe from many threads.
 
 python-libmaas's blocking facade asks for the current thread's event loop and fails in worker threads,
 so `MaasClient` runs the async API on one event-loop thread of its own and hands each call over with
 `run_coroutine_threadsafe`: any number of workflow threads can use one client at once, and 512
 nodes waiting for Deployed cost 512 sleeping coroutines, not 512 blocked sockets. They also share
-one `machines read` per poll interval (`StatusPoller`), not one read each: 512 waiting nodes are
-two requests per interval for MAAS's region controller, not 512. Bounding how many deploys start
-at once is the caller's business (it owns the per-resource limits).
+one `machines read` per poll interval (`fleet.maas.poller`). Bounding how many deploys start at once
+is the caller's business (it owns the per-resource limits), and so are the deadlines: the stages
+pass the site's (`site.timeouts`); the defaults here are MAAS's own.
 
-TLS: python-libmaas builds an aiohttp connector per request from one `insecure` flag, passing aiohttp
-the deprecated `verify_ssl` argument, and offers no way to name a CA file. The client therefore
-always tells python-libmaas "secure" and supplies the real TLS policy itself, per client, through a
-context variable read by a thin stand-in for the `aiohttp` name inside python-libmaas's modules
-(see `_TlsAiohttp`): verification on with the system roots by default, a site CA file when given,
-and off only when the site says `verify: false`.
-
-Decisions are pure functions (`decide_os_action`); the methods only talk to MAAS. Library
+Decisions are pure functions (`fleet.maas.decide`); the methods only talk to MAAS. Library
 exceptions become `MaasError` once, here, with the node, the endpoint, the HTTP status and MAAS's own
-message; the API key never appears in a message or a log record.
+message; the API key never appears in a message or a log record. TLS: `fleet.maas.session`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import contextvars
 import logging
 import ssl
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from enum import StrEnum
-from types import ModuleType
 from typing import Any, TypeVar
 
 import aiohttp
@@ -43,306 +31,19 @@ from maas.client.bones import helpers as bones_helpers
 from maas.client.enum import NodeStatus
 
 from fleet.errors import MaasError
+from fleet.logs import node_log
+from fleet.maas.decide import MAX_DEPLOY_ATTEMPTS, Machine, OsStep, decide_os_action, pick_machine
+from fleet.maas.poller import StatusPoller
+from fleet.maas.session import connect, tls_policy
 from fleet.site import Credentials, Endpoint, Node, OsImage, TlsSettings
+from fleet.site.control import Timeouts
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fleet.maas")
 
 T = TypeVar("T")
 
-# MAAS's own monitored timeout for Deploying (node_status.py); the lab passes it scaled.
-DEPLOY_TIMEOUT_S = 40 * 60.0
-RELEASE_TIMEOUT_S = 5 * 60.0
-ERASE_TIMEOUT_S = 30 * 60.0
-POLL_INTERVAL_S = 10.0
 REQUEST_TIMEOUT_S = 60.0
-# System ids per batched `machines read`: 256 six-character ids keep the query near 2.6 KB, well
-# inside the 8 KB request line that web servers in front of MAAS (and aiohttp) accept.
-MAX_IDS_PER_READ = 256
-MAX_DEPLOY_ATTEMPTS = 2  # the first deploy and one retry after a failed deployment
-
-
-# -- the observed machine and the decision --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Machine:
-    """What MAAS says about one machine, reduced to what the workflow decides on."""
-
-    system_id: str
-    hostname: str
-    status: int
-    status_name: str
-    status_message: str
-    distro_series: str
-    tags: tuple[str, ...]
-    hwe_kernel: str | None = None
-    power_state: str = "unknown"
-    macs: tuple[str, ...] = ()  # its interfaces' MACs, the boot interface's first
-
-    @classmethod
-    def from_api(cls, data: dict[str, Any]) -> Machine:
-        """From MAAS's machine JSON (the field names are MAAS's, written once here)."""
-        return cls(
-            system_id=str(data["system_id"]),
-            hostname=str(data["hostname"]),
-            status=int(data["status"]),
-            status_name=str(data.get("status_name") or ""),
-            status_message=str(data.get("status_message") or ""),
-            distro_series=str(data.get("distro_series") or ""),
-            tags=tuple(data.get("tag_names") or ()),
-            hwe_kernel=data.get("hwe_kernel") or None,
-            power_state=str(data.get("power_state") or "unknown"),
-            macs=_macs(data),
-        )
-
-
-def _macs(data: dict[str, Any]) -> tuple[str, ...]:
-    boot = (data.get("boot_interface") or {}).get("mac_address")
-    others = [str(i.get("mac_address")) for i in data.get("interface_set") or () if i.get("mac_address")]
-    return tuple(dict.fromkeys([str(boot).lower()] * bool(boot) + [m.lower() for m in others]))
-
-
-def pick_machine(node: Node, by_mac: list[dict[str, Any]], by_hostname: list[dict[str, Any]] | None) -> Machine:
-    """The node's machine from MAAS's answers (pure): only a machine with the node's PXE MAC is it.
-
-    A machine with the node's hostname but another MAC is a swapped chassis or a stale record of
-    a replaced one: deploying it would install the wrong server, so it is an error that names both
-    MACs. `by_hostname` is only read when nothing matched by MAC.
-    """
-    if len(by_mac) > 1:
-        ids = ", ".join(sorted(str(m["system_id"]) for m in by_mac))
-        raise MaasError(f"{len(by_mac)} MAAS machines match by PXE MAC: {ids}", node=node.hostname,
-                        hint="delete the stale duplicates in MAAS")
-    if by_mac:
-        return Machine.from_api(by_mac[0])
-    if by_hostname:
-        other = Machine.from_api(by_hostname[0])
-        macs = ", ".join(other.macs) or "none"
-        raise MaasError(
-            f"MAAS machine {other.system_id} is named {other.hostname} but has MAC(s) {macs}, "
-            f"not the inventory's PXE MAC {node.pxe_mac}: a swapped chassis or a stale MAAS record; it is not used",
-            node=node.hostname,
-            hint=f"check the chassis' service tag ({node.service_tag}) on site; then fix pxe_mac in the inventory, "
-                 f"or delete the stale machine {other.system_id} in MAAS so the server enlists afresh")
-    raise MaasError("machine is not enlisted in MAAS", node=node.hostname,
-                    hint=f"PXE-boot it once so MAAS enlists MAC {node.pxe_mac}, or check pxe_mac in the inventory")
-
-
-class OsStep(StrEnum):
-    NOTHING = "nothing"  # already Deployed with the wanted image
-    DEPLOY = "deploy"  # Ready or Allocated: deploy now
-    REDEPLOY = "redeploy"  # Deployed with another image: release, then deploy
-    RETRY = "retry"  # a failed deployment/release with attempts left: release, then deploy
-    COMMISSION = "commission"  # New: MAAS must commission it before it can deploy
-    WAIT = "wait"  # MAAS is busy with it (deploying, releasing, erasing, ...): poll again
-    QUARANTINE = "quarantine"  # broken, out of attempts, or someone else's: stop and report
-
-
-@dataclass(frozen=True)
-class OsAction:
-    step: OsStep
-    reason: str
-
-
-_BUSY = {
-    NodeStatus.DEPLOYING, NodeStatus.RELEASING, NodeStatus.DISK_ERASING, NodeStatus.COMMISSIONING,
-    NodeStatus.TESTING, NodeStatus.ENTERING_RESCUE_MODE, NodeStatus.EXITING_RESCUE_MODE,
-}
-_RETRYABLE_FAILURES = {
-    NodeStatus.FAILED_DEPLOYMENT, NodeStatus.FAILED_RELEASING, NodeStatus.FAILED_DISK_ERASING,
-}
-# Statuses an operator or another system owns: touching them would break someone's work.
-_HANDS_OFF: dict[int, str] = {
-    NodeStatus.BROKEN: "MAAS marks it Broken; an operator must mark it fixed",
-    NodeStatus.RESCUE_MODE: "it is in rescue mode (someone is debugging it)",
-    NodeStatus.RESERVED: "it is reserved",
-    NodeStatus.RETIRED: "it is retired",
-    NodeStatus.MISSING: "MAAS cannot reach it (Missing)",
-    NodeStatus.FAILED_COMMISSIONING: "commissioning failed; its hardware needs a look",
-    NodeStatus.FAILED_TESTING: "hardware testing failed",
-    NodeStatus.FAILED_ENTERING_RESCUE_MODE: "it failed to enter rescue mode",
-    NodeStatus.FAILED_EXITING_RESCUE_MODE: "it failed to exit rescue mode",
-}
-
-
-def image_matches(machine: Machine, image: OsImage) -> bool:
-    """Deployed with the wanted release (and the wanted kernel, when the site pins one)."""
-    if machine.distro_series != image.distro_series:
-        return False
-    return not image.hwe_kernel or (machine.hwe_kernel or "") == image.hwe_kernel
-
-
-def decide_os_action(
-    machine: Machine, image: OsImage, *, failed_attempts: int = 0, max_attempts: int = MAX_DEPLOY_ATTEMPTS
-) -> OsAction:
-    """The next OS step for a machine as MAAS reports it; pure, so every row is a unit test.
-
-    `failed_attempts` counts deployments of this run that already ended in failure; a failed
-    deployment is released and retried while `failed_attempts < max_attempts`, then quarantined.
-    """
-    status = machine.status
-    name = machine.status_name or str(status)
-    if status == NodeStatus.DEPLOYED:
-        if image_matches(machine, image):
-            return OsAction(OsStep.NOTHING, f"already Deployed with {machine.distro_series}")
-        return OsAction(
-            OsStep.REDEPLOY,
-            f"Deployed with {machine.distro_series or 'an unknown image'}"
-            f"{'/' + machine.hwe_kernel if machine.hwe_kernel else ''}, wanted {image.distro_series}"
-            f"{'/' + image.hwe_kernel if image.hwe_kernel else ''}",
-        )
-    if status in (NodeStatus.READY, NodeStatus.ALLOCATED):
-        return OsAction(OsStep.DEPLOY, f"{name}: deploy {image.distro_series}")
-    if status == NodeStatus.NEW:
-        return OsAction(OsStep.COMMISSION, "New: MAAS must commission it first")
-    if status in _BUSY:
-        return OsAction(OsStep.WAIT, f"MAAS is busy with it ({name})")
-    if status in _RETRYABLE_FAILURES:
-        detail = f"{name}: {machine.status_message}" if machine.status_message else name
-        if failed_attempts < max_attempts:
-            return OsAction(OsStep.RETRY, f"{detail}; release and deploy again")
-        return OsAction(OsStep.QUARANTINE, f"{detail}; {failed_attempts} failed attempt(s), giving up")
-    reason = _HANDS_OFF.get(status, f"status {name} is not one this tool acts on")
-    return OsAction(OsStep.QUARANTINE, f"{name}: {reason}")
-
-
-def node_tags(node: Node) -> tuple[str, ...]:
-    """The MAAS tags a node carries: its rack and its role (MAAS tag names allow [a-zA-Z0-9_-])."""
-    return (f"rack-{node.rack:03d}", f"role-{node.role}")
-
-
-# -- TLS through python-libmaas -------------------------------------------------------------------
-
-_TLS: contextvars.ContextVar[ssl.SSLContext | bool | None] = contextvars.ContextVar("fleet_maas_tls", default=None)
-
-
-class _TlsAiohttp(ModuleType):
-    """Stands in for `aiohttp` inside python-libmaas: its connectors take this client's TLS policy.
-
-    Everything but `TCPConnector` is aiohttp's own. When no MaasClient task is running (the context
-    variable is unset) the library's own behaviour is kept unchanged.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("aiohttp")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(aiohttp, name)
-
-    @staticmethod
-    def TCPConnector(*args: Any, verify_ssl: bool = True, **kwargs: Any) -> aiohttp.TCPConnector:
-        policy = _TLS.get()
-        if policy is None:
-            return aiohttp.TCPConnector(*args, verify_ssl=verify_ssl, **kwargs)
-        return aiohttp.TCPConnector(*args, ssl=policy, **kwargs)
-
-
-_SHIM = _TlsAiohttp()
-for _module in (bones, bones_helpers):
-    _module.aiohttp = _SHIM  # type: ignore[attr-defined]
-
-
-def tls_policy(tls: TlsSettings) -> ssl.SSLContext | bool:
-    """An SSL context that verifies (system roots, or the site's CA file), or False when told not to."""
-    if not tls.verify:
-        return False
-    return ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-
-
-# -- waiting for many machines at once -------------------------------------------------------------
-
-ReadMany = Callable[[tuple[str, ...]], Awaitable[list[dict[str, Any]]]]
-
-
-@dataclass(eq=False)
-class _Waiter:
-    """One caller waiting for one machine to leave `busy`, until `end` on the poller's clock."""
-
-    system_id: str
-    busy: frozenset[int]
-    end: float
-    result: asyncio.Future[Machine | None]
-
-
-class StatusPoller:
-    """Reads every machine somebody is waiting for in one batched `machines read` per interval.
-
-    Each waiter keeps the semantics of polling alone: it gets the machine as soon as a read shows it
-    out of `busy`, or the machine as last read once its deadline has passed (a read is made at the
-    deadline), at most one interval after it started waiting. What is shared is the read: MAAS's
-    `machines read` with repeated `id=` filters (chunked by `max_ids_per_read`) answers for all of
-    them. A failed read fails the waiters it was for, as their own read would have.
-
-    Lives on one event loop (the client's); not thread-safe, and needs no locks there.
-    """
-
-    def __init__(self, read_many: ReadMany, interval_s: float, *, max_ids_per_read: int = MAX_IDS_PER_READ,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._read_many = read_many
-        self.interval_s = interval_s
-        self._max_ids = max_ids_per_read
-        self._clock = clock
-        self._waiters: list[_Waiter] = []
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-
-    async def wait(self, system_id: str, busy: Iterable[int], deadline_s: float) -> Machine | None:
-        """The machine once it leaves `busy` or `deadline_s` has passed; None if MAAS no longer lists it."""
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(system_id, frozenset(busy), self._clock() + deadline_s, loop.create_future())
-        self._waiters.append(waiter)
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._run())
-        else:
-            self._wake.set()  # its deadline may come before the next scheduled read
-        try:
-            return await waiter.result
-        finally:
-            self._waiters.remove(waiter)
-
-    async def _run(self) -> None:
-        next_read = self._clock()  # the first waiter is read at once, later ones join the next round
-        while True:
-            # Answered waiters stay listed until their callers resume: they no longer count.
-            pending = [w for w in self._waiters if not w.result.done()]
-            if not pending:
-                return
-            delay = min(next_read, *(w.end for w in pending)) - self._clock()
-            if delay > 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                continue
-            await self._read_round(pending)
-            next_read = self._clock() + self.interval_s
-
-    async def _read_round(self, waiters: list[_Waiter]) -> None:
-        ids = sorted({w.system_id for w in waiters})
-        for first in range(0, len(ids), self._max_ids):
-            chunk = tuple(ids[first:first + self._max_ids])
-            in_chunk = set(chunk)
-            members = [w for w in waiters if w.system_id in in_chunk]
-            try:
-                found = {str(data["system_id"]): data for data in await self._read_many(chunk)}
-            except Exception as err:  # noqa: BLE001 - handed to each waiter, whose caller wraps it once
-                for waiter in members:
-                    if not waiter.result.done():
-                        waiter.result.set_exception(err)
-                continue
-            now = self._clock()
-            for waiter in members:
-                if waiter.result.done():  # cancelled by its caller's timeout meanwhile
-                    continue
-                data = found.get(waiter.system_id)
-                if data is None:
-                    waiter.result.set_result(None)
-                    continue
-                machine = Machine.from_api(data)
-                if machine.status not in waiter.busy or now >= waiter.end:
-                    waiter.result.set_result(machine)
-
-
-# -- the client -----------------------------------------------------------------------------------
+_MAAS = Timeouts()  # MAAS's own deadlines, for callers that pass none
 
 
 class DeploymentFailed(MaasError):
@@ -370,7 +71,7 @@ class MaasClient:
         tls: TlsSettings,
         *,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
-        poll_interval_s: float = POLL_INTERVAL_S,
+        poll_interval_s: float = _MAAS.maas_poll_s,
     ) -> None:
         self.url = endpoint.url
         if endpoint.url.startswith("http://"):
@@ -422,11 +123,7 @@ class MaasClient:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _run(self, make: Callable[[], Awaitable[T]], timeout_s: float) -> T:
-        async def with_tls() -> T:
-            _TLS.set(self._tls)  # this task's own context: other clients keep theirs
-            return await make()
-
-        future = asyncio.run_coroutine_threadsafe(with_tls(), self._loop)
+        future = asyncio.run_coroutine_threadsafe(make(), self._loop)
         try:
             return future.result(timeout=timeout_s)
         except TimeoutError:
@@ -438,7 +135,7 @@ class MaasClient:
             self._session_lock = asyncio.Lock()
         async with self._session_lock:
             if self._session is None:
-                _profile, self._session = await SessionAPI.connect(self.url, apikey=self._apikey, insecure=False)
+                self._session = await connect(self.url, self._apikey, self._tls)
             return self._session
 
     def _call(self, node: str, what: str, call: Callable[[SessionAPI], Awaitable[T]]) -> T:
@@ -486,9 +183,9 @@ class MaasClient:
             raise
         how = "PXE MAC"
         if machine.hostname != node.hostname:
-            log.warning("%s: MAAS knows PXE MAC %s as '%s' (%s)", node.hostname, node.pxe_mac,
+            node_log(log, node.hostname).warning("MAAS knows PXE MAC %s as '%s' (%s)", node.pxe_mac,
                         machine.hostname, machine.system_id)
-        log.debug("%s: found %s by %s, %s", node.hostname, machine.system_id, how, machine.status_name)
+        node_log(log, node.hostname).debug("found %s by %s, %s", machine.system_id, how, machine.status_name)
         return machine
 
     def read(self, node: str, machine: Machine) -> Machine:
@@ -511,7 +208,7 @@ class MaasClient:
             params["user_data"] = base64.b64encode(user_data)  # MAAS wants it base64-encoded
         if comment:
             params["comment"] = comment
-        log.info("%s: deploying %s on %s", node, image.distro_series, machine.system_id)
+        node_log(log, node).info("deploying %s on %s", image.distro_series, machine.system_id)
         data = self._call(node, f"machines/{machine.system_id} op=deploy", lambda s: s.Machine.deploy(**params))
         return Machine.from_api(data)
 
@@ -523,12 +220,13 @@ class MaasClient:
             params["quick_erase"] = quick_erase
         if comment:
             params["comment"] = comment
-        log.info("%s: releasing %s%s", node, machine.system_id, " with disk erase" if erase or quick_erase else "")
+        erasing = " with disk erase" if erase or quick_erase else ""
+        node_log(log, node).info("releasing %s%s", machine.system_id, erasing)
         data = self._call(node, f"machines/{machine.system_id} op=release", lambda s: s.Machine.release(**params))
         return Machine.from_api(data)
 
     def mark_broken(self, node: str, machine: Machine, comment: str) -> Machine:
-        log.warning("%s: marking %s broken: %s", node, machine.system_id, comment)
+        node_log(log, node).warning("marking %s broken: %s", machine.system_id, comment)
         data = self._call(node, f"machines/{machine.system_id} op=mark_broken",
                           lambda s: s.Machine.mark_broken(system_id=machine.system_id, comment=comment))
         return Machine.from_api(data)
@@ -551,7 +249,7 @@ class MaasClient:
                     self._tags_known.discard(name)  # deleted meanwhile: the stage's retry creates it again
                 raise
         if wanted:
-            log.info("%s: tagged %s with %s", node, machine.system_id, ", ".join(wanted))
+            node_log(log, node).info("tagged %s with %s", machine.system_id, ", ".join(wanted))
         return Machine.from_api({**_as_api(machine), "tag_names": [*machine.tags, *wanted]})
 
     def untag(self, node: str, machine: Machine, tags: Iterable[str]) -> Machine:
@@ -561,7 +259,7 @@ class MaasClient:
             self._call(node, f"tags/{name} op=update_nodes",
                        lambda s, name=name: s.Tag.update_nodes(name=name, remove=machine.system_id))
         if present:
-            log.info("%s: removed %s from %s", node, ", ".join(present), machine.system_id)
+            node_log(log, node).info("removed %s from %s", ", ".join(present), machine.system_id)
         return Machine.from_api({**_as_api(machine), "tag_names": [t for t in machine.tags if t not in present]})
 
     def _ensure_tag(self, node: str, name: str) -> None:
@@ -602,11 +300,11 @@ class MaasClient:
                             endpoint=f"{self.url} {what}", status=404, hint=_hint_for(404))
         return current
 
-    def wait_deployed(self, node: str, machine: Machine, *, deadline_s: float = DEPLOY_TIMEOUT_S) -> Machine:
+    def wait_deployed(self, node: str, machine: Machine, *, deadline_s: float = _MAAS.maas_deploy_s) -> Machine:
         """Wait for Deployed; DeploymentFailed (with MAAS's status message) on failure or deadline."""
         current = self._wait(node, machine, {NodeStatus.DEPLOYING}, deadline_s)
         if current.status == NodeStatus.DEPLOYED:
-            log.info("%s: Deployed (%s)", node, current.distro_series)
+            node_log(log, node).info("Deployed (%s)", current.distro_series)
             return current
         endpoint = f"{self.url} machines/{machine.system_id}"
         if current.status == NodeStatus.DEPLOYING:
@@ -618,11 +316,11 @@ class MaasClient:
             "deployment failed", node=node, endpoint=endpoint, status=current.status_name,
             service_message=current.status_message, hint="read MAAS's installation log for the machine")
 
-    def wait_ready(self, node: str, machine: Machine, *, deadline_s: float = RELEASE_TIMEOUT_S) -> Machine:
+    def wait_ready(self, node: str, machine: Machine, *, deadline_s: float = _MAAS.maas_release_s) -> Machine:
         """Wait for a release (and disk erase) to finish in Ready; MaasError otherwise."""
         current = self._wait(node, machine, {NodeStatus.RELEASING, NodeStatus.DISK_ERASING}, deadline_s)
         if current.status == NodeStatus.READY:
-            log.info("%s: released, Ready", node)
+            node_log(log, node).info("released, Ready")
             return current
         raise MaasError(
             "release did not end in Ready", node=node, endpoint=f"{self.url} machines/{machine.system_id}",
@@ -637,8 +335,8 @@ class MaasClient:
         image: OsImage,
         *,
         user_data: bytes | None = None,
-        deploy_timeout_s: float = DEPLOY_TIMEOUT_S,
-        release_timeout_s: float = ERASE_TIMEOUT_S,
+        deploy_timeout_s: float = _MAAS.maas_deploy_s,
+        release_timeout_s: float = _MAAS.maas_erase_s,
         max_attempts: int = MAX_DEPLOY_ATTEMPTS,
         erase_on_retry: bool = False,
         machine: Machine | None = None,
@@ -655,7 +353,7 @@ class MaasClient:
         attempts = 0
         while True:
             action = decide_os_action(machine, image, failed_attempts=len(failures), max_attempts=max_attempts)
-            log.info("%s: %s (%s)", host, action.step.value, action.reason)
+            node_log(log, host).info("%s (%s)", action.step.value, action.reason)
             if action.step == OsStep.NOTHING:
                 return OsOutcome(machine, True, attempts, action.reason, tuple(failures))
             if action.step == OsStep.QUARANTINE:
