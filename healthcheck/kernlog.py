@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healthcheck.config import Config
-from healthcheck.model import Finding, Result, Verdict, conclude, unknown
+from healthcheck.model import Finding, Result, Verdict, conclude, skipped, unknown
 from healthcheck.probe import Missing, read_text, run
 from healthcheck.readings import Readings
 
@@ -165,7 +165,30 @@ def save_baseline(baseline: Baseline, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_baseline(path: Path) -> frozenset[str] | Missing:
+@dataclass(frozen=True)
+class Learning:
+    """The site's baseline is still being learned from its first validated nodes (day one)."""
+
+    have: int
+    need: int
+
+    @property
+    def reason(self) -> str:
+        return (f"learning: the site's dmesg baseline is learned from its first {self.need} validated nodes "
+                f"({self.have} so far)")
+
+
+def save_learning(have: int, need: int, path: Path) -> None:
+    """The placeholder the control plane installs while the baseline is learned (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".baseline-")
+    with os.fdopen(fd, "w") as out:
+        json.dump({"schema": BASELINE_SCHEMA, "learning": {"have": have, "need": need}}, out)
+        out.write("\n")
+    os.replace(tmp, path)
+
+
+def load_baseline(path: Path) -> frozenset[str] | Learning | Missing:
     text = read_text(path)
     if isinstance(text, Missing):
         return text
@@ -173,8 +196,10 @@ def load_baseline(path: Path) -> frozenset[str] | Missing:
         data = json.loads(text)
         if data.get("schema") != BASELINE_SCHEMA:
             return Missing(f"{path}: schema {data.get('schema')!r}, expected {BASELINE_SCHEMA}")
+        if "learning" in data:
+            return Learning(int(data["learning"]["have"]), int(data["learning"]["need"]))
         return frozenset(data["templates"])
-    except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as err:
+    except (json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as err:
         return Missing(f"{path}: not a baseline file ({err})")
 
 
@@ -204,6 +229,8 @@ class DmesgBaselineCheck:
     def evaluate(self, readings: Readings, config: Config) -> Result:
         if isinstance(readings.kernel_log, Missing):
             return kernel_log_unreadable(self.name, readings.kernel_log)
+        if isinstance(readings.dmesg_baseline, Learning):
+            return skipped(self.name, readings.dmesg_baseline.reason)
         if isinstance(readings.dmesg_baseline, Missing):
             return unknown(
                 self.name,

@@ -7,9 +7,13 @@ the config, which is what lets fixture files and unit tests drive exactly the pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from healthcheck.gpu import GpuSnapshot
 from healthcheck.probe import Missing
+
+if TYPE_CHECKING:
+    from healthcheck.kernlog import Learning
 
 
 @dataclass(frozen=True)
@@ -86,4 +90,4 @@ class Readings:
     fabric_manager: str | Missing  # systemctl is-active answer
     os: OsInfo | Missing
     processes: tuple[Process, ...] | Missing
-    dmesg_baseline: frozenset[str] | Missing
+    dmesg_baseline: frozenset[str] | Learning | Missing
