@@ -26,6 +26,8 @@ FAULT_KINDS = (
     "maas_failed_deployment",
     "maas_failed_release",
     "maas_stuck_deploying",
+    "maas_failed_commissioning",
+    "bmc_no_nics_yet",
     "gpu_sick",
     "ib_link_down",
     "dmesg_bad",

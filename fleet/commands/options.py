@@ -38,7 +38,7 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", action="extend", type=comma_list, default=[], metavar="A,B",
                         help="node names, comma-separated, repeatable")
     parser.add_argument("--state-dir", type=Path, help="state DB directory (default: env FLEET_STATE_DIR, else the "
-                        "site's state_dir, else .state/<site> in the repo)")
+                        "site's state_dir, else /var/lib/fleet/<site> as root or $XDG_STATE_HOME/fleet/<site>)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every library event")
 
 
@@ -78,7 +78,19 @@ def state_dir(args: argparse.Namespace, site: Site) -> Path:
         return Path(os.environ["FLEET_STATE_DIR"])
     if site.state_dir is not None:
         return site.state_dir
-    return REPO / ".state" / site.name
+    return production_state_dir(site.name)
+
+
+def production_state_dir(site_name: str, *, euid: int | None = None,
+                         environ: dict[str, str] | None = None) -> Path:
+    """Where a site's state lives when nothing names a place: outside the checkout, which may be
+    replaced or shared. /var/lib/fleet/<site> for root (the FHS's place for a service's state), else
+    $XDG_STATE_HOME/fleet/<site> (~/.local/state, the XDG base directory spec's default)."""
+    env = os.environ if environ is None else environ
+    if (os.geteuid() if euid is None else euid) == 0 and not env.get("XDG_STATE_HOME"):
+        return Path("/var/lib/fleet") / site_name
+    base = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") else Path(env.get("HOME", "~")) / ".local/state"
+    return base / "fleet" / site_name
 
 
 def open_state(args: argparse.Namespace, site: Site) -> StateDB:

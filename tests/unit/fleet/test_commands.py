@@ -53,3 +53,15 @@ def test_the_stage_table_orders_bring_up_and_reimage() -> None:
     assert stages.order(reimage=True, until="burnin") == ["release", *stages.NAMES]
     for spec in stages.TABLE:
         assert callable(__import__(f"fleet.stages.{spec.module}", fromlist=["make"]).make), spec.name
+
+
+def test_a_site_without_a_state_dir_keeps_its_state_outside_the_checkout() -> None:
+    from pathlib import Path
+
+    from fleet.commands.options import production_state_dir
+
+    assert production_state_dir("dc1", euid=0, environ={}) == Path("/var/lib/fleet/dc1")
+    assert production_state_dir("dc1", euid=1000, environ={"HOME": "/home/ops"}) == Path(
+        "/home/ops/.local/state/fleet/dc1")
+    assert production_state_dir("dc1", euid=1000, environ={"XDG_STATE_HOME": "/srv/state"}) == Path(
+        "/srv/state/fleet/dc1")
