@@ -5,7 +5,7 @@ lab: the lab's generator (lab/sitegen.py) writes the lab site's values (its ssh_
 repository, deadlines scaled to its clock), so production code never asks whether a site is the lab.
 
     path_vars:  {FLEET_LAB_DIR: ../../.lab}   defaults for $VARS in the site's paths (the environment wins)
-    state_dir:  $FLEET_LAB_DIR/state           the state DB's directory (default: .state/<site> in the repo)
+    state_dir:  $FLEET_LAB_DIR/state           the state DB's directory (default /var/lib/fleet/<site> or XDG)
     before_run: ["{python}", -m, lab, --site, "{site}", up]   run before `up`/`reimage` (idempotent)
     ssh:        {config: PATH, user: root}     the system ssh client's config file and login user
     ansible:    {vars: [lab], env: {NAME: value}}   playbooks/vars/<name>.yml overlays, runner environment
