@@ -48,11 +48,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
                          hint="add firmware: {components: {bios: {version: ..., image: ..., sha256: ...}}}")
     options.at_least_one(args, "bmc_requests")
     nodes = options.select(args, site)
-    from fleet.commands.up import ensure_lab
+    from fleet.commands.up import before_run
     from fleet.dell import firmware
     from fleet.redfish import BmcPool
 
-    ensure_lab(site, [])
+    before_run(site, [])
     pool = BmcPool(site, max_requests=args.bmc_requests, insecure=args.insecure_bmc)
     plans, errors = {}, {}
     with ThreadPoolExecutor(max_workers=min(32, len(nodes))) as workers:

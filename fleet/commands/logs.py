@@ -40,10 +40,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         since = logs.parse_since(args.since) if args.since else None
     except ValueError as err:
         raise UsageError(str(err), hint="e.g. --since 6h") from None
-    from fleet.commands.up import ensure_lab
+    from fleet.commands.up import before_run
     from fleet.redfish import BmcPool
 
-    ensure_lab(site, [])
+    before_run(site, [])
     bmc = BmcPool(site, max_requests=2, insecure=args.insecure_bmc).client(args.node)
     entries = []
     for log in ("sel", "lclog") if args.log == "all" else (args.log,):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from fleet.maas import node_tags
+from lab.redfish.service import RedfishLabFiles
 from tests.lab.conftest import LabSite
 
 pytestmark = pytest.mark.lab
@@ -43,6 +44,13 @@ def deploys_accepted(lab: LabSite, hostname: str) -> int:
     """Deployments the lab MAAS started for the node (its log has one line per accepted deploy)."""
     text = (lab.lab_dir / "logs" / "maas.log").read_text(encoding="utf-8")
     return text.count(f"{hostname}: deploy accepted")
+
+
+def bmc_log(lab: LabSite, hostname: str) -> list[dict]:
+    """What the node's BMC was asked, from the lab BMC front's own request log (User-Agent included)."""
+    log = RedfishLabFiles.under(lab.lab_dir).requests_log
+    return [entry for entry in map(json.loads, log.read_text(encoding="utf-8").splitlines())
+            if entry["node"] == hostname]
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -122,12 +130,24 @@ def test_faults_end_each_node_where_it_should_and_the_rest_finish(lab_site: LabS
     assert code == 1, stderr
     rows = by_host(report)
     states = lab_site.states()
-    assert report["summary"] == {"done": 2, "quarantined": 2}
 
-    # BMC answering 500 half the time: retried to success, at the cost of more requests.
-    assert (states[flaky].status, states[flaky].stage) == ("done", "os")
+    # BMC answering 500 half the time: our requests are retried to success, at the cost of more
+    # requests. The same BMC answers MAAS's power driver the same way (the lab MAAS powers machines
+    # through it, as real MAAS does), and its 5-6 request power-on rarely gets through MAAS's three
+    # tries: then the deployment fails, is retried once, and the node is quarantined at `os` with
+    # MAAS's reason. Either end is right; a node stopped before `os` or left in between is not.
     assert rows[flaky]["counters"]["bmc_requests"] > rows[healthy]["counters"]["bmc_requests"]
-    assert lab_site.machine(flaky).status_name == "Deployed"
+    flaky_deployed = states[flaky].status == "done"
+    if flaky_deployed:
+        assert states[flaky].stage == "os"
+        assert lab_site.machine(flaky).status_name == "Deployed"
+    else:
+        assert (states[flaky].status, states[flaky].current) == ("quarantined", "os"), states[flaky]
+        assert "MAAS" in states[flaky].last_error
+        # ... and the BMC's own log shows MAAS's driver meeting the same 5xx answers
+        assert any(entry["agent"] == "MAAS" and entry["fault"] == "bmc_5xx" for entry in bmc_log(lab_site, flaky))
+    assert report["summary"] == ({"done": 2, "quarantined": 2} if flaky_deployed
+                                 else {"done": 1, "quarantined": 3})
 
     # Wrong BMC credentials: stopped at discover, the message says 401 and names the node.
     locked = states[locked_out]
@@ -253,7 +273,9 @@ def test_bad_input_exits_2_and_touches_nothing(lab_site: LabSite, args: list[str
 
 # -- reimage ----------------------------------------------------------------------------------
 
-def test_reimage_asks_without_a_tty_then_releases_and_redeploys_one_node(lab_site: LabSite, tmp_path: Path) -> None:
+def test_reimage_asks_without_a_tty_then_releases_and_redeploys_one_node(
+        make_lab_site: Callable[..., LabSite], tmp_path: Path) -> None:
+    lab_site = make_lab_site(max_hosts=0)  # no lab host behind any node (one could land behind the target)
     code, _report, stderr = run_rack(lab_site, tmp_path)
     assert code == 0, stderr
     target, *others = RACK1
