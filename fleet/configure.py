@@ -34,6 +34,7 @@ import yaml
 
 from fleet.errors import ConfigureError
 from fleet.site import Node, Site
+from fleet.state import pid_alive
 from fleet.workflow import NodeContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -127,16 +128,6 @@ def stale_runner_dirs(names: Iterable[str], alive: Callable[[int], bool]) -> lis
     return [name for name in names if (m := _RUNNER_DIR.match(name)) and not alive(int(m.group(1)))]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_runner_dirs(root: Path) -> list[Path]:
     """Remove runner dirs of dead runs under `root` (they may hold inventories and event data)."""
     try:
@@ -145,7 +136,7 @@ def clean_stale_runner_dirs(root: Path) -> list[Path]:
     except OSError:
         return []
     removed = []
-    for name in stale_runner_dirs(names, _pid_alive):
+    for name in stale_runner_dirs(names, pid_alive):
         shutil.rmtree(root / name, ignore_errors=True)
         removed.append(root / name)
         log.info("removed the runner directory %s left by a run that was killed", root / name)

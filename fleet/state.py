@@ -402,10 +402,8 @@ def _journal(db: _Backend, run_id: str, hostname: str, stage: str, event: str, d
                (time.time(), run_id, hostname, stage, event, json.dumps(detail, sort_keys=True, default=str)))
 
 
-def _holder_alive(pid: int, host: str, me: str) -> bool:
-    """A lock held from another host cannot be checked: assume it is alive (safe side)."""
-    if host != me:
-        return True
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host exists (one we may not signal still exists)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -413,3 +411,8 @@ def _holder_alive(pid: int, host: str, me: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _holder_alive(pid: int, host: str, me: str) -> bool:
+    """A lock held from another host cannot be checked: assume it is alive (safe side)."""
+    return host != me or pid_alive(pid)
