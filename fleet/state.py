@@ -402,6 +402,18 @@ def _journal(db: _Backend, run_id: str, hostname: str, stage: str, event: str, d
                (time.time(), run_id, hostname, stage, event, json.dumps(detail, sort_keys=True, default=str)))
 
 
+def production_state_dir(site_name: str, *, euid: int | None = None,
+                         environ: dict[str, str] | None = None) -> Path:
+    """Where a site's state lives when nothing names a place: outside the checkout, which may be
+    replaced or shared. /var/lib/fleet/<site> for root (the FHS's place for a service's state), else
+    $XDG_STATE_HOME/fleet/<site> (~/.local/state, the XDG base directory spec's default)."""
+    env = os.environ if environ is None else environ
+    if (os.geteuid() if euid is None else euid) == 0 and not env.get("XDG_STATE_HOME"):
+        return Path("/var/lib/fleet") / site_name
+    base = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") else Path(env.get("HOME", "~")) / ".local/state"
+    return base / "fleet" / site_name
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process of this host exists (one we may not signal still exists)."""
     try:

@@ -26,7 +26,7 @@ from fleet.logs import NodeFormatter
 
 # The registry, in `provision.py -h` order.
 VERBS = ("up", "status", "reimage", "health", "burnin", "watch", "return", "quarantine", "fabric", "firmware", "logs",
-         "kraken", "image", "lab")
+         "kraken", "image", "hostkey", "lab")
 DEFAULT_VERB = "up"
 
 

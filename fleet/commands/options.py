@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from fleet.errors import UsageError
 from fleet.site import Node, Site, load_site, select_nodes
-from fleet.state import StateDB
+from fleet.state import StateDB, production_state_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_CODES = "Exit codes: 0 every selected node reached the target, 1 some did not, 2 bad input (nothing touched)"
@@ -62,7 +63,10 @@ def select(args: argparse.Namespace, site: Site, names: list[str] | None = None)
 
 
 def load(args: argparse.Namespace) -> Site:
-    return load_site(args.site)
+    """The site, with its state directory resolved once (--state-dir, FLEET_STATE_DIR, the site, the
+    default): everything kept beside the state DB (the nodes' known_hosts) is then found from the site."""
+    site = load_site(args.site)
+    return replace(site, state_dir=state_dir(args, site))
 
 
 def at_least_one(args: argparse.Namespace, *flags: str) -> None:
@@ -72,25 +76,13 @@ def at_least_one(args: argparse.Namespace, *flags: str) -> None:
 
 
 def state_dir(args: argparse.Namespace, site: Site) -> Path:
-    if args.state_dir:
+    if getattr(args, "state_dir", None):
         return args.state_dir
     if os.environ.get("FLEET_STATE_DIR"):
         return Path(os.environ["FLEET_STATE_DIR"])
     if site.state_dir is not None:
         return site.state_dir
     return production_state_dir(site.name)
-
-
-def production_state_dir(site_name: str, *, euid: int | None = None,
-                         environ: dict[str, str] | None = None) -> Path:
-    """Where a site's state lives when nothing names a place: outside the checkout, which may be
-    replaced or shared. /var/lib/fleet/<site> for root (the FHS's place for a service's state), else
-    $XDG_STATE_HOME/fleet/<site> (~/.local/state, the XDG base directory spec's default)."""
-    env = os.environ if environ is None else environ
-    if (os.geteuid() if euid is None else euid) == 0 and not env.get("XDG_STATE_HOME"):
-        return Path("/var/lib/fleet") / site_name
-    base = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") else Path(env.get("HOME", "~")) / ".local/state"
-    return base / "fleet" / site_name
 
 
 def open_state(args: argparse.Namespace, site: Site) -> StateDB:

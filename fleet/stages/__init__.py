@@ -5,6 +5,7 @@
     bios       BIOS attributes to the site's pins through the iDRAC job queue (fleet/dell)  bios.py
     pxe        one-time network boot + power cycle (skipped when MAAS already has the OS)  pxe.py
     os         MAAS deploy, wait for Deployed, retry a failed deployment once              deploy.py
+    hostkey    the node's SSH host key judged against the journal, recorded (fleet/hostkeys) hostkey.py
     configure  the Ansible roles, in batches (fleet/configure.py)                          configure.py
     fabric     HCA ports Active at rate, cabled as planned, in the pkeys (fleet/fabric/)   fabric.py
     validate   the node's health checks (fleet/validate.py)                                validate.py
@@ -43,6 +44,7 @@ TABLE = (
     StageSpec("bios", "bios"),
     StageSpec("pxe", "pxe"),
     StageSpec("os", "deploy"),
+    StageSpec("hostkey", "hostkey"),
     StageSpec("configure", "configure"),
     StageSpec("fabric", "fabric"),
     StageSpec("validate", "validate"),

@@ -1,6 +1,7 @@
 """release (reimage only): give the machine back to MAAS, optionally erasing its disks, and wait for Ready.
 
-The release request is journaled and sent once per generation; a machine already Ready is not
+The release request is journaled and sent once per generation, and the node's SSH host key is
+forgotten with it (fleet/hostkeys.py: the next OS brings a new one); a machine already Ready is not
 released again, and one MAAS is still Releasing or Disk erasing (a resume after a crash or a
 timed-out wait) is waited for: sending `release` again would be refused, or restart the erase.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fleet.hostkeys import FORGOTTEN, KnownHosts, known_hosts_file
 from fleet.maas import MaasClient, Machine, NodeStatus
 from fleet.site import Node, Site
 from fleet.stages.shared import Shared
@@ -37,7 +39,7 @@ class Release:
         step = release_step(machine)
         if step == "release":
             sent: list[Machine] = []
-            if not ctx.once("release", lambda: sent.append(self._send(node, machine))):
+            if not ctx.once("release", lambda: sent.append(self._send(node, machine, ctx))):
                 return StageResult(False, f"released earlier in this generation, but MAAS now says "
                                    f"{machine.status_name}: not released twice; look at the machine in MAAS",
                                    quarantine=True)
@@ -49,7 +51,10 @@ class Release:
             self.maas.wait_ready(node.hostname, machine, deadline_s=timeout)
         return StageResult(True, "released: Ready for a fresh deployment")
 
-    def _send(self, node: Node, machine: Machine) -> Machine:
+    def _send(self, node: Node, machine: Machine, ctx: NodeContext) -> Machine:
+        # The node's host key goes with its OS: no key is trusted for it again until a deploy is journaled.
+        KnownHosts(known_hosts_file(self.site)).forget(node.address)
+        ctx.journal(FORGOTTEN, address=node.address)
         return self.maas.release(node.hostname, machine, erase=self.erase, comment="fleet: reimage")
 
 

@@ -78,3 +78,18 @@ def test_a_deployed_machine_is_released_once_then_waited_for(site, tmp_path):
     result = Release(site, maas).run(node, NodeContext(node, db, 1, "release"))
     assert not result.ok and "released earlier" in result.detail
     assert maas.calls == ["release", "wait:RELEASING"]
+
+
+def test_the_release_forgets_the_nodes_host_key_once_journaled(site, tmp_path):
+    from fleet.hostkeys import FORGOTTEN, HostKey, KnownHosts, known_hosts_file
+
+    db = StateDB(tmp_path / "state.db")
+    node, other = site.nodes["gpu-001-01"], site.nodes["gpu-001-02"]
+    known = KnownHosts(known_hosts_file(site))
+    key = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIOJuMIje1PXQbdY5fGZLqHlgKdr39VnhceML2CW0POCK")
+    known.record(node.address, key)
+    known.record(other.address, key)
+    assert Release(site, FakeMaas(NodeStatus.DEPLOYED)).run(node, NodeContext(node, db, 1, "release")).ok
+    assert known.lookup(node.address) is None and known.lookup(other.address) == key
+    events = [e.event for e in db.entries(node.hostname)]
+    assert events.index("release:started") < events.index(FORGOTTEN) < events.index("release:done")
