@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from fleet import hostkeys
 from fleet.errors import ConfigureError
 from fleet.site import Node, Site
 from fleet.state import pid_alive
@@ -262,9 +264,14 @@ class AnsibleRun:
             # ansible-playbook lives beside this interpreter (the virtualenv), which need not be on PATH.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
+        # ansible.cfg's connection sharing, the nodes' host keys checked strictly against the tool's own
+        # known_hosts (recorded by the hostkey stage), then the site's ssh_config (user, key, bastion):
+        # ssh takes the first value of an option, so the host key settings win over any config file.
+        ssh_args = ["-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
+                    *hostkeys.check_options(hostkeys.known_hosts_file(self.site))]
         if self.site.ssh.config:
-            # The site's SSH settings (user, key, known_hosts, control sockets) live in its ssh_config.
-            env["ANSIBLE_SSH_ARGS"] = f"-F {self.site.ssh.config}"
+            ssh_args += ["-F", str(self.site.ssh.config)]
+        env["ANSIBLE_SSH_ARGS"] = shlex.join(ssh_args)
         env.update(self.site.ansible.env)
         return env
 
@@ -284,6 +291,9 @@ class ConfigureStage:
         result = self.batcher.submit(node.hostname)
         evidence = {"roles": self.versions, "changed": result.changed, "skipped_hardware_steps": result.skipped_steps}
         if result.unreachable:
+            refused = hostkeys.explain(node.hostname, result.unreachable)  # ssh refused the node's host key
+            if refused:
+                return StageResult(False, refused, evidence, retryable=False, quarantine=True)
             return StageResult(False, f"unreachable over SSH: {result.unreachable}", evidence)
         if result.failed_task:
             return StageResult(False, f"task '{result.failed_task}' failed: {result.failed_msg}", evidence,

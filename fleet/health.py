@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleet import hostkeys
 from fleet.logs import node_log
 from fleet.ssh import SSH_FAILED, ssh_argv
 from healthcheck.kernlog import Baseline, learn_baseline
@@ -100,7 +101,8 @@ def parse_node_output(node: str, returncode: int, stdout: str, stderr: str, dura
                           "reset the GPUs or reboot it", duration_s=duration_s)
     if returncode == SSH_FAILED:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else "ssh failed"
-        return NodeHealth(node, UNREACHABLE, error=f"ssh: {last}", duration_s=duration_s)
+        refused = hostkeys.explain(node, stderr)  # ssh refused the node's host key: say which and what next
+        return NodeHealth(node, UNREACHABLE, error=refused or f"ssh: {last}", duration_s=duration_s)
     if returncode == USAGE_EXIT:
         return NodeHealth(
             node,

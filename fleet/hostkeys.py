@@ -89,11 +89,6 @@ def parse_known_hosts(text: str) -> list[tuple[str, HostKey]]:
     return found
 
 
-def host_name(address: str, port: int = 22) -> str:
-    """How ssh names a host in known_hosts: the address, or [address]:port off port 22."""
-    return address if port == 22 else f"[{address}]:{port}"
-
-
 # -- the journal's facts (pure) ---------------------------------------------------------------------
 
 
@@ -142,10 +137,6 @@ class Decision:
     verdict: Verdict
     reason: str
 
-    @property
-    def trusted(self) -> bool:
-        return self.verdict != Verdict.REFUSE
-
 
 def decide(known: KeyFacts, recorded: HostKey | None, seen: HostKey) -> Decision:
     """Accept, record or refuse the key a node presents, from the journal's facts and our known_hosts."""
@@ -188,6 +179,7 @@ def refusal(node: str, address: str, file: Path, reason: str, recorded: str, see
 # What OpenSSH prints when StrictHostKeyChecking=yes refuses a host (sshconnect.c).
 _CHANGED = re.compile(r"The fingerprint for the (\S+) key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/]+)")
 _CHANGED_HOST = re.compile(r"Host key for (\S+) has changed and you have requested strict checking")
+_FILE = re.compile(r"Add correct host key in (\S+) to get rid of this message")
 _UNKNOWN = re.compile(r"No (\S+) host key is known for (\S+) and you have requested strict checking")
 
 
@@ -209,24 +201,30 @@ def ssh_refusal(stderr: str) -> SshRefusal | None:
     return SshRefusal(unknown.group(2), unknown.group(1), "") if unknown else None
 
 
-def explain(node: str, address: str, file: Path, stderr: str) -> str | None:
-    """Our paragraph for a connection ssh refused over the node's host key, or None when it was not that."""
+def explain(node: str, stderr: str) -> str | None:
+    """Our paragraph for a connection ssh refused over the node's host key, or None when it was not that.
+
+    ssh's own words name the host and, for a changed key, the file that holds the old one; the old
+    fingerprint is read from that file."""
     refused = ssh_refusal(stderr)
     if refused is None:
         return None
-    recorded = KnownHosts(file).lookup(address)
     if not refused.seen:
-        return (f"host key of {node} ({address}) unknown: {file} has no key for it, and every connection checks "
-                f"that file strictly. Next step: `provision.py hostkey accept {node} --fingerprint SHA256:...` "
-                f"with the fingerprint you checked on the node's console (`ssh-keygen -lf "
-                f"/etc/ssh/ssh_host_{refused.kind.lower()}_key.pub`), or `provision.py reimage {node}`")
-    return refusal(node, address, file, "the host key changed, and only a deploy journaled by this tool "
+        return (f"host key of {node} ({refused.host}) unknown: the tool's known_hosts has no key for it, and every "
+                f"connection checks that file strictly (a node is recorded by its hostkey stage, after a deploy). "
+                f"Next step: `provision.py hostkey accept {node} --fingerprint SHA256:...` with the fingerprint "
+                f"you checked on the node's console (`ssh-keygen -lf "
+                f"/etc/ssh/ssh_host_{_short(refused.kind)}_key.pub`), or `provision.py reimage {node}`")
+    named = _FILE.search(stderr)
+    file = Path(named.group(1)) if named else Path("known_hosts")
+    recorded = KnownHosts(file).lookup(refused.host) if named else None
+    return refusal(node, refused.host, file, "the host key changed, and only a deploy journaled by this tool "
                    "makes a new key expected", recorded.fingerprint if recorded else "", refused.seen,
                    refused.kind)
 
 
 def _short(kind: str) -> str:
-    """The host key file's name part for a key type (ssh_host_<short>_key)."""
+    """The host key file's name part for a key type (ssh_host_<short>_key): ssh-ed25519 or ED25519 -> ed25519."""
     kind = kind.lower()
     return {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa"}.get(kind, "ecdsa" if kind.startswith("ecdsa") else kind)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 
@@ -115,6 +116,17 @@ def test_unreachable_is_retryable_and_a_failed_task_is_not(tmp_path) -> None:
     assert failed.detail == "task 'Hold packages' failed: dpkg lock"
 
 
+def test_a_host_key_ssh_refused_quarantines_with_our_explanation(tmp_path) -> None:
+    stderr = ("Add correct host key in /nonexistent/known_hosts to get rid of this message.\n"
+              "The fingerprint for the ED25519 key sent by the remote host is\n"
+              "SHA256:tz/HeBgZXuJNHRCq8xMtRLESRyq96i5bw2WKDNExcgo.\n"
+              "Host key for 198.18.1.11 has changed and you have requested strict checking.\n"
+              "Host key verification failed.")
+    result, _ = stage_result(tmp_path, HostResult(unreachable=f"Failed to connect to the host via ssh: {stderr}"))
+    assert not result.ok and result.quarantine and not result.retryable
+    assert "SHA256:tz/HeBgZXuJNHRCq8xMtRLESRyq96i5bw2WKDNExcgo" in result.detail and "hostkey accept" in result.detail
+
+
 def test_success_records_role_versions_and_journals_skipped_steps(tmp_path) -> None:
     result, ctx = stage_result(tmp_path, HostResult(ok_tasks=40, changed=3, skipped_steps=["nvidia_driver: modprobe"]))
     assert result.ok and "1 hardware step(s) skipped" in result.detail
@@ -178,6 +190,10 @@ def test_ansible_runner_gets_a_filtered_environment_without_the_operators_secret
     assert "FLEET_MAAS_API_KEY" not in env and "AWS_SECRET_ACCESS_KEY" not in env
     assert "secret-in-the-env" not in repr(env)
     assert env["PATH"] and env["HOME"] and env["ANSIBLE_CONFIG"].endswith("ansible.cfg")
+    # the nodes' host keys: the tool's own known_hosts, strictly, before the site's ssh_config can say otherwise
+    args = shlex.split(env["ANSIBLE_SSH_ARGS"])
+    assert f"UserKnownHostsFile={site.state_dir / 'known_hosts'}" in args and "StrictHostKeyChecking=yes" in args
+    assert args.index("StrictHostKeyChecking=yes") < args.index("-F")
 
 
 @pytest.mark.parametrize(("names", "alive", "stale"), [

@@ -96,6 +96,8 @@ def test_sweep_reports_each_fault_and_transport_failure_per_node():
     ("returncode", "stdout", "stderr", "verdict", "error"),
     [
         (255, "", "Permission denied (publickey).", UNREACHABLE, "ssh: Permission denied (publickey)."),
+        (255, "", "No ED25519 host key is known for 198.18.1.11 and you have requested strict checking.\r\n"
+         "Host key verification failed.\r\n", UNREACHABLE, "host key of gpu-001-01 (198.18.1.11) unknown"),
         (4, "", "invalid config /etc/healthcheck/config.json", "UNKNOWN", "healthcheck config invalid"),
         (127, "", "bash: python3: command not found", "UNKNOWN", "python3: command not found"),
         (1, "{not json", "", "UNKNOWN", "healthcheck exited 1"),
