@@ -115,9 +115,9 @@ def facts(entries: Iterable[JournalEntry]) -> KeyFacts:
         elif entry.event == FORGOTTEN:
             recorded_fp = ""
             released_since = True
-        elif entry.event == "release:started":  # the release stage's journaled step (ctx.once)
+        elif entry.stage == "release" and entry.event == "release:started":  # its journaled step (ctx.once)
             released_since = True
-        elif entry.event == "ensure_os:started" and entry.detail.get("action") in DEPLOY_ACTIONS:
+        elif (entry.stage, entry.event) == ("os", "ensure_os:started") and entry.detail.get("action") in DEPLOY_ACTIONS:
             deployed_at, deployed_since, released_since = entry.ts, True, False
     return KeyFacts(recorded_fp, recorded_at, deployed_at, deployed_since or not ever, released_since, ever)
 

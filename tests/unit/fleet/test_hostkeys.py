@@ -26,7 +26,8 @@ NEW = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIJ0Ll2gWg0dxA7xmj1g0sKJ4i9
 
 
 def entry(event: str, ts: float = 0.0, **detail: object) -> JournalEntry:
-    return JournalEntry(ts, "run", "gpu-012-03", "", event, detail)
+    stage = {"release:started": "release", "ensure_os:started": "os"}.get(event, "hostkey")
+    return JournalEntry(ts, "run", "gpu-012-03", stage, event, detail)
 
 
 RECORDED_OLD = entry(hostkeys.RECORDED, 10.0, fingerprint=OLD.fingerprint)
@@ -73,6 +74,9 @@ def test_facts_follow_the_journal_order():
     assert folded == KeyFacts(OLD.fingerprint, 10.0, 20.0, False, False, True)
     assert facts([RECORDED_OLD, RELEASE, FORGET, DEPLOY]).deployed_since_record
     assert facts([RECORDED_OLD, RELEASE, FORGET]).released_since_deploy
+    # only the stages' own events count: a step of another stage with the same name is no release
+    assert not facts([RECORDED_OLD, JournalEntry(20.0, "run", "gpu-012-03", "bios", "release:started", {})]
+                     ).released_since_deploy
 
 
 def test_the_refusal_names_the_node_both_fingerprints_and_the_next_step(tmp_path):
