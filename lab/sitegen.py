@@ -78,11 +78,12 @@ def node_entry(rack: int, slot: int, shape: SiteShape) -> dict:
 
 
 def lab_timeouts(time_factor: float) -> dict[str, float]:
-    """Production's deadlines on the lab clock; polling has floors so a big lab does not flood itself."""
+    """Production's deadlines and polls on the lab clock, written into the site as they are: production
+    code uses them unscaled. Polling has floors so a big lab does not flood itself."""
     real = Timeouts()
-    floors = {"maas_poll_s": 0.5, "bmc_poll_s": 0.2}
+    floors = {"maas_poll_s": 0.5, "bmc_poll_s": 0.2, "lc_poll_s": 0.05, "idrac_job_poll_s": 0.05}
     return {f.name: round(max(floors.get(f.name, 0.0), getattr(real, f.name) * time_factor), 6)
-            for f in fields(Timeouts) if f.name != "clock"} | {"clock": time_factor}
+            for f in fields(Timeouts)}
 
 
 def site_document(shape: SiteShape) -> dict:

@@ -5,7 +5,7 @@
                                                       firmware.max_parallel nodes at once
 
 Images come from `firmware.repository` and are checked against their pinned sha256 first. Each job is
-followed to its end within `firmware.job_timeout_s` (30 minutes). A node without an OS, or one named
+followed to its end within `timeouts.firmware_job_s` (30 minutes). A node without an OS, or one named
 with --nodes, is reset when a job needs POST; others keep the job scheduled for their next reboot.
 A failed update stops that node's other updates and quarantines it with the job's message and its
 newest critical/warning SEL and Lifecycle log entries. HCA firmware the iDRAC cannot update is
@@ -131,7 +131,7 @@ def _apply(args: argparse.Namespace, site: Any, nodes: list, pool: Any, plans: d
                                       busy=in_use(site, node) if has_os and selected else "")
         try:
             outcome = apply_node(pool.client(node), plans[node.hostname], ctx, site.firmware, images,
-                                 may_reboot=may_reboot, scale=site.timeouts.clock)
+                                 may_reboot=may_reboot, timeouts=site.timeouts)
         except FleetError as err:
             outcome = NodeOutcome(node.hostname, "failed", str(err))
         if outcome.status == "quarantined":

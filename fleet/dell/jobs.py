@@ -43,7 +43,6 @@ FAILED_STATES = ("Failed", "RebootFailed", "Unknown")
 WAITS_FOR_RESET = ("Scheduled", "RebootPending")
 ACTIVE_STATES = ("New", "Scheduled", "Running", "Downloading", "Downloaded", "Scheduling", "ReadyForExecution",
                  "Waiting", "Paused", "RebootPending", "PendingActivation")
-DEADLINE_S = 30 * 60.0  # Dell's scripts give a job 30 minutes ("Timeout of 30 minutes has been hit")
 
 
 def _field(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -147,7 +146,7 @@ def clear_queue(bmc: Bmc, *, force: bool = False) -> None:
     bmc.request("POST", DELETE_JOB_QUEUE, body={"JobID": CLEAR_ALL_FORCE if force else CLEAR_ALL}, repeat=True)
 
 
-def follow(bmc: Bmc, jid: str, *, deadline_s: float = DEADLINE_S, poll_s: float = 10.0,
+def follow(bmc: Bmc, jid: str, *, deadline_s: float, poll_s: float,
            on_reboot: Callable[[Job], bool] | None = None, sleep: Callable[[float], None] = time.sleep,
            clock: Callable[[], float] = time.monotonic) -> tuple[Job, Verdict]:
     """Poll the job until it ends (DONE/PARTIAL/FAILED) or waits for a reset nobody may send (REBOOT).

@@ -23,10 +23,10 @@ from fleet.dell import firmware, jobs
 from fleet.dell.firmware import NodePlan, UpdateStep
 from fleet.errors import FleetError
 from fleet.redfish import Bmc
+from fleet.site.control import Timeouts
 from fleet.site.dell import FirmwareSettings
 from fleet.workflow import NodeContext
 
-JOB_POLL_S = 10.0
 FETCH_TIMEOUT_S = 600.0
 
 
@@ -71,14 +71,15 @@ class NodeOutcome:
 
 
 def apply_node(bmc: Bmc, plan: NodePlan, ctx: NodeContext, settings: FirmwareSettings, images: ImageStore, *,
-               may_reboot: Callable[[], jobs.RebootDecision], scale: float = 1.0,
+               may_reboot: Callable[[], jobs.RebootDecision], timeouts: Timeouts,
                sleep: Callable[[float], None] = time.sleep) -> NodeOutcome:
-    """Run the node's BMC steps in order; stop at the first failure (its message is the outcome)."""
+    """Run the node's BMC steps in order; stop at the first failure (its message is the outcome).
+    Each job is followed for `timeouts.firmware_job_s`, polled every `timeouts.idrac_job_poll_s`."""
     service = firmware.read_service(bmc) if plan.bmc_steps else None
     outcome = NodeOutcome(plan.node, "done", "")
     for step in plan.bmc_steps:
         assert service is not None
-        status, detail, jid = _run_step(bmc, service, step, ctx, settings, images, may_reboot, scale, sleep)
+        status, detail, jid = _run_step(bmc, service, step, ctx, settings, images, may_reboot, timeouts, sleep)
         if status == "done":
             outcome.applied.append(f"{step.component} {step.version}" + ("" if jid else " (completed earlier)"))
             continue
@@ -95,7 +96,7 @@ def apply_node(bmc: Bmc, plan: NodePlan, ctx: NodeContext, settings: FirmwareSet
 
 def _run_step(bmc: Bmc, service: firmware.UpdateService, step: UpdateStep, ctx: NodeContext,
               settings: FirmwareSettings, images: ImageStore, may_reboot: Callable[[], jobs.RebootDecision],
-              scale: float, sleep: Callable[[float], None]) -> tuple[str, str, str]:
+              timeouts: Timeouts, sleep: Callable[[float], None]) -> tuple[str, str, str]:
     """(done | scheduled | failed, detail, JID) for one component."""
     held: list[str] = []
     queued: list[str] = []
@@ -121,10 +122,10 @@ def _run_step(bmc: Bmc, service: firmware.UpdateService, step: UpdateStep, ctx: 
         tried again by the next `firmware apply`, a finished one never)."""
         queue()
         try:
-            job, verdict = jobs.follow(bmc, queued[-1], deadline_s=settings.job_timeout_s * scale,
-                                       poll_s=max(0.05, JOB_POLL_S * scale), on_reboot=reboot, sleep=sleep)
+            job, verdict = jobs.follow(bmc, queued[-1], deadline_s=timeouts.firmware_job_s,
+                                       poll_s=timeouts.idrac_job_poll_s, on_reboot=reboot, sleep=sleep)
         except jobs.JobTimeout as late:
-            raise _Unfinished("failed", f"did not finish within {settings.job_timeout_s} s (still "
+            raise _Unfinished("failed", f"did not finish within {timeouts.firmware_job_s:g} s (still "
                                         f"{late.job.state}: {late.job.message})") from None
         if verdict in (jobs.Verdict.FAILED, jobs.Verdict.PARTIAL):
             raise _Unfinished("failed", f"{job.state}: {job.message}")

@@ -2,7 +2,7 @@
 
 Every value here is an ordinary duration, path or command, the same for a production site and the
 lab: the lab's generator (lab/sitegen.py) writes the lab site's values (its ssh_config, its apt
-repository, deadlines scaled to its clock), so production code never asks whether a site is the lab.
+repository, its deadlines already on its clock), so production code never asks whether a site is the lab.
 
     path_vars:  {FLEET_LAB_DIR: ../../.lab}   defaults for $VARS in the site's paths (the environment wins)
     state_dir:  $FLEET_LAB_DIR/state           the state DB's directory (default /var/lib/fleet/<site> or XDG)
@@ -26,16 +26,25 @@ PLAYBOOK_VARS = Path(__file__).resolve().parents[2] / "playbooks" / "vars"
 
 @dataclass(frozen=True)
 class Timeouts:
-    """How long the control plane waits on real services (seconds), and how often it looks."""
+    """How long the control plane waits on real services (seconds), and how often it looks.
+
+    The defaults are the real services' own durations. Production code uses these values as given and
+    never scales them: a site that runs faster (the lab) writes its own, shorter ones."""
 
     maas_deploy_s: float = 40 * 60.0  # MAAS's own monitored timeout for Deploying (node_status.py)
     maas_release_s: float = 5 * 60.0
     maas_erase_s: float = 30 * 60.0
     maas_poll_s: float = 10.0
     bmc_poll_s: float = 2.0
-    # The site's clock for vendor jobs (iDRAC Lifecycle Controller, BIOS and firmware jobs): their deadlines
-    # and polls are multiplied by it. 1 for a datacenter; the lab site writes its own time factor.
-    clock: float = 1.0
+    # The iDRAC's Lifecycle Controller reloads for minutes after an iDRAC or host reset and refuses jobs
+    # meanwhile; python-dracclient (Ironic's iDRAC client) gives it 16 minutes (96 polls, 10 s apart).
+    lc_ready_s: float = 15 * 60.0
+    lc_poll_s: float = 20.0
+    # Dell's iDRAC-Redfish-Scripting gives a BIOS or update job 30 minutes ("Timeout of 30 minutes has been
+    # hit") and polls it every 10 to 30 s.
+    bios_job_s: float = 30 * 60.0
+    firmware_job_s: float = 30 * 60.0
+    idrac_job_poll_s: float = 10.0
 
 
 @dataclass(frozen=True)

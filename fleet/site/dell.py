@@ -41,7 +41,6 @@ DEFAULT_MATCH = {
     "psu": "Power Supply",
 }
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-JOB_TIMEOUT_S = 1800  # Dell's scripts give an update job 30 minutes
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,6 @@ class FirmwareSettings:
     repository: str = ""
     transfer: str = "pull"
     max_parallel: int = 8
-    job_timeout_s: int = JOB_TIMEOUT_S
     components: tuple[FirmwarePin, ...] = ()
 
     def image_url(self, pin: FirmwarePin) -> str:
@@ -131,7 +129,7 @@ def parse_bios(file: Path, raw: Any, window: MaintenanceWindow | None, problems:
 
 
 def parse_firmware(file: Path, raw: Any, problems: Problems) -> FirmwareSettings:
-    keys = {"repository", "transfer", "max_parallel", "job_timeout_s", "components"}
+    keys = {"repository", "transfer", "max_parallel", "components"}  # how long a job may take: timeouts
     if raw is None or not problems.keys(raw, file, "firmware", set(), keys):
         return FirmwareSettings()
     repository = str(raw.get("repository", ""))
@@ -142,7 +140,6 @@ def parse_firmware(file: Path, raw: Any, problems: Problems) -> FirmwareSettings
     if transfer not in TRANSFERS:
         problems.add(file, "firmware.transfer", f"unknown transfer '{transfer}'", f"use {' or '.join(TRANSFERS)}")
     max_parallel = positive_int(file, "firmware.max_parallel", raw.get("max_parallel", 8), problems)
-    timeout = positive_int(file, "firmware.job_timeout_s", raw.get("job_timeout_s", JOB_TIMEOUT_S), problems, 60)
     components = []
     entries = raw.get("components") or {}
     if not isinstance(entries, dict):
@@ -156,7 +153,7 @@ def parse_firmware(file: Path, raw: Any, problems: Problems) -> FirmwareSettings
     if any(pin.image for pin in components) and not repository:
         problems.add(file, "firmware.repository", "components name images but there is no repository",
                      "add repository: http://repo.dc1.example.com/dell/")
-    return FirmwareSettings(repository, transfer, max_parallel or 8, timeout or JOB_TIMEOUT_S, tuple(components))
+    return FirmwareSettings(repository, transfer, max_parallel or 8, tuple(components))
 
 
 def _parse_pin(file: Path, name: str, entry: Any, problems: Problems) -> FirmwarePin | None:

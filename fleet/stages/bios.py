@@ -30,10 +30,6 @@ from fleet.stages.shared import Shared
 from fleet.usage import in_use
 from fleet.workflow import NodeContext, StageResult
 
-LC_TIMEOUT_S = 15 * 60.0
-LC_POLL_S = 20.0
-JOB_POLL_S = 10.0
-
 
 @dataclass
 class BiosStage:
@@ -73,9 +69,9 @@ class BiosStage:
             return StageResult(False, "; ".join(f"{self.site.path}: bios.attributes.{name}: {why}. Fix: pin a "
                                                 "value the BIOS attribute registry lists"
                                                 for name, why in sorted(refused.items())), retryable=False)
-        scale = self.site.timeouts.clock
+        timeouts = self.site.timeouts
         window = self.site.maintenance_window if self.site.bios.apply_time == "InMaintenanceWindowOnReset" else None
-        lc.wait_ready(bmc, timeout_s=LC_TIMEOUT_S * scale, poll_s=max(0.05, LC_POLL_S * scale))
+        lc.wait_ready(bmc, timeout_s=timeouts.lc_ready_s, poll_s=timeouts.lc_poll_s)
         body = bios.settings_body(changes, bios.Window(window.start, window.duration_s) if window else None)
         evidence: dict[str, Any] = {"changes": {k: {"have": h, "want": w} for k, (h, w) in changes.items()}}
         held: list[str] = []
@@ -88,8 +84,8 @@ class BiosStage:
             evidence["job"] = jid
             try:
                 job, verdict = jobs.follow(
-                    bmc, jid, deadline_s=self.site.firmware.job_timeout_s * scale,
-                    poll_s=max(0.05, JOB_POLL_S * scale), on_reboot=lambda job: self._reboot(node, ctx, bmc, held, job))
+                    bmc, jid, deadline_s=timeouts.bios_job_s, poll_s=timeouts.idrac_job_poll_s,
+                    on_reboot=lambda job: self._reboot(node, ctx, bmc, held, job))
             except jobs.JobTimeout as late:
                 ctx.journal("job_queue:clearing", reason=str(late), job=jid, force=True)
                 jobs.clear_queue(bmc, force=True)

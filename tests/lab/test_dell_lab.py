@@ -299,7 +299,7 @@ def test_a_node_plan_runs_one_component_at_a_time_and_a_failed_update_stops_the_
     sha_nic = lab.image("nic-22.91.json", "105152", "22.91.5")
     pins = (FirmwarePin("bios", "BIOS", "2.3.7", "bios-2.3.7.json", sha_bios),
             FirmwarePin("nic", "Broadcom", "22.91.5", "nic-22.91.json", sha_nic))
-    settings = FirmwareSettings(repository=lab.repo_url, job_timeout_s=600, components=pins)
+    settings = FirmwareSettings(repository=lab.repo_url, components=pins)
     db = StateDB(tmp_path / "state.db")
     pool = lab.pool()
 
@@ -307,8 +307,8 @@ def test_a_node_plan_runs_one_component_at_a_time_and_a_failed_update_stops_the_
         bmc = pool.client(name)
         plan = firmware.plan_node(name, pins, firmware.compliance(pins, firmware.read_inventory(bmc)))
         ctx = NodeContext(lab.site.nodes[name], db, 0, "firmware")
-        return apply_node(bmc, plan, ctx, settings, ImageStore(settings),
-                          may_reboot=lambda: jobs.decide_reboot(has_os=False, selected=False), scale=TIME_FACTOR)
+        return apply_node(bmc, plan, ctx, settings, ImageStore(settings), timeouts=lab.site.timeouts,
+                          may_reboot=lambda: jobs.decide_reboot(has_os=False, selected=False))
 
     lab.faults({"gpu-002-03": {"idrac_job_fails": 1.0}})
     failed = run("gpu-002-03")
@@ -337,12 +337,12 @@ def test_push_transfer_uploads_the_checked_image_then_installs_it(lab: Lab, tmp_
 
     sha = lab.image("psu-00.1E.json", "104200", "00.1E.10")
     pins = (FirmwarePin("psu", "Power Supply", "00.1E.10", "psu-00.1E.json", sha),)
-    settings = FirmwareSettings(repository=lab.repo_url, transfer="push", job_timeout_s=600, components=pins)
+    settings = FirmwareSettings(repository=lab.repo_url, transfer="push", components=pins)
     bmc = lab.pool().client("gpu-002-02")
     plan = firmware.plan_node("gpu-002-02", pins, firmware.compliance(pins, firmware.read_inventory(bmc)))
     ctx = NodeContext(lab.site.nodes["gpu-002-02"], StateDB(tmp_path / "state.db"), 0, "firmware")
-    outcome = apply_node(bmc, plan, ctx, settings, ImageStore(settings),
-                         may_reboot=lambda: jobs.decide_reboot(has_os=False, selected=False), scale=TIME_FACTOR)
+    outcome = apply_node(bmc, plan, ctx, settings, ImageStore(settings), timeouts=lab.site.timeouts,
+                         may_reboot=lambda: jobs.decide_reboot(has_os=False, selected=False))
     assert outcome.status == "done", outcome.detail
     pushed = lab.seen("gpu-002-02", "POST", "/UpdateService/FirmwareInventory")
     installs = [r["body"] for r in lab.seen("gpu-002-02", "POST", "SimpleUpdate")]

@@ -19,7 +19,7 @@ import yaml
 
 from lab.redfish.dell.routes import read_requests, read_state
 from lab.redfish.service import RedfishLabFiles
-from tests.lab.conftest import LabSite
+from tests.lab.conftest import LAB_TIME_FACTOR, LabSite
 
 pytestmark = pytest.mark.lab
 
@@ -44,7 +44,8 @@ def pinned(make_lab_site, repository: tuple[Path, str]) -> LabSite:
     lab = make_lab_site(racks=1, faults=[{"kind": "idrac_job_fails", "nodes": ["gpu-001-03"]},
                                          {"kind": "idrac_firmware_timeout", "nodes": ["gpu-001-04"]}])
     doc = yaml.safe_load(lab.site_file.read_text())
-    doc["firmware"] = {"repository": url, "max_parallel": MAX_PARALLEL, "job_timeout_s": 600, "components": {
+    doc["timeouts"]["firmware_job_s"] = 600 * LAB_TIME_FACTOR  # the stuck update gives up after 3 s
+    doc["firmware"] = {"repository": url, "max_parallel": MAX_PARALLEL, "components": {
         "bios": {"version": "2.3.6", "image": "BIOS_2.3.6.json", "sha256": hashlib.sha256(image).hexdigest()},
         "idrac": {"version": "7.10.70.00"},
         "hca": {"match": "ConnectX-7", "version": "28.43.1014", "apply": "node"}}}
@@ -81,7 +82,7 @@ def test_plan_then_apply_updates_one_component_at_a_time_and_quarantines_failure
         assert state.resets == 1  # no OS yet: the tool reset it so the BIOS update ran in POST
     failed, late = rows["gpu-001-03"], rows["gpu-001-04"]
     assert failed["status"] == "quarantined" and "Unable to verify Update Package signature" in failed["detail"]
-    assert late["status"] == "quarantined" and "did not finish within 600 s" in late["detail"]
+    assert late["status"] == "quarantined" and f"did not finish within {600 * LAB_TIME_FACTOR:g} s" in late["detail"]
     states = lab.states()
     assert (states["gpu-001-03"].status, states["gpu-001-03"].current) == ("quarantined", "firmware")
     assert any("bmc_logs" in e.detail.get("evidence", {}) for e in lab.journal("gpu-001-03")

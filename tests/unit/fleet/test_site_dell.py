@@ -26,7 +26,7 @@ def test_a_component_without_a_default_name_needs_match_and_the_defaults_hold():
     problems = Problems()
     settings = parse_firmware(Path("site.yml"), {"components": {"fpga": {"version": "1.2"}}}, problems)
     assert [p.key for p in problems.problems] == ["firmware.components.fpga.match"]
-    assert (settings.max_parallel, settings.job_timeout_s, settings.transfer) == (8, 1800, "pull")
+    assert (settings.max_parallel, settings.transfer) == (8, "pull")
 
 
 def test_the_window_knows_whether_now_is_inside_it():
