@@ -102,13 +102,9 @@ def _apply(args: argparse.Namespace, site: Any, nodes: list, pool: Any, plans: d
     from fleet.workflow import NodeContext
 
     todo = [node for node in nodes if node.hostname in plans and plans[node.hostname].bmc_steps]
-    if todo and not args.yes:
-        if not sys.stdin.isatty():
-            raise UsageError("firmware apply needs confirmation", hint="pass --yes when running non-interactively")
-        answer = input(f"Update firmware on {len(todo)} node(s)? Nodes without an OS may be rebooted. [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            console.print("nothing done")
-            return options.EXIT_USAGE
+    question = f"Update firmware on {len(todo)} node(s)? Nodes without an OS may be rebooted."
+    if todo and not args.yes and not options.confirm("firmware apply", question, console):
+        return options.EXIT_USAGE
     db = options.open_state(args, site)
     maas = MaasClient(site.maas, resolve_credentials(site, site.maas.credentials), site.maas_tls) if todo else None
     named = set(args.nodes)

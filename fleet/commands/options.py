@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleet.errors import UsageError
 from fleet.site import Node, Site, load_site, select_nodes
 from fleet.state import StateDB, production_state_dir
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_CODES = "Exit codes: 0 every selected node reached the target, 1 some did not, 2 bad input (nothing touched)"
@@ -73,6 +78,17 @@ def at_least_one(args: argparse.Namespace, *flags: str) -> None:
     for flag in flags:
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1", hint="pass a positive number")
+
+
+def confirm(verb: str, question: str, console: Console) -> bool:
+    """Ask before a destructive action ("[y/N]"); False (and "nothing done") unless the answer is yes.
+    A run without a terminal cannot be asked: UsageError naming --yes, before anything is touched."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"{verb} needs confirmation", hint="pass --yes when running non-interactively")
+    if input(f"{question} [y/N] ").strip().lower() in ("y", "yes"):
+        return True
+    console.print("nothing done")
+    return False
 
 
 def state_dir(args: argparse.Namespace, site: Site) -> Path:

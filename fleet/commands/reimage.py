@@ -10,7 +10,6 @@ before anything is released; the node's new generation then walks every stage ag
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rich.console import Console
 
@@ -47,13 +46,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         listed = "; ".join(f"{name}: {why}" for name, why in busy.items())
         raise UsageError(f"refusing to reimage node(s) that look in use ({listed})",
                          hint="drain them first, or pass --force if you are sure")
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise UsageError("reimage needs confirmation", hint="pass --yes when running non-interactively")
-        answer = input(f"Reimage {', '.join(n.hostname for n in nodes)}? This releases and reinstalls them. [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            console.print("nothing done")
-            return options.EXIT_USAGE
+    question = f"Reimage {', '.join(n.hostname for n in nodes)}? This releases and reinstalls them."
+    if not args.yes and not options.confirm("reimage", question, console):
+        return options.EXIT_USAGE
 
     def new_generation(db: StateDB) -> None:
         """Under the run's locks (taken by bring_up): journaled first, then one transaction per node."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleet.dell.jobs import job_id
+from fleet.dell.paths import get
 from fleet.errors import BmcError
 from fleet.redfish import Bmc
 
@@ -39,12 +40,6 @@ ENTRY_UPPER = ("UpperBound",)
 ENTRY_READ_ONLY = ("ReadOnly",)
 APPLY_TIME = "@Redfish.SettingsApplyTime"
 PENDING_COMMITTED = "already committed"  # SYS011: "Pending configuration values are already committed, ..."
-
-
-def _field(data: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        data = data.get(key) if isinstance(data, Mapping) else None
-    return data
 
 
 @dataclass(frozen=True)
@@ -74,14 +69,14 @@ class AttributeSpec:
 
 def parse_registry(body: Mapping[str, Any]) -> dict[str, AttributeSpec]:
     specs = {}
-    for entry in _field(body, REGISTRY_ATTRIBUTES) or []:
-        name = _field(entry, ENTRY_NAME)
+    for entry in get(body, REGISTRY_ATTRIBUTES) or []:
+        name = get(entry, ENTRY_NAME)
         if not name:
             continue
-        values = tuple(str(_field(v, VALUE_NAME)) for v in _field(entry, ENTRY_VALUES) or [])
-        specs[str(name)] = AttributeSpec(str(name), str(_field(entry, ENTRY_TYPE) or ""), values,
-                                         _field(entry, ENTRY_LOWER), _field(entry, ENTRY_UPPER),
-                                         bool(_field(entry, ENTRY_READ_ONLY)))
+        values = tuple(str(get(v, VALUE_NAME)) for v in get(entry, ENTRY_VALUES) or [])
+        specs[str(name)] = AttributeSpec(str(name), str(get(entry, ENTRY_TYPE) or ""), values,
+                                         get(entry, ENTRY_LOWER), get(entry, ENTRY_UPPER),
+                                         bool(get(entry, ENTRY_READ_ONLY)))
     return specs
 
 
@@ -133,8 +128,8 @@ class BiosState:
 
 def read(bmc: Bmc, system: str) -> BiosState:
     body = bmc.request("GET", BIOS.format(system=system), repeat=True).body
-    return BiosState(dict(_field(body, ATTRIBUTES) or {}), tuple(_field(body, APPLY_TIMES) or ()),
-                     str(_field(body, REGISTRY_ID) or ""))
+    return BiosState(dict(get(body, ATTRIBUTES) or {}), tuple(get(body, APPLY_TIMES) or ()),
+                     str(get(body, REGISTRY_ID) or ""))
 
 
 class RegistryCache:
@@ -165,7 +160,7 @@ def read_registry(bmc: Bmc, system: str) -> dict[str, AttributeSpec]:
 
 
 def read_pending(bmc: Bmc, system: str) -> dict[str, Any]:
-    return dict(_field(bmc.request("GET", SETTINGS.format(system=system), repeat=True).body, ATTRIBUTES) or {})
+    return dict(get(bmc.request("GET", SETTINGS.format(system=system), repeat=True).body, ATTRIBUTES) or {})
 
 
 class PendingCommitted(BmcError):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleet.dell.jobs import job_id
+from fleet.dell.paths import ID, NAME, ODATA_ID, get, members
 from fleet.redfish import Bmc
 from fleet.site.dell import FirmwarePin
 
@@ -28,10 +29,6 @@ FIRMWARE_INVENTORY = f"{UPDATE_SERVICE}/FirmwareInventory"
 INVENTORY_EXPANDED = FIRMWARE_INVENTORY + "?$expand=*($levels=1)"
 SIMPLE_UPDATE_DEFAULT = f"{UPDATE_SERVICE}/Actions/UpdateService.SimpleUpdate"
 
-MEMBERS = ("Members",)
-ODATA_ID = ("@odata.id",)
-ID = ("Id",)
-NAME = ("Name",)
 VERSION = ("Version",)
 UPDATEABLE = ("Updateable",)
 SOFTWARE_ID = ("SoftwareId",)
@@ -41,12 +38,6 @@ OPERATION_APPLY_TIME = "@Redfish.OperationApplyTime"
 
 NODE_TOOL = "mlxfwmanager"
 NODE_ROLE_TASK = "roles/doca_ofed/tasks/firmware.yml (doca_ofed_hca_firmware_update: true)"
-
-
-def _field(data: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        data = data.get(key) if isinstance(data, Mapping) else None
-    return data
 
 
 @dataclass(frozen=True)
@@ -60,10 +51,10 @@ class Installed:
     component_id: str
 
 
-def parse_members(members: Iterable[Mapping[str, Any]]) -> list[Installed]:
-    return [Installed(str(_field(m, ID)), str(_field(m, NAME) or ""), str(_field(m, VERSION) or ""),
-                      bool(_field(m, UPDATEABLE)), str(_field(m, SOFTWARE_ID) or ""))
-            for m in members if str(_field(m, ID) or "").startswith("Installed-")]
+def parse_members(entries: Iterable[Mapping[str, Any]]) -> list[Installed]:
+    return [Installed(str(get(m, ID)), str(get(m, NAME) or ""), str(get(m, VERSION) or ""),
+                      bool(get(m, UPDATEABLE)), str(get(m, SOFTWARE_ID) or ""))
+            for m in entries if str(get(m, ID) or "").startswith("Installed-")]
 
 
 @dataclass(frozen=True)
@@ -153,11 +144,11 @@ def checksum_problem(data: bytes, sha256: str) -> str | None:
 def read_inventory(bmc: Bmc) -> list[Installed]:
     """Installed firmware: one GET with $expand; a service that ignores $expand costs one GET per member."""
     body = bmc.request("GET", INVENTORY_EXPANDED, repeat=True).body
-    members = [m for m in _field(body, MEMBERS) or [] if isinstance(m, Mapping)]
-    if members and all(_field(m, VERSION) is None for m in members):
-        links = [str(_field(m, ODATA_ID)) for m in members if "Installed-" in str(_field(m, ODATA_ID))]
-        members = [bmc.request("GET", link, repeat=True).body for link in links]
-    return parse_members(members)
+    found = members(body)
+    if found and all(get(m, VERSION) is None for m in found):
+        links = [str(get(m, ODATA_ID)) for m in found if "Installed-" in str(get(m, ODATA_ID))]
+        found = [bmc.request("GET", link, repeat=True).body for link in links]
+    return parse_members(found)
 
 
 @dataclass(frozen=True)
@@ -168,8 +159,8 @@ class UpdateService:
 
 def read_service(bmc: Bmc) -> UpdateService:
     body = bmc.request("GET", UPDATE_SERVICE, repeat=True).body
-    return UpdateService(str(_field(body, HTTP_PUSH_URI) or FIRMWARE_INVENTORY),
-                         str(_field(body, SIMPLE_UPDATE) or SIMPLE_UPDATE_DEFAULT))
+    return UpdateService(str(get(body, HTTP_PUSH_URI) or FIRMWARE_INVENTORY),
+                         str(get(body, SIMPLE_UPDATE) or SIMPLE_UPDATE_DEFAULT))
 
 
 def push(bmc: Bmc, service: UpdateService, data: bytes, filename: str) -> str:
@@ -177,7 +168,7 @@ def push(bmc: Bmc, service: UpdateService, data: bytes, filename: str) -> str:
     etag = bmc.request("GET", service.push_uri, repeat=True).headers.get("ETag", "")
     reply = bmc.request("POST", service.push_uri, body={"file": (filename, data, "application/octet-stream")},
                         headers={"Content-Type": "multipart/form-data", "If-Match": etag})
-    return str(reply.headers.get("Location") or f"{service.push_uri}/{_field(reply.body, ID)}")
+    return str(reply.headers.get("Location") or f"{service.push_uri}/{get(reply.body, ID)}")
 
 
 def simple_update(bmc: Bmc, service: UpdateService, image_uri: str, *, reboot_later: bool = True) -> str:

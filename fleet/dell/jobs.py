@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from fleet.dell.paths import ID, MESSAGE, MESSAGE_ID, NAME, get, members
 from fleet.errors import BmcError
 from fleet.redfish import Bmc
 
@@ -26,15 +27,10 @@ DELETE_JOB_QUEUE = "/redfish/v1/Dell/Managers/iDRAC.Embedded.1/DellJobService/Ac
 CLEAR_ALL = "JID_CLEARALL"
 CLEAR_ALL_FORCE = "JID_CLEARALL_FORCE"
 
-# DellJob fields, written once.
-ID = ("Id",)
+# DellJob fields, written once (Id, Name, Message, MessageId: fleet.dell.paths).
 JOB_STATE = ("JobState",)
 JOB_TYPE = ("JobType",)
-NAME = ("Name",)
-MESSAGE = ("Message",)
-MESSAGE_ID = ("MessageId",)
 PERCENT = ("PercentComplete",)
-MEMBERS = ("Members",)
 
 JOB_STATES = ("New", "Scheduled", "Running", "Completed", "Downloading", "Downloaded", "Scheduling",
               "ReadyForExecution", "Waiting", "Paused", "Failed", "CompletedWithErrors", "RebootPending",
@@ -43,13 +39,6 @@ FAILED_STATES = ("Failed", "RebootFailed", "Unknown")
 WAITS_FOR_RESET = ("Scheduled", "RebootPending")
 ACTIVE_STATES = ("New", "Scheduled", "Running", "Downloading", "Downloaded", "Scheduling", "ReadyForExecution",
                  "Waiting", "Paused", "RebootPending", "PendingActivation")
-
-
-def _field(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    value: Any = data
-    for key in path:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
 
 
 @dataclass(frozen=True)
@@ -68,10 +57,10 @@ class Job:
 
 
 def parse_job(body: Mapping[str, Any]) -> Job:
-    return Job(id=str(_field(body, ID) or ""), state=str(_field(body, JOB_STATE) or "Unknown"),
-               job_type=str(_field(body, JOB_TYPE) or ""), name=str(_field(body, NAME) or ""),
-               message=str(_field(body, MESSAGE) or ""), message_id=str(_field(body, MESSAGE_ID) or ""),
-               percent=int(_field(body, PERCENT) or 0))
+    return Job(id=str(get(body, ID) or ""), state=str(get(body, JOB_STATE) or "Unknown"),
+               job_type=str(get(body, JOB_TYPE) or ""), name=str(get(body, NAME) or ""),
+               message=str(get(body, MESSAGE) or ""), message_id=str(get(body, MESSAGE_ID) or ""),
+               percent=int(get(body, PERCENT) or 0))
 
 
 def job_id(location: str | None) -> str:
@@ -138,7 +127,7 @@ def read_job(bmc: Bmc, jid: str, *, poll: bool = False) -> Job:
 def list_jobs(bmc: Bmc) -> list[Job]:
     """Every job in the queue, one request ($expand, as dellemc.openmanage idrac_bios.py reads it)."""
     body = bmc.request("GET", JOBS_EXPANDED, repeat=True).body
-    return [parse_job(member) for member in _field(body, MEMBERS) or [] if isinstance(member, Mapping)]
+    return [parse_job(member) for member in members(body)]
 
 
 def clear_queue(bmc: Bmc, *, force: bool = False) -> None:

@@ -16,25 +16,15 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from fleet.dell.paths import ID, MESSAGE, MESSAGE_ID, NEXT, get, members
 from fleet.redfish import Bmc
 
 LOGS = {"sel": "/redfish/v1/Managers/iDRAC.Embedded.1/LogServices/Sel/Entries",
         "lclog": "/redfish/v1/Managers/iDRAC.Embedded.1/LogServices/Lclog/Entries"}
-MEMBERS = ("Members",)
-NEXT = ("Members@odata.nextLink",)
-ID = ("Id",)
 CREATED = ("Created",)
 SEVERITY = ("Severity",)
-MESSAGE = ("Message",)
-MESSAGE_ID = ("MessageId",)
 SEVERE = ("Critical", "Warning")
 MAX_PAGES = 40  # 2,000 entries: the whole SEL, and a long stretch of the Lifecycle log
-
-
-def _field(data: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        data = data.get(key) if isinstance(data, Mapping) else None
-    return data
 
 
 def created_s(text: str) -> float | None:
@@ -62,11 +52,11 @@ class LogEntry:
 
 
 def parse_entries(log: str, body: Mapping[str, Any]) -> tuple[list[LogEntry], str | None]:
-    entries = [LogEntry(log, str(_field(m, ID) or ""), str(_field(m, CREATED) or ""),
-                        str(_field(m, SEVERITY) or ""), str(_field(m, MESSAGE_ID) or ""),
-                        str(_field(m, MESSAGE) or ""))
-               for m in _field(body, MEMBERS) or [] if isinstance(m, Mapping)]
-    link = _field(body, NEXT)
+    entries = [LogEntry(log, str(get(m, ID) or ""), str(get(m, CREATED) or ""),
+                        str(get(m, SEVERITY) or ""), str(get(m, MESSAGE_ID) or ""),
+                        str(get(m, MESSAGE) or ""))
+               for m in members(body)]
+    link = get(body, NEXT)
     return entries, str(link) if link else None
 
 

@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
-from pathlib import Path
-
 from lab.maas.server import serve
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m lab.maas", description=__doc__)
-    parser.add_argument("--config", type=Path, required=True, help="config written by lab.maas.service.prepare")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args()
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.config)
-
+from lab.service import run_foreground
 
 if __name__ == "__main__":
-    main()
+    run_foreground("lab.maas", __doc__, serve)

@@ -10,9 +10,6 @@ import functools
 import hashlib
 import http.server
 import json
-import os
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +28,7 @@ from lab.redfish.dell.routes import read_requests, read_state
 from lab.redfish.service import RedfishLabFiles, prepare, service
 from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
-from tests.lab.test_redfish_lab import PASSWORD, free_base, wait_ready
+from tests.lab.test_redfish_lab import PASSWORD, free_base, running
 
 pytestmark = pytest.mark.lab
 
@@ -80,33 +77,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     base = free_base(40)
     site_file = write_site(root / "site", SiteShape(racks=2, bmc_first=base, sushy_port=base + 35,
                                                     time_factor=TIME_FACTOR, state_dir=str(lab_dir)))
-    previous = os.environ.get("FLEET_LAB_DIR")
-    os.environ["FLEET_LAB_DIR"] = str(lab_dir)
-    site = load_lab_site(site_file)
-    prepare(site, lab_dir)
     repo = root / "repo"
     repo.mkdir()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    processes = []
     try:
-        for svc in service(site, lab_dir):
-            out = open(lab_dir / f"{svc.name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-            process = subprocess.Popen(svc.argv, env={**os.environ, **svc.env}, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-            processes.append(process)
-            wait_ready(svc.ready, process)
-        yield Lab(site, lab_dir, repo, f"http://127.0.0.1:{httpd.server_address[1]}")
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("FLEET_LAB_DIR", str(lab_dir))
+            site = load_lab_site(site_file)
+            prepare(site, lab_dir)
+            with running(service(site, lab_dir), lab_dir):
+                yield Lab(site, lab_dir, repo, f"http://127.0.0.1:{httpd.server_address[1]}")
     finally:
         httpd.shutdown()
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        if previous is None:
-            os.environ.pop("FLEET_LAB_DIR", None)
-        else:
-            os.environ["FLEET_LAB_DIR"] = previous
 
 
 @pytest.fixture(autouse=True)

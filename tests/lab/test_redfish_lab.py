@@ -12,7 +12,8 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from fleet.redfish import BmcPool, BmcSettings, RetryPolicy, Step, dmtf_client
 from fleet.site import Site, TlsSettings
 from lab import faults as lab_faults
 from lab.redfish.service import RedfishLabFiles, prepare, service
-from lab.service import ReadyCheck
+from lab.service import LabService, ReadyCheck
 from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
 
@@ -68,6 +69,25 @@ def wait_ready(ready: ReadyCheck, process: subprocess.Popen, timeout_s: float = 
     raise TimeoutError(f"not ready: {ready}")
 
 
+@contextmanager
+def running(services: Iterable[LabService], lab_dir: Path) -> Iterator[None]:
+    """Each service in its own process group (output in lab_dir/<name>.log), ready before the next starts;
+    every one started is stopped (SIGTERM to its group) on the way out, also when a later one fails."""
+    processes = []
+    try:
+        for svc in services:
+            log = open(lab_dir / f"{svc.name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+            process = subprocess.Popen(svc.argv, env={**os.environ, **svc.env}, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            processes.append(process)
+            wait_ready(svc.ready, process)
+        yield
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+
+
 @dataclasses.dataclass(frozen=True)
 class RedfishLab:
     site: Site
@@ -98,28 +118,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishLab]:
     base = free_base(40)
     site_file = write_site(root / "site", SiteShape(racks=2, bmc_first=base, sushy_port=base + 35,
                                                     time_factor=0.01, state_dir=str(lab_dir)))
-    previous = os.environ.get("FLEET_LAB_DIR")
-    os.environ["FLEET_LAB_DIR"] = str(lab_dir)
-    site = load_lab_site(site_file)
-    started = time.monotonic()
-    prepare(site, lab_dir, timeout_hold_s=HOLD_S)
-    processes = []
-    try:
-        for svc in service(site, lab_dir):
-            log = open(lab_dir / f"{svc.name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-            process = subprocess.Popen(svc.argv, env={**os.environ, **svc.env}, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-            processes.append(process)
-            wait_ready(svc.ready, process)
-        yield RedfishLab(site, lab_dir, time.monotonic() - started)
-    finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        if previous is None:
-            os.environ.pop("FLEET_LAB_DIR", None)
-        else:
-            os.environ["FLEET_LAB_DIR"] = previous
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FLEET_LAB_DIR", str(lab_dir))
+        site = load_lab_site(site_file)
+        started = time.monotonic()
+        prepare(site, lab_dir, timeout_hold_s=HOLD_S)
+        with running(service(site, lab_dir), lab_dir):
+            yield RedfishLab(site, lab_dir, time.monotonic() - started)
 
 
 @pytest.fixture(autouse=True)
