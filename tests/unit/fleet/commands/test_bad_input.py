@@ -64,6 +64,8 @@ CLI_CASES = [
     (["reimage", "--rack", "1"], "reimage needs the nodes named"),
     (["health"], "no nodes selected"),
     (["health", "baseline"], "known-good nodes"),
+    (["hostkey", "accept", "gpu-001-01", "--fingerprint", "ab-cd-ef"], "--fingerprint 'ab-cd-ef'"),
+    (["hostkey", "accept", "--rack", "1", "--fingerprint", "SHA256:" + "A" * 43], "exactly one node"),
     (["--nodes", "gpu-001-01;reboot"], "gpu-001-01;reboot"),
     (["--nodes", "$(id)"], "$(id)"),
     (["reimage", "gpu-001-01`touch /tmp/fleet-pwned`", "--yes"], "gpu-001-01`touch /tmp/fleet-pwned`"),
