@@ -47,10 +47,11 @@ from lab.maas.states import (
     advance,
     allocate,
     apply_action,
+    due,
     log_event,
     power_result,
 )
-from lab.maas.store import Config, FaultFile, HookFile, load_state, save_state, system_id_for
+from lab.maas.store import Config, FaultFile, HookFile, StateWriter, load_state, system_id_for
 
 log = logging.getLogger("lab.maas")
 HOOK_CONCURRENCY = 2
@@ -103,6 +104,7 @@ class Simulator:
         self.faults = FaultFile(config.faults_file)
         self.hook = HookFile(config.hook_file)
         self.machines, self.tags = load_state(config)
+        self.writer = StateWriter(config.state_file)
         self.consumer_key, self.token_key, self.token_secret = config.api_key.split(":")
         self.dirty = False
         self.hook_tasks: set[asyncio.Task[None]] = set()
@@ -170,9 +172,11 @@ class Simulator:
         return new
 
     def tick(self) -> None:
+        """Fire what is due (hooks, power actions); reads bring their machines up to date themselves."""
         now = time.time()
-        for system_id in list(self.machines):
-            self._advance(system_id, now)
+        for system_id, m in list(self.machines.items()):
+            if due(m, now):
+                self._advance(system_id, now)
 
     def _fire_hook(self, hostname: str, event: str) -> None:
         """Run the lab's hook (e.g. start/stop the node's lab host) without holding up the API."""
@@ -499,7 +503,7 @@ class Simulator:
     def save(self) -> None:
         if self.dirty:
             self.dirty = False
-            save_state(self.config.state_file, self.machines, self.tags)
+            self.writer.save(self.machines, self.tags)
 
 
 def _power_parameters(m: MachineState) -> PowerParameters:

@@ -519,6 +519,19 @@ def _progress_message(m: MachineState, now: float) -> str:
     return DEPLOY_PROGRESS[min(max(step, 0), len(DEPLOY_PROGRESS) - 1)]
 
 
+def due(m: MachineState, now: float) -> bool:
+    """Whether `advance` would do more than walk a deployment's progress message: an operation
+    ends, a power change lands, or a power request waits for the driver.
+
+    The simulator's clock tick advances only these; a read advances what it returns, so what a
+    client sees is the same, and 1,280 deploying machines cost the tick nothing between events.
+    """
+    p = m.pending
+    return (m.power_request is not None
+            or (p is not None and not p.awaiting_power and now >= p.until)
+            or (m.power_target is not None and m.power_at is not None and now >= m.power_at))
+
+
 def advance(
     m: MachineState, *, now: float, timing: Timing, rates: dict[str, float], rng: random.Random
 ) -> tuple[MachineState, list[str]]:

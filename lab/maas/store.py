@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from lab.maas.states import MachineState, Pending, Status
@@ -127,9 +127,11 @@ def write_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
 
 
 def _machine_to_json(m: MachineState) -> dict[str, object]:
-    raw = asdict(m)
+    """The machine as JSON-ready data: `asdict` without its deep copy (the state is frozen tuples and scalars)."""
+    raw: dict[str, object] = {f.name: getattr(m, f.name) for f in fields(m)}
     raw["status"] = int(m.status)
     raw["prior_status"] = None if m.prior_status is None else int(m.prior_status)
+    raw["pending"] = None if m.pending is None else asdict(m.pending)
     return raw
 
 
@@ -200,9 +202,28 @@ def load_state(config: Config) -> tuple[dict[str, MachineState], dict[str, dict[
     return machines, tags
 
 
-def save_state(path: Path, machines: dict[str, MachineState], tags: dict[str, dict[str, str]]) -> None:
-    raw = {"machines": {sid: _machine_to_json(m) for sid, m in machines.items()}, "tags": tags}
-    write_atomic(path, json.dumps(raw), mode=0o600)  # it holds the machines' BMC passwords
+class StateWriter:
+    """Writes the state file, re-encoding only the machines that changed since the last write.
+
+    A machine's state is a frozen object replaced on every change, so the same object means the
+    same JSON: at 1,280 machines a full encode cost ~250 ms of CPU, every half second while they
+    deployed. The file is the same text `json.dumps` of the whole state gives.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._encoded: dict[str, tuple[MachineState, str]] = {}
+
+    def save(self, machines: dict[str, MachineState], tags: dict[str, dict[str, str]]) -> None:
+        encoded: dict[str, tuple[MachineState, str]] = {}
+        for system_id, m in machines.items():
+            known = self._encoded.get(system_id)
+            encoded[system_id] = (m, known[1] if known is not None and known[0] is m
+                                  else json.dumps(_machine_to_json(m)))
+        self._encoded = encoded
+        body = ", ".join(f"{json.dumps(system_id)}: {text}" for system_id, (_m, text) in encoded.items())
+        # it holds the machines' BMC passwords
+        write_atomic(self.path, f'{{"machines": {{{body}}}, "tags": {json.dumps(tags)}}}', mode=0o600)
 
 
 class FaultFile:
