@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,13 @@ FW_INSTALL_S = 240.0
 LC_NOT_READY_S = 600.0  # `idrac_lc_not_ready`: ten minutes
 LC_RESTART_S = 120.0  # after JID_CLEARALL_FORCE
 LCLOG_NOISE = 120  # a used iDRAC's LC log is mostly logins: enough for three pages
+
+
+def _dataclass_fields(value: object) -> dict[str, Any]:
+    """json.dumps' `default` for the node and its jobs: their fields in order, as `asdict` lists them."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _stamp(now: float) -> str:
@@ -176,7 +183,9 @@ class DellNode:
         return node
 
     def dump(self) -> str:
-        return json.dumps(asdict(self))
+        """The same JSON as `json.dumps(asdict(self))`, without asdict's deep copy of the logs: the
+        front dumps a node after every request it answers for it (a fifth of its CPU at 256 nodes)."""
+        return json.dumps(self, default=_dataclass_fields)
 
     @classmethod
     def load(cls, text: str) -> DellNode:
