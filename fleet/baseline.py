@@ -1,40 +1,61 @@
 """The day-one dmesg baseline: learned from a site's first validated nodes, kept in the state dir.
 
-A new site has no baseline, and a kernel-log check without one can only say UNKNOWN. So the first
-nodes that pass every other check contribute their kernel log's templates (healthcheck.kernlog);
-once `health.baseline_min_nodes` of them have (default 3), the baseline is the templates seen on at
-least that many of them, and never a line seen on only one node of the learning set. Until then the
-nodes get a "learning" placeholder and their `dmesg_baseline` check says SKIPPED with that reason.
+A new site has no baseline, and a kernel-log check without one can only say UNKNOWN (which would
+quarantine every node of the first rack). So the first nodes that pass every other check contribute
+their kernel log's templates (healthcheck.kernlog); once `health.baseline_min_nodes` of them have
+(default 3), the baseline is the templates seen on at least that many of them, and never a line seen
+on only one node of the learning set. Until then the state dir holds kernlog's "learning"
+placeholder instead, and the nodes' `dmesg_baseline` check says SKIPPED with that reason.
 
-Pure decisions here, plus small file helpers for the state dir:
+The one file, `<state>/dmesg-baseline.json`, is what every node is judged against: the
+healthcheck_agent role installs it (for the node's own timer), and the control plane's sweeps hand
+its current content to the node (`python3 -m healthcheck --dmesg-baseline -`), so a node validated
+while the baseline was learning is checked against it by the next sweep, and a relearn takes effect
+at once. Pure decisions here, plus small file helpers for the state dir:
+
+    <state>/dmesg-baseline.json          the baseline or the learning placeholder (kernlog's format)
     <state>/dmesg/learning/<node>.json   one contributor's templates
-    <state>/dmesg-baseline.json          the baseline (healthcheck.kernlog's file format)
+    <state>/dmesg/.lock                  held while contributions and the baseline change
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from healthcheck.kernlog import Baseline, Templater, save_baseline
+from healthcheck.kernlog import (
+    LEARNING_PREFIX,
+    Baseline,
+    Learning,
+    load_baseline,
+    save_baseline,
+    save_learning,
+)
+from healthcheck.probe import Missing
 
-IGNORED_CHECK = "dmesg_baseline"
+CHECK = "dmesg_baseline"
 PASSING = ("OK", "SKIPPED")
 
 
-def qualifies(report: Mapping) -> bool:
-    """A node's health report (healthcheck --json) passes every check but the baseline one itself."""
-    checks = report.get("checks") or []
-    return bool(checks) and all(c.get("verdict") in PASSING for c in checks if c.get("check") != IGNORED_CHECK)
+def qualifies(checks: Mapping[str, str]) -> bool:
+    """A node passes every check (OK or SKIPPED) but the baseline one itself: it may contribute.
+
+    `checks` is check name -> verdict, from the node's own report."""
+    others = [verdict for name, verdict in checks.items() if name != CHECK]
+    return bool(others) and all(verdict in PASSING for verdict in others)
 
 
-def templates_of(lines: Iterable[str]) -> frozenset[str]:
-    templ = Templater()
-    return frozenset(templ(line) for line in lines if line.strip())
+def learning(checks: Mapping[str, tuple[str, str]]) -> bool:
+    """The node judged its kernel log against the learning placeholder (check name -> (verdict, summary))."""
+    verdict, summary = checks.get(CHECK, ("", ""))
+    return verdict == "SKIPPED" and summary.startswith(LEARNING_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -46,18 +67,23 @@ class Learned:
     need: int
 
 
+def nodes_needed(min_nodes: int) -> int:
+    """Contributors needed: the site's `baseline_min_nodes`, and never fewer than two (a baseline from
+    one node would learn that node's oddities as normal)."""
+    return max(2, min_nodes)
+
+
 def learn(contributions: Mapping[str, frozenset[str]], min_nodes: int) -> Learned:
-    """The baseline once `min_nodes` nodes contributed: templates seen on at least `min_nodes` of them
-    (and on at least two: one node's oddity is never learned)."""
-    need = max(1, min_nodes)
+    """The baseline once enough nodes contributed: the templates seen on at least `nodes_needed(min_nodes)`
+    of them."""
+    need = nodes_needed(min_nodes)
     if len(contributions) < need:
         return Learned(None, len(contributions), need)
-    floor = max(2, need) if len(contributions) >= 2 else 1
     seen_on: dict[str, int] = {}
     for templates in contributions.values():
         for template in templates:
             seen_on[template] = seen_on.get(template, 0) + 1
-    keep = frozenset(t for t, n in seen_on.items() if n >= min(floor, len(contributions)))
+    keep = frozenset(t for t, n in seen_on.items() if n >= need)
     return Learned(Baseline(keep, tuple(sorted(contributions)), need), len(contributions), need)
 
 
@@ -72,6 +98,35 @@ def baseline_file(state_dir: Path) -> Path:
 
 def _learning_dir(state_dir: Path) -> Path:
     return state_dir / "dmesg" / "learning"
+
+
+def current(state_dir: Path) -> frozenset[str] | Learning | Missing:
+    """What the site's nodes are judged against now: the templates, the learning placeholder, or nothing."""
+    return load_baseline(baseline_file(state_dir))
+
+
+@contextmanager
+def locked(state_dir: Path) -> Iterator[None]:
+    """Held while contributions and the baseline change: the validate stage's threads, and other runs on
+    the same state dir (a second rack's bring-up, `health baseline`), take turns."""
+    path = state_dir / "dmesg" / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure(state_dir: Path, min_nodes: int) -> Path:
+    """The baseline file exists: a site without one gets the learning placeholder (before the role
+    installs it on the first nodes, so their check says SKIPPED "learning", not UNKNOWN)."""
+    path = baseline_file(state_dir)
+    with locked(state_dir):
+        if isinstance(current(state_dir), Missing):
+            save_learning(len(contributions(state_dir)), nodes_needed(min_nodes), path)
+    return path
 
 
 def contributions(state_dir: Path) -> dict[str, frozenset[str]]:
@@ -93,7 +148,37 @@ def contribute(state_dir: Path, node: str, templates: frozenset[str]) -> None:
     os.replace(tmp, folder / f"{node}.json")
 
 
-def save(state_dir: Path, baseline: Baseline) -> Path:
-    path = baseline_file(state_dir)
-    save_baseline(baseline, path)
-    return path
+@dataclass(frozen=True)
+class Contribution:
+    """What one validated node's templates did: `learned` once they completed the baseline; `late` when
+    the baseline already existed (the node is judged against it instead)."""
+
+    have: int
+    need: int
+    learned: Baseline | None = None
+    late: bool = False
+
+
+def record(state_dir: Path, node: str, templates: frozenset[str], min_nodes: int) -> Contribution:
+    """A qualifying node's templates join the learning set; the baseline is learned and saved once it is
+    complete, else the placeholder counts the contributors so far."""
+    with locked(state_dir):
+        if isinstance(current(state_dir), frozenset):
+            return Contribution(0, nodes_needed(min_nodes), late=True)
+        contribute(state_dir, node, templates)
+        outcome = learn(contributions(state_dir), min_nodes)
+        if outcome.baseline is None:
+            save_learning(outcome.have, outcome.need, baseline_file(state_dir))
+            return Contribution(outcome.have, outcome.need)
+        save_baseline(outcome.baseline, baseline_file(state_dir))
+        return Contribution(outcome.have, outcome.need, learned=outcome.baseline)
+
+
+def replace(state_dir: Path, found: Mapping[str, frozenset[str]], baseline: Baseline) -> Path:
+    """A relearn: the learning set becomes `found` and the baseline the one learned from it."""
+    with locked(state_dir):
+        shutil.rmtree(_learning_dir(state_dir), ignore_errors=True)
+        for node, templates in found.items():
+            contribute(state_dir, node, templates)
+        save_baseline(baseline, baseline_file(state_dir))
+    return baseline_file(state_dir)

@@ -204,11 +204,12 @@ class AnsibleRun:
     """One ansible-runner run of site.yml against some hosts of the site."""
 
     def __init__(self, site: Site, playbook: Path = PLAYBOOK, progress: Callable[[str, str], None] | None = None,
-                 forks: int = 10) -> None:
+                 forks: int = 10, extravars: Mapping[str, str] | None = None) -> None:
         self.site = site
         self.playbook = playbook
         self.progress = progress or (lambda *_: None)
         self.forks = forks
+        self.extravars = dict(extravars or {})  # the run's own role variables (the state dir's dmesg baseline)
         clean_stale_runner_dirs(Path(tempfile.gettempdir()))
 
     def __call__(self, hosts: Sequence[str]) -> dict[str, HostResult]:
@@ -230,7 +231,8 @@ class AnsibleRun:
             config = ansible_runner.RunnerConfig(
                 private_data_dir=str(data_dir), project_dir=str(REPO), playbook=str(self.playbook),
                 inventory=str(inventory), limit=",".join(hosts), forks=self.forks, quiet=True,
-                envvars=self._env(data_dir), extravars={"fleet_configure_hosts": "all"}, cmdline=self._cmdline(),
+                envvars=self._env(data_dir), extravars={**self.extravars, "fleet_configure_hosts": "all"},
+                cmdline=self._cmdline(),
             )
             config.prepare()
             config.env = runner_env(config.env, os.environ)
@@ -283,8 +285,9 @@ class ConfigureStage:
     max_attempts = 2  # an unreachable host is retried once; a failed task is not (it would fail again)
 
     def __init__(self, site: Site, run_fn: RunFn | None = None, window_s: float = 2.0,
-                 progress: Callable[[str, str], None] | None = None) -> None:
-        self.batcher = Batcher(run_fn or AnsibleRun(site, progress=progress), window_s)
+                 progress: Callable[[str, str], None] | None = None, extravars: Mapping[str, str] | None = None
+                 ) -> None:
+        self.batcher = Batcher(run_fn or AnsibleRun(site, progress=progress, extravars=extravars), window_s)
         self.versions = role_versions()
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:

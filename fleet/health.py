@@ -27,7 +27,6 @@ from typing import Any
 from fleet import hostkeys
 from fleet.logs import node_log
 from fleet.ssh import SSH_FAILED, ssh_argv
-from healthcheck.kernlog import Baseline, learn_baseline
 from healthcheck.model import USAGE_EXIT, Verdict
 
 log = logging.getLogger("fleet.health")
@@ -38,6 +37,8 @@ log = logging.getLogger("fleet.health")
 STARTED_MARKER = "fleet-healthcheck-started"
 # The sweep keeps its own IB counter state on the node, apart from the node's timer (healthcheck.ib).
 REMOTE_COMMAND = ("echo", STARTED_MARKER, ";", "python3", "-m", "healthcheck", "--json", "--state-name", "sweep")
+# The node's kernel log as templates (healthcheck's `templates`), for learning the dmesg baseline.
+TEMPLATES_COMMAND = ("sudo", "-n", "python3", "-m", "healthcheck", "templates")
 UNREACHABLE = "UNREACHABLE"
 _HUNG = -2  # our own status: the checks started on the node and gave no report before the deadline
 
@@ -121,11 +122,13 @@ def parse_node_output(node: str, returncode: int, stdout: str, stderr: str, dura
 
 
 def _run_one(
-    node: str, argv: list[str], timeout_s: float, runner: Callable[..., subprocess.CompletedProcess]
+    node: str, argv: list[str], timeout_s: float, runner: Callable[..., subprocess.CompletedProcess],
+    stdin: str | None = None,
 ) -> tuple[int, str, str, float]:
     started = time.monotonic()
+    feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     try:
-        done = runner(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        done = runner(argv, capture_output=True, text=True, timeout=timeout_s, check=False, **feed)
     except subprocess.TimeoutExpired as err:
         node_log(log, node).warning("health check timed out after %.0f s", timeout_s)
         seen = err.stdout or b""  # what came before the deadline (bytes, even with text=True)
@@ -146,18 +149,22 @@ def sweep(
     remote_command: tuple[str, ...] = REMOTE_COMMAND,
     ssh_options: tuple[str, ...] = (),
     runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+    baseline: str | None = None,
 ) -> list[NodeHealth]:
     """Run the checks on every node, at most ``parallel`` at once; results in input order.
 
     ``ssh_target(node)`` gives what ssh connects to ("root@198.18.0.12", or a Host alias).
+    ``baseline`` is the site's dmesg baseline file's content: each node judges its kernel log against
+    it (handed over on stdin) instead of its installed copy, which may be older.
     ``runner`` is ``subprocess.run``; tests pass a stand-in.
     """
     names = list(nodes)
     connect = max(1, min(10, int(timeout_s / 3)))
+    remote = remote_command + (("--dmesg-baseline", "-") if baseline is not None else ())
 
     def one(node: str) -> NodeHealth:
-        argv = ssh_argv(ssh_target(node), remote_command, connect_timeout_s=connect, options=ssh_options)
-        rc, out, err, took = _run_one(node, argv, timeout_s, runner)
+        argv = ssh_argv(ssh_target(node), remote, connect_timeout_s=connect, options=ssh_options)
+        rc, out, err, took = _run_one(node, argv, timeout_s, runner, baseline)
         result = parse_node_output(node, rc, out, err, round(took, 2))
         node_log(log, node).info("%s%s", result.verdict, f" ({result.reason})" if result.reason else "")
         return result
@@ -211,7 +218,7 @@ def to_json(results: Iterable[NodeHealth], decision: FleetDecision) -> dict[str,
     }
 
 
-def fetch_kernel_logs(
+def fetch_templates(
     nodes: Iterable[str],
     ssh_target: Callable[[str], str],
     *,
@@ -219,28 +226,30 @@ def fetch_kernel_logs(
     parallel: int = 16,
     ssh_options: tuple[str, ...] = (),
     runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
-) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """``dmesg`` of each known-good node over SSH: (logs by node, errors by node)."""
+) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+    """Each node's kernel log templates, templated on the node: (templates by node, errors by node).
+
+    The node reads its kernel log the way its checks do (the config's sources: dmesg, the journal, the
+    lab's file), so the baseline is learned from exactly what it will be judged against; sending
+    templates instead of the log keeps a 100k-line dmesg to a few hundred lines on the wire.
+    """
     names = list(nodes)
     connect = max(1, min(10, int(timeout_s / 3)))
 
     def one(node: str) -> tuple[str, int, str, str]:
-        argv = ssh_argv(ssh_target(node), ("dmesg",), connect_timeout_s=connect, options=ssh_options)
+        argv = ssh_argv(ssh_target(node), TEMPLATES_COMMAND, connect_timeout_s=connect, options=ssh_options)
         rc, out, err, _ = _run_one(node, argv, timeout_s, runner)
         return node, rc, out, err
 
-    logs: dict[str, list[str]] = {}
+    found: dict[str, frozenset[str]] = {}
     errors: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(names) or 1))) as pool:
         for node, rc, out, err in pool.map(one, names):
-            if rc == 0:
-                logs[node] = out.splitlines()
-            else:
-                errors[node] = (err.strip().splitlines() or [f"exit {rc}"])[-1]
-                node_log(log, node).warning("cannot read dmesg: %s", errors[node])
-    return logs, errors
-
-
-def learn_fleet_baseline(logs: Mapping[str, Iterable[str]], *, min_nodes: int = 1) -> Baseline:
-    """The dmesg baseline from known-good nodes' logs (save with healthcheck.kernlog.save_baseline)."""
-    return learn_baseline(logs, min_nodes)
+            try:
+                if rc != 0:
+                    raise ValueError((err.strip().splitlines() or [f"exit {rc}"])[-1])
+                found[node] = frozenset(str(t) for t in json.loads(out)["templates"])
+            except (ValueError, KeyError, TypeError) as why:
+                errors[node] = f"cannot read its kernel log templates: {why}"
+                node_log(log, node).warning("%s", errors[node])
+    return found, errors

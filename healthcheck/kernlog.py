@@ -165,6 +165,10 @@ def save_baseline(baseline: Baseline, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# How a SKIPPED dmesg_baseline says the site is still learning (the control plane looks for it).
+LEARNING_PREFIX = "learning:"
+
+
 @dataclass(frozen=True)
 class Learning:
     """The site's baseline is still being learned from its first validated nodes (day one)."""
@@ -174,8 +178,8 @@ class Learning:
 
     @property
     def reason(self) -> str:
-        return (f"learning: the site's dmesg baseline is learned from its first {self.need} validated nodes "
-                f"({self.have} so far)")
+        return (f"{LEARNING_PREFIX} the site's dmesg baseline is learned from its first {self.need} validated "
+                f"nodes ({self.have} so far)")
 
 
 def save_learning(have: int, need: int, path: Path) -> None:
@@ -190,17 +194,26 @@ def save_learning(have: int, need: int, path: Path) -> None:
 
 def load_baseline(path: Path) -> frozenset[str] | Learning | Missing:
     text = read_text(path)
-    if isinstance(text, Missing):
-        return text
+    return text if isinstance(text, Missing) else parse_baseline(text, str(path))
+
+
+def parse_baseline(text: str, where: str) -> frozenset[str] | Learning | Missing:
+    """A baseline file's content (the templates, or the learning placeholder); `where` names it in errors."""
     try:
         data = json.loads(text)
         if data.get("schema") != BASELINE_SCHEMA:
-            return Missing(f"{path}: schema {data.get('schema')!r}, expected {BASELINE_SCHEMA}")
+            return Missing(f"{where}: schema {data.get('schema')!r}, expected {BASELINE_SCHEMA}")
         if "learning" in data:
             return Learning(int(data["learning"]["have"]), int(data["learning"]["need"]))
         return frozenset(data["templates"])
     except (json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as err:
-        return Missing(f"{path}: not a baseline file ({err})")
+        return Missing(f"{where}: not a baseline file ({err})")
+
+
+def templates_of(lines: Iterable[str]) -> frozenset[str]:
+    """The distinct templates of a kernel log: what a node contributes to its site's baseline."""
+    templ = Templater()
+    return frozenset(templ(line) for line in lines if line.strip())
 
 
 def gather_kernel_log(config: Config) -> tuple[str, ...] | Missing:
@@ -235,7 +248,7 @@ class DmesgBaselineCheck:
             return unknown(
                 self.name,
                 f"no dmesg baseline: {readings.dmesg_baseline.reason}",
-                "ops: learn one from known-good nodes (provision.py health baseline --from ...) "
+                "ops: learn one from the validated nodes (provision.py health baseline) "
                 "and let the healthcheck_agent role install it",
             )
         novel = novel_lines(readings.kernel_log, readings.dmesg_baseline)

@@ -13,7 +13,7 @@ from healthcheck import ib
 from healthcheck.config import Config
 from healthcheck.gpu import gather_gpus
 from healthcheck.gpu_checks import GPU_CHECKS
-from healthcheck.kernlog import DmesgBaselineCheck, gather_kernel_log, load_baseline
+from healthcheck.kernlog import DmesgBaselineCheck, Learning, gather_kernel_log, load_baseline
 from healthcheck.model import Check, Result, Verdict, node_verdict
 from healthcheck.probe import Missing
 from healthcheck.readings import Readings
@@ -62,10 +62,13 @@ def all_checks() -> list[Check]:
     ]
 
 
-def gather(config: Config, state_name: str = "") -> Readings:
+def gather(config: Config, state_name: str = "", baseline: frozenset[str] | Learning | Missing | None = None
+           ) -> Readings:
     """Take every reading; slow ones (NVML/nvidia-smi, dmesg, docker, systemctl) run in parallel.
 
-    `state_name` picks whose IB counter state to compare against (see healthcheck.ib).
+    `state_name` picks whose IB counter state to compare against (see healthcheck.ib); `baseline`, when
+    given, is the dmesg baseline to judge against instead of the configured file (the fleet sweep hands
+    the site's current one over, see `--dmesg-baseline -`).
     """
     src = config.sources
     present = nvswitch_present(config)
@@ -91,7 +94,7 @@ def gather(config: Config, state_name: str = "") -> Readings:
             fabric_manager=fabric.result() if fabric else Missing("no NVSwitch"),
             os=gather_os(config),
             processes=processes.result(),
-            dmesg_baseline=load_baseline(Path(config.dmesg.baseline)),
+            dmesg_baseline=load_baseline(Path(config.dmesg.baseline)) if baseline is None else baseline,
         )
 
 
@@ -120,10 +123,11 @@ class Report:
     gpu_source: str
 
 
-def run_checks(config: Config, *, save_state: bool = True, state_name: str = "") -> Report:
+def run_checks(config: Config, *, save_state: bool = True, state_name: str = "",
+               baseline: frozenset[str] | Learning | Missing | None = None) -> Report:
     started = time.time()
     node = config.node.hostname or socket.gethostname()
-    readings = gather(config, state_name)
+    readings = gather(config, state_name, baseline)
     checks = all_checks()
     results = evaluate(readings, config, checks)
     if save_state and isinstance(readings.ib, tuple) and readings.ib:

@@ -17,7 +17,7 @@ from typing import Any
 
 from fleet.remediate import Guards
 from fleet.site.control import expand_path
-from fleet.site.schema import Problems
+from fleet.site.schema import Problems, positive_int
 
 WORKLOAD_KINDS = ("slurm", "none")
 _GUARD_KEYS = {"max_nodes", "max_rack_percent", "cooldown_s", "flap_transitions", "flap_window_s",
@@ -29,6 +29,7 @@ _WATCH_KEYS = _GUARD_KEYS | {"drain_timeout_s", "reboot_timeout_s", "burnin"}
 class HealthSettings:
     interval_s: float = 300.0
     timeout_s: float = 60.0
+    baseline_min_nodes: int = 3  # the day-one dmesg baseline keeps lines seen on at least this many nodes
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,13 @@ def _number(file: Path, path: str, value: Any, problems: Problems, *, minimum: f
 
 
 def parse_health(file: Path, raw: Any, problems: Problems) -> HealthSettings:
-    if raw is None or not problems.keys(raw, file, "health", set(), {"interval_s", "timeout_s"}):
+    if raw is None or not problems.keys(raw, file, "health", set(), {"interval_s", "timeout_s", "baseline_min_nodes"}):
         return HealthSettings()
     default = HealthSettings()
     interval = _number(file, "health.interval_s", raw.get("interval_s", default.interval_s), problems, minimum=1)
     timeout = _number(file, "health.timeout_s", raw.get("timeout_s", default.timeout_s), problems, minimum=1)
-    return HealthSettings(interval or default.interval_s, timeout or default.timeout_s)
+    min_nodes = positive_int(file, "health.baseline_min_nodes", raw.get("baseline_min_nodes", 3), problems)
+    return HealthSettings(interval or default.interval_s, timeout or default.timeout_s, min_nodes or 3)
 
 
 def parse_watch(file: Path, raw: Any, problems: Problems) -> WatchSettings:

@@ -1,10 +1,13 @@
 """configure: the Ansible roles on the node, in batches shared with its neighbours (fleet/configure.py).
 
-Ansible's task starts stream to the run's progress display.
+Ansible's task starts stream to the run's progress display. The healthcheck_agent role installs the
+site's dmesg baseline from the run's state dir; a site without one gets the learning placeholder first
+(fleet/baseline.py), so its first nodes' check says SKIPPED "learning" instead of UNKNOWN.
 """
 
 from __future__ import annotations
 
+from fleet import baseline
 from fleet.configure import ConfigureStage
 from fleet.stages.shared import Shared
 
@@ -14,4 +17,8 @@ def make(shared: Shared) -> ConfigureStage:
         if shared.progress is not None:
             shared.progress(host, "configure", "task", name)
 
-    return ConfigureStage(shared.site, progress=task)
+    extravars = {}
+    if shared.state_dir is not None:
+        path = baseline.ensure(shared.state_dir, shared.site.health.baseline_min_nodes)
+        extravars["healthcheck_agent_dmesg_baseline_file"] = str(path)
+    return ConfigureStage(shared.site, progress=task, extravars=extravars)

@@ -1,4 +1,7 @@
-"""validate: the node's own health checks over SSH; the verdict becomes the stage's result (fleet/validate.py)."""
+"""validate: the node's own health checks over SSH; the verdict becomes the stage's result (fleet/validate.py).
+
+The run's state dir holds the site's dmesg baseline, learned there on day one from the first nodes validated.
+"""
 
 from __future__ import annotations
 
@@ -7,4 +10,4 @@ from fleet.validate import ValidateStage
 
 
 def make(shared: Shared) -> ValidateStage:
-    return ValidateStage(shared.site)
+    return ValidateStage(shared.site, shared.state_dir)

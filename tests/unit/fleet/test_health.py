@@ -14,8 +14,7 @@ from fleet.health import (
     UNREACHABLE,
     NodeHealth,
     decide_fleet,
-    fetch_kernel_logs,
-    learn_fleet_baseline,
+    fetch_templates,
     parse_node_output,
     ssh_argv,
     sweep,
@@ -148,22 +147,32 @@ def test_rows_and_json_carry_reason_fix_and_the_node_report():
     json.dumps(data)
 
 
-def test_baseline_learned_from_fetched_known_good_logs():
-    dmesg = (LAB / "healthy" / "dmesg.txt").read_text()
-
+def test_templates_are_fetched_per_node_and_a_node_that_cannot_answer_is_named():
     def runner(argv, **kwargs):
         target = argv[argv.index("--") - 1]
-        if target == "down":
-            return subprocess.CompletedProcess(argv, 255, "", "ssh: no route to host")
-        return subprocess.CompletedProcess(argv, 0, dmesg, "")
+        assert argv[argv.index("--") + 1:] == ["sudo", "-n", "python3", "-m", "healthcheck", "templates"]
+        answers = {"a": (0, json.dumps({"lines": 2, "templates": ["x #", "y"]}), ""),
+                   "down": (255, "", "ssh: no route to host"), "garbled": (0, "not json", ""),
+                   "unreadable": (3, "", "healthcheck templates: kernel log unreadable: dmesg: EPERM")}
+        return subprocess.CompletedProcess(argv, *answers[target])
 
-    logs, errors = fetch_kernel_logs(["a", "b", "down"], lambda n: n, runner=runner)
-    assert sorted(logs) == ["a", "b"] and errors == {"down": "ssh: no route to host"}
-    baseline = learn_fleet_baseline(logs, min_nodes=2)
-    assert (
-        "Linux version #.#.#-fc-v#-gpu (builder@sandboxing) (gcc (GCC) #.#.#, GNU ld (GNU Binutils) #.#) ##"
-        " SMP PREEMPT_DYNAMIC @#" in baseline.templates
-    )
+    found, errors = fetch_templates(["a", "down", "garbled", "unreadable"], lambda n: n, runner=runner)
+    assert found == {"a": frozenset({"x #", "y"})}
+    assert "no route to host" in errors["down"] and "EPERM" in errors["unreadable"] and "garbled" in errors
+
+
+def test_the_sweep_hands_each_node_the_sites_baseline_on_stdin():
+    seen = []
+
+    def runner(argv, **kwargs):
+        seen.append((argv[argv.index("--") + 1:], kwargs.get("input"), kwargs.get("stdin")))
+        return subprocess.CompletedProcess(argv, *REPORTS["healthy"], "")
+
+    sweep(["a"], lambda n: n, runner=runner, baseline='{"schema": 1, "templates": []}')
+    sweep(["a"], lambda n: n, runner=runner)
+    (with_file, text, _), (without, none, stdin) = seen
+    assert with_file[-2:] == ["--dmesg-baseline", "-"] and text == '{"schema": 1, "templates": []}'
+    assert "--dmesg-baseline" not in without and none is None and stdin == subprocess.DEVNULL
 
 
 def test_a_health_check_that_started_on_the_node_and_hung_is_critical_and_quarantined():

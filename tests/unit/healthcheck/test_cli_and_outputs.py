@@ -134,3 +134,41 @@ def test_a_state_name_that_is_not_a_plain_word_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         main(["--config", str(LAB / "healthy" / "config.json"), "--state-name", "../etc"])
     assert "state name '../etc'" in capsys.readouterr().err
+
+
+def _dmesg_check(capsys, *argv: str) -> tuple[str, str]:
+    main(["--config", str(LAB / "healthy" / "config.json"), "--json", "--no-state", *HOST_CHECKS_OFF, *argv])
+    [check] = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "dmesg_baseline"]
+    return check["verdict"], check["summary"]
+
+
+def test_templates_lists_the_kernel_log_as_the_checks_read_it(capsys):
+    from healthcheck.kernlog import templates_of
+
+    assert main(["--config", str(LAB / "healthy" / "config.json"), "templates"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    lines = (LAB / "healthy" / "dmesg.txt").read_text().splitlines()
+    assert out["lines"] == len(lines) and out["templates"] == sorted(templates_of(lines))
+    assert "#" in "".join(out["templates"])  # templated on the node, not raw lines
+
+
+def test_templates_of_an_unreadable_kernel_log_is_unknown(tmp_path, capsys):
+    raw = json.loads((LAB / "healthy" / "config.json").read_text())
+    raw["sources"]["kernel_log_file"] = str(tmp_path / "absent.txt")
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert main(["--config", str(tmp_path / "config.json"), "templates"]) == 3
+    assert "kernel log unreadable" in capsys.readouterr().err
+
+
+def test_a_baseline_handed_over_on_stdin_wins_over_the_installed_one(capsys, monkeypatch):
+    import io
+
+    assert _dmesg_check(capsys)[0] == "OK"  # the fixture set's own baseline knows every line
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"schema": 1, "learning": {"have": 1, "need": 3}})))
+    assert _dmesg_check(capsys, "--dmesg-baseline", "-") == (
+        "SKIPPED", "learning: the site's dmesg baseline is learned from its first 3 validated nodes (1 so far)")
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"schema": 1, "templates": ["nothing like it"]})))
+    verdict, summary = _dmesg_check(capsys, "--dmesg-baseline", "-")
+    assert verdict == "WARNING" and summary.startswith("line 1 never seen")
+    monkeypatch.setattr("sys.stdin", io.StringIO("garbage"))
+    assert _dmesg_check(capsys, "--dmesg-baseline", "-")[0] == "UNKNOWN"

@@ -63,7 +63,7 @@ CLI_CASES = [
     (["reimage"], "reimage needs the nodes named"),
     (["reimage", "--rack", "1"], "reimage needs the nodes named"),
     (["health"], "no nodes selected"),
-    (["health", "baseline"], "known-good nodes"),
+    (["health", "baseline"], "no validated nodes"),
     (["hostkey", "accept", "gpu-001-01", "--fingerprint", "ab-cd-ef"], "--fingerprint 'ab-cd-ef'"),
     (["hostkey", "accept", "--rack", "1", "--fingerprint", "SHA256:" + "A" * 43], "exactly one node"),
     (["--nodes", "gpu-001-01;reboot"], "gpu-001-01;reboot"),
