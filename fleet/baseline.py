@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet.site import Site
+from fleet.state import production_state_dir
 from healthcheck.kernlog import (
     LEARNING_PREFIX,
     Baseline,
@@ -94,6 +96,11 @@ def diff(old: frozenset[str], new: frozenset[str]) -> tuple[list[str], list[str]
 
 def baseline_file(state_dir: Path) -> Path:
     return state_dir / "dmesg-baseline.json"
+
+
+def site_state_dir(site: Site) -> Path:
+    """The site's state dir (the CLI resolves --state-dir, FLEET_STATE_DIR and the default into the site)."""
+    return site.state_dir or production_state_dir(site.name)
 
 
 def _learning_dir(state_dir: Path) -> Path:

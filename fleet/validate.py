@@ -26,14 +26,12 @@ from healthcheck.kernlog import Learning
 PASSING = ("OK", "WARNING")
 
 
-def sweep_site(site: Site, nodes: Sequence[Node], *, timeout_s: float = 60.0, parallel: int = 32,
-               state_dir: Path | None = None) -> list[NodeHealth]:
-    """Health of the given nodes of a site, over SSH, at most `parallel` at once. With the site's state dir,
-    each node is judged against the dmesg baseline file there (or its learning placeholder)."""
+def sweep_site(site: Site, nodes: Sequence[Node], *, timeout_s: float = 60.0, parallel: int = 32) -> list[NodeHealth]:
+    """Health of the given nodes of a site, over SSH, at most `parallel` at once; each node is judged against
+    the dmesg baseline file in the site's state dir (or its learning placeholder) when there is one."""
     addresses = {node.hostname: node.address for node in nodes}
-    current = None
-    if state_dir is not None and baseline.baseline_file(state_dir).is_file():
-        current = baseline.baseline_file(state_dir).read_text(encoding="utf-8")
+    path = baseline.baseline_file(baseline.site_state_dir(site))
+    current = path.read_text(encoding="utf-8") if path.is_file() else None
     return sweep(list(addresses), addresses.__getitem__, timeout_s=timeout_s, parallel=parallel,
                  ssh_options=ssh.options(site), baseline=current)
 
@@ -61,18 +59,18 @@ class ValidateStage:
     name = "validate"
     max_attempts = 3
 
-    def __init__(self, site: Site, state_dir: Path | None = None, timeout_s: float = 60.0) -> None:
+    def __init__(self, site: Site, timeout_s: float = 60.0) -> None:
         self.site = site
-        self.state_dir = state_dir
+        self.state_dir = baseline.site_state_dir(site)
         self.timeout_s = timeout_s
 
     def _sweep(self, node: Node) -> NodeHealth:
-        [health] = sweep_site(self.site, [node], timeout_s=self.timeout_s, parallel=1, state_dir=self.state_dir)
+        [health] = sweep_site(self.site, [node], timeout_s=self.timeout_s, parallel=1)
         return health
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         health = self._sweep(node)
-        if self.state_dir is None or not baseline.learning(checks_of(health)):
+        if not baseline.learning(checks_of(health)):
             return verdict_result(health)
         checks = {name: verdict for name, (verdict, _summary) in checks_of(health).items()}
         if baseline.qualifies(checks):

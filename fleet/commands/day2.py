@@ -74,8 +74,7 @@ def build_watch(args: argparse.Namespace, site: Site, db: StateDB, tags: MaasTag
     from fleet.validate import sweep_site
 
     def sweep(names):
-        return sweep_site(site, [site.nodes[n] for n in names], timeout_s=site.health.timeout_s,
-                          state_dir=options.state_dir(args, site))
+        return sweep_site(site, [site.nodes[n] for n in names], timeout_s=site.health.timeout_s)
 
     fixer = SshFixer(site, reimage=reimager(args, site, console), reboot_timeout_s=site.watch.reboot_timeout_s)
     return Watch(db=db, guards=site.watch.guards, manager=for_site(site), tagger=tags, fixer=fixer,

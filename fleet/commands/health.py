@@ -63,8 +63,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--dry-run applies to health baseline; a sweep without --quarantine changes nothing",
                          hint="drop --quarantine to see the verdicts only")
     nodes = options.select(args, site)
-    results = sweep_site(site, nodes, timeout_s=args.timeout, parallel=args.parallel,
-                         state_dir=options.state_dir(args, site))
+    results = sweep_site(site, nodes, timeout_s=args.timeout, parallel=args.parallel)
     decision = decide_fleet(results)
     problems: dict[str, str] = {}
     if args.quarantine and decision.quarantine:
@@ -149,12 +148,12 @@ def _baseline(args: argparse.Namespace, site: Site, console: Console) -> int:
     finally:
         if db is not None:
             db.close()
-    state_dir = options.state_dir(args, site)
+    state_dir = baseline.site_state_dir(site)
     if not nodes:
         raise UsageError(f"health baseline: no validated nodes to learn from among the selected ones (state in "
                          f"{state_dir})", hint="bring nodes up to validate first (provision.py --rack N), or "
                          "select validated ones with --rack/--nodes")
-    results = sweep_site(site, nodes, timeout_s=args.timeout, parallel=args.parallel, state_dir=state_dir)
+    results = sweep_site(site, nodes, timeout_s=args.timeout, parallel=args.parallel)
     skipped = {r.node: f"{r.verdict}: {r.reason}" for r in results
                if not baseline.qualifies({c.name: c.verdict for c in r.checks})}
     good = [r.node for r in results if r.node not in skipped]

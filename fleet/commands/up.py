@@ -83,8 +83,7 @@ def bring_up(args: argparse.Namespace, site: Site, nodes: list[Node], console: C
         if args.retry_quarantined:
             _requeue(db, nodes, order)
         progress = render.StageProgress(order, len(nodes), console, verbose=args.verbose)
-        with progress, stages.build(site, stages.RunLimits.of(args), reimage=reimage, progress=progress,
-                                    state_dir=options.state_dir(args, site)) as pipeline:
+        with progress, stages.build(site, stages.RunLimits.of(args), reimage=reimage, progress=progress) as pipeline:
             return _run(args, site, nodes, db, pipeline, progress, console)
     finally:
         db.release([n.hostname for n in nodes])

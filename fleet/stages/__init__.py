@@ -23,7 +23,6 @@ import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fleet.site import Node, Site
@@ -70,10 +69,10 @@ class Pipeline(list[Stage]):
 
 
 @contextmanager
-def build(site: Site, limits: RunLimits, *, reimage: bool = False, progress: ProgressFn | None = None,
-          state_dir: Path | None = None) -> Iterator[Pipeline]:
+def build(site: Site, limits: RunLimits, *, reimage: bool = False,
+          progress: ProgressFn | None = None) -> Iterator[Pipeline]:
     """The run's stages with their shared clients; the clients are closed when the run ends."""
-    with Shared(site, limits, reimage=reimage, progress=progress, state_dir=state_dir) as shared:
+    with Shared(site, limits, reimage=reimage, progress=progress) as shared:
         pipeline = Pipeline(importlib.import_module(f"fleet.stages.{spec.module}").make(shared)
                             for spec in TABLE if reimage or not spec.reimage_only)
         from fleet.dell.hooks import quarantine_evidence

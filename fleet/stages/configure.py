@@ -17,8 +17,5 @@ def make(shared: Shared) -> ConfigureStage:
         if shared.progress is not None:
             shared.progress(host, "configure", "task", name)
 
-    extravars = {}
-    if shared.state_dir is not None:
-        path = baseline.ensure(shared.state_dir, shared.site.health.baseline_min_nodes)
-        extravars["healthcheck_agent_dmesg_baseline_file"] = str(path)
-    return ConfigureStage(shared.site, progress=task, extravars=extravars)
+    path = baseline.ensure(baseline.site_state_dir(shared.site), shared.site.health.baseline_min_nodes)
+    return ConfigureStage(shared.site, progress=task, extravars={"healthcheck_agent_dmesg_baseline_file": str(path)})

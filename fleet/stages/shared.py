@@ -11,7 +11,6 @@ import argparse
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleet.site import Site, resolve_credentials
@@ -41,10 +40,9 @@ class RunLimits:
 
 class Shared:
     def __init__(self, site: Site, limits: RunLimits, *, reimage: bool = False,
-                 progress: ProgressFn | None = None, state_dir: Path | None = None) -> None:
+                 progress: ProgressFn | None = None) -> None:
         self.site = site
         self.limits = limits
-        self.state_dir = state_dir  # the run's state directory (the day-one dmesg baseline lives there)
         self.reimage = reimage
         self.progress = progress
         self.deploys = threading.BoundedSemaphore(limits.maas_deploys)

@@ -1,7 +1,4 @@
-"""validate: the node's own health checks over SSH; the verdict becomes the stage's result (fleet/validate.py).
-
-The run's state dir holds the site's dmesg baseline, learned there on day one from the first nodes validated.
-"""
+"""validate: the node's own health checks over SSH; the verdict becomes the stage's result (fleet/validate.py)."""
 
 from __future__ import annotations
 
@@ -10,4 +7,4 @@ from fleet.validate import ValidateStage
 
 
 def make(shared: Shared) -> ValidateStage:
-    return ValidateStage(shared.site, shared.state_dir)
+    return ValidateStage(shared.site)

@@ -88,13 +88,14 @@ class Nodes:
 @pytest.fixture
 def day_one(tmp_path, monkeypatch):
     site = load_site(Path(__file__).resolve().parents[2] / "fixtures" / "inventories" / "good" / "minimal.yml")
+    site = dataclasses.replace(site, state_dir=tmp_path)  # as the CLI resolves it
     template = site.nodes["gpu-001-01"]
     names = ["n1", "n2", "n3", "n4"]
     nodes = Nodes({name: COMMON | ({"odd line only on n1"} if name == "n1" else set()) for name in names})
     monkeypatch.setattr(validate, "sweep", nodes.sweep)
     monkeypatch.setattr(validate, "fetch_templates", nodes.fetch)
     db = StateDB(tmp_path / "state.db")
-    stage = validate.ValidateStage(site, tmp_path)
+    stage = validate.ValidateStage(site)
 
     def run(name: str):
         node = dataclasses.replace(template, hostname=name)
