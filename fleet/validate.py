@@ -15,7 +15,6 @@ checked against it by the next `health` or `watch` sweep.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from fleet import baseline, ssh
 from fleet.health import UNREACHABLE, NodeHealth, fetch_templates, sweep
@@ -74,7 +73,7 @@ class ValidateStage:
             return verdict_result(health)
         checks = {name: verdict for name, (verdict, _summary) in checks_of(health).items()}
         if baseline.qualifies(checks):
-            self._contribute(self.state_dir, node, ctx)
+            self._contribute(node, ctx)
         now = baseline.current(self.state_dir)
         if isinstance(now, frozenset):
             health = self._sweep(node)  # the baseline exists now: judged against it before passing
@@ -86,7 +85,7 @@ class ValidateStage:
             return StageResult(True, f"{result.detail}; dmesg_baseline SKIPPED ({why})", result.evidence)
         return result
 
-    def _contribute(self, state_dir: Path, node: Node, ctx: NodeContext) -> None:
+    def _contribute(self, node: Node, ctx: NodeContext) -> None:
         """This node's templates join the learning set; a node whose templates cannot be read passes
         without contributing (the next qualifying node takes its place)."""
         found, errors = fetch_templates([node.hostname], lambda _name: node.address, timeout_s=self.timeout_s,
@@ -94,7 +93,7 @@ class ValidateStage:
         if node.hostname not in found:
             ctx.journal("dmesg_baseline_not_contributed", reason=errors.get(node.hostname, "no templates"))
             return
-        outcome = baseline.record(state_dir, node.hostname, found[node.hostname],
+        outcome = baseline.record(self.state_dir, node.hostname, found[node.hostname],
                                   self.site.health.baseline_min_nodes)
         if outcome.late:
             return
@@ -105,4 +104,4 @@ class ValidateStage:
                          len(outcome.learned.templates))
             ctx.journal("dmesg_baseline_learned", learned_from=list(outcome.learned.learned_from),
                         templates=len(outcome.learned.templates),
-                        file=str(baseline.baseline_file(state_dir)))
+                        file=str(baseline.baseline_file(self.state_dir)))
