@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -274,31 +275,26 @@ def _xml_temperatures(gpu: ET.Element, notes: dict[str, str]) -> dict[str, float
     return {"temp_c": temp, **absolute}
 
 
-def _xml_ecc_uncorrected(gpu: ET.Element) -> int | None:
+def _xml_ecc(gpu: ET.Element, counted: Callable[[str], bool], pre_hopper: str) -> int | None:
+    """The volatile ECC counts whose tags `counted` picks, summed; the pre-Hopper schema has one total
+    (volatile/double_bit/total, volatile/single_bit/total) at `pre_hopper` instead."""
     volatile = gpu.find("ecc_errors/volatile")
     if volatile is None:
         return None
     values = [
         int(child.text)
         for child in volatile
-        if "uncorrectable" in child.tag and child.text and child.text.strip().isdigit()
+        if counted(child.tag) and child.text and child.text.strip().isdigit()
     ]
-    if not values:  # pre-Hopper schema: volatile/double_bit/total
-        total = _xint(gpu, "ecc_errors/volatile/double_bit/total")
-        return total
-    return sum(values)
+    return sum(values) if values else _xint(gpu, pre_hopper)
+
+
+def _xml_ecc_uncorrected(gpu: ET.Element) -> int | None:
+    return _xml_ecc(gpu, lambda tag: "uncorrectable" in tag, "ecc_errors/volatile/double_bit/total")
 
 
 def _xml_ecc_corrected(gpu: ET.Element) -> int | None:
-    volatile = gpu.find("ecc_errors/volatile")
-    if volatile is None:
-        return None
-    values = [
-        int(child.text)
-        for child in volatile
-        if child.tag.endswith("_correctable") and child.text and child.text.strip().isdigit()
-    ]
-    return sum(values) if values else _xint(gpu, "ecc_errors/volatile/single_bit/total")
+    return _xml_ecc(gpu, lambda tag: tag.endswith("_correctable"), "ecc_errors/volatile/single_bit/total")
 
 
 def parse_nvidia_smi_xml(text: str, nvlink_text: str | Missing | None = None) -> GpuSnapshot:
