@@ -1,18 +1,24 @@
 """Bring-up benchmark: wall time over the critical path, Redfish requests per node, us vs. Ansible.
 
-For 1 rack and for 128 racks (512 nodes) it starts a fresh lab whose delays are known exactly:
-every BMC power change lands `--power-delay-s` after the request (lab.redfish's `power_delay_s`)
-and every MAAS deployment takes `--deploy-s` (the lab MAAS's real 600 s times the site's time
-factor). The slowest node's unavoidable delays are then one power change plus one deployment, so
-the critical path is computed from the configuration, never measured, and
+For 1 rack and for 128 racks (512 nodes) it starts a fresh lab whose delays are known exactly: the
+racks are new (unknown to MAAS), every BMC power change lands `--power-delay-s` after the request
+(lab.redfish's `power_delay_s`), MAAS's commissioning takes its real 300 s and a deployment its
+real 600 s, both times the site's time factor (`--deploy-s` / 600). MAAS powers the machines itself
+(commissioning and deployment are each a one-time PXE boot and power-on by its Redfish driver, which
+does not wait for the change to land), so the slowest node's unavoidable delays are one
+commissioning plus one deployment; the critical path is computed from the configuration, never
+measured, and
 
-    ratio = wall time of `provision.py --rack 1-N --until os` / (power delay + deploy duration)
+    ratio = wall time of `provision.py --rack 1-N --until os` / (commissioning + deploy duration)
 
 says how much our scheduling, polling and request handling add. Resource limits are set generously
 (`--bmc-requests`, `--maas-deploys` = the node count) so they do not dominate; that is printed.
+Redfish requests per node are printed twice: ours (the run report's counters) and MAAS's (the lab
+BMC front's request log, User-Agent "MAAS").
 
-Then the same out-of-band work (read power, arm one-time PXE, power on/cycle, wait until on) for the
-same 512 nodes runs two ways on fresh labs: `provision.py --until pxe` and the community.general
+Then the out-of-band work the tool still does on a site whose MAAS has no BMC access
+(`maas.power: manual`: read power, arm one-time PXE, power on/cycle, wait until on) for the same
+512 nodes runs two ways on fresh labs: `provision.py --until pxe` and the community.general
 `redfish_command` playbook of bench/redfish_ansible, and the ratio of their wall times is printed.
 Ratios are printed, not verdicts.
 
@@ -29,12 +35,14 @@ import logging
 import os
 import platform
 import pstats
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +52,7 @@ from bench.redfish_ansible.oob import run_oob_playbook
 from fleet.site import Site
 from lab import control
 from lab.maas.states import REAL_DURATIONS_S
+from lab.redfish.service import RedfishLabFiles
 from lab.settings import load_lab_site
 from lab.sitegen import NODES_PER_RACK, SiteShape, write_site
 from tests.lab.conftest import bmc_span, free_port, free_port_block
@@ -64,9 +73,16 @@ class Delays:
     def time_factor(self) -> float:
         return self.deploy_s / REAL_DURATIONS_S["deploy"]
 
+    @property
+    def commission_s(self) -> float:
+        return REAL_DURATIONS_S["commission"] * self.time_factor
+
     def critical_path_s(self, until: str) -> float:
-        """discover waits for nothing; pxe for one power change; os for one deployment."""
-        return self.power_delay_s + (self.deploy_s if until == "os" else 0.0)
+        """discover waits for nothing; commission for MAAS's commissioning, os for one deployment;
+        pxe (manual power only) for one power change."""
+        if until == "pxe":
+            return self.power_delay_s
+        return self.commission_s + (self.deploy_s if until == "os" else 0.0)
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,9 @@ class RunFigures:
     requests_mean: float
     compliance_mean: float  # BIOS + firmware compliance read in discover, per node (target <= 6)
     compliance_max: int
+    requests_max: int
+    maas_requests_mean: float
+    maas_requests_max: int
     polls_mean: float
     stage_s_max: dict[str, float]
     summary: dict[str, int]
@@ -180,7 +199,8 @@ def print_profile(path: Path, top: int = 25) -> None:
 
 
 @contextmanager
-def lab_for(racks: int, delays: Delays, root: Path) -> Iterator[tuple[Site, dict[str, str]]]:
+def lab_for(racks: int, delays: Delays, root: Path, *, maas_power: str = "redfish"
+            ) -> Iterator[tuple[Site, dict[str, str]]]:
     """A fresh lab of `racks` racks with the known delays, on free ports; stopped afterwards."""
     bmc_first = free_port_block(bmc_span(racks))
     taken = set(range(bmc_first, bmc_first + bmc_span(racks)))
@@ -195,6 +215,10 @@ def lab_for(racks: int, delays: Delays, root: Path) -> Iterator[tuple[Site, dict
                       sushy_port=ports[1], apt_port=ports[2], ufm_port=ports[3], time_factor=delays.time_factor,
                       max_hosts=0, fabric=racks <= 128)  # the lab's fabric plan holds up to 128 racks
     site_file = write_site(root / "site", shape)
+    if maas_power != "redfish":  # the site's `maas.power`, written where the generator put `maas:`
+        text = site_file.read_text(encoding="utf-8")
+        site_file.write_text(re.sub(r"(?m)^maas:\n", f"maas:\n  power: {maas_power}\n", text, count=1),
+                             encoding="utf-8")
     env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(root / "state")}
     os.environ["FLEET_LAB_DIR"] = str(lab_dir)  # this process reads the same site (credentials, CA)
     site = load_lab_site(site_file)
@@ -232,15 +256,29 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
             stage_max[stage] = max(stage_max.get(stage, 0.0), seconds)
     pxe = [row["counters"].get("bmc_requests_pxe", 0) for row in rows]
     compliance = [row["counters"].get("bmc_requests_compliance", 0) for row in rows]
+    ours = [row["counters"].get("bmc_requests", 0) for row in rows]
+    maas = maas_requests(site, [row["hostname"] for row in rows])
     return RunFigures(
         racks=racks, nodes=len(rows), until=until, wall_s=wall_s,
         workflow_s=report["finished"] - report["started"], critical_path_s=delays.critical_path_s(until),
         pxe_requests_mean=statistics.mean(pxe), pxe_requests_max=max(pxe),
-        requests_mean=statistics.mean(row["counters"].get("bmc_requests", 0) for row in rows),
+        requests_mean=statistics.mean(ours), requests_max=max(ours),
+        maas_requests_mean=statistics.mean(maas), maas_requests_max=max(maas),
         compliance_mean=statistics.mean(compliance), compliance_max=max(compliance),
         polls_mean=statistics.mean(row["counters"].get("bmc_polls", 0) for row in rows),
         stage_s_max=stage_max, summary=report["summary"], cpu_s=cpu, usage=usage,
     )
+
+
+def maas_requests(site: Site, hostnames: list[str]) -> list[int]:
+    """Requests each node's BMC got from MAAS's Redfish driver, from the lab BMC front's own log."""
+    log_file = RedfishLabFiles.under(control.lab_dir_of(site)).requests_log
+    counts: Counter[str] = Counter()
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("agent") == "MAAS":
+            counts[entry["node"]] += 1
+    return [counts[name] for name in hostnames]
 
 
 def process_cpu_s(pid: int) -> float:
@@ -249,8 +287,10 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bring_up(racks: int, delays: Delays, until: str = "os", profile: Path | None = None) -> RunFigures:
-    with tempfile.TemporaryDirectory(prefix=f"bench-{racks}-") as tmp, lab_for(racks, delays, Path(tmp)) as lab:
+def bring_up(racks: int, delays: Delays, until: str = "os", profile: Path | None = None,
+             maas_power: str = "redfish") -> RunFigures:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{racks}-") as tmp, \
+            lab_for(racks, delays, Path(tmp), maas_power=maas_power) as lab:
         site, env = lab
         return run_cli(site, env, racks, until, delays, Path(tmp), profile)
 
@@ -267,9 +307,9 @@ def print_run(figures: RunFigures) -> None:
     print(f"  {figures.racks:>3} rack(s), {figures.nodes:>3} nodes, --until {figures.until}: "
           f"wall {figures.wall_s:.1f} s (workflow {figures.workflow_s:.1f} s), critical path "
           f"{figures.critical_path_s:.1f} s, ratio {figures.ratio:.3f}")
-    print(f"      Redfish requests per node for pxe (power-cycle + one-time PXE, polls excluded): mean "
-          f"{figures.pxe_requests_mean:.2f}, max {figures.pxe_requests_max}; all stages {figures.requests_mean:.2f}; "
-          f"polls {figures.polls_mean:.2f}")
+    print(f"      Redfish requests per node: ours mean {figures.requests_mean:.2f} (max {figures.requests_max}, "
+          f"polls {figures.polls_mean:.2f}, pxe {figures.pxe_requests_mean:.2f}); MAAS's mean "
+          f"{figures.maas_requests_mean:.2f} (max {figures.maas_requests_max})")
     print(f"      Redfish requests per compliant node for the BIOS + firmware compliance read in discover: mean "
           f"{figures.compliance_mean:.2f}, max {figures.compliance_max} (target <= 6; the registry is read once "
           "per BIOS version for the run)")
@@ -314,10 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     delays = Delays(args.power_delay_s, args.deploy_s)
     print(f"bench/bringup.py on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"known lab delays: BMC power change {delays.power_delay_s:g} s, MAAS deployment {delays.deploy_s:g} s "
+    print(f"known lab delays: BMC power change {delays.power_delay_s:g} s, MAAS commissioning "
+          f"{delays.commission_s:g} s, MAAS deployment {delays.deploy_s:g} s "
           f"(time factor {delays.time_factor:g}); resource limits set to the node count (--bmc-requests N "
           "--maas-deploys N) so they do not dominate")
-    print("bring-up to os (ratio = wall / critical path; critical path = power delay + deploy, from the config):")
+    print("bring-up of new racks to os (ratio = wall / critical path; critical path = commissioning + deploy, "
+          "from the config):")
     counts = [int(text) for text in args.racks.split(",")]
     runs = []
     for racks in counts:
@@ -330,8 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_ansible:
         return 0
     racks = args.ansible_racks
-    print(f"out-of-band only (read, one-time PXE, power on/cycle, wait on) for {racks * NODES_PER_RACK} nodes:")
-    ours = bring_up(racks, delays, until="pxe")
+    print(f"out-of-band only on a maas.power: manual site (read, one-time PXE, power on/cycle, wait on) for "
+          f"{racks * NODES_PER_RACK} nodes:")
+    ours = bring_up(racks, delays, until="pxe", maas_power="manual")
     print_run(ours)
     poll_s = max(0.2, 2.0 * delays.time_factor)  # the BMC poll interval fleet.stages.shared uses for this lab clock
     theirs_s = ansible_oob(racks, delays, args.ansible_forks, poll_s)

@@ -36,7 +36,10 @@ log = logging.getLogger("fleet.health")
 # is a finding about the node (CRITICAL, quarantined), not a transport failure (UNREACHABLE).
 STARTED_MARKER = "fleet-healthcheck-started"
 # The sweep keeps its own IB counter state on the node, apart from the node's timer (healthcheck.ib).
-REMOTE_COMMAND = ("echo", STARTED_MARKER, ";", "python3", "-m", "healthcheck", "--json", "--state-name", "sweep")
+# The login user is not root (MAAS's Ubuntu): the checks read the kernel log and docker and write the
+# agent's state dir, so they run under `sudo -n` (never a password prompt: fails at once instead).
+REMOTE_COMMAND = ("echo", STARTED_MARKER, ";", "sudo", "-n", "python3", "-m", "healthcheck", "--json",
+                  "--state-name", "sweep")
 # The node's kernel log as templates (healthcheck's `templates`), for learning the dmesg baseline.
 TEMPLATES_COMMAND = ("sudo", "-n", "python3", "-m", "healthcheck", "templates")
 UNREACHABLE = "UNREACHABLE"

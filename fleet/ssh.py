@@ -2,7 +2,9 @@
 
 The system client is what operators already configure (keys, agents, bastions, ControlMaster);
 for the lab site the lab's own ssh_config is used. BatchMode makes a missing key fail at once
-instead of hanging on a prompt at 3 a.m.
+instead of hanging on a prompt at 3 a.m. The login is the site's `ssh.user` (a MAAS-deployed Ubuntu
+takes only `ubuntu`; root work goes through `sudo -n`), through `ssh.proxy_jump` when the site
+names a bastion.
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ class SshResult:
 
 
 def options(site: Site) -> tuple[str, ...]:
-    """The site's ssh options: its ssh_config file (the lab's names its key and known_hosts) and login user."""
-    config = ("-F", str(site.ssh.config)) if site.ssh.config else ()
-    return config + (("-l", site.ssh.user) if site.ssh.user else ())
+    """The site's ssh options: its ssh_config file (the lab's names its key and known_hosts), the login
+    user and the bastion."""
+    found: tuple[str, ...] = ("-F", str(site.ssh.config)) if site.ssh.config else ()
+    found += ("-l", site.ssh.user)
+    if site.ssh.proxy_jump:
+        found += ("-J", site.ssh.proxy_jump)
+    return found
 
 
 def ssh_argv(

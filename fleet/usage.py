@@ -16,6 +16,7 @@ from fleet import ssh
 from fleet.site import Node, Site
 
 CHECKS = ("gpu", "docker", "containerd", "kubelet", "slurm")
+# The login is not root (MAAS's Ubuntu): docker, ctr and crictl need root, so they run under `sudo -n`.
 PROBE = r"""
 run() {
   n=$1; shift; out=$("$@" 2>&1); rc=$?; echo "== $n rc=$rc"
@@ -24,12 +25,12 @@ run() {
 have() { command -v "$1" >/dev/null 2>&1; }
 if have nvidia-smi; then run gpu nvidia-smi --query-compute-apps=pid,process_name --format=csv,noheader
 else echo "== gpu absent"; fi
-if have docker; then run docker docker ps --format '{{.Names}}'; else echo "== docker absent"; fi
-if have ctr; then run containerd sh -ec 'for ns in $(ctr namespaces list -q); do
+if have docker; then run docker sudo -n docker ps --format '{{.Names}}'; else echo "== docker absent"; fi
+if have ctr; then run containerd sudo -n sh -ec 'for ns in $(ctr namespaces list -q); do
     t=$(ctr -n "$ns" tasks list -q); [ -z "$t" ] || printf "%s\n" "$t" | sed "s|^|$ns/|"; done'
 else echo "== containerd absent"; fi
 if systemctl is-active --quiet kubelet 2>/dev/null; then
-  if have crictl; then run kubelet crictl ps -q
+  if have crictl; then run kubelet sudo -n crictl ps -q
   else echo "== kubelet rc=127"; echo "kubelet: kubelet is active but crictl is missing"; fi
 else echo "== kubelet absent"; fi
 if have scontrol; then run slurm sh -ec 'h=$(hostname -s); s=$(scontrol show node -o "$h")

@@ -124,9 +124,10 @@ def up(site: Site, extra_faults: Iterable[FaultSpec] = (), *,
 
 
 def _default_options(site: Site, lab_dir: Path) -> dict[str, dict[str, Any]]:
-    """MAAS powers its machines through the lab BMCs, and its hook boots a real lab host when a node
-    reaches Deployed (and throws it away on release)."""
-    options: dict[str, Any] = {"bmc_power": True}
+    """A new rack's machines are unknown to the lab MAAS (the bring-up registers them with Redfish power,
+    and MAAS powers them through the lab BMCs), and its hook boots a real lab host when a node reaches
+    Deployed (and throws it away on release)."""
+    options: dict[str, Any] = {"bmc_power": True, "enlisted": False}
     if site.lab is not None and site.lab.hosts.max_hosts > 0:
         options["hook"] = [sys.executable, "-m", "lab.hosts", "--lab-dir", str(lab_dir), "hook", "--site",
                            str(site.path)]

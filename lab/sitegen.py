@@ -81,7 +81,8 @@ def lab_timeouts(time_factor: float) -> dict[str, float]:
     """Production's deadlines and polls on the lab clock, written into the site as they are: production
     code uses them unscaled. Polling has floors so a big lab does not flood itself."""
     real = Timeouts()
-    floors = {"maas_poll_s": 0.5, "bmc_poll_s": 0.2, "lc_poll_s": 0.05, "idrac_job_poll_s": 0.05}
+    floors = {"maas_poll_s": 0.5, "bmc_poll_s": 0.2, "bmc_inventory_poll_s": 0.2, "lc_poll_s": 0.05,
+              "idrac_job_poll_s": 0.05}
     return {f.name: round(max(floors.get(f.name, 0.0), getattr(real, f.name) * time_factor), 6)
             for f in fields(Timeouts)}
 
@@ -155,7 +156,7 @@ def site_document(shape: SiteShape) -> dict:
         "path_vars": {LAB_DIR_ENV: shape.state_dir},
         "state_dir": f"${LAB_DIR_ENV}/state",
         "before_run": ["{python}", "-m", "lab", "--site", "{site}", "up"],
-        "ssh": {"config": f"${LAB_DIR_ENV}/ssh_config", "user": "root"},
+        "ssh": {"config": f"${LAB_DIR_ENV}/ssh_config", "user": "ubuntu"},
         "ansible": {"vars": ["lab"], "env": {"FLEET_LAB_APT_URL": f"http://{LabHosts().gateway}:{shape.apt_port}/"}},
         "timeouts": lab_timeouts(shape.time_factor),
         "lab": {

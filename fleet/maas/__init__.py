@@ -1,6 +1,6 @@
 """OS installs through MAAS (python-libmaas), by concern:
 
-    decide.py   Machine (MAAS's JSON, reduced), decide_os_action, image_matches, node_tags: pure
+    decide.py   Machine (MAAS's JSON, reduced), decide_os_action, MAAS's image names, node_tags: pure
     poller.py   StatusPoller: every waiter shares one batched `machines read` per interval
     session.py  python-libmaas sessions with the client's own TLS policy (no process-wide patching)
     client.py   MaasClient: blocking methods on its own event-loop thread; errors become MaasError once
@@ -13,17 +13,22 @@ from maas.client.enum import NodeStatus
 from fleet.maas.client import DeploymentFailed, MaasClient, OsOutcome
 from fleet.maas.decide import (
     MAX_DEPLOY_ATTEMPTS,
+    MAX_REDEPLOYS,
     Machine,
     OsAction,
     OsStep,
     decide_os_action,
     image_matches,
+    image_problem,
+    kernel_name,
     node_tags,
     pick_machine,
+    series_name,
 )
 from fleet.maas.poller import StatusPoller
 
 __all__ = [
-    "MAX_DEPLOY_ATTEMPTS", "DeploymentFailed", "MaasClient", "Machine", "NodeStatus", "OsAction", "OsOutcome", "OsStep",
-    "StatusPoller", "decide_os_action", "image_matches", "node_tags", "pick_machine",
+    "MAX_DEPLOY_ATTEMPTS", "MAX_REDEPLOYS", "DeploymentFailed", "MaasClient", "Machine", "NodeStatus", "OsAction",
+    "OsOutcome", "OsStep", "StatusPoller", "decide_os_action", "image_matches", "image_problem", "kernel_name",
+    "node_tags", "pick_machine", "series_name",
 ]

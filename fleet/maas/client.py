@@ -170,6 +170,15 @@ class MaasClient:
 
     # -- reads ------------------------------------------------------------------------------
 
+    def lookup(self, node: Node) -> Machine | None:
+        """The node's machine, or None when MAAS does not know it (a new rack: register it)."""
+        try:
+            return self.find_machine(node)
+        except MaasError as err:
+            if err.status is None and "not enlisted" in err.message:
+                return None
+            raise
+
     def find_machine(self, node: Node) -> Machine:
         """The node's machine: matched by its PXE MAC (what MAAS saw at enlistment); see `pick_machine`."""
         found = self._call(node.hostname, "machines read mac_address",
@@ -230,6 +239,40 @@ class MaasClient:
         data = self._call(node, f"machines/{machine.system_id} op=mark_broken",
                           lambda s: s.Machine.mark_broken(system_id=machine.system_id, comment=comment))
         return Machine.from_api(data)
+
+    def register(self, node: Node, power_user: str, power_pass: str, *, node_id: str = "",
+                 architecture: str = "amd64/generic") -> Machine:
+        """`machines create` for a machine MAAS does not know: its PXE MAC, and Redfish power control
+        through its BMC (address, credentials and the Redfish system id, MAAS's `node_id`, which saves
+        MAAS's driver a Systems read per power action), so MAAS commissions and powers it itself (an
+        admin's create starts commissioning at once)."""
+        power = {"power_address": node.bmc.address, "power_user": power_user, "power_pass": power_pass}
+        if node_id:
+            power["node_id"] = node_id
+        node_log(log, node.hostname).info("registering in MAAS (MAC %s, Redfish power via %s)", node.pxe_mac,
+                                          node.bmc.address)
+        data = self._call(node.hostname, "machines create", lambda s: s.Machines.create(
+            architecture=architecture, mac_addresses=[node.pxe_mac], hostname=node.hostname,
+            power_type="redfish", power_parameters=power))
+        return Machine.from_api(data)
+
+    def failed_scripts(self, node: str, machine: Machine) -> tuple[str, ...]:
+        """The scripts MAAS logged as failed for the machine (its "Script" events), newest first."""
+        query = {"id": [machine.system_id], "level": ["WARNING"], "limit": ["20"]}
+        data = self._call(node, "events query", lambda s: s.Events.query(**query))
+        return tuple(str(e.get("description", "")) for e in data.get("events", []) if e.get("type") == "Script")
+
+    def boot_images(self) -> dict[str, tuple[str, ...]]:
+        """What MAAS can deploy: release ("jammy") -> the kernels it has synced ("ga-22.04", ...)."""
+        data = self._call("-", "boot-resources read", lambda s: s.BootResources.read())
+        images: dict[str, list[str]] = {}
+        for resource in data:
+            name, arch = str(resource.get("name", "")), str(resource.get("architecture", ""))
+            if "/" in name:
+                osystem, series = name.split("/", 1)
+                if osystem == "ubuntu":
+                    images.setdefault(series, []).append(arch.split("/", 1)[-1])
+        return {series: tuple(kernels) for series, kernels in images.items()}
 
     def commission(self, node: str, machine: Machine) -> Machine:
         data = self._call(node, f"machines/{machine.system_id} op=commission",
@@ -316,6 +359,11 @@ class MaasClient:
             "deployment failed", node=node, endpoint=endpoint, status=current.status_name,
             service_message=current.status_message, hint="read MAAS's installation log for the machine")
 
+    def wait_commissioned(self, node: str, machine: Machine, *,
+                          deadline_s: float = _MAAS.maas_commission_s) -> Machine:
+        """Wait while MAAS commissions (and tests) the machine; returns it as MAAS then says."""
+        return self._wait(node, machine, {NodeStatus.COMMISSIONING, NodeStatus.TESTING}, deadline_s)
+
     def wait_ready(self, node: str, machine: Machine, *, deadline_s: float = _MAAS.maas_release_s) -> Machine:
         """Wait for a release (and disk erase) to finish in Ready; MaasError otherwise."""
         current = self._wait(node, machine, {NodeStatus.RELEASING, NodeStatus.DISK_ERASING}, deadline_s)
@@ -340,19 +388,22 @@ class MaasClient:
         max_attempts: int = MAX_DEPLOY_ATTEMPTS,
         erase_on_retry: bool = False,
         machine: Machine | None = None,
+        redeploys: int = 0,
     ) -> OsOutcome:
         """Bring the node to Deployed with `image`: deploy, retry a failed deployment once, else mark broken.
 
         Each turn reads MAAS, asks `decide_os_action` and does that one step, so a node found half-way
         (Deploying from a crashed run, Deployed with the wrong image) is carried on, never restarted.
         `machine` is the caller's fresh read of it, if it has one (saves a lookup per node).
+        `redeploys` are the node's redeploys already done in this generation (see decide_os_action).
         """
         host = node.hostname
         machine = machine or self.find_machine(node)
         failures: list[str] = []
         attempts = 0
         while True:
-            action = decide_os_action(machine, image, failed_attempts=len(failures), max_attempts=max_attempts)
+            action = decide_os_action(machine, image, failed_attempts=len(failures), max_attempts=max_attempts,
+                                      redeploys=redeploys)
             node_log(log, host).info("%s (%s)", action.step.value, action.reason)
             if action.step == OsStep.NOTHING:
                 return OsOutcome(machine, True, attempts, action.reason, tuple(failures))
@@ -370,6 +421,8 @@ class MaasClient:
                 continue
             if action.step == OsStep.COMMISSION:
                 return OsOutcome(machine, False, attempts, action.reason, tuple(failures))
+            if action.step == OsStep.REDEPLOY:
+                redeploys += 1
             if action.step in (OsStep.REDEPLOY, OsStep.RETRY):
                 machine = self.release(host, machine, erase=erase_on_retry, comment=action.reason[:200])
                 machine = self.wait_ready(host, machine, deadline_s=release_timeout_s)

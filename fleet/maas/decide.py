@@ -16,6 +16,7 @@ from fleet.errors import MaasError
 from fleet.site import Node, OsImage
 
 MAX_DEPLOY_ATTEMPTS = 2  # the first deploy and one retry after a failed deployment
+MAX_REDEPLOYS = 1  # per run and generation: past it, a node Deployed with "another" image is quarantined
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def pick_machine(node: Node, by_mac: list[dict[str, Any]], by_hostname: list[dic
             hint=f"check the chassis' service tag ({node.service_tag}) on site; then fix pxe_mac in the inventory, "
                  f"or delete the stale machine {other.system_id} in MAAS so the server enlists afresh")
     raise MaasError("machine is not enlisted in MAAS", node=node.hostname,
-                    hint=f"PXE-boot it once so MAAS enlists MAC {node.pxe_mac}, or check pxe_mac in the inventory")
+                    hint=f"run the bring-up (its commission stage registers MAC {node.pxe_mac} with the BMC as "
+                    "power control), or check pxe_mac in the inventory")
 
 
 class OsStep(StrEnum):
@@ -119,32 +121,78 @@ _HANDS_OFF: dict[int, str] = {
 }
 
 
+# MAAS's names for a release's kernels: "ga-22.04" (the release's own), "hwe-22.04" (the newer
+# hardware-enablement one), and the pre-2.x letter form "hwe-j"; any may carry "-edge" or "-lowlatency".
+UBUNTU_VERSIONS = {"bionic": "18.04", "focal": "20.04", "jammy": "22.04", "noble": "24.04"}
+
+
+def series_name(distro_series: str) -> str:
+    """MAAS's release name: "ubuntu/jammy" and "jammy" are the same release ("jammy")."""
+    return distro_series.split("/", 1)[1] if distro_series.startswith("ubuntu/") else distro_series
+
+
+def kernel_name(kernel: str | None, distro_series: str) -> str:
+    """One spelling of a MAAS kernel for a release: "" (MAAS's default, the GA kernel) -> "ga-22.04",
+    "hwe-j" -> "hwe-22.04"; unknown spellings are kept as given (and then compared as given)."""
+    series = series_name(distro_series)
+    version = UBUNTU_VERSIONS.get(series, "")
+    name = (kernel or "").strip()
+    if not name:
+        return f"ga-{version}" if version else ""
+    flavour, _, rest = name.partition("-")
+    head, _, suffix = rest.partition("-")
+    if flavour == "hwe" and len(head) == 1 and version and series.startswith(head):
+        head = version
+    return "-".join(part for part in (flavour, head, suffix) if part)
+
+
 def image_matches(machine: Machine, image: OsImage) -> bool:
-    """Deployed with the wanted release (and the wanted kernel, when the site pins one)."""
-    if machine.distro_series != image.distro_series:
+    """Deployed with the wanted release and kernel, compared in MAAS's names: "jammy" = "ubuntu/jammy";
+    no kernel in the site = MAAS's default (the GA kernel it reports as "ga-22.04")."""
+    if series_name(machine.distro_series) != series_name(image.distro_series):
         return False
-    return not image.hwe_kernel or (machine.hwe_kernel or "") == image.hwe_kernel
+    wanted = kernel_name(image.hwe_kernel, image.distro_series)
+    return kernel_name(machine.hwe_kernel, machine.distro_series) == wanted
+
+
+def image_problem(image: OsImage, images: dict[str, tuple[str, ...]]) -> str:
+    """Why MAAS cannot deploy the site's image ('' when it can): `images` is MAAS's boot resources
+    (release -> kernels), as `MaasClient.boot_images` reads them."""
+    series = series_name(image.distro_series)
+    if series not in images:
+        return (f"the site's os.distro_series '{image.distro_series}' is not among MAAS's boot images "
+                f"({', '.join(sorted(images)) or 'none'}): import it in MAAS or write one of those in the site")
+    if image.hwe_kernel:
+        kernels = {kernel_name(k, series) for k in images[series]}
+        if kernel_name(image.hwe_kernel, series) not in kernels:
+            return (f"the site's os.hwe_kernel '{image.hwe_kernel}' is not a kernel MAAS has for {series} "
+                    f"({', '.join(sorted(kernels))}): write one of those, or leave it out for MAAS's default")
+    return ""
 
 
 def decide_os_action(
-    machine: Machine, image: OsImage, *, failed_attempts: int = 0, max_attempts: int = MAX_DEPLOY_ATTEMPTS
+    machine: Machine, image: OsImage, *, failed_attempts: int = 0, max_attempts: int = MAX_DEPLOY_ATTEMPTS,
+    redeploys: int = 0,
 ) -> OsAction:
     """The next OS step for a machine as MAAS reports it; pure, so every row is a unit test.
 
     `failed_attempts` counts deployments of this run that already ended in failure; a failed
     deployment is released and retried while `failed_attempts < max_attempts`, then quarantined.
+    `redeploys` counts redeploys of this node already done (this run and generation): past
+    MAX_REDEPLOYS a node still Deployed with "another" image is quarantined with both names instead
+    of going round release/deploy forever (a spelling mismatch between the site and MAAS).
     """
     status = machine.status
     name = machine.status_name or str(status)
     if status == NodeStatus.DEPLOYED:
         if image_matches(machine, image):
             return OsAction(OsStep.NOTHING, f"already Deployed with {machine.distro_series}")
-        return OsAction(
-            OsStep.REDEPLOY,
-            f"Deployed with {machine.distro_series or 'an unknown image'}"
-            f"{'/' + machine.hwe_kernel if machine.hwe_kernel else ''}, wanted {image.distro_series}"
-            f"{'/' + image.hwe_kernel if image.hwe_kernel else ''}",
-        )
+        names = (f"MAAS says {machine.distro_series or 'an unknown image'}/{machine.hwe_kernel or '-'}, "
+                 f"the site wants {image.distro_series}/{image.hwe_kernel or '(default kernel)'}")
+        if redeploys >= MAX_REDEPLOYS:
+            return OsAction(OsStep.QUARANTINE, f"still not the site's image after {redeploys} redeploy(s): "
+                            f"{names}; write os: in the site in MAAS's names, or fix the image in MAAS")
+        return OsAction(OsStep.REDEPLOY, f"Deployed with another image: {names}")
     if status in (NodeStatus.READY, NodeStatus.ALLOCATED):
         return OsAction(OsStep.DEPLOY, f"{name}: deploy {image.distro_series}")
     if status == NodeStatus.NEW:

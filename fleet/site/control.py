@@ -7,7 +7,10 @@ repository, its deadlines already on its clock), so production code never asks w
     path_vars:  {FLEET_LAB_DIR: ../../.lab}   defaults for $VARS in the site's paths (the environment wins)
     state_dir:  $FLEET_LAB_DIR/state           the state DB's directory (default /var/lib/fleet/<site> or XDG)
     before_run: ["{python}", -m, lab, --site, "{site}", up]   run before `up`/`reimage` (idempotent)
-    ssh:        {config: PATH, user: root}     the system ssh client's config file and login user
+    ssh:        {config: PATH, user: ubuntu, proxy_jump: ops@bastion:22}
+                the system ssh client's config file, the login user (MAAS's Ubuntu images take only
+                `ubuntu`, cloud-init's default user; root work goes through sudo: Ansible become, the
+                health sweep) and an optional bastion between the ops host and the nodes (ssh -J)
     ansible:    {vars: [lab], env: {NAME: value}}   playbooks/vars/<name>.yml overlays, runner environment
     timeouts:   {maas_deploy_s: 2400, ...}     see `Timeouts`
 """
@@ -15,6 +18,7 @@ repository, its deadlines already on its clock), so production code never asks w
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,9 @@ from typing import Any
 from fleet.site.schema import Problems
 
 PLAYBOOK_VARS = Path(__file__).resolve().parents[2] / "playbooks" / "vars"
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_HOP = r"(?:[a-z_][a-z0-9_-]*@)?[A-Za-z0-9.\-\[\]:]+"  # [user@]host[:port] (an IPv6 host in brackets)
+_JUMP = re.compile(rf"^{_HOP}(?:,{_HOP})*$")
 
 
 @dataclass(frozen=True)
@@ -32,10 +39,15 @@ class Timeouts:
     never scales them: a site that runs faster (the lab) writes its own, shorter ones."""
 
     maas_deploy_s: float = 40 * 60.0  # MAAS's own monitored timeout for Deploying (node_status.py)
+    maas_commission_s: float = 20 * 60.0  # ... and for Commissioning
     maas_release_s: float = 5 * 60.0
     maas_erase_s: float = 30 * 60.0
     maas_poll_s: float = 10.0
     bmc_poll_s: float = 2.0
+    # iDRAC lists no NICs (and may report no service tag) until its inventory collection has run after the
+    # server first gets power (Dell's "Collect System Inventory On Restart": minutes); discover re-reads this long.
+    bmc_inventory_s: float = 5 * 60.0
+    bmc_inventory_poll_s: float = 15.0
     # The iDRAC's Lifecycle Controller reloads for minutes after an iDRAC or host reset and refuses jobs
     # meanwhile; python-dracclient (Ironic's iDRAC client) gives it 16 minutes (96 polls, 10 s apart).
     lc_ready_s: float = 15 * 60.0
@@ -49,10 +61,12 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class SshSettings:
-    """The system ssh client's settings for this site's nodes: a config file (bastions, keys) and the user."""
+    """The system ssh client's settings for this site's nodes: a config file (keys, options), the login
+    user and a bastion."""
 
     config: Path | None = None
-    user: str = ""
+    user: str = "ubuntu"
+    proxy_jump: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,10 +106,21 @@ def parse_before_run(file: Path, raw: Any, problems: Problems) -> tuple[str, ...
 
 
 def parse_ssh(file: Path, raw: Any, path_vars: dict[str, Path], problems: Problems) -> SshSettings:
-    if raw is None or not problems.keys(raw, file, "ssh", set(), {"config", "user"}):
+    if raw is None or not problems.keys(raw, file, "ssh", set(), {"config", "user", "proxy_jump"}):
         return SshSettings()
     config = raw.get("config")
-    return SshSettings(expand_path(file, str(config), path_vars) if config else None, str(raw.get("user") or ""))
+    user = str(raw.get("user") or "ubuntu")
+    if not _USER.match(user):
+        problems.add(file, "ssh.user", f"'{user}' is not a login name",
+                     "write the nodes' login user, e.g. user: ubuntu (MAAS's Ubuntu images)")
+    if user == "root":
+        problems.add(file, "ssh.user", "root logins are refused by MAAS-deployed Ubuntu",
+                     "write user: ubuntu; the tool uses sudo where it needs root")
+    jump = str(raw.get("proxy_jump") or "")
+    if jump and not _JUMP.match(jump):
+        problems.add(file, "ssh.proxy_jump", f"'{jump}' is not an ssh -J destination",
+                     "write [user@]host[:port], several joined by commas")
+    return SshSettings(expand_path(file, str(config), path_vars) if config else None, user, jump)
 
 
 def parse_ansible(file: Path, raw: Any, problems: Problems) -> AnsibleSettings:

@@ -24,7 +24,7 @@ from fleet.site.kraken import parse_kraken
 from fleet.site.model import Endpoint, Site
 from fleet.site.racks import parse_defaults, parse_racks
 from fleet.site.schema import Problems, read_yaml
-from fleet.site.services import parse_endpoint, parse_os, parse_pins, parse_switches, parse_tls
+from fleet.site.services import parse_endpoint, parse_maas_power, parse_os, parse_pins, parse_switches, parse_tls
 from fleet.site.state import parse_state
 from fleet.site.switching import parse_switch_config
 from fleet.site.watch import parse_health, parse_watch, parse_workload
@@ -111,4 +111,5 @@ def _build_site(file: Path, raw: Any, problems: Problems) -> Site | None:
         ssh=parse_ssh(file, raw.get("ssh"), path_vars, problems),
         ansible=parse_ansible(file, raw.get("ansible"), problems),
         timeouts=parse_timeouts(file, raw.get("timeouts"), problems),
+        maas_power=parse_maas_power(file, raw.get("maas"), problems),
     )

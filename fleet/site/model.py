@@ -156,6 +156,7 @@ class Site:
     ssh: SshSettings = field(default_factory=SshSettings)
     ansible: AnsibleSettings = field(default_factory=AnsibleSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    maas_power: str = "redfish"  # redfish: MAAS powers the machines through their BMCs; manual: it cannot
     # The `lab:` section as lab/ parsed it (lab.settings.load_lab_site); None from production's load_site,
     # and production code never reads it (tests/unit/test_architecture.py).
     lab: Any = None

@@ -11,6 +11,10 @@ from fleet.site.model import Endpoint, OsImage, Switch, TlsSettings
 from fleet.site.schema import Problems, host_port
 
 DEVICE_TYPES = ("dell_os10", "cumulus_linux", "mellanox_mlnxos")  # netmiko's names, fleet/fabric/switch.py
+# maas.power: who powers the machines. redfish (default): MAAS, through their BMCs (the bring-up registers
+# unknown machines with their BMC as power control); manual: MAAS has no BMC access, the pxe stage
+# network-boots the machines MAAS does not know yet (enlistment) or waits to see boot.
+MAAS_POWER = ("redfish", "manual")
 
 
 def parse_switches(file: Path, raw: Any, problems: Problems) -> dict[str, Switch]:
@@ -40,7 +44,7 @@ def parse_switches(file: Path, raw: Any, problems: Problems) -> dict[str, Switch
 def parse_endpoint(file: Path, path: str, raw: Any, problems: Problems) -> Endpoint | None:
     """An API endpoint. MAAS signs requests with OAuth PLAINTEXT (the API key itself goes in the
     Authorization header), so plain http is refused unless the site accepts it by name."""
-    optional = {"insecure_http"} if path == "maas" else set()
+    optional = {"insecure_http", "power"} if path == "maas" else set()
     if not problems.keys(raw, file, path, {"url", "credentials"}, optional):
         return None
     url = str(raw.get("url", ""))
@@ -56,6 +60,15 @@ def parse_endpoint(file: Path, path: str, raw: Any, problems: Problems) -> Endpo
                      "key in clear on every request", "use https:// (MAAS: `maas config-tls enable`), or set "
                      "maas.insecure_http: true to accept it knowingly")
     return Endpoint(url, str(raw.get("credentials", "")), insecure)
+
+
+def parse_maas_power(file: Path, raw: Any, problems: Problems) -> str:
+    power = str(raw.get("power", "redfish")) if isinstance(raw, dict) else "redfish"
+    if power not in MAAS_POWER:
+        problems.add(file, "maas.power", f"'{power}' is not a power mode",
+                     "write redfish (MAAS powers machines through their BMCs) or manual (MAAS has no BMC access)")
+        return "redfish"
+    return power
 
 
 def parse_tls(file: Path, path: str, raw: Any, path_vars: dict[str, Path], problems: Problems) -> TlsSettings:

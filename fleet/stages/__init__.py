@@ -1,9 +1,10 @@
 """The stages a node walks, one module each, and the one table that orders them.
 
     release    (reimage only) release the machine in MAAS, optionally erasing its disks   release.py
-    discover   BMC reachable, service tag and PXE MAC match the inventory, MAAS knows it   discover.py
+    discover   BMC reachable, service tag and PXE MAC match the inventory                  discover.py
     bios       BIOS attributes to the site's pins through the iDRAC job queue (fleet/dell)  bios.py
-    pxe        one-time network boot + power cycle (skipped when MAAS already has the OS)  pxe.py
+    pxe        one-time network boot, only where MAAS has no BMC access (maas.power: manual) pxe.py
+    commission MAAS knows the machine (registered with Redfish power) and commissioned it  commission.py
     os         MAAS deploy, wait for Deployed, retry a failed deployment once              deploy.py
     hostkey    the node's SSH host key judged against the journal, recorded (fleet/hostkeys) hostkey.py
     configure  the Ansible roles, in batches (fleet/configure.py)                          configure.py
@@ -43,6 +44,7 @@ TABLE = (
     StageSpec("discover", "discover"),
     StageSpec("bios", "bios"),
     StageSpec("pxe", "pxe"),
+    StageSpec("commission", "commission"),
     StageSpec("os", "deploy"),
     StageSpec("hostkey", "hostkey"),
     StageSpec("configure", "configure"),

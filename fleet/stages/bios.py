@@ -139,15 +139,17 @@ class BiosStage:
 
     def _reboot(self, node: Node, ctx: NodeContext, bmc: Bmc, held: list[str], job: jobs.Job) -> bool:
         """The job waits for POST: reset the host only where that is allowed (jobs.decide_reboot)."""
-        machine = self.maas.find_machine(node)
+        machine = self.maas.lookup(node)  # None: a new machine MAAS does not know yet (no OS, nobody's)
         window = self.site.maintenance_window if self.site.bios.apply_time == "InMaintenanceWindowOnReset" else None
-        has_os = machine.status in (NodeStatus.DEPLOYED, NodeStatus.DEPLOYING)
+        has_os = machine is not None and machine.status in (
+            NodeStatus.DEPLOYED, NodeStatus.DEPLOYING, NodeStatus.ALLOCATED, NodeStatus.COMMISSIONING,
+            NodeStatus.TESTING, NodeStatus.RESCUE_MODE, NodeStatus.RESERVED)  # someone's work is on it
         selected = node.hostname in self.named
         decision = jobs.decide_reboot(has_os=has_os, selected=selected,
                                       in_window=window is None or window.contains(time.time()),
                                       busy=in_use(self.site, node) if has_os and selected else "")
         ctx.journal("reboot:decided", reboot=decision.reboot, reason=decision.reason,
-                    maas_status=machine.status_name)
+                    maas_status=machine.status_name if machine else "unknown")
         if not decision.reboot:
             held.append(decision.reason)
             return False

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from fleet.maas import MaasClient, OsStep, decide_os_action, node_tags
+from fleet.maas import MaasClient, OsStep, decide_os_action, image_problem, node_tags
 from fleet.site import Node, Site
 from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
@@ -25,22 +25,32 @@ class Os:
     maas: MaasClient
     deploys: threading.BoundedSemaphore
     allow_redeploy: bool = False
+    images: dict[str, tuple[str, ...]] | None = None  # MAAS's boot resources, read once per run
     name: str = "os"
     max_attempts: int = 5  # a failed deployment quarantines at once (ensure_os retried it); this is for outages
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         timeouts = self.site.timeouts
+        problem = image_problem(self.site.os, self._images())
+        if problem:
+            return StageResult(False, problem, retryable=False)
+        # A redeploy is done at most once per generation: a site spelling the image otherwise than MAAS
+        # would send the node round release/deploy on every run.
+        redeploys = 1 if ctx.db.step_done(node.hostname, ctx.generation, self.name, "redeploy") else 0
         with self.deploys:  # read inside the slot: a read taken before waiting for one could be stale
             machine = self.maas.find_machine(node)
-            action = decide_os_action(machine, self.site.os)
+            action = decide_os_action(machine, self.site.os, redeploys=redeploys)
             if action.step == OsStep.REDEPLOY and not self.allow_redeploy:
                 return StageResult(False, f"{action.reason}; bring-up never reinstalls a deployed node: use "
                                    f"`provision.py reimage {node.hostname}`", quarantine=True)
+            if action.step == OsStep.REDEPLOY:
+                ctx.once("redeploy", lambda: None)  # counted (journaled) before it starts
             if action.step != OsStep.NOTHING:
                 ctx.journal("ensure_os:started", action=action.step.value, reason=action.reason)
             outcome = self.maas.ensure_os(
                 node, self.site.os, user_data=user_data(node), machine=machine,
                 deploy_timeout_s=timeouts.maas_deploy_s, release_timeout_s=timeouts.maas_erase_s,
+                redeploys=redeploys,
             )
         evidence = {"maas_status": outcome.machine.status_name, "deploy_attempts": outcome.attempts,
                     "maas_messages": list(outcome.failures)}
@@ -48,6 +58,11 @@ class Os:
             return StageResult(False, f"MAAS: {outcome.reason}", evidence, quarantine=True)
         self.maas.tag(node.hostname, outcome.machine, node_tags(node))
         return StageResult(True, outcome.reason, evidence)
+
+    def _images(self) -> dict[str, tuple[str, ...]]:
+        if self.images is None:
+            self.images = self.maas.boot_images()
+        return self.images
 
 
 def user_data(node: Node) -> bytes:

@@ -1,12 +1,18 @@
-"""discover: the BMC answers, its service tag and the PXE MAC match the inventory, MAAS knows the machine.
+"""discover: the BMC answers and its identity matches the inventory; what MAAS knows of the machine.
 
-Nothing is changed here; a contradiction (a mis-cabled BMC, a wrong inventory row) stops the
-node before anything is rebooted.
+Nothing is changed here; a contradiction (a mis-cabled BMC, a wrong inventory row) stops the node
+before anything is powered. An identity the BMC cannot tell yet is not a match: iDRAC lists no NICs
+(and may report no service tag) until its inventory collection has run after the server first gets
+power, so the stage re-reads it for `timeouts.bmc_inventory_s` (every `bmc_inventory_poll_s`)
+and then says UNKNOWN and retries, never passes silently. A machine MAAS does not know is fine here:
+`commission` registers it.
+With BIOS/firmware pins in the site the compliance is read too (fleet.dell.hooks).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from fleet.dell.bios import RegistryCache
 from fleet.dell.compliance import Compliance
@@ -14,6 +20,7 @@ from fleet.dell.hooks import discover_compliance
 from fleet.maas import MaasClient
 from fleet.redfish import Bmc, BmcPool, SystemInfo
 from fleet.site import Node, Site
+from fleet.site.control import Timeouts
 from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
 
@@ -30,6 +37,16 @@ def identity_problems(node: Node, info: SystemInfo) -> list[str]:
     return problems
 
 
+def identity_unknown(info: SystemInfo) -> list[str]:
+    """What the BMC cannot tell yet: no service tag, or no NICs listed (its inventory has not run)."""
+    missing = []
+    if not info.service_tag:
+        missing.append("no service tag")
+    if not info.macs:
+        missing.append("no NICs listed (iDRAC's inventory collection has not run yet)")
+    return missing
+
+
 def count_bmc_requests(ctx: NodeContext, bmc: Bmc, before: tuple[int, int]) -> None:
     """The stage's BMC requests and polls, for the run report (requests per stage are a speed contract)."""
     ctx.count("bmc_requests", bmc.requests - before[0])
@@ -44,21 +61,34 @@ class Discover:
     site: Site | None = None  # with BIOS/firmware pins: compliance is read too (fleet.dell.hooks)
     registries: RegistryCache | None = None
     seen: dict[str, Compliance] | None = None  # compliance by node, for the bios stage of the same run
+    timeouts: Timeouts = field(default_factory=Timeouts)  # the site's: how long iDRAC's inventory is waited for
     name: str = "discover"
     max_attempts: int = 5  # BMCs and MAAS blip: 2+4+8+16 s of backoff rides out a half-minute outage
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         bmc = self.bmcs.client(node)
         before = (bmc.requests, bmc.polls)
+        deadline = time.monotonic() + self.timeouts.bmc_inventory_s
+        pins: dict = {}
+        summary = refused = ""
         try:
             info = bmc.read_system()
-            evidence = {"power_state": info.power_state, "service_tag": info.service_tag, "macs": list(info.macs)}
+            while identity_unknown(info) and not identity_problems(node, info) and time.monotonic() < deadline:
+                time.sleep(self.timeouts.bmc_inventory_poll_s)
+                info = bmc.read_system()
+            evidence: dict = {"power_state": info.power_state, "service_tag": info.service_tag,
+                              "macs": list(info.macs)}
             problems = identity_problems(node, info)
             if problems:
                 return StageResult(False, "; ".join(problems), evidence, retryable=False)
+            missing = identity_unknown(info)
+            if missing:
+                return StageResult(False, "UNKNOWN: the BMC cannot confirm the server's identity yet "
+                                   f"({'; '.join(missing)}); retrying", evidence)
             asked = bmc.requests
-            pins, summary, refused = discover_compliance(self.site, bmc, self.registries or RegistryCache(),
-                                                         self.seen) if self.site else ({}, "", "")
+            if self.site:
+                pins, summary, refused = discover_compliance(self.site, bmc, self.registries or RegistryCache(),
+                                                             self.seen)
             if pins:
                 ctx.count("bmc_requests_compliance", bmc.requests - asked)  # the BIOS/firmware read alone
                 found = pins["compliance"]  # the differences per node, in the run report (details: journal)
@@ -69,11 +99,16 @@ class Discover:
         evidence |= pins
         if refused:
             return StageResult(False, refused, evidence, retryable=False)
-        machine = self.maas.find_machine(node)
-        evidence |= {"maas_system_id": machine.system_id, "maas_status": machine.status_name}
-        return StageResult(True, "; ".join(filter(None, [f"BMC {info.power_state}, MAAS {machine.status_name}",
-                                                          summary])), evidence)
+        machine = self.maas.lookup(node)
+        if machine is None:
+            evidence["maas_status"] = "unknown"
+            known = f"BMC {info.power_state}, identity matches; MAAS does not know it yet"
+        else:
+            evidence |= {"maas_system_id": machine.system_id, "maas_status": machine.status_name}
+            known = f"BMC {info.power_state}, MAAS {machine.status_name}"
+        return StageResult(True, "; ".join(filter(None, [known, summary])), evidence)
 
 
 def make(shared: Shared) -> Discover:
-    return Discover(shared.bmcs, shared.maas, shared.site, shared.registries, shared.compliance)
+    return Discover(shared.bmcs, shared.maas, shared.site, shared.registries, shared.compliance,
+                    shared.site.timeouts)

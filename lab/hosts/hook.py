@@ -47,7 +47,8 @@ def handle(site: Site, lab_dir: Path, event: str, hostname: str) -> HookAction:
         elif action.action == "start":
             if hostname in running:
                 lifecycle.stop(hostname, lab_dir)
-            nspawn.start(hostname, node.address, lab_dir, bridge_name=settings.bridge, gateway=settings.gateway)
+            nspawn.start(hostname, node.address, lab_dir, bridge_name=settings.bridge, gateway=settings.gateway,
+                         login_user=site.ssh.user)
             chosen = hardware.install(nspawn.hosts_dir(lab_dir) / hostname / "merged", site, hostname, lab_dir)
             log.info("%s: lab hardware set %s", hostname, chosen)
             if slurm_node.enrol_later(site, lab_dir, hostname):

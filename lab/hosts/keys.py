@@ -1,13 +1,16 @@
-"""The lab's SSH identity: one client key root trusts on every host, one host key every host presents.
+"""The lab's SSH identity: one client key every host trusts, and a fresh host key for every boot.
 
-Both live under the lab dir, so two labs (a developer's and a test's) never trust each other. All
-hosts of a lab share one host key and `known_hosts` pins it for the whole lab block: a host that is
-reimaged (a fresh overlay) keeps answering with the same key, so `StrictHostKeyChecking` stays on
-without a stale-key failure after every release and deploy.
+Both live under the lab dir, so two labs (a developer's and a test's) never trust each other. A real
+server reinstalled by MAAS comes back with new host keys (cloud-init generates them on first boot),
+and a client that pinned the old one must notice: so every lab host start makes a new key. The lab
+records what each address presented at boot in its own `ssh/known_hosts` (the lab's knowledge, used by
+lab.hosts itself and by molecule scenarios); the fleet tool keeps its own known_hosts and judges a
+changed key against its journal, as it must against a real site.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import subprocess
 from dataclasses import dataclass
@@ -24,8 +27,6 @@ LAB_PATTERNS = "198.18.*,198.19.*"
 class LabKeys:
     client_key: Path
     client_pub: str
-    host_key: str
-    host_pub: str
     known_hosts: Path
     ssh_config: Path
 
@@ -52,12 +53,43 @@ def ensure_keys(lab_dir: Path) -> LabKeys:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     client = folder / "id_ed25519"
     _, client_pub = _keypair(client, "fleet-lab-client")
-    host_key, host_pub = _keypair(folder / "host_ed25519_key", "fleet-lab-host")
     known_hosts = folder / "known_hosts"
-    pinned = f"{LAB_PATTERNS} {' '.join(host_pub.split()[:2])}\n"
-    if not known_hosts.exists() or pinned not in known_hosts.read_text(encoding="utf-8"):
-        known_hosts.write_text(pinned, encoding="utf-8")
-    return LabKeys(client, client_pub, host_key, host_pub, known_hosts, lab_dir / "ssh_config")
+    known_hosts.touch(exist_ok=True)
+    return LabKeys(client, client_pub, known_hosts, lab_dir / "ssh_config")
+
+
+def new_host_key(path: Path) -> tuple[str, str]:
+    """A host key made now (the old one at `path`, if any, is thrown away): (private, public)."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".pub").unlink(missing_ok=True)
+    return _keypair(path, "fleet-lab-host")
+
+
+def known_hosts_lines(text: str, address: str, host_pub: str | None) -> str:
+    """known_hosts text with `address`'s line replaced by `host_pub` (or dropped when None)."""
+    kept = [line for line in text.splitlines() if line and line.split(" ", 1)[0] != address]
+    if host_pub is not None:
+        kept.append(f"{address} {' '.join(host_pub.split()[:2])}")
+    return "".join(line + "\n" for line in kept)
+
+
+def _update_known_hosts(lab_dir: Path, address: str, host_pub: str | None) -> None:
+    known_hosts = ensure_keys(lab_dir).known_hosts
+    with open(known_hosts.with_suffix(".lock"), "w") as lock:  # hosts start and stop concurrently
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = known_hosts_lines(known_hosts.read_text(encoding="utf-8"), address, host_pub)
+        tmp = known_hosts.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(known_hosts)
+
+
+def record_host_key(lab_dir: Path, address: str, host_pub: str) -> None:
+    """The lab's record of the key the host at `address` presents since this boot."""
+    _update_known_hosts(lab_dir, address, host_pub)
+
+
+def forget_host_key(lab_dir: Path, address: str) -> None:
+    _update_known_hosts(lab_dir, address, None)
 
 
 def control_dir(lab_dir: Path) -> Path:
@@ -67,14 +99,18 @@ def control_dir(lab_dir: Path) -> Path:
     return Path("/tmp") / f"fleetlab-ssh-{digest}"
 
 
-def render_ssh_config(keys: LabKeys, control: Path, hosts: dict[str, str]) -> str:
-    """ssh/Ansible client settings for the lab: every lab address, plus each running host by name."""
+def render_ssh_config(keys: LabKeys, control: Path, hosts: dict[str, str], user: str = "ubuntu") -> str:
+    """ssh/Ansible client settings for the lab: every lab address, plus each running host by name.
+
+    The known_hosts named here is the lab's record (what each host presented at boot), checked
+    strictly; a client with its own record (the fleet tool) passes its own file on the command line,
+    which takes precedence over this file."""
     common = (
-        "  User root\n"
+        f"  User {user}\n"
         f"  IdentityFile {keys.client_key}\n"
         "  IdentitiesOnly yes\n"
         f"  UserKnownHostsFile {keys.known_hosts}\n"
-        "  StrictHostKeyChecking accept-new\n"
+        "  StrictHostKeyChecking yes\n"
         "  ControlMaster auto\n"
         f"  ControlPath {control}/%C\n"
         "  ControlPersist 120s\n"

@@ -27,6 +27,7 @@ from lab.hosts import bridge, image, keys, leases
 from lab.hosts.image import HostError
 from lab.hosts.plan import (
     LAB_NETWORK,
+    Accounts,
     HostIdentity,
     check_address,
     check_name,
@@ -107,8 +108,11 @@ def running_hosts(lab_dir: Path) -> dict[str, str]:
 
 
 def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_BRIDGE,
-          gateway: str = DEFAULT_GATEWAY, timeout_s: float = SSH_TIMEOUT_S) -> HostInfo:
-    """Boot host `name` at `address` and wait until it accepts SSH with the lab key.
+          gateway: str = DEFAULT_GATEWAY, timeout_s: float = SSH_TIMEOUT_S, login_user: str = "ubuntu") -> HostInfo:
+    """Boot host `name` at `address` and wait until `login_user` can log in with the lab key.
+
+    Every start is a fresh install: a new host key (recorded in the lab's known_hosts for that
+    address), the login user with passwordless sudo, root logins refused as cloud-init refuses them.
 
     Already running at that address: nothing to do. Running elsewhere, or left half there by a crash:
     thrown away and started fresh.
@@ -133,9 +137,11 @@ def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_
         sub.mkdir(parents=True, exist_ok=True)
     (folder / "address").write_text(address, encoding="utf-8")
     (folder / "kind").write_text("nspawn", encoding="utf-8")
-    identity = HostIdentity(name, address, LAB_NETWORK.prefixlen, lab_keys.client_pub, lab_keys.host_key,
-                            lab_keys.host_pub)
-    write_files(upper, identity, "host0")
+    host_key, host_pub = keys.new_host_key(folder / "ssh_host_ed25519_key")
+    identity = HostIdentity(name, address, LAB_NETWORK.prefixlen, lab_keys.client_pub, host_key, host_pub,
+                            login_user)
+    write_files(upper, identity, "host0", image_accounts(rootfs))
+    keys.record_host_key(lab_dir, address, host_pub)
     mounted = subprocess.run(
         ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={rootfs},upperdir={upper},workdir={work}",
          str(merged)], capture_output=True, text=True, check=False)
@@ -168,15 +174,28 @@ def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_
     return HostInfo(name, address, process.pid, True)
 
 
-def write_files(root: Path, identity: HostIdentity, interface: str) -> None:
-    """Write the per-host files (hostname, address, keys) under `root` with their modes; root-owned."""
-    for item in host_files(identity, interface):
+def image_accounts(rootfs: Path) -> Accounts:
+    """The image's /etc/passwd, group and shadow, which each host's login user is added to."""
+    etc = rootfs / "etc"
+    return Accounts((etc / "passwd").read_text(encoding="utf-8"), (etc / "group").read_text(encoding="utf-8"),
+                    (etc / "shadow").read_text(encoding="utf-8"), (etc / "shadow").stat().st_gid)
+
+
+def write_files(root: Path, identity: HostIdentity, interface: str, accounts: Accounts) -> None:
+    """Write the per-host files (hostname, address, accounts, keys) under `root` with their modes and
+    owners; a home directory and its .ssh belong to the file's owner (sshd refuses keys otherwise)."""
+    for item in host_files(identity, interface, accounts):
         target = root / item.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        if item.path.startswith("root/"):
+        if item.path.startswith(("root/", "home/")):
             target.parent.chmod(0o700)
+            for folder in (target.parent, target.parent.parent):
+                os.chown(folder, item.uid, item.gid)
+            if item.path.startswith("home/"):
+                target.parent.parent.chmod(0o755)
         target.write_text(item.content, encoding="utf-8")
         target.chmod(item.mode)
+        os.chown(target, item.uid, item.gid)
 
 
 def wait_for_ssh(name: str, address: str, lab_dir: Path, timeout_s: float,
@@ -283,6 +302,7 @@ def stop(name: str, lab_dir: Path, *, grace_s: float = STOP_GRACE_S) -> bool:
     shutil.rmtree(folder, ignore_errors=True)
     if address:
         leases.release(address, lab_dir, name)
+        keys.forget_host_key(lab_dir, address)
     if hosts_dir(lab_dir).is_dir():
         keys.write_ssh_config(lab_dir, running_hosts(lab_dir))
     log.info("%s: lab host stopped and its overlay removed", name)

@@ -160,16 +160,38 @@ def check_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class HostFile:
-    """A file written into a host's root before it boots."""
+    """A file written into a host's root before it boots (owned by `uid`:`gid`)."""
 
     path: str
     content: str
     mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+
+
+# The login a MAAS-deployed Ubuntu has: cloud-init's default user, uid 1000, in sudo with no password
+# (its /etc/sudoers.d/90-cloud-init-users line), and root's key wrapped so a root login is told to use
+# that user and dropped (cloud-init's `disable_root_opts`, exit 142).
+LOGIN_UID = 1000
+LOGIN_GROUPS = ("adm", "sudo")
+DISABLE_ROOT = ('no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo \'Please login as the '
+                'user \\"{user}\\" rather than the user \\"root\\".\';echo;sleep 10;exit 142" ')
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The image's account files, which a login user is added to (text of /etc/passwd, group, shadow)."""
+
+    passwd: str
+    group: str
+    shadow: str
+    shadow_gid: int = 42  # Debian's `shadow` group owns /etc/shadow
 
 
 @dataclass(frozen=True)
 class HostIdentity:
-    """Who a host is: its name, address on the bridge, and the lab's SSH keys it trusts and presents."""
+    """Who a host is: its name, address on the bridge, its login user, the lab's client key it trusts
+    and the host key it presents (made fresh for every boot, as a reinstalled server's is)."""
 
     hostname: str
     address: str
@@ -177,14 +199,39 @@ class HostIdentity:
     authorized_key: str
     host_key: str
     host_key_pub: str
+    login_user: str = "ubuntu"
 
 
-def host_files(identity: HostIdentity, interface: str) -> tuple[HostFile, ...]:
+def add_login_user(accounts: Accounts, user: str) -> Accounts:
+    """The account files with `user` added as cloud-init adds the default user (idempotent)."""
+    passwd = [line for line in accounts.passwd.splitlines() if line and not line.startswith(f"{user}:")]
+    shadow = [line for line in accounts.shadow.splitlines() if line and not line.startswith(f"{user}:")]
+    groups = []
+    for line in accounts.group.splitlines():
+        if not line or line.startswith(f"{user}:"):
+            continue
+        name, password, gid, members = (line.split(":") + [""] * 4)[:4]
+        listed = [m for m in members.split(",") if m and m != user]
+        if name in LOGIN_GROUPS:
+            listed.append(user)
+        groups.append(":".join((name, password, gid, ",".join(listed))))
+    passwd.append(f"{user}:x:{LOGIN_UID}:{LOGIN_UID}:{user}:/home/{user}:/bin/bash")
+    groups.append(f"{user}:x:{LOGIN_UID}:")
+    shadow.append(f"{user}:*:19000:0:99999:7:::")  # no password: key logins only
+    return Accounts("\n".join(passwd) + "\n", "\n".join(groups) + "\n", "\n".join(shadow) + "\n",
+                    accounts.shadow_gid)
+
+
+def host_files(identity: HostIdentity, interface: str, accounts: Accounts) -> tuple[HostFile, ...]:
     """The files that turn the shared image into one particular host.
 
     `interface` is the host's link to the bridge: `host0` in a container (nspawn's veth), the first
     Ethernet link in a VM. /etc/hosts carries the name because sudo resolves its own host name.
+    `accounts` are the image's account files; the host's login user is added to them.
     """
+    user = identity.login_user
+    users = add_login_user(accounts, user)
+    key = identity.authorized_key.strip()
     name, address = identity.hostname, identity.address
     network = (
         "[Match]\n"
@@ -198,7 +245,13 @@ def host_files(identity: HostIdentity, interface: str) -> tuple[HostFile, ...]:
         HostFile("etc/hostname", f"{name}\n"),
         HostFile("etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n{address}\t{name}\n"),
         HostFile("etc/systemd/network/10-fleet-lab.network", network),
-        HostFile("root/.ssh/authorized_keys", identity.authorized_key.strip() + "\n", 0o600),
+        HostFile("etc/passwd", users.passwd),
+        HostFile("etc/group", users.group),
+        HostFile("etc/shadow", users.shadow, 0o640, 0, users.shadow_gid),
+        HostFile("etc/sudoers.d/90-cloud-init-users",
+                 f"# Created by cloud-init (lab.hosts)\n{user} ALL=(ALL) NOPASSWD:ALL\n", 0o440),
+        HostFile(f"home/{user}/.ssh/authorized_keys", key + "\n", 0o600, LOGIN_UID, LOGIN_UID),
+        HostFile("root/.ssh/authorized_keys", DISABLE_ROOT.format(user=user) + key + "\n", 0o600),
         HostFile("etc/ssh/ssh_host_ed25519_key", identity.host_key, 0o600),
         HostFile("etc/ssh/ssh_host_ed25519_key.pub", identity.host_key_pub.strip() + "\n"),
     )

@@ -107,7 +107,7 @@ def _mac(lab_dir: Path, name: str) -> str:
 
 def start(name: str, address: str, lab_dir: Path, *, memory_mb: int = 1024, cpus: int = 1,
           bridge_name: str = DEFAULT_BRIDGE, gateway: str = DEFAULT_GATEWAY,
-          timeout_s: float = BOOT_TIMEOUT_S) -> HostInfo:
+          timeout_s: float = BOOT_TIMEOUT_S, login_user: str = "ubuntu") -> HostInfo:
     """Boot VM `name` at `address` and wait for SSH; idempotent like `nspawn.start`."""
     check_name(name)
     check_address(address, gateway)
@@ -131,9 +131,11 @@ def start(name: str, address: str, lab_dir: Path, *, memory_mb: int = 1024, cpus
     _run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(disk), "-F", "raw", str(overlay)],
          "creating the VM's disk overlay", name)
     seed_tree = folder / "seed"
-    identity = HostIdentity(name, address, LAB_NETWORK.prefixlen, lab_keys.client_pub, lab_keys.host_key,
-                            lab_keys.host_pub)
-    nspawn.write_files(seed_tree / "root", identity, "eth0")
+    host_key, host_pub = keys.new_host_key(folder / "ssh_host_ed25519_key")
+    identity = HostIdentity(name, address, LAB_NETWORK.prefixlen, lab_keys.client_pub, host_key, host_pub,
+                            login_user)
+    nspawn.write_files(seed_tree / "root", identity, "eth0", nspawn.image_accounts(image.ensure_vm()))
+    keys.record_host_key(lab_dir, address, host_pub)
     seed = folder / "seed.raw"
     _run(["truncate", "-s", SEED_SIZE, str(seed)], "creating the seed disk", name)
     _run(["mkfs.ext4", "-q", "-F", "-L", "fleetseed", "-d", str(seed_tree), str(seed)], "writing the seed disk", name)
@@ -192,6 +194,7 @@ def stop(name: str, lab_dir: Path) -> bool:
     shutil.rmtree(folder, ignore_errors=True)
     if address:
         leases.release(address, lab_dir, name)
+        keys.forget_host_key(lab_dir, address)
     keys.write_ssh_config(lab_dir, nspawn.running_hosts(lab_dir))
     log.info("%s: lab VM stopped and its disk overlay removed", name)
     return True

@@ -14,6 +14,7 @@ libc) copied in, a config written, run as a transient systemd unit.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -28,7 +29,9 @@ CACHE_DIR = "/var/cache/kraken/kraken-agent"
 
 
 def _ssh(lab_dir: Path, host: str, command: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["ssh", "-F", str(lab_dir / "ssh_config"), "-o", "BatchMode=yes", host, command],
+    """`command` as root on the host: it logs in like a MAAS-deployed Ubuntu, root work goes through sudo."""
+    return subprocess.run(["ssh", "-F", str(lab_dir / "ssh_config"), "-o", "BatchMode=yes", host,
+                           f"sudo -n sh -c {shlex.quote(command)}"],
                           input=stdin, capture_output=True, timeout=60, check=False)
 
 

@@ -9,6 +9,7 @@ lines for the controller, and runs munge and slurmd under its own systemd.
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,9 @@ def enrol(site: Site, lab_dir: Path, hostname: str) -> None:
               f"DEBIAN_FRONTEND=noninteractive dpkg -i /{DEBS_ON_HOST}/*.deb >/var/log/fleet-lab-slurm.log 2>&1; "
               f"rm -f /{DEBS_ON_HOST}/*.deb; fi; chown munge:munge /etc/munge/munge.key; "
               "systemctl restart munge; systemctl enable -q slurmd; systemctl restart slurmd")
-    argv = ["ssh", "-F", str(lab_dir / "ssh_config"), "-o", "BatchMode=yes", "-l", "root", node.address, script]
+    # The host logs in like a MAAS-deployed Ubuntu (the lab's ssh_config names its user): root work goes through sudo.
+    argv = ["ssh", "-F", str(lab_dir / "ssh_config"), "-o", "BatchMode=yes", node.address,
+            f"sudo -n sh -c {shlex.quote(script)}"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False)
     if done.returncode != 0:
         raise FleetError(f"installing slurmd on lab host {hostname} failed (exit {done.returncode})", node=hostname,

@@ -24,7 +24,9 @@ description:
   - Host variables are C(ansible_host) (the node's address), C(fleet_rack), C(fleet_slot),
     C(fleet_role), C(fleet_service_tag), C(fleet_gpu_count), C(fleet_pxe_mac), C(fleet_bmc_address)
     and C(fleet_hcas) (a list of dicts with C(name), C(guid), C(leaf), C(port), C(rate_gbps)).
-  - The group C(all) gets C(fleet_site) (the site's name) and C(fleet_pins) (the version pins), and with a
+  - The group C(all) gets C(fleet_site) (the site's name) and C(fleet_pins) (the version pins),
+    C(ansible_user) (the site's C(ssh.user), C(ubuntu) by default), C(ansible_ssh_common_args) with the
+    bastion when the site names one (C(ssh.proxy_jump)), and with a
     C(fabric:) section C(fleet_fabric) (the plan's C(partitions) and C(ipoib_mode)).
   - A site with a C(kraken) section adds the groups C(kraken_control) (its control hosts, with C(ansible_host))
     and C(kraken_agent) (its GPU nodes; the group exists, empty, on every site), and C(fleet_kraken) on
@@ -100,7 +102,10 @@ def host_vars(node: Node) -> dict[str, Any]:
 
 def site_vars(site: Site) -> dict[str, Any]:
     """Variables of the group `all`."""
-    result: dict[str, Any] = {"fleet_site": site.name, "fleet_pins": dict(site.pins)}
+    # MAAS's Ubuntu logs in as `ubuntu` only; the plays use become for root work.
+    result: dict[str, Any] = {"fleet_site": site.name, "fleet_pins": dict(site.pins), "ansible_user": site.ssh.user}
+    if site.ssh.proxy_jump:
+        result["ansible_ssh_common_args"] = f"-o ProxyJump={site.ssh.proxy_jump}"
     if site.fabric is not None:  # the doca_ofed role's IPoIB partition and mode, from the same plan UFM is held to
         result["fleet_fabric"] = {
             "partitions": [{"pkey": p.pkey, "name": p.name, "membership": p.membership, "index0": p.index0,

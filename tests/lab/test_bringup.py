@@ -25,7 +25,7 @@ RACK1 = ["gpu-001-01", "gpu-001-02", "gpu-001-03", "gpu-001-04"]
 # The report's keys scripts rely on (more may be added; none of these may go).
 REPORT_KEYS = {"site", "run_id", "until", "started", "finished", "nodes", "summary"}
 NODE_KEYS = {"hostname", "status", "stage", "detail", "attempts", "counters", "seconds"}
-MAX_PXE_REQUESTS = 4  # read + PATCH boot override + reset, + Systems on first contact (issue 3, item 7)
+MAX_DISCOVER_REQUESTS = 4  # Systems, the system, its EthernetInterfaces, the one NIC
 
 
 def run_rack(lab: LabSite, tmp_path: Path, *args: str, name: str = "report.json") -> tuple[int, dict, str]:
@@ -51,6 +51,16 @@ def bmc_log(lab: LabSite, hostname: str) -> list[dict]:
     log = RedfishLabFiles.under(lab.lab_dir).requests_log
     return [entry for entry in map(json.loads, log.read_text(encoding="utf-8").splitlines())
             if entry["node"] == hostname]
+
+
+MACHINE_OS = "fleet-lab-machine-os"  # the lab's stand-in for the commissioning OS powering itself off
+
+
+def resets(lab: LabSite, hostname: str, *, maas: bool) -> list[str]:
+    """The ResetTypes the BMC accepted from MAAS's power driver (User-Agent MAAS), or from us (any
+    other client but the machine's own OS)."""
+    return [e["reset"] for e in bmc_log(lab, hostname) if e.get("reset") and e["status"] < 300
+            and e["agent"] != MACHINE_OS and (e["agent"] == "MAAS") == maas]
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -81,11 +91,20 @@ def test_a_rack_reaches_os_deployed_and_every_record_agrees(lab_site: LabSite, t
         row = rows[host]
         assert set(row) >= NODE_KEYS
         assert (row["status"], row["stage"], row["detail"]) == ("done", "os", "")
-        assert list(row["seconds"]) == ["discover", "bios", "pxe", "os"]
+        assert list(row["seconds"]) == ["discover", "bios", "pxe", "commission", "os"]
         counters = row["counters"]
-        assert 0 < counters["bmc_requests_pxe"] <= MAX_PXE_REQUESTS, counters
-        assert counters["bmc_requests"] == counters["bmc_requests_discover"] + counters["bmc_requests_pxe"]
-        assert counters["bmc_polls"] >= 1  # the power change lands later: someone had to look
+        # Ours: discover's reads only (identity, plus the BIOS/firmware compliance read). MAAS powers the
+        # machine (commissioning, deployment) itself.
+        identity = counters["bmc_requests_discover"] - counters.get("bmc_requests_compliance", 0)
+        assert counters["bmc_requests"] == counters["bmc_requests_discover"], counters
+        assert identity <= MAX_DISCOVER_REQUESTS, counters
+        assert resets(lab_site, host, maas=False) == []
+        # MAAS's Redfish driver: a one-time PXE boot and power on for commissioning, again for deployment
+        # (ForceOff first when the machine was still on), and the commissioning OS powered itself off.
+        assert resets(lab_site, host, maas=True).count("On") == 2
+        maas_patches = [e for e in bmc_log(lab_site, host) if e["agent"] == "MAAS" and e["method"] == "PATCH"]
+        assert len(maas_patches) == 2 and all(e["status"] < 300 for e in maas_patches)
+        assert [e.get("reset") for e in bmc_log(lab_site, host) if e["agent"] == MACHINE_OS][-1] == "ForceOff"
         assert (states[host].status, states[host].stage) == ("done", "os")
         assert (status[host]["status"], status[host]["stage"]) == ("done", "os")
         machine = lab_site.machine(host)
@@ -93,8 +112,9 @@ def test_a_rack_reaches_os_deployed_and_every_record_agrees(lab_site: LabSite, t
         assert machine.distro_series == site.os.distro_series
         assert set(node_tags(site.nodes[host])) <= set(machine.tags)
         events = lab_site.events(host)
-        assert events.index("pxe/network_boot:started") < events.index("pxe/network_boot:done")
-        assert events.index("pxe/network_boot:done") < events.index("os/ensure_os:started")
+        assert not [e for e in events if e.startswith("pxe/network_boot")]
+        assert events.index("commission/register:started") < events.index("commission/register:done")
+        assert events.index("commission/register:done") < events.index("os/ensure_os:started")
         assert deploys_accepted(lab_site, host) == 1
 
 
@@ -134,16 +154,18 @@ def test_faults_end_each_node_where_it_should_and_the_rest_finish(lab_site: LabS
     # BMC answering 500 half the time: our requests are retried to success, at the cost of more
     # requests. The same BMC answers MAAS's power driver the same way (the lab MAAS powers machines
     # through it, as real MAAS does), and its 5-6 request power-on rarely gets through MAAS's three
-    # tries: then the deployment fails, is retried once, and the node is quarantined at `os` with
-    # MAAS's reason. Either end is right; a node stopped before `os` or left in between is not.
+    # tries: then commissioning or the deployment fails and the node is quarantined at the stage that
+    # met it, with MAAS's reason. Either end is right; a node stopped elsewhere or left in between is not.
     assert rows[flaky]["counters"]["bmc_requests"] > rows[healthy]["counters"]["bmc_requests"]
     flaky_deployed = states[flaky].status == "done"
     if flaky_deployed:
         assert states[flaky].stage == "os"
         assert lab_site.machine(flaky).status_name == "Deployed"
     else:
-        assert (states[flaky].status, states[flaky].current) == ("quarantined", "os"), states[flaky]
-        assert "MAAS" in states[flaky].last_error
+        assert (states[flaky].status, states[flaky].current) in (
+            ("quarantined", "commission"), ("quarantined", "os")), states[flaky]
+        assert "Power on for the node failed: Failed to complete power action: Redfish request failed with " \
+               "response status code: 50" in states[flaky].last_error
         # ... and the BMC's own log shows MAAS's driver meeting the same 5xx answers
         assert any(entry["agent"] == "MAAS" and entry["fault"] == "bmc_5xx" for entry in bmc_log(lab_site, flaky))
     assert report["summary"] == ({"done": 2, "quarantined": 2} if flaky_deployed
@@ -153,19 +175,20 @@ def test_faults_end_each_node_where_it_should_and_the_rest_finish(lab_site: LabS
     locked = states[locked_out]
     assert (locked.status, locked.current, locked.stage) == ("quarantined", "discover", "")
     assert "401" in locked.last_error and locked_out in locked.last_error
-    assert "pxe/network_boot:started" not in lab_site.events(locked_out)
-    assert lab_site.machine(locked_out).status_name == "Ready"  # never deployed
+    assert bmc_log(lab_site, locked_out) and not [e for e in bmc_log(lab_site, locked_out) if e["agent"] == "MAAS"]
+    assert lab_site.maas().lookup(lab_site.site.nodes[locked_out]) is None  # never registered in MAAS
 
     # Every deployment fails: retried once (two deployments), then quarantined and MAAS Broken.
     failed = states[bad_install]
-    assert (failed.status, failed.current, failed.stage) == ("quarantined", "os", "pxe")
+    assert (failed.status, failed.current, failed.stage) == ("quarantined", "os", "commission")
     assert "MAAS" in failed.last_error
     assert failed.evidence["deploy_attempts"] == 2
     assert deploys_accepted(lab_site, bad_install) == 2
     assert lab_site.machine(bad_install).status_name == "Broken"
 
     assert (states[healthy].status, states[healthy].stage) == ("done", "os")
-    assert rows[healthy]["counters"]["bmc_requests_pxe"] <= MAX_PXE_REQUESTS
+    counted = rows[healthy]["counters"]
+    assert counted["bmc_requests"] - counted.get("bmc_requests_compliance", 0) <= MAX_DISCOVER_REQUESTS
     status = {row["hostname"]: row for row in lab_site.status_json("--rack", "1")["nodes"]}
     assert {host: status[host]["status"] for host in RACK1} == {host: states[host].status for host in RACK1}
     assert status[locked_out]["detail"] == locked.last_error
@@ -179,11 +202,11 @@ def test_sigkill_mid_run_then_rerun_reaches_the_same_end_without_repeating_destr
     hosts = sorted(lab.site.nodes)
     run = lab.start("--rack", "1-2", "--until", "os")
 
-    def some_node_past_pxe() -> bool:
+    def some_node_past_commission() -> bool:
         assert run.poll() is None, "the run ended before it could be killed"
-        return lab.state_db.exists() and any(s.stage == "pxe" for s in lab.states().values())
+        return lab.state_db.exists() and any(s.stage == "commission" for s in lab.states().values())
 
-    wait_for(some_node_past_pxe, 60, "a node to complete pxe")
+    wait_for(some_node_past_commission, 60, "a node to complete commission")
     os.kill(run.pid, signal.SIGKILL)
     run.wait(timeout=10)
     killed_at = lab.states()
@@ -197,17 +220,17 @@ def test_sigkill_mid_run_then_rerun_reaches_the_same_end_without_repeating_destr
         host: ("done", "os") for host in hosts}
     for host in hosts:
         events = lab.events(host)
-        # A network boot that completed is never sent again; one cut short may be (the stage re-reads the world).
-        done_at = [i for i, event in enumerate(events) if event == "pxe/network_boot:done"]
+        # A registration that completed is never sent again; one cut short may be (the stage re-reads MAAS).
+        done_at = [i for i, event in enumerate(events) if event == "commission/register:done"]
         assert len(done_at) == 1, events
-        assert "pxe/network_boot:started" not in events[done_at[0]:], events
+        assert "commission/register:started" not in events[done_at[0]:], events
         assert deploys_accepted(lab, host) == 1, f"{host} was deployed twice"
         assert lab.machine(host).status_name == "Deployed"
         assert "/lock_taken_over" in events, "the dead run's lock was not taken over"
     for host, before in killed_at.items():
-        if before.stage == "pxe":  # past pxe when killed: the resumed run did not power-cycle it again
+        if before.stage == "commission":  # commissioned when killed: the resumed run did not redo it
             resumed = by_host(json.loads((tmp_path / "resume.json").read_text(encoding="utf-8")))[host]
-            assert "pxe" not in resumed["seconds"], resumed
+            assert "commission" not in resumed["seconds"], resumed
 
 
 # -- locks ------------------------------------------------------------------------------------
@@ -249,7 +272,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(lab_site: LabSite) -> None:
 
     assert result.returncode == 0, result.stderr
     for host in RACK1:
-        assert f"{host}: discover -> bios -> pxe -> os" in result.stdout
+        assert f"{host}: discover -> bios -> pxe -> commission -> os" in result.stdout
     assert not lab_site.state_dir.exists()
     assert not (lab_site.lab_dir / "pids").exists()  # the lab was not started either
 
@@ -296,14 +319,17 @@ def test_reimage_asks_without_a_tty_then_releases_and_redeploys_one_node(
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "reimage.json").read_text(encoding="utf-8"))
     assert [row["hostname"] for row in report["nodes"]] == [target]
-    assert list(report["nodes"][0]["seconds"]) == ["release", "discover", "bios", "pxe", "os"]
+    assert list(report["nodes"][0]["seconds"]) == ["release", "discover", "bios", "pxe", "commission", "os"]
     state = lab_site.states()[target]
     assert (state.status, state.stage, state.generation) == ("done", "os", 2)
     events = lab_site.events(target)
     requested = events.index("/reimage_requested")
     assert requested < events.index("release/stage:ok")
     after = events[requested:]
-    assert after.count("pxe/network_boot:done") == 1  # the new generation boots from the network again
+    assert not [e for e in after if e.startswith("pxe/network_boot")]
+    # MAAS powered it off on release and PXE-booted it again for the new deployment.
+    assert resets(lab_site, target, maas=True)[-2:] == ["ForceOff", "On"]
+    assert resets(lab_site, target, maas=False) == []
     assert deploys_accepted(lab_site, target) == 2
     assert lab_site.machine(target).status_name == "Deployed"
     for host in others:
@@ -324,6 +350,7 @@ def test_sixteen_racks_reach_os_together(make_lab_site: Callable[..., LabSite], 
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert report["summary"] == {"done": 64}
-    assert all(row["counters"]["bmc_requests_pxe"] <= MAX_PXE_REQUESTS for row in report["nodes"])
+    assert all(row["counters"]["bmc_requests"] - row["counters"].get("bmc_requests_compliance", 0)
+               <= MAX_DISCOVER_REQUESTS for row in report["nodes"])
     # 64 nodes at once, not rack after rack: far less than 16 one-rack runs (each >= one 3 s deployment).
     assert wall_s < 16 * 3.0, wall_s

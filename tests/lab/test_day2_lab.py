@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -57,9 +58,9 @@ def sinfo(lab: LabSite, node: str) -> str:
 
 
 def on_host(lab: LabSite, node: str, command: str) -> str:
-    done = subprocess.run(["ssh", "-F", str(lab.lab_dir / "ssh_config"), "-o", "BatchMode=yes", "-l", "root",
-                           lab.site.nodes[node].address, command], capture_output=True, text=True, timeout=60,
-                          check=False)
+    done = subprocess.run(["ssh", "-F", str(lab.lab_dir / "ssh_config"), "-o", "BatchMode=yes",
+                           lab.site.nodes[node].address, f"sudo -n sh -c {shlex.quote(command)}"],
+                          capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -67,15 +67,22 @@ def test_two_hosts_boot_answer_ssh_and_stop_without_leftovers(lab_dir: Path) -> 
 
     for host, address in ((one.name, first), (two.name, second)):
         done = ssh(lab_dir, host, "hostname; ip -4 -br addr show host0; systemctl is-system-running --wait; "
-                                  "python3 -c 'import apt; print(apt.__name__)'; id -u")
+                                  "python3 -c 'import apt; print(apt.__name__)'; id -u; sudo -n id -u")
         assert done.returncode == 0, done.stderr
         lines = done.stdout.split("\n")
         assert lines[0] == host
         assert f"{address}/15" in lines[1]
-        assert lines[2] in ("running", "degraded") and lines[3] == "apt" and lines[4] == "0"
+        # the login is MAAS's Ubuntu user, root work goes through passwordless sudo
+        assert lines[2] in ("running", "degraded") and lines[3] == "apt" and lines[4:6] == ["1000", "0"]
     # hosts reach each other over the bridge, and the lab key is the only way in
     assert ssh(lab_dir, one.name, f"ping -c1 -W2 {second}").returncode == 0
-    assert "ssh-ed25519" in (lab_dir / "ssh" / "known_hosts").read_text()
+    recorded = (lab_dir / "ssh" / "known_hosts").read_text().splitlines()
+    assert sorted(line.split()[0] for line in recorded) == sorted([first, second])
+    assert len({line.split()[2] for line in recorded}) == 2  # each boot made its own host key
+    # root is told to log in as ubuntu and dropped, as cloud-init's disable_root does
+    refused = subprocess.run(["ssh", "-F", str(lab_dir / "ssh_config"), "-o", "BatchMode=yes", "-l", "root",
+                              one.name, "id -u"], capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 142 and 'Please login as the user "ubuntu"' in refused.stdout
 
     assert nspawn.start("labtest-a", first, lab_dir).pid == one.pid  # idempotent
     assert {h.name for h in lifecycle.list_hosts(lab_dir) if h.running} == {"labtest-a", "labtest-b"}
@@ -95,7 +102,8 @@ def test_two_hosts_boot_answer_ssh_and_stop_without_leftovers(lab_dir: Path) -> 
 def test_a_host_whose_container_was_killed_starts_again_fresh(lab_dir: Path) -> None:
     (address,) = _addresses(1)
     host = nspawn.start("labtest-c", address, lab_dir)
-    assert ssh(lab_dir, host.name, "touch /root/written-before").returncode == 0
+    assert ssh(lab_dir, host.name, "sudo -n touch /root/written-before").returncode == 0
+    key_before = (lab_dir / "ssh" / "known_hosts").read_text()
     os.kill(host.pid or 0, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while pid_alive(host.pid) and time.monotonic() < deadline:
@@ -104,8 +112,9 @@ def test_a_host_whose_container_was_killed_starts_again_fresh(lab_dir: Path) -> 
 
     again = nspawn.start("labtest-c", address, lab_dir)
     assert again.pid != host.pid
-    done = ssh(lab_dir, host.name, "test -e /root/written-before && echo kept || echo fresh")
+    done = ssh(lab_dir, host.name, "sudo -n test -e /root/written-before && echo kept || echo fresh")
     assert done.stdout.strip() == "fresh"
+    assert (lab_dir / "ssh" / "known_hosts").read_text() != key_before  # a reinstall comes with a new key
 
 
 def _hook(lab_dir: Path, site_file: Path, *words: str) -> subprocess.CompletedProcess[str]:
@@ -174,8 +183,8 @@ def test_apt_repository_serves_equivs_packages_that_a_host_installs_at_their_ver
         url = apt_service.repo_url(site)
         assert url == f"http://{GATEWAY}:{port}/"
         done = ssh(lab_dir, "labtest-apt",
-                   f"echo 'deb [trusted=yes] {url} ./' > /etc/apt/sources.list.d/lab.list && "
-                   "apt-get update -q && apt-get install -y -q fleet-lab-probe-service && "
+                   f"echo 'deb [trusted=yes] {url} ./' | sudo -n tee /etc/apt/sources.list.d/lab.list && "
+                   "sudo -n apt-get update -q && sudo -n apt-get install -y -q fleet-lab-probe-service && "
                    "dpkg-query -W -f '${Package}=${Version}\\n' fleet-lab-probe fleet-lab-probe-service && "
                    "cat /usr/share/fleet-lab-probe/version && systemctl cat fleet-lab-probe.service", timeout=180)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -195,5 +204,5 @@ def test_the_cached_image_is_reused_not_rebuilt() -> None:
     assert time.monotonic() - started < 1
     assert marker.stat().st_mtime == before
     assert root.parent.name == base_image_spec().key
-    assert not (root / "etc/ssh/ssh_host_ed25519_key").exists()  # each lab brings its own host key
+    assert not (root / "etc/ssh/ssh_host_ed25519_key").exists()  # each boot brings its own host key
     assert (root / "etc/apt/sources.list").read_text() == ""  # no dead mirror for roles' apt updates

@@ -108,7 +108,7 @@ def test_kraken_check_and_image_pull_over_real_registries(make_lab_site: Callabl
     for name in NODES:
         listing = subprocess.run(
             ["ssh", "-F", str(lab.lab_dir / "ssh_config"), "-o", "BatchMode=yes", name,
-             f"ls {agents.CACHE_DIR}/docker/registry/v2/blobs/sha256/*/ 2>/dev/null"],
+             f"sudo -n sh -c 'ls {agents.CACHE_DIR}/docker/registry/v2/blobs/sha256/*/ 2>/dev/null'"],
             capture_output=True, text=True, timeout=30, check=False)
         held = set(listing.stdout.split())
         if name == DOWN:

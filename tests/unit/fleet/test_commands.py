@@ -47,7 +47,8 @@ def test_bad_arguments_exit_with_the_usage_code(argv: list[str], capsys: pytest.
 def test_the_stage_table_orders_bring_up_and_reimage() -> None:
     from fleet import stages
 
-    assert stages.NAMES == ("discover", "bios", "pxe", "os", "hostkey", "configure", "fabric", "validate", "burnin")
+    assert stages.NAMES == ("discover", "bios", "pxe", "commission", "os", "hostkey", "configure", "fabric", "validate",
+                            "burnin")
     assert stages.DEFAULT_UNTIL == "validate"  # burnin is optional: only when --until names it
     assert stages.order() == list(stages.NAMES[:-1])
     assert stages.order(reimage=True, until="burnin") == ["release", *stages.NAMES]

@@ -136,6 +136,11 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
         (SITE, "bmc_tls.verify", "expected true or false, got 'yes'", "verify: true"),
         (SITE, "pins", "expected a mapping of name -> version, got list", "pins: {"),
     ],
+    "node_access": [
+        (SITE, "ssh.user", "root logins are refused by MAAS-deployed Ubuntu", "user: ubuntu"),
+        (SITE, "ssh.proxy_jump", "'bastion one' is not an ssh -J destination", "[user@]host[:port]"),
+        (SITE, "maas.power", "'ipmi' is not a power mode", "redfish"),
+    ],
     "bad_url": [
         (SITE, "maas.url", "'maas.example.net:5240/MAAS/' is not an http(s) URL", "https://"),
     ],

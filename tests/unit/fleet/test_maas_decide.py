@@ -141,3 +141,37 @@ def test_two_machines_with_the_pxe_mac_are_an_error_naming_them() -> None:
     with pytest.raises(MaasError, match="2 MAAS machines match by PXE MAC: a1, b2"):
         pick_machine(node(), [api_machine("b2", "x", "7c:c2:55:0c:03:00"), api_machine("a1", "y", "7c:c2:55:0c:03:00")],
                      None)
+
+
+@pytest.mark.parametrize(
+    ("site", "maas", "kernel", "same"),
+    [
+        (OsImage("jammy", ""), "jammy", "ga-22.04", True),  # MAAS reports its default kernel by name
+        (OsImage("ubuntu/jammy", ""), "jammy", "ga-22.04", True),
+        (OsImage("jammy", "hwe-22.04"), "ubuntu/jammy", "hwe-22.04", True),
+        (OsImage("jammy", "hwe-j"), "jammy", "hwe-22.04", True),  # MAAS's letter alias
+        (OsImage("jammy", "hwe-22.04-edge"), "jammy", "hwe-22.04-edge", True),
+        (OsImage("jammy", ""), "jammy", "hwe-22.04", False),
+        (OsImage("jammy", "hwe-22.04"), "jammy", "ga-22.04", False),
+        (OsImage("noble", ""), "jammy", "ga-22.04", False),
+    ],
+)
+def test_release_and_kernel_are_compared_in_maas_names(site: OsImage, maas: str, kernel: str, same: bool) -> None:
+    assert image_matches(machine(NodeStatus.DEPLOYED, maas, kernel), site) is same
+
+
+def test_a_redeploy_that_still_does_not_match_is_quarantined_with_both_names() -> None:
+    other = machine(NodeStatus.DEPLOYED, "jammy", "hwe-22.04")
+    assert decide_os_action(other, OsImage("jammy", "")).step == OsStep.REDEPLOY
+    action = decide_os_action(other, OsImage("jammy", ""), redeploys=1)
+    assert action.step == OsStep.QUARANTINE
+    assert "jammy/hwe-22.04" in action.reason and "jammy/(default kernel)" in action.reason
+
+
+def test_the_site_image_is_checked_against_maas_boot_resources() -> None:
+    from fleet.maas import image_problem
+
+    images = {"jammy": ("ga-22.04", "hwe-22.04"), "noble": ("ga-24.04",)}
+    assert image_problem(OsImage("ubuntu/jammy", "hwe-j"), images) == ""
+    assert "not among MAAS's boot images (jammy, noble)" in image_problem(OsImage("focal", ""), images)
+    assert "not a kernel MAAS has for jammy" in image_problem(OsImage("jammy", "hwe-24.04"), images)

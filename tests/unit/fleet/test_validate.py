@@ -148,3 +148,17 @@ def test_concurrent_validations_learn_the_baseline_once(day_one) -> None:
     assert len(contributions(state_dir)) == 3
     learned = [e for name in ("n1", "n2", "n3", "n4") for e in db.entries(name) if e.event == "dmesg_baseline_learned"]
     assert len(learned) == 1
+
+
+def test_ssh_logs_in_as_the_site_user_through_its_bastion() -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from fleet import ssh
+    from fleet.site import load_site
+    from fleet.site.control import SshSettings
+
+    site = load_site("tests/fixtures/inventories/good/minimal.yml")
+    assert ssh.options(site) == ("-l", "ubuntu")
+    jumped = replace(site, ssh=SshSettings(Path("/etc/fleet/ssh_config"), "ops", "jump@bastion.example:2222"))
+    assert ssh.options(jumped) == ("-F", "/etc/fleet/ssh_config", "-l", "ops", "-J", "jump@bastion.example:2222")

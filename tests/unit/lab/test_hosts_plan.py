@@ -11,9 +11,11 @@ from lab.hosts.plan import (
     LAB_NETWORK,
     MOLECULE_NSPAWN_RANGE,
     MOLECULE_VM_RANGE,
+    Accounts,
     HostIdentity,
     ImageSpec,
     PlanError,
+    add_login_user,
     base_image_spec,
     cache_key,
     check_address,
@@ -116,18 +118,39 @@ def test_host_names_that_are_not_dns_labels_are_refused(name: str) -> None:
         check_name(name)
 
 
+ACCOUNTS = Accounts("root:x:0:0:root:/root:/bin/bash\n", "root:x:0:\nadm:x:4:\nsudo:x:27:\n",
+                    "root:*:19000:0:99999:7:::\n", 42)
+
+
 def test_host_files_make_the_image_into_one_host() -> None:
     identity = HostIdentity("gpu-012-03", "198.18.12.13", 15, "ssh-ed25519 AAAAclient lab", "PRIVATE\n",
                             "ssh-ed25519 AAAAhost lab")
-    files = {f.path: f for f in host_files(identity, "host0")}
+    files = {f.path: f for f in host_files(identity, "host0", ACCOUNTS)}
     assert files["etc/hostname"].content == "gpu-012-03\n"
     assert "127.0.1.1\tgpu-012-03" in files["etc/hosts"].content
     network = files["etc/systemd/network/10-fleet-lab.network"].content
     assert "Name=host0" in network and "Address=198.18.12.13/15" in network
-    assert files["root/.ssh/authorized_keys"].content == "ssh-ed25519 AAAAclient lab\n"
-    assert files["root/.ssh/authorized_keys"].mode == 0o600
+    login = files["home/ubuntu/.ssh/authorized_keys"]
+    assert (login.content, login.mode, login.uid) == ("ssh-ed25519 AAAAclient lab\n", 0o600, 1000)
     assert files["etc/ssh/ssh_host_ed25519_key"].mode == 0o600
     assert files["etc/ssh/ssh_host_ed25519_key.pub"].mode == 0o644
+
+
+def test_the_login_is_ubuntu_with_passwordless_sudo_and_root_is_told_to_use_it() -> None:
+    identity = HostIdentity("h", "198.18.12.13", 15, "ssh-ed25519 AAAAclient lab", "K\n", "ssh-ed25519 AAAAhost")
+    files = {f.path: f for f in host_files(identity, "host0", ACCOUNTS)}
+    assert "ubuntu:x:1000:1000:ubuntu:/home/ubuntu:/bin/bash" in files["etc/passwd"].content.splitlines()
+    assert "sudo:x:27:ubuntu" in files["etc/group"].content.splitlines()
+    assert (files["etc/shadow"].mode, files["etc/shadow"].gid) == (0o640, 42)
+    assert files["etc/sudoers.d/90-cloud-init-users"].content.endswith("ubuntu ALL=(ALL) NOPASSWD:ALL\n")
+    assert files["etc/sudoers.d/90-cloud-init-users"].mode == 0o440
+    root = files["root/.ssh/authorized_keys"].content
+    assert root.startswith("no-port-forwarding") and "exit 142" in root and 'user \\"ubuntu\\"' in root
+
+
+def test_adding_the_login_user_twice_changes_nothing() -> None:
+    once = add_login_user(ACCOUNTS, "ubuntu")
+    assert add_login_user(once, "ubuntu") == once
 
 
 def test_nspawn_runs_without_machined_on_the_lab_bridge() -> None:

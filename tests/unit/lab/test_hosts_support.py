@@ -46,14 +46,13 @@ def test_debian_mirror_is_the_hosts_main_archive(tmp_path: Path, monkeypatch: py
 
 def test_ssh_config_names_each_running_host_and_keeps_control_sockets_short(tmp_path: Path) -> None:
     lab_dir = tmp_path / ("very-long-directory-name-" * 4) / "lab"
-    keys = LabKeys(lab_dir / "ssh/id_ed25519", "pub", "priv", "hostpub", lab_dir / "ssh/known_hosts",
-                   lab_dir / "ssh_config")
+    keys = LabKeys(lab_dir / "ssh/id_ed25519", "pub", lab_dir / "ssh/known_hosts", lab_dir / "ssh_config")
     control = control_dir(lab_dir)
     text = render_ssh_config(keys, control, {"gpu-012-03": "198.18.12.13"})
-    assert "Host gpu-012-03\n  HostName 198.18.12.13\n  User root\n" in text
+    assert "Host gpu-012-03\n  HostName 198.18.12.13\n  User ubuntu\n" in text
     assert "Host 198.18.* 198.19.*\n" in text
     assert f"IdentityFile {lab_dir}/ssh/id_ed25519" in text
-    assert "StrictHostKeyChecking accept-new" in text and "ControlMaster auto" in text
+    assert "StrictHostKeyChecking yes" in text and "ControlMaster auto" in text
     # a unix socket path has 107 usable bytes; %C expands to 40 characters
     assert len(f"{control}/") + 40 < 100
     assert control_dir(lab_dir) == control and control_dir(tmp_path / "other") != control
@@ -93,3 +92,13 @@ def test_apt_release_lists_every_index_with_size_and_hashes() -> None:
     for name, content in files.items():
         assert f" {hashlib.md5(content, usedforsecurity=False).hexdigest()} {len(content)} {name}\n" in text
         assert f" {hashlib.sha256(content).hexdigest()} {len(content)} {name}\n" in text
+
+
+def test_the_lab_records_one_key_per_address_and_forgets_it() -> None:
+    from lab.hosts.keys import known_hosts_lines
+
+    text = known_hosts_lines("", "198.18.12.13", "ssh-ed25519 AAAAone host")
+    text = known_hosts_lines(text, "198.18.12.14", "ssh-ed25519 AAAAtwo host")
+    text = known_hosts_lines(text, "198.18.12.13", "ssh-ed25519 AAAAnew host")
+    assert text.splitlines() == ["198.18.12.14 ssh-ed25519 AAAAtwo", "198.18.12.13 ssh-ed25519 AAAAnew"]
+    assert known_hosts_lines(text, "198.18.12.14", None) == "198.18.12.13 ssh-ed25519 AAAAnew\n"

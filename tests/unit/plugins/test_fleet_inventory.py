@@ -87,7 +87,16 @@ def test_group_all_carries_the_site_name_and_pins(plugin: BaseInventoryPlugin, t
     site_file.write_text(MINIMAL.read_text() + "pins: {nvidia_driver: '550.127.05', nccl: 2.21.5}\n")
     manager = _inventory(plugin, _config(tmp_path, site_file))
     all_vars = manager.groups["all"].get_vars()
-    assert all_vars == {"fleet_site": "fixture", "fleet_pins": {"nvidia_driver": "550.127.05", "nccl": "2.21.5"}}
+    assert all_vars == {"fleet_site": "fixture", "fleet_pins": {"nvidia_driver": "550.127.05", "nccl": "2.21.5"},
+                        "ansible_user": "ubuntu"}
+
+
+def test_the_site_login_user_and_bastion_reach_ansible(plugin: BaseInventoryPlugin, tmp_path: Path) -> None:
+    site_file = tmp_path / "site.yml"
+    site_file.write_text(MINIMAL.read_text() + "ssh: {user: ops, proxy_jump: 'jump@bastion.example:2222'}\n")
+    all_vars = _inventory(plugin, _config(tmp_path, site_file)).groups["all"].get_vars()
+    assert all_vars["ansible_user"] == "ops"
+    assert all_vars["ansible_ssh_common_args"] == "-o ProxyJump=jump@bastion.example:2222"
 
 
 def test_group_all_carries_the_fabric_partitions_for_the_doca_ofed_role(

@@ -1,0 +1,102 @@
+"""commission: MAAS knows the machine and has commissioned it (Ready or further along).
+
+A machine MAAS does not know is registered through python-libmaas (`machines create` with its PXE
+MAC, hostname, architecture and Redfish power: the BMC address and credentials of the inventory,
+and the Redfish system id the BMC lists); MAAS then commissions it, powering it through the BMC
+itself. A New machine is sent to commissioning. The stage then waits for MAAS to finish, with
+MAAS's own 20-minute deadline (`timeouts.maas_commission_s`; the lab site writes it scaled).
+Failed commissioning quarantines the node with MAAS's status message and the scripts MAAS logged
+as failed. Registering and commissioning are journaled and sent once per generation.
+
+With `maas.power: manual` MAAS has no BMC access: the machine enlists itself when the `pxe` stage
+network-boots it, so an unknown machine is left to that stage (it runs before this one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleet.maas import MaasClient, Machine, NodeStatus
+from fleet.redfish import BmcPool
+from fleet.site import Node, Site, resolve_credentials
+from fleet.stages.discover import count_bmc_requests
+from fleet.stages.shared import Shared
+from fleet.workflow import NodeContext, StageResult
+
+_COMMISSIONING = (NodeStatus.COMMISSIONING, NodeStatus.TESTING)
+
+
+def commission_step(machine: Machine | None) -> str:
+    """register (unknown to MAAS), commission (New), wait (commissioning), failed, or done."""
+    if machine is None:
+        return "register"
+    if machine.status == NodeStatus.NEW:
+        return "commission"
+    if machine.status in _COMMISSIONING:
+        return "wait"
+    if machine.status == NodeStatus.FAILED_COMMISSIONING:
+        return "failed"
+    return "done"
+
+
+@dataclass
+class Commission:
+    site: Site
+    maas: MaasClient
+    bmcs: BmcPool
+    name: str = "commission"
+    max_attempts: int = 5
+
+    def run(self, node: Node, ctx: NodeContext) -> StageResult:
+        machine = self.maas.lookup(node)
+        step = commission_step(machine)
+        if step == "register":
+            if self.site.maas_power == "manual":
+                return StageResult(False, "MAAS does not know the machine yet (maas.power: manual: it enlists "
+                                   "when it network-boots); retrying", retryable=True)
+            sent: list[Machine] = []
+            if not ctx.once("register", lambda: sent.append(self._register(node, ctx))):
+                return StageResult(False, "registered earlier in this generation, but MAAS no longer knows the "
+                                   "machine: look for it in MAAS (deleted? MAC changed?)", quarantine=True)
+            machine = sent[0]
+        elif step == "commission":
+            assert machine is not None
+            current = machine
+            sent = []
+            if ctx.once("commission", lambda: sent.append(self.maas.commission(node.hostname, current))):
+                machine = sent[0]
+        assert machine is not None
+        if commission_step(machine) == "wait":
+            deadline = self.site.timeouts.maas_commission_s
+            machine = self.maas.wait_commissioned(node.hostname, machine, deadline_s=deadline)
+            if commission_step(machine) == "wait":
+                return StageResult(False, f"MAAS still says {machine.status_name} after the commissioning deadline "
+                                   f"({deadline:.0f} s, timeouts.maas_commission_s): {machine.status_message}",
+                                   {"maas_status": machine.status_name}, quarantine=True)
+        evidence = {"maas_system_id": machine.system_id, "maas_status": machine.status_name,
+                    "maas_message": machine.status_message, "power_state": machine.power_state}
+        if commission_step(machine) == "failed":
+            scripts = self.maas.failed_scripts(node.hostname, machine)
+            evidence["failed_scripts"] = list(scripts)
+            failed = f"; failed: {', '.join(scripts)}" if scripts else ""
+            return StageResult(False, f"MAAS: Failed commissioning: {machine.status_message}{failed} "
+                               "(hardware or power control: read the machine's commissioning results in MAAS)",
+                               evidence, quarantine=True)
+        if commission_step(machine) == "commission":
+            return StageResult(False, f"MAAS says {machine.status_name} after commissioning was requested; "
+                               "retrying", evidence)
+        return StageResult(True, f"MAAS {machine.status_name}", evidence)
+
+    def _register(self, node: Node, ctx: NodeContext) -> Machine:
+        credentials = resolve_credentials(self.site, node.bmc.credentials)
+        bmc = self.bmcs.client(node)
+        before = (bmc.requests, bmc.polls)
+        try:  # the system id discover found (no request then); MAAS's driver then skips its Systems read
+            node_id = bmc.system_path().rstrip("/").rsplit("/", 1)[-1]
+        finally:
+            count_bmc_requests(ctx, bmc, before)
+        return self.maas.register(node, credentials.username, credentials.secret, node_id=node_id)
+
+
+def make(shared: Shared) -> Commission:
+    return Commission(shared.site, shared.maas, shared.bmcs)
