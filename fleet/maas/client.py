@@ -4,9 +4,10 @@ python-libmaas's blocking facade asks for the current thread's event loop and fa
 so `MaasClient` runs the async API on one event-loop thread of its own and hands each call over with
 `run_coroutine_threadsafe`: any number of workflow threads can use one client at once, and 512
 nodes waiting for Deployed cost 512 sleeping coroutines, not 512 blocked sockets. They also share
-one `machines read` per poll interval (`fleet.maas.poller`). Bounding how many deploys start at once
-is the caller's business (it owns the per-resource limits), and so are the deadlines: the stages
-pass the site's (`site.timeouts`); the defaults here are MAAS's own.
+one `machines read` per poll interval (`fleet.maas.poller`), and lookups made at the same time share
+one read (`fleet.maas.lookup`). Bounding how many deploys start at once is the caller's business (it
+owns the per-resource limits), and so are the deadlines: the stages pass the site's
+(`site.timeouts`); the defaults here are MAAS's own.
 
 Decisions are pure functions (`fleet.maas.decide`); the methods only talk to MAAS. Library
 exceptions become `MaasError` once, here, with the node, the endpoint, the HTTP status and MAAS's own
@@ -33,6 +34,7 @@ from maas.client.enum import NodeStatus
 from fleet.errors import MaasError
 from fleet.logs import node_log
 from fleet.maas.decide import MAX_DEPLOY_ATTEMPTS, Machine, OsStep, decide_os_action, pick_machine
+from fleet.maas.lookup import BatchedLookups
 from fleet.maas.poller import StatusPoller
 from fleet.maas.session import connect, tls_policy
 from fleet.site import Credentials, Endpoint, Node, OsImage, TlsSettings
@@ -98,6 +100,7 @@ class MaasClient:
         self._thread.start()
         self.requests = 0
         self._poller = StatusPoller(self._read_many, poll_interval_s)
+        self._lookups = BatchedLookups(self._read_by)  # find_machine's reads, shared by the nodes looking at once
         # Tags seen to exist: 512 nodes tagged with the same rack/role tags read each tag once, not
         # once per node. Only ever grows from the workers' threads (set operations are atomic);
         # a tag deleted behind our back is forgotten when MAAS answers 404 for it.
@@ -181,10 +184,11 @@ class MaasClient:
 
     def find_machine(self, node: Node) -> Machine:
         """The node's machine: matched by its PXE MAC (what MAAS saw at enlistment); see `pick_machine`."""
-        found = self._call(node.hostname, "machines read mac_address",
-                           lambda s: s.Machines.read(mac_address=[node.pxe_mac]))
-        named = None if found else self._call(node.hostname, "machines read hostname",
-                                              lambda s: s.Machines.read(hostname=[node.hostname]))
+        found = self._wrapped(node.hostname, "machines read mac_address",
+                              lambda: self._lookups.find("mac_address", node.pxe_mac), self.request_timeout_s)
+        named = None if found else self._wrapped(
+            node.hostname, "machines read hostname", lambda: self._lookups.find("hostname", node.hostname),
+            self.request_timeout_s)
         try:
             machine = pick_machine(node, list(found), list(named) if named is not None else None)
         except MaasError as err:
@@ -324,6 +328,12 @@ class MaasClient:
         self._tags_known.add(name)
 
     # -- waits ------------------------------------------------------------------------------
+
+    async def _read_by(self, field: str, values: tuple[str, ...]) -> list[dict[str, Any]]:
+        """One `machines read` filtered by `field`, repeated for each of `values` (MAAS ORs them)."""
+        session = await self._api()
+        self.requests += 1
+        return await session.Machines.read(**{field: list(values)})
 
     async def _read_many(self, system_ids: tuple[str, ...]) -> list[dict[str, Any]]:
         """One `machines read` for the given machines (MAAS accepts repeated `id=` filters)."""
