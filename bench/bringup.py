@@ -106,10 +106,29 @@ class RunFigures:
     summary: dict[str, int]
     cpu_s: dict[str, float]
     usage: CliUsage
+    machine: MachineLoad
+    last_power_on_s: float  # when MAAS powered the last node on for commissioning, from the run's start
 
     @property
     def ratio(self) -> float:
         return self.wall_s / self.critical_path_s
+
+
+@dataclass(frozen=True)
+class MachineLoad:
+    """The whole machine during a run (every process: the lab, provision.py, anything else running)."""
+
+    busy_pct: float  # of all CPUs, from /proc/stat
+    cpus: int
+    load_before: float
+    load_after: float
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat's first line."""
+    fields = [int(v) for v in Path("/proc/stat").read_text(encoding="utf-8").split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 @dataclass(frozen=True)
@@ -241,9 +260,12 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
     pids_dir = control.lab_dir_of(site) / "pids"
     lab_pids = {path.stem: int(path.read_text(encoding="utf-8")) for path in pids_dir.glob("*.pid")}
     lab_before = {name: process_cpu_s(pid) for name, pid in lab_pids.items()}
-    started = time.monotonic()
+    load_before, jiffies_before = os.getloadavg()[0], cpu_jiffies()
+    started, started_at = time.monotonic(), time.time()
     returncode, stderr, usage = run_measured(argv, env)
     wall_s = time.monotonic() - started
+    busy, total = (after - before for after, before in zip(cpu_jiffies(), jiffies_before, strict=True))
+    machine = MachineLoad(100 * busy / max(total, 1), os.cpu_count() or 1, load_before, os.getloadavg()[0])
     cpu = {"provision.py": usage.cpu_s}
     cpu |= {name: process_cpu_s(pid) - lab_before[name] for name, pid in lab_pids.items()}
     if returncode != 0 or not report_path.exists():
@@ -258,6 +280,7 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
     compliance = [row["counters"].get("bmc_requests_compliance", 0) for row in rows]
     ours = [row["counters"].get("bmc_requests", 0) for row in rows]
     maas = maas_requests(site, [row["hostname"] for row in rows])
+    first_on = first_maas_power_on(site)
     return RunFigures(
         racks=racks, nodes=len(rows), until=until, wall_s=wall_s,
         workflow_s=report["finished"] - report["started"], critical_path_s=delays.critical_path_s(until),
@@ -266,7 +289,8 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
         maas_requests_mean=statistics.mean(maas), maas_requests_max=max(maas),
         compliance_mean=statistics.mean(compliance), compliance_max=max(compliance),
         polls_mean=statistics.mean(row["counters"].get("bmc_polls", 0) for row in rows),
-        stage_s_max=stage_max, summary=report["summary"], cpu_s=cpu, usage=usage,
+        stage_s_max=stage_max, summary=report["summary"], cpu_s=cpu, usage=usage, machine=machine,
+        last_power_on_s=max(first_on.values(), default=started_at) - started_at,
     )
 
 
@@ -279,6 +303,17 @@ def maas_requests(site: Site, hostnames: list[str]) -> list[int]:
         if entry.get("agent") == "MAAS":
             counts[entry["node"]] += 1
     return [counts[name] for name in hostnames]
+
+
+def first_maas_power_on(site: Site) -> dict[str, float]:
+    """When MAAS's driver first powered each node on (its commissioning boot), from the BMC front's log."""
+    first: dict[str, float] = {}
+    log_file = RedfishLabFiles.under(control.lab_dir_of(site)).requests_log
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("agent") == "MAAS" and entry.get("reset") == "On" and entry["node"] not in first:
+            first[entry["node"]] = entry["ts"]
+    return first
 
 
 def process_cpu_s(pid: int) -> float:
@@ -316,6 +351,11 @@ def print_run(figures: RunFigures) -> None:
     print(f"      slowest node per stage: {stages}; outcome {figures.summary}")
     cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(figures.cpu_s.items(), key=lambda i: -i[1]))
     print(f"      CPU seconds during the run: {cpu}")
+    load = figures.machine
+    powered = (f"; MAAS powered the last node on for commissioning {figures.last_power_on_s:.1f} s after the start"
+               if figures.last_power_on_s else "")
+    print(f"      the machine: {load.busy_pct:.0f}% of its {load.cpus} CPUs busy over the run (every process, other "
+          f"work included), load {load.load_before:.1f} -> {load.load_after:.1f}{powered}")
     use = figures.usage
     print(f"      provision.py: peak RSS {use.peak_rss_mib:.0f} MiB, CPU {use.cpu_s:.1f} s "
           f"({use.mean_cpu_pct:.0f}% of one core over the run), peak threads {use.peak_threads}")
