@@ -29,8 +29,9 @@ BASE_PACKAGES: tuple[str, ...] = (
     "iproute2", "iputils-ping", "ca-certificates", "gnupg", "kmod", "procps", "udev", "chrony",
     "pciutils", "rdma-core", "ibverbs-utils", "numactl", "prometheus-node-exporter", "less",
 )
-# A VM boots its own kernel: the image's kernel and an initramfs that finds a virtio disk.
-VM_PACKAGES: tuple[str, ...] = ("linux-image-amd64", "initramfs-tools")
+# A VM boots its own kernel: the image's kernel and an initramfs that finds a virtio disk; grub's tools
+# (see VM_SETUP).
+VM_PACKAGES: tuple[str, ...] = ("linux-image-amd64", "initramfs-tools", "grub2-common")
 
 # Shell run in the image root (chroot) once after debootstrap. Part of the cache key: editing it rebuilds.
 # - no Debian source: lab hosts reach no mirror, and a dead source fails every `apt update` of a role;
@@ -53,6 +54,8 @@ rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 """
 # After the kernel is installed: the initramfs must carry virtio drivers to find its root disk; the
 # seed unit applies the per-VM files (hostname, address, keys) from the second disk before sshd starts.
+# QEMU boots the kernel directly, but grub's tools and /boot/grub are there as on an installed server,
+# so a role that changes the kernel command line runs update-grub for real.
 VM_SETUP = r"""
 set -e
 printf 'virtio_pci\nvirtio_blk\nvirtio_net\next4\n' >> /etc/initramfs-tools/modules
@@ -87,6 +90,7 @@ WantedBy=sysinit.target
 UNIT
 systemctl enable fleet-seed.service
 printf '/dev/vda / ext4 defaults 0 1\n' > /etc/fstab
+mkdir -p /boot/grub
 """
 
 

@@ -1,4 +1,5 @@
-"""The roles and playbooks pass ansible-lint's production profile and Ansible's own syntax check.
+"""Roles, playbooks and the playbooks' molecule scenarios pass ansible-lint's production profile, and the
+playbooks Ansible's own syntax check.
 
 Both linters run for real (no mocks, nothing skipped): a role that lint rejects or a playbook
 Ansible cannot parse would fail the configure stage on 512 nodes at once.
@@ -32,7 +33,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def test_roles_and_playbooks_pass_ansible_lint_production_profile(tmp_path: Path) -> None:
     result = subprocess.run(
-        [str(BIN / "ansible-lint"), "--profile", "production", "--nocolor", "roles", "playbooks"],
+        [str(BIN / "ansible-lint"), "--profile", "production", "--nocolor", "roles", "playbooks", "molecule"],
         cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
