@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fleet.dell import bios, compliance, firmware, jobs, lc, logs
 from fleet.errors import BmcError, FleetError
@@ -27,8 +26,7 @@ from lab.redfish.dell import model
 from lab.redfish.dell.routes import read_requests, read_state
 from lab.redfish.service import RedfishLabFiles, prepare, service
 from lab.settings import load_lab_site
-from lab.sitegen import SiteShape, write_site
-from tests.lab.test_redfish_lab import PASSWORD, free_base, running
+from tests.lab.test_redfish_lab import bmc_lab_site, running
 
 pytestmark = pytest.mark.lab
 
@@ -70,13 +68,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("dell-lab")
-    lab_dir = root / "lab"
-    lab_dir.mkdir()
-    (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"bmc_password": PASSWORD}))
-    (lab_dir / "secrets.yml").chmod(0o600)
-    base = free_base(40)
-    site_file = write_site(root / "site", SiteShape(racks=2, bmc_first=base, sushy_port=base + 35,
-                                                    time_factor=TIME_FACTOR, state_dir=str(lab_dir)))
+    lab_dir, site_file = bmc_lab_site(root, time_factor=TIME_FACTOR)
     repo = root / "repo"
     repo.mkdir()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))

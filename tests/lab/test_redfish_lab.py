@@ -54,6 +54,17 @@ def free_base(span: int) -> int:
     raise RuntimeError("no free port range")
 
 
+def bmc_lab_site(root: Path, *, time_factor: float) -> tuple[Path, Path]:
+    """A 2-rack lab site on free ports: (its lab dir, holding the BMC password in a private secrets file; the site)."""
+    lab_dir = root / "lab"
+    lab_dir.mkdir()
+    (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"bmc_password": PASSWORD}))
+    (lab_dir / "secrets.yml").chmod(0o600)  # secret files must be private
+    base = free_base(40)
+    return lab_dir, write_site(root / "site", SiteShape(racks=2, bmc_first=base, sushy_port=base + 35,
+                                                        time_factor=time_factor, state_dir=str(lab_dir)))
+
+
 def wait_ready(ready: ReadyCheck, process: subprocess.Popen, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -110,14 +121,7 @@ class RedfishLab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishLab]:
-    root = tmp_path_factory.mktemp("redfish-lab")
-    lab_dir = root / "lab"
-    lab_dir.mkdir()
-    (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"bmc_password": PASSWORD}))
-    (lab_dir / "secrets.yml").chmod(0o600)  # secret files must be private
-    base = free_base(40)
-    site_file = write_site(root / "site", SiteShape(racks=2, bmc_first=base, sushy_port=base + 35,
-                                                    time_factor=0.01, state_dir=str(lab_dir)))
+    lab_dir, site_file = bmc_lab_site(tmp_path_factory.mktemp("redfish-lab"), time_factor=0.01)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("FLEET_LAB_DIR", str(lab_dir))
         site = load_lab_site(site_file)
