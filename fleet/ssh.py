@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
+from fleet import hostkeys
 from fleet.site import Node, Site
 
 CONNECT_TIMEOUT_S = 5
@@ -32,7 +33,10 @@ class SshResult:
 def options(site: Site) -> tuple[str, ...]:
     """The site's ssh options: its ssh_config file (the lab's names its key and known_hosts), the login
     user and the bastion."""
-    found: tuple[str, ...] = ("-F", str(site.ssh.config)) if site.ssh.config else ()
+    # The nodes' host keys first (ssh takes an option's first value, so no config file can loosen them):
+    # the tool's own known_hosts, checked strictly (fleet/hostkeys.py: recorded after a journaled deploy).
+    found = hostkeys.check_options(hostkeys.known_hosts_file(site))
+    found += ("-F", str(site.ssh.config)) if site.ssh.config else ()
     found += ("-l", site.ssh.user)
     if site.ssh.proxy_jump:
         found += ("-J", site.ssh.proxy_jump)
@@ -56,4 +60,5 @@ def run(site: Site, node: Node, command: str, timeout_s: float) -> SshResult:
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return SshResult(SSH_FAILED, "", f"timed out after {timeout_s:.0f} s")
-    return SshResult(done.returncode, done.stdout, done.stderr.strip())
+    refused = hostkeys.explain(node.hostname, done.stderr) if done.returncode == SSH_FAILED else None
+    return SshResult(done.returncode, done.stdout, refused or done.stderr.strip())

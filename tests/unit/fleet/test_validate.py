@@ -154,11 +154,13 @@ def test_ssh_logs_in_as_the_site_user_through_its_bastion() -> None:
     from dataclasses import replace
     from pathlib import Path
 
-    from fleet import ssh
+    from fleet import hostkeys, ssh
     from fleet.site import load_site
     from fleet.site.control import SshSettings
 
     site = load_site("tests/fixtures/inventories/good/minimal.yml")
-    assert ssh.options(site) == ("-l", "ubuntu")
+    known = hostkeys.check_options(hostkeys.known_hosts_file(site))  # the nodes' keys, strictly, first
+    assert ssh.options(site) == (*known, "-l", "ubuntu")
     jumped = replace(site, ssh=SshSettings(Path("/etc/fleet/ssh_config"), "ops", "jump@bastion.example:2222"))
-    assert ssh.options(jumped) == ("-F", "/etc/fleet/ssh_config", "-l", "ops", "-J", "jump@bastion.example:2222")
+    assert ssh.options(jumped) == (*known, "-F", "/etc/fleet/ssh_config", "-l", "ops", "-J",
+                                   "jump@bastion.example:2222")
