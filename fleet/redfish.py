@@ -51,6 +51,18 @@ from fleet.site import Node, Site, resolve_credentials
 
 log = logging.getLogger(__name__)
 
+
+class _NoBodyDump(logging.Filter):
+    """The library logs a non-JSON answer at ERROR with the whole body (an HTML page, blank lines and all)
+    before raising JsonDecodingError; we turn that error into a one-paragraph BmcError that names the
+    node and URL, so the dump only adds noise (and an HTML page's markup) to the operator's terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Service responded with invalid JSON")
+
+
+logging.getLogger("redfish.rest.v1").addFilter(_NoBodyDump())
+
 SYSTEMS = "/redfish/v1/Systems"
 
 # JSON paths of everything read from a ComputerSystem, written once.

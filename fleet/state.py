@@ -145,6 +145,14 @@ class _Sqlite:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SQLITE_SCHEMA)
             self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        except sqlite3.OperationalError as err:  # SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_READONLY...: not damage
+            if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StateError(f"the disk under the state file {path} is full ({err})",
+                                 hint=f"free space on the file system of {path.parent}, or point --state-dir "
+                                 "elsewhere; nothing was touched") from None
+            raise StateError(f"the state file {path} cannot be opened ({err})",
+                             hint=f"check {path.parent} (space, permissions, read-only mount); nothing was touched"
+                             ) from None
         except sqlite3.DatabaseError as err:
             raise StateError(f"the state file {path} is not a usable SQLite database ({err})",
                              hint="restore it from a backup, or move it aside to start with no recorded state "

@@ -98,10 +98,15 @@ def transition(state: NodeState, stage: str, result: StageResult, max_attempts: 
 
 
 PERMANENT_STATUSES = (400, 401, 403, 404, 405)
+# A BMC certificate we do not accept, or an address that answers but not with Redfish (a login page,
+# a proxy): asking again gets the same answer.
+PERMANENT_FAILURES = ("tls", "not JSON")
 
 
 def refused(err: FleetError) -> bool:
     """A service that refuses a request (bad credentials, no such resource) will refuse it again."""
+    if isinstance(err.status, str):
+        return err.status in PERMANENT_FAILURES
     return isinstance(err.status, int) and err.status in PERMANENT_STATUSES
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fleet import render, stages
+from fleet import preflight, render, stages
 from fleet.commands import options
 from fleet.errors import FleetError, UsageError
 from fleet.site import Node, Site
@@ -78,6 +78,7 @@ def bring_up(args: argparse.Namespace, site: Site, nodes: list[Node], console: C
     command = " ".join(["provision.py", *sys.argv[1:]])
     db.acquire([n.hostname for n in nodes], command)
     try:
+        preflight.check(site, nodes)  # secrets and MAAS, before any node is touched or its record changed
         if prepare is not None:
             prepare(db)
         if args.retry_quarantined:
@@ -121,7 +122,8 @@ def _requeue(db: StateDB, nodes: list[Node], order: list[str]) -> None:
 def _run(args: argparse.Namespace, site: Site, nodes: list[Node], db: StateDB, pipeline: list,
          progress: render.StageProgress, console: Console) -> int:
     started = time.time()
-    flow = Workflow(pipeline, db, args.until, progress, on_quarantine=getattr(pipeline, "on_quarantine", None))
+    flow = Workflow(pipeline, db, args.until, progress, backoff_s=site.timeouts.stage_backoff_s,
+                    on_quarantine=getattr(pipeline, "on_quarantine", None))
     try:
         outcomes = flow.run(nodes)
     except KeyboardInterrupt:

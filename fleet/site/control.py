@@ -44,6 +44,7 @@ class Timeouts:
     maas_erase_s: float = 30 * 60.0
     maas_poll_s: float = 10.0
     bmc_poll_s: float = 2.0
+    stage_backoff_s: float = 2.0  # a failed stage's first retry waits this, doubling each attempt (jittered)
     # iDRAC lists no NICs (and may report no service tag) until its inventory collection has run after the
     # server first gets power (Dell's "Collect System Inventory On Restart": minutes); discover re-reads this long.
     bmc_inventory_s: float = 5 * 60.0

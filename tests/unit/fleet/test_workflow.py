@@ -10,7 +10,7 @@ import pytest
 from fleet.errors import BmcError
 from fleet.site import Bmc, Node
 from fleet.state import NodeState, StateDB
-from fleet.workflow import NodeContext, StageResult, Workflow, plan, transition
+from fleet.workflow import NodeContext, StageResult, Workflow, plan, refused, transition
 
 ORDER = ["discover", "pxe", "os", "configure", "validate"]
 
@@ -391,3 +391,11 @@ def test_a_node_stopped_between_stages_names_the_stage_it_would_have_run(db: Sta
     [outcome] = flow.run([make_node(1, 1)])
     assert (outcome.status, outcome.stage, outcome.current) == ("interrupted", "discover", "pxe")
     assert "interrupted before pxe (SIGTERM)" in outcome.detail
+
+
+@pytest.mark.parametrize(("status", "permanent"), [
+    (401, True), (404, True), (500, False), (503, False), ("not JSON", True), ("tls", True),
+    ("connection", False), ("timeout", False), (None, False),
+])
+def test_only_answers_that_cannot_change_are_not_retried(status: object, permanent: bool) -> None:
+    assert refused(BmcError("x", status=status)) is permanent  # type: ignore[arg-type]

@@ -52,6 +52,7 @@ def test_bring_up_runs_prepare_after_the_lock_is_taken_and_before_any_stage(tmp_
 
     monkeypatch.setattr(up, "_run", lambda *a, **k: seen.append("ran") or 0)
     monkeypatch.setattr(up.stages, "build", NoStages)
+    monkeypatch.setattr(up.preflight, "check", lambda site, nodes: None)  # no MAAS here
     args = argparse.Namespace(dry_run=False, retry_quarantined=False, verbose=False, state_dir=tmp_path, fault=[],
                               bmc_requests=1, maas_deploys=1, erase=False, insecure_bmc=False, until="validate")
     from fleet.site import load_site
