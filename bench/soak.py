@@ -1,22 +1,32 @@
 """Soak and crash safety on the lab: seeded faults, end state checked node by node from the lab's own logs.
 
-Soak (`--racks 128`: the 512-node lab). A seeded draw gives each node at most one fault:
+Soak (`--racks 128`: the 512-node lab, racks new to MAAS: every machine is registered by the commission
+stage and commissioned, then deployed, by MAAS through its BMC). A seeded draw gives each node at most
+one fault:
 - 5% of BMCs failing: 5xx on 30% of requests, timeouts on 5% of requests (the lab holds the request
   past our read timeout, then carries it out), one BMC with wrong credentials, one answering an HTML
   login page instead of JSON;
-- 3% of deployments failing once (the fault is lifted as soon as the lab MAAS accepted the first
-  deployment, watched in its log), 1% failing always.
+- 3% of commissionings or deployments failing once (the fault is lifted as soon as the lab MAAS started
+  the first one, watched in its log), 1% failing always (half commissionings, half deployments).
 Then `provision.py --rack 1-N --until os` runs once, and the end state of every node is compared with
 what its fault allows, from the run report and the lab's logs (the BMC front's request log: resets
-sent by us, not by MAAS's power driver; the MAAS log: deployments accepted):
+sent by us, and MAAS's power-ons; the MAAS log: registrations, commissionings and deployments started):
 - healthy nodes and nodes whose faults retries absorb (5xx, timeouts, a deployment failing once) are
-  done at os; a BMC 5xx/timeout node may instead be quarantined at os when the same BMC fault made
-  MAAS's own power driver fail the deployment (counted apart: MAAS talks to the same sick BMC);
+  done at os with one deployment;
+- a BMC 5xx/timeout node may instead be quarantined where the same fault made MAAS's own power driver
+  fail (MAAS talks to the same sick BMC): at commission (Failed commissioning) or at os (Failed
+  deployment, "cannot power it through its BMC"), never deployed again after that;
 - wrong credentials: quarantined at discover with HTTP 401; HTML: quarantined at discover, not JSON;
-- a deployment failing always: quarantined at os after 2 deployments;
+  neither ever reaches MAAS;
+- a commissioning that fails (once or always): quarantined at commission with MAAS's failing script,
+  commissioned once, never deployed (a failed commissioning wants a look at the hardware);
+- a deployment failing always: quarantined at os after 2 deployments, once: done after 2;
 - none lost or left in between (every node done or quarantined);
-- at most one reset of ours per node, and deployments: 1 (2 for the failing ones).
+- at most one reset of ours per node; MAAS powers a node on at most once per operation it started
+  (registration/commission, deployment): no node is power-cycled or deployed twice for one reason.
 It prints the counts and the wall-time ratio against a fault-free run of the same size on a fresh lab.
+Health faults (2% of nodes failing health) are not in it: the health checks run on lab hosts (nspawn
+containers, 8 at most), and a 512-node soak stops at `os` on a lab without hosts.
 
 Crash safety (`--crash-runs 20`, on `--crash-racks` racks): each run starts a fresh lab, starts the
 same bring-up, kills it with SIGKILL at a seeded point within the uninterrupted run's wall time, runs
@@ -50,27 +60,36 @@ from lab import faults as lab_faults
 from lab.redfish.service import RedfishLabFiles
 
 REPO = Path(__file__).resolve().parent.parent
-DONE_AT_OS = ("done", "os", "")
+Outcome = tuple[str, str, str, int]  # (status, stage it ended at, words in its detail, deployments)
+DONE_AT_OS: Outcome = ("done", "os", "", 1)
+# A BMC fault may also fail MAAS's own power-on (MAAS talks to the same sick BMC): MAAS marks the operation
+# failed ("Power on for the node failed: ..."): commissioning quarantines at commission, a deployment at os on
+# that first deployment, never deployed again (fleet.maas.decide).
+POWER_FAILED: tuple[Outcome, ...] = (("quarantined", "commission", "Power on for the node failed", 0),
+                                     ("quarantined", "os", "cannot power it through its BMC", 1))
+COMMISSION_FAILED: Outcome = ("quarantined", "commission", "Failed commissioning", 0)
 
 
 @dataclass(frozen=True)
 class Expect:
-    """What a node's fault allows at the end: (status, stage or failing stage, words in the detail)."""
+    """What a node's fault allows at the end, and how often it may be reset by us / commissioned."""
 
     fault: str
-    outcomes: tuple[tuple[str, str, str], ...]
-    deploys: int
+    outcomes: tuple[Outcome, ...]
     resets_max: int = 1
+    commissions_max: int = 1
 
 
 EXPECT = {
-    "healthy": Expect("healthy", (DONE_AT_OS,), 1),
-    "bmc_5xx": Expect("bmc_5xx", (DONE_AT_OS, ("quarantined", "os", "MAAS")), 1),
-    "bmc_timeout": Expect("bmc_timeout", (DONE_AT_OS, ("quarantined", "os", "MAAS")), 1),
-    "bmc_bad_credentials": Expect("bmc_bad_credentials", (("quarantined", "discover", "401"),), 0, 0),
-    "bmc_html": Expect("bmc_html", (("quarantined", "discover", "not JSON"),), 0, 0),
-    "deploy_fails_once": Expect("deploy_fails_once", (DONE_AT_OS,), 2),
-    "deploy_fails_always": Expect("deploy_fails_always", (("quarantined", "os", "MAAS"),), 2),
+    "healthy": Expect("healthy", (DONE_AT_OS,)),
+    "bmc_5xx": Expect("bmc_5xx", (DONE_AT_OS, *POWER_FAILED)),
+    "bmc_timeout": Expect("bmc_timeout", (DONE_AT_OS, *POWER_FAILED)),
+    "bmc_bad_credentials": Expect("bmc_bad_credentials", (("quarantined", "discover", "401", 0),), 0, 0),
+    "bmc_html": Expect("bmc_html", (("quarantined", "discover", "not JSON", 0),), 0, 0),
+    "commission_fails_once": Expect("commission_fails_once", (COMMISSION_FAILED,)),
+    "commission_fails_always": Expect("commission_fails_always", (COMMISSION_FAILED,)),
+    "deploy_fails_once": Expect("deploy_fails_once", (("done", "os", "", 2),)),
+    "deploy_fails_always": Expect("deploy_fails_always", (("quarantined", "os", "MAAS", 2),)),
 }
 
 
@@ -80,17 +99,17 @@ def plan_faults(hostnames: list[str], seed: int) -> dict[str, str]:
     random.Random(seed).shuffle(names)
     count = len(names)
     bmc = max(4, round(0.05 * count))
-    once, always = max(1, round(0.03 * count)), max(1, round(0.01 * count))
+    once, always = max(2, round(0.03 * count)), max(2, round(0.01 * count))  # both halves on a small lab
     plan = dict.fromkeys(names, "healthy")
     picked = iter(names)
     plan[next(picked)] = "bmc_bad_credentials"
     plan[next(picked)] = "bmc_html"
     for n in range(bmc - 2):
         plan[next(picked)] = "bmc_5xx" if n % 4 else "bmc_timeout"
-    for _ in range(once):
-        plan[next(picked)] = "deploy_fails_once"
-    for _ in range(always):
-        plan[next(picked)] = "deploy_fails_always"
+    for n in range(once):
+        plan[next(picked)] = "deploy_fails_once" if n % 2 else "commission_fails_once"
+    for n in range(always):
+        plan[next(picked)] = "deploy_fails_always" if n % 2 else "commission_fails_always"
     return plan
 
 
@@ -98,9 +117,17 @@ def lab_faults_for(plan: dict[str, str]) -> dict[str, dict[str, float]]:
     """The lab's faults.json for a plan."""
     rates = {"bmc_5xx": {"bmc_5xx": 0.3}, "bmc_timeout": {"bmc_timeout": 0.05},
              "bmc_bad_credentials": {"bmc_bad_credentials": 1.0}, "bmc_html": {"bmc_html": 1.0},
+             "commission_fails_once": {"maas_failed_commissioning": 1.0},
+             "commission_fails_always": {"maas_failed_commissioning": 1.0},
              "deploy_fails_once": {"maas_failed_deployment": 1.0},
              "deploy_fails_always": {"maas_failed_deployment": 1.0}}
     return {name: rates[kind] for name, kind in plan.items() if kind in rates}
+
+
+POWER_ON_RESETS = ("On", "ForceOn", "ForceRestart", "GracefulRestart", "PowerCycle")
+COMMISSIONS = (": commission accepted", ": created (")  # a registered machine starts commissioning
+MAAS_POWER_ON_OPS = (": deploy accepted", ": power_on accepted", *COMMISSIONS)
+MACHINE_OS_AGENT = "fleet-lab-machine-os"  # the lab machine powering itself off: not a power cycle
 
 
 @dataclass
@@ -109,37 +136,58 @@ class LabCounts:
 
     resets: Counter = field(default_factory=Counter)  # reset POSTs of ours that reached the emulator
     deploys: Counter = field(default_factory=Counter)  # deployments the lab MAAS accepted
+    commissions: Counter = field(default_factory=Counter)  # commissionings it started
+    maas_power_ons: Counter = field(default_factory=Counter)  # power-on resets MAAS's driver landed
+    maas_power_ops: Counter = field(default_factory=Counter)  # MAAS operations that power the machine on
+
+
+def _maas_log(lab_dir: Path) -> list[str]:
+    maas_log = lab_dir / "logs" / "maas.log"
+    return maas_log.read_text(encoding="utf-8").splitlines() if maas_log.exists() else []
+
+
+def _count(lines: list[str], marker: str) -> Counter:
+    found: Counter = Counter()
+    for line in lines:
+        if marker in line:
+            found[line.split(marker)[0].rsplit(" ", 1)[-1]] += 1
+    return found
 
 
 def deploys_accepted(lab_dir: Path) -> Counter:
     """Deployments the lab MAAS accepted, per node (one `NODE: deploy accepted` line each in its log)."""
-    deploys: Counter = Counter()
-    maas_log = lab_dir / "logs" / "maas.log"
-    for line in maas_log.read_text(encoding="utf-8").splitlines() if maas_log.exists() else ():
-        if ": deploy accepted" in line:
-            deploys[line.split(": deploy accepted")[0].rsplit(" ", 1)[-1]] += 1
-    return deploys
+    return _count(_maas_log(lab_dir), ": deploy accepted")
 
 
 def lab_counts(lab_dir: Path) -> LabCounts:
-    counts = LabCounts(deploys=deploys_accepted(lab_dir))
+    lines = _maas_log(lab_dir)
+    counts = LabCounts(deploys=_count(lines, ": deploy accepted"))
+    for marker in MAAS_POWER_ON_OPS:
+        counts.maas_power_ops.update(_count(lines, marker))
+    for marker in COMMISSIONS:
+        counts.commissions.update(_count(lines, marker))
     log = RedfishLabFiles.under(lab_dir).requests_log
     for line in log.read_text(encoding="utf-8").splitlines() if log.exists() else ():
         entry = json.loads(line)
-        if entry.get("reset") and entry.get("forwarded") and entry.get("agent") != "MAAS":
+        if not (entry.get("reset") and entry.get("forwarded")) or entry.get("agent") == MACHINE_OS_AGENT:
+            continue
+        if entry.get("agent") != "MAAS":
             counts.resets[entry["node"]] += 1
+        elif entry["reset"] in POWER_ON_RESETS and int(entry.get("status", 500)) < 300:
+            counts.maas_power_ons[entry["node"]] += 1
     return counts
 
 
-class LiftAfterFirstDeploy:
-    """Lifts a node's deployment fault once the lab MAAS accepted its first deployment ("fails once")."""
+class LiftAfterFirst:
+    """Lifts a node's fault once the lab MAAS started the operation it fails ("fails once"): the first
+    deployment it accepted, or the first commissioning (its registration starts one)."""
 
-    def __init__(self, lab_dir: Path, faults: dict[str, dict[str, float]], nodes: set[str]) -> None:
-        self._lab_dir, self._faults, self._nodes = lab_dir, faults, set(nodes)
+    def __init__(self, lab_dir: Path, faults: dict[str, dict[str, float]], nodes: dict[str, tuple[str, ...]]) -> None:
+        self._lab_dir, self._faults, self._nodes = lab_dir, faults, dict(nodes)  # node -> its log markers
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def __enter__(self) -> LiftAfterFirstDeploy:
+    def __enter__(self) -> LiftAfterFirst:
         self._thread.start()
         return self
 
@@ -149,13 +197,14 @@ class LiftAfterFirstDeploy:
 
     def _watch(self) -> None:
         while self._nodes and not self._stop.wait(0.05):
-            accepted = deploys_accepted(self._lab_dir)
-            deployed = {name for name in self._nodes if accepted[name] >= 1}
-            if deployed:
-                for name in deployed:
+            lines = _maas_log(self._lab_dir)
+            started = {name for name, markers in self._nodes.items()
+                       if any(f"{name}{marker}" in line for marker in markers for line in lines)}
+            if started:
+                for name in started:
                     self._faults.pop(name, None)
+                    del self._nodes[name]
                 lab_faults.write(self._lab_dir, self._faults)
-                self._nodes -= deployed
 
 
 @dataclass(frozen=True)
@@ -180,15 +229,18 @@ def judge(report: dict, plan: dict[str, str], counts: LabCounts) -> list[Verdict
             verdicts.append(Verdict(name, kind, "missing", "", "", False, "not in the report: lost"))
             continue
         where = row["stage"] if row["status"] == "done" else row["current"]
-        fits = any(row["status"] == status and where == stage and words in row["detail"]
-                   for status, stage, words in expect.outcomes)
+        fits = [deploys for status, stage, words, deploys in expect.outcomes
+                if row["status"] == status and where == stage and words in row["detail"]]
         problems = [] if fits else [f"ended {row['status']} at {where}, expected one of {expect.outcomes}"]
         if counts.resets[name] > expect.resets_max:
             problems.append(f"{counts.resets[name]} resets of ours reached the BMC (at most {expect.resets_max})")
-        # A BMC fault that failed MAAS's power driver makes its deployment fail: retried once, like any.
-        allowed = 2 if kind in ("bmc_5xx", "bmc_timeout") and row["status"] == "quarantined" else expect.deploys
-        if counts.deploys[name] != allowed and not (kind in ("bmc_5xx", "bmc_timeout") and counts.deploys[name] <= 2):
-            problems.append(f"deployed {counts.deploys[name]} times (expected {allowed})")
+        if counts.maas_power_ons[name] > counts.maas_power_ops[name]:
+            problems.append(f"MAAS powered it on {counts.maas_power_ons[name]} times for "
+                            f"{counts.maas_power_ops[name]} operation(s) that power it on")
+        if fits and counts.deploys[name] != fits[0]:
+            problems.append(f"deployed {counts.deploys[name]} times (expected {fits[0]})")
+        if counts.commissions[name] > expect.commissions_max:
+            problems.append(f"commissioned {counts.commissions[name]} times (at most {expect.commissions_max})")
         verdicts.append(Verdict(name, kind, row["status"], where, row["detail"], not problems, "; ".join(problems)))
     return verdicts
 
@@ -212,8 +264,9 @@ def soak(racks: int, seed: int, delays: Delays) -> tuple[list[Verdict], float, f
         plan = plan_faults(list(site.nodes), seed)
         faults = lab_faults_for(plan)
         lab_faults.write(lab_dir, faults)
-        once = {name for name, kind in plan.items() if kind == "deploy_fails_once"}
-        with LiftAfterFirstDeploy(lab_dir, faults, once):
+        once = {name: (": deploy accepted",) if kind == "deploy_fails_once" else COMMISSIONS
+                for name, kind in plan.items() if kind in ("deploy_fails_once", "commission_fails_once")}
+        with LiftAfterFirst(lab_dir, faults, once):
             _, faulty_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks)
         report = json.loads((Path(tmp) / "report.json").read_text(encoding="utf-8"))
         return judge(report, plan, lab_counts(lab_dir)), faulty_s, clean_s

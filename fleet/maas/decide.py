@@ -6,6 +6,7 @@ written once, in `Machine.from_api`); statuses are python-libmaas's `NodeStatus`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -107,6 +108,11 @@ _BUSY = {
 _RETRYABLE_FAILURES = {
     NodeStatus.FAILED_DEPLOYMENT, NodeStatus.FAILED_RELEASING, NodeStatus.FAILED_DISK_ERASING,
 }
+# How MAAS words a failed operation when its power driver could not power the machine: the rack
+# controller reports MarkNodeFailed with "Power on for the node failed: <driver error>"
+# (src/provisioningserver/rpc/power.py, perform_power_driver_change). Deploying again would only ask
+# the same sick BMC again (and count as another deployment): the node is quarantined on the first one.
+_POWER_FAILED = re.compile(r"^Power (on|off|cycle) for the node failed")
 # Statuses an operator or another system owns: touching them would break someone's work.
 _HANDS_OFF: dict[int, str] = {
     NodeStatus.BROKEN: "MAAS marks it Broken; an operator must mark it fixed",
@@ -201,6 +207,9 @@ def decide_os_action(
         return OsAction(OsStep.WAIT, f"MAAS is busy with it ({name})")
     if status in _RETRYABLE_FAILURES:
         detail = f"{name}: {machine.status_message}" if machine.status_message else name
+        if _POWER_FAILED.match(machine.status_message):
+            return OsAction(OsStep.QUARANTINE, f"{detail}; MAAS cannot power it through its BMC, so it is not "
+                            "deployed again: fix the BMC (or its power settings in MAAS), then --retry-quarantined")
         if failed_attempts < max_attempts:
             return OsAction(OsStep.RETRY, f"{detail}; release and deploy again")
         return OsAction(OsStep.QUARANTINE, f"{detail}; {failed_attempts} failed attempt(s), giving up")

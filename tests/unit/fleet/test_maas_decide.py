@@ -175,3 +175,11 @@ def test_the_site_image_is_checked_against_maas_boot_resources() -> None:
     assert image_problem(OsImage("ubuntu/jammy", "hwe-j"), images) == ""
     assert "not among MAAS's boot images (jammy, noble)" in image_problem(OsImage("focal", ""), images)
     assert "not a kernel MAAS has for jammy" in image_problem(OsImage("jammy", "hwe-24.04"), images)
+
+
+@pytest.mark.parametrize("status", [NodeStatus.FAILED_DEPLOYMENT, NodeStatus.FAILED_RELEASING])
+def test_a_failure_of_maas_power_control_quarantines_at_once_without_another_deployment(status: NodeStatus) -> None:
+    failed = machine(status, "jammy", message="Power on for the node failed: Redfish request failed: HTTP 503")
+    action = decide_os_action(failed, OsImage("jammy"), failed_attempts=0)
+    assert action.step == OsStep.QUARANTINE
+    assert "HTTP 503" in action.reason and "cannot power it through its BMC" in action.reason
