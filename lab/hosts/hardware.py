@@ -39,7 +39,9 @@ def install(root: Path, site: Site, hostname: str, lab_dir: Path) -> str:
     target = root / TARGET
     if target.exists():
         shutil.rmtree(target)
-    skip = shutil.ignore_patterns("*.py", "README.md", "__pycache__", "config.json")
+    # The fixture sets' dmesg-baseline.json is for the unit tests that name it: a lab host, like a real site's
+    # node on day one, gets its baseline from the control plane (the healthcheck_agent role), not with its hardware.
+    skip = shutil.ignore_patterns("*.py", "README.md", "__pycache__", "config.json", "dmesg-baseline.json")
     shutil.copytree(SOURCE / "bin", target / "bin", ignore=skip)
     for name in (HEALTHY, *(fault_set for _kind, fault_set in FAULT_SETS)):
         # A fault set holds only what differs from a healthy node: lay it over a healthy copy.

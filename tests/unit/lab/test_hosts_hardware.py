@@ -42,6 +42,7 @@ def test_install_materialises_every_set_and_reports_the_site_driver(tmp_path: Pa
         xml = (base / name / "nvidia-smi-q.xml").read_text()
         assert f"<driver_version>{site.pins['nvidia_driver']}</driver_version>" in xml
         assert (base / name / "sysfs" / "class" / "infiniband" / "mlx5_0").is_dir()
+        assert not (base / name / "dmesg-baseline.json").exists()  # day one: the control plane brings it
     state = (base / "link-down" / "sysfs" / "class" / "infiniband" / "mlx5_3" / "ports" / "1" / "state")
     assert "DOWN" in state.read_text()
     lab_faults.write(lab_dir, {})
