@@ -69,6 +69,7 @@ SYSTEMS = "/redfish/v1/Systems"
 POWER_STATE = ("PowerState",)
 SKU = ("SKU",)  # iDRAC: the Dell service tag
 SERIAL_NUMBER = ("SerialNumber",)
+MODEL = ("Model",)  # iDRAC: "PowerEdge XE9680"
 BOOT_ENABLED = ("Boot", "BootSourceOverrideEnabled")
 BOOT_TARGET = ("Boot", "BootSourceOverrideTarget")
 BOOT_TARGETS = ("Boot", "BootSourceOverrideTarget@Redfish.AllowableValues")
@@ -266,6 +267,7 @@ class SystemInfo:
     boot_once_target: str | None
     reset_types: tuple[str, ...] = ()
     boot_targets: tuple[str, ...] = ()
+    model: str = ""
 
 
 def parse_system(system: Mapping[str, Any], macs: tuple[str, ...] = ()) -> SystemInfo:
@@ -276,6 +278,7 @@ def parse_system(system: Mapping[str, Any], macs: tuple[str, ...] = ()) -> Syste
     return SystemInfo(
         power_state=str(_field(system, POWER_STATE) or "Unknown"),
         service_tag=str(_field(system, SKU) or _field(system, SERIAL_NUMBER) or ""),
+        model=str(_field(system, MODEL) or "").strip(),
         macs=tuple(sorted({normalize_mac(mac) for mac in macs})),
         boot_once_target=str(target) if armed else None,
         reset_types=tuple(_field(system, RESET_TYPES) or ()),

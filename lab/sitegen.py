@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from fleet.site.control import Timeouts
+from lab.redfish.front import LAB_MODEL
 from lab.settings import LAB_DIR_ENV, LabHosts
 
 NODES_PER_RACK = 4
@@ -134,7 +135,7 @@ def site_document(shape: SiteShape) -> dict:
             "ufm": {"username": "admin", "secret": {"file": secrets, "key": "ufm_password"}},
             "switch": {"username": "admin", "secret": {"file": secrets, "key": "switch_password"}},
         },
-        "node_defaults": {"role": "gpu", "gpu_count": 8, "hca_rate_gbps": 400},
+        "node_defaults": {"role": "gpu", "gpu_count": 8, "hca_rate_gbps": 400, "model": LAB_MODEL},
         "switches": switches,
         "switch_config": {"ntp": ["198.18.0.1"], "syslog": ["198.18.0.1"], "mtu": 9216, "lldp": True,
                           "vlans": {10: "mgmt", 20: "frontend"}, "access_vlans": {"mgmt": 10, "frontend": 20}},

@@ -54,6 +54,7 @@ class Node:
     address: str
     gpu_count: int
     hcas: tuple[Hca, ...]
+    model: str = ""  # the server model as its BMC reports it ("PowerEdge XE9680"); "" when the site names none
 
 
 @dataclass(frozen=True)

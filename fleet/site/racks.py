@@ -20,9 +20,11 @@ HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Both reach MAAS tag names ([a-zA-Z0-9_-]) and cloud-init user-data: checked here, before they get there.
 SERVICE_TAG_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")  # Dell: 7 letters and digits; other vendors' serials longer
 ROLE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+# Redfish's ComputerSystem.Model as the vendor writes it: iDRAC says "PowerEdge XE9680".
+MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()/+-]{0,63}$")
 NODE_REQUIRED = {"hostname", "slot", "service_tag", "bmc", "pxe_mac", "address", "hcas"}
-NODE_OPTIONAL = {"role", "gpu_count"}
-DEFAULTS_OPTIONAL = {"role", "gpu_count", "hca_rate_gbps"}
+NODE_OPTIONAL = {"role", "gpu_count", "model"}
+DEFAULTS_OPTIONAL = {"role", "gpu_count", "hca_rate_gbps", "model"}
 
 
 def parse_defaults(file: Path, raw: Any, problems: Problems) -> dict:
@@ -147,6 +149,12 @@ def _node(file: Path, path: str, raw: Any, rack: int, defaults: dict, problems: 
         problems.add(file, where, f"'{role}' is not a valid role (it becomes the MAAS tag role-{role})",
                      "use lowercase letters, digits, '-' and '_', e.g. gpu")
         role = ""
+    model = str(raw.get("model", defaults.get("model", "")))
+    if model and not MODEL_RE.match(model):
+        where = f"{path}.model" if "model" in raw else "node_defaults.model"
+        problems.add(file, where, f"'{model}' is not a server model",
+                     "write the model as the BMC reports it (Redfish ComputerSystem Model), e.g. PowerEdge XE9680")
+        model = ""
     return Node(
         hostname=hostname,
         rack=rack,
@@ -158,6 +166,7 @@ def _node(file: Path, path: str, raw: Any, rack: int, defaults: dict, problems: 
         address=address,
         gpu_count=gpu_count,
         hcas=tuple(hcas),
+        model=model,
     )
 
 

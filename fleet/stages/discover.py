@@ -1,4 +1,4 @@
-"""discover: the BMC answers and its identity matches the inventory; what MAAS knows of the machine.
+"""discover: the BMC answers and its identity (service tag, PXE MAC, model) matches the inventory.
 
 Nothing is changed here; a contradiction (a mis-cabled BMC, a wrong inventory row) stops the node
 before anything is powered. An identity the BMC cannot tell yet is not a match: iDRAC lists no NICs
@@ -31,17 +31,23 @@ def identity_problems(node: Node, info: SystemInfo) -> list[str]:
     if info.service_tag and info.service_tag != node.service_tag:
         problems.append(f"BMC {node.bmc.address} reports service tag {info.service_tag}, inventory says "
                         f"{node.service_tag}: the BMC cable or the inventory row is wrong (datacenter tech)")
+    if node.model and info.model and info.model.casefold() != node.model.casefold():
+        problems.append(f"BMC {node.bmc.address} reports model '{info.model}', inventory says '{node.model}': "
+                        "another server is behind this BMC, or the inventory's model is wrong (datacenter tech)")
     if info.macs and node.pxe_mac not in info.macs:
         problems.append(f"PXE MAC {node.pxe_mac} is not among the server's NICs ({', '.join(info.macs)}): "
                         "fix the inventory's pxe_mac")
     return problems
 
 
-def identity_unknown(info: SystemInfo) -> list[str]:
-    """What the BMC cannot tell yet: no service tag, or no NICs listed (its inventory has not run)."""
+def identity_unknown(node: Node, info: SystemInfo) -> list[str]:
+    """What the BMC cannot tell yet: no service tag, no NICs listed (its inventory has not run), or no
+    model where the inventory names one."""
     missing = []
     if not info.service_tag:
         missing.append("no service tag")
+    if node.model and not info.model:
+        missing.append("no model")
     if not info.macs:
         missing.append("no NICs listed (iDRAC's inventory collection has not run yet)")
     return missing
@@ -73,15 +79,17 @@ class Discover:
         summary = refused = ""
         try:
             info = bmc.read_system()
-            while identity_unknown(info) and not identity_problems(node, info) and time.monotonic() < deadline:
+            if identity_unknown(node, info) and not identity_problems(node, info):
+                ctx.journal("identity:unknown", missing=identity_unknown(node, info))  # waiting for iDRAC
+            while identity_unknown(node, info) and not identity_problems(node, info) and time.monotonic() < deadline:
                 time.sleep(self.timeouts.bmc_inventory_poll_s)
                 info = bmc.read_system()
             evidence: dict = {"power_state": info.power_state, "service_tag": info.service_tag,
-                              "macs": list(info.macs)}
+                              "model": info.model, "macs": list(info.macs)}
             problems = identity_problems(node, info)
             if problems:
                 return StageResult(False, "; ".join(problems), evidence, retryable=False)
-            missing = identity_unknown(info)
+            missing = identity_unknown(node, info)
             if missing:
                 return StageResult(False, "UNKNOWN: the BMC cannot confirm the server's identity yet "
                                    f"({'; '.join(missing)}); retrying", evidence)

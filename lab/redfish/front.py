@@ -3,8 +3,10 @@
 One sushy-tools emulator holds every lab system, but a real datacenter has one BMC per server,
 each with its own address, certificate, single `Systems` member and its own bad days. The front
 listens on every node's `bmc.address`, shows that node only, adds what iDRAC reports and the
-emulator does not (the service tag as `SKU`), forwards everything else unchanged (so the
-emulator's quirks reach the client), and injects the faults named in `lab_dir/faults.json`.
+emulator does not (the service tag as `SKU`, and `Model`: iDRAC 9 names the server as Dell sells it,
+"PowerEdge XE9680" for the HGX H100 8-GPU server the lab stands for, in ComputerSystem.Model of the
+DMTF schema), forwards everything else unchanged (so the emulator's quirks reach the client), and
+injects the faults named in `lab_dir/faults.json`.
 
 Every request is written to the front's request log (JSON lines: node, method, path, status, the
 fault injected, whether it reached the emulator, a reset's ResetType, and the client's User-Agent,
@@ -39,6 +41,7 @@ log = logging.getLogger("lab.redfish.front")
 SYSTEMS = "/redfish/v1/Systems"
 # bmc_html: what a browser login page behind the BMC's address looks like to a Redfish client.
 LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Login</title></head><body><form>Username</form></body></html>\n"
+LAB_MODEL = "PowerEdge XE9680"  # every lab server, whatever an inventory says it is
 NO_NICS_READS = 3  # bmc_no_nics_yet: EthernetInterfaces reads that list nothing before the NICs appear
 FORWARD_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "OData-Version", "If-Match", "If-None-Match")
 FORWARD_RESPONSE_HEADERS = ("Content-Type", "ETag", "Allow", "WWW-Authenticate", "OData-Version", "Retry-After")
@@ -212,7 +215,7 @@ class Front:
         if request.method == "GET" and status == 200 and path == SYSTEMS:
             body = _only_member(body, f"{SYSTEMS}/{node.system_id}")
         elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}":
-            body = _with_service_tag(body, node.service_tag)
+            body = _as_idrac(body, node.service_tag)
             if self._dell:
                 body = json.dumps(self._dell.rewrite_system(target, json.loads(body))).encode()
         elif self._dell and request.method == "POST" and status < 300 and path.endswith("/ComputerSystem.Reset"):
@@ -255,10 +258,11 @@ def _only_member(body: bytes, member: str) -> bytes:
     return json.dumps(data).encode()
 
 
-def _with_service_tag(body: bytes, service_tag: str) -> bytes:
-    """iDRAC reports the Dell service tag as the system's SKU; the emulator has no such field."""
+def _as_idrac(body: bytes, service_tag: str) -> bytes:
+    """iDRAC reports the Dell service tag as the system's SKU, and the server model; the emulator has neither."""
     data: dict[str, Any] = json.loads(body)
     data["SKU"] = service_tag
+    data["Model"] = LAB_MODEL
     return json.dumps(data).encode()
 
 

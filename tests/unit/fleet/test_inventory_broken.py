@@ -136,6 +136,9 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
         (SITE, "bmc_tls.verify", "expected true or false, got 'yes'", "verify: true"),
         (SITE, "pins", "expected a mapping of name -> version, got list", "pins: {"),
     ],
+    "bad_model": [
+        (SITE, "racks[0].nodes[1].model", "'PowerEdge <XE9680>' is not a server model", "PowerEdge XE9680"),
+    ],
     "node_access": [
         (SITE, "ssh.user", "root logins are refused by MAAS-deployed Ubuntu", "user: ubuntu"),
         (SITE, "ssh.proxy_jump", "'bastion one' is not an ssh -J destination", "[user@]host[:port]"),

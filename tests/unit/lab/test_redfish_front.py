@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from lab.redfish.emulator import LabFakeDriver, pending_state
-from lab.redfish.front import FaultBook, FrontConfig, _only_member, _with_service_tag, choose_fault, redfish_error
+from lab.redfish.front import FaultBook, FrontConfig, _as_idrac, _only_member, choose_fault, redfish_error
 from lab.redfish.service import prepare, service, system_uuid
 from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
@@ -74,8 +74,9 @@ def test_systems_collection_keeps_only_the_bmcs_own_member():
     assert data["Members"] == [{"@odata.id": "/redfish/v1/Systems/b"}] and data["Members@odata.count"] == 1
 
 
-def test_system_gets_the_service_tag_as_sku_like_idrac():
-    assert json.loads(_with_service_tag(b'{"PowerState": "On"}', "L00101X")) == {"PowerState": "On", "SKU": "L00101X"}
+def test_system_gets_the_service_tag_as_sku_and_the_model_like_idrac():
+    assert json.loads(_as_idrac(b'{"PowerState": "On"}', "L00101X")) == {
+        "PowerState": "On", "SKU": "L00101X", "Model": "PowerEdge XE9680"}
 
 
 def test_errors_carry_extended_info_like_idrac():

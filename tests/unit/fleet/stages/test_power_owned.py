@@ -6,9 +6,7 @@ import pytest
 from maas.client.enum import NodeStatus
 
 from fleet.maas import Machine
-from fleet.redfish import SystemInfo
 from fleet.stages.commission import commission_step
-from fleet.stages.discover import identity_unknown
 from fleet.stages.pxe import decide_pxe
 
 
@@ -52,15 +50,3 @@ def test_with_manual_power_an_unknown_machine_is_network_booted_to_enlist() -> N
 )
 def test_commission_step_follows_maas_status(status: NodeStatus | None, step: str) -> None:
     assert commission_step(None if status is None else machine(status)) == step
-
-
-@pytest.mark.parametrize(
-    ("tag", "macs", "unknown"),
-    [
-        ("TAG0101", ("7c:c2:55:01:01:00",), []),
-        ("TAG0101", (), ["no NICs listed (iDRAC's inventory collection has not run yet)"]),
-        ("", ("7c:c2:55:01:01:00",), ["no service tag"]),
-    ],
-)
-def test_an_identity_the_bmc_cannot_tell_yet_is_unknown_not_a_match(tag: str, macs: tuple, unknown: list) -> None:
-    assert identity_unknown(SystemInfo("On", tag, macs, None)) == unknown
