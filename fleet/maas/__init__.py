@@ -21,6 +21,7 @@ from fleet.maas.decide import (
     image_matches,
     image_problem,
     kernel_name,
+    nobodys,
     node_tags,
     pick_machine,
     series_name,
@@ -30,5 +31,5 @@ from fleet.maas.poller import StatusPoller
 __all__ = [
     "MAX_DEPLOY_ATTEMPTS", "MAX_REDEPLOYS", "DeploymentFailed", "MaasClient", "Machine", "NodeStatus", "OsAction",
     "OsOutcome", "OsStep", "StatusPoller", "decide_os_action", "image_matches", "image_problem", "kernel_name",
-    "node_tags", "pick_machine", "series_name",
+    "nobodys", "node_tags", "pick_machine", "series_name",
 ]

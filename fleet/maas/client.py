@@ -33,7 +33,7 @@ from maas.client.enum import NodeStatus
 
 from fleet.errors import MaasError
 from fleet.logs import node_log
-from fleet.maas.decide import MAX_DEPLOY_ATTEMPTS, Machine, OsStep, decide_os_action, pick_machine
+from fleet.maas.decide import MAX_DEPLOY_ATTEMPTS, Machine, OsStep, decide_os_action, kernel_name, pick_machine
 from fleet.maas.lookup import BatchedLookups
 from fleet.maas.poller import StatusPoller
 from fleet.maas.session import connect, tls_policy
@@ -215,8 +215,8 @@ class MaasClient:
             # Older MAAS 2.x refuses to deploy an unallocated machine; allocating by system_id is exact.
             self._call(node, "machines allocate", lambda s: s.Machines.allocate(system_id=machine.system_id))
         params: dict[str, Any] = {"system_id": machine.system_id, "distro_series": image.distro_series}
-        if image.hwe_kernel:
-            params["hwe_kernel"] = image.hwe_kernel
+        if image.hwe_kernel:  # in MAAS's own name ("hwe-j" -> "hwe-22.04"): its deploy form takes no alias
+            params["hwe_kernel"] = kernel_name(image.hwe_kernel, image.distro_series)
         if user_data is not None:
             params["user_data"] = base64.b64encode(user_data)  # MAAS wants it base64-encoded
         if comment:
@@ -399,13 +399,15 @@ class MaasClient:
         erase_on_retry: bool = False,
         machine: Machine | None = None,
         redeploys: int = 0,
+        claimed: bool = False,
     ) -> OsOutcome:
         """Bring the node to Deployed with `image`: deploy, retry a failed deployment once, else mark broken.
 
         Each turn reads MAAS, asks `decide_os_action` and does that one step, so a node found half-way
         (Deploying from a crashed run, Deployed with the wrong image) is carried on, never restarted.
         `machine` is the caller's fresh read of it, if it has one (saves a lookup per node).
-        `redeploys` are the node's redeploys already done in this generation (see decide_os_action).
+        `redeploys` are the node's redeploys already done in this generation, `claimed` whether its
+        deployment was ours before this call (see decide_os_action); a deployment sent here is ours.
         """
         host = node.hostname
         machine = machine or self.find_machine(node)
@@ -413,7 +415,7 @@ class MaasClient:
         attempts = 0
         while True:
             action = decide_os_action(machine, image, failed_attempts=len(failures), max_attempts=max_attempts,
-                                      redeploys=redeploys)
+                                      redeploys=redeploys, claimed=claimed or attempts > 0)
             node_log(log, host).info("%s (%s)", action.step.value, action.reason)
             if action.step == OsStep.NOTHING:
                 return OsOutcome(machine, True, attempts, action.reason, tuple(failures))
@@ -455,7 +457,7 @@ def _as_api(machine: Machine) -> dict[str, Any]:
         "system_id": machine.system_id, "hostname": machine.hostname, "status": machine.status,
         "status_name": machine.status_name, "status_message": machine.status_message,
         "distro_series": machine.distro_series, "tag_names": list(machine.tags),
-        "hwe_kernel": machine.hwe_kernel, "power_state": machine.power_state,
+        "hwe_kernel": machine.hwe_kernel, "power_state": machine.power_state, "owner": machine.owner,
     }
 
 

@@ -34,6 +34,7 @@ class Machine:
     hwe_kernel: str | None = None
     power_state: str = "unknown"
     macs: tuple[str, ...] = ()  # its interfaces' MACs, the boot interface's first
+    owner: str = ""  # the MAAS user who allocated or deployed it ("" when nobody holds it)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Machine:
@@ -49,6 +50,7 @@ class Machine:
             hwe_kernel=data.get("hwe_kernel") or None,
             power_state=str(data.get("power_state") or "unknown"),
             macs=_macs(data),
+            owner=str(data.get("owner") or ""),
         )
 
 
@@ -103,7 +105,7 @@ class OsAction:
 
 _BUSY = {
     NodeStatus.DEPLOYING, NodeStatus.RELEASING, NodeStatus.DISK_ERASING, NodeStatus.COMMISSIONING,
-    NodeStatus.TESTING, NodeStatus.ENTERING_RESCUE_MODE, NodeStatus.EXITING_RESCUE_MODE,
+    NodeStatus.ENTERING_RESCUE_MODE, NodeStatus.EXITING_RESCUE_MODE,
 }
 _RETRYABLE_FAILURES = {
     NodeStatus.FAILED_DEPLOYMENT, NodeStatus.FAILED_RELEASING, NodeStatus.FAILED_DISK_ERASING,
@@ -124,7 +126,18 @@ _HANDS_OFF: dict[int, str] = {
     NodeStatus.FAILED_TESTING: "hardware testing failed",
     NodeStatus.FAILED_ENTERING_RESCUE_MODE: "it failed to enter rescue mode",
     NodeStatus.FAILED_EXITING_RESCUE_MODE: "it failed to exit rescue mode",
+    # Our own commissioning's tests are waited for by the commission stage; any other test run is an
+    # operator's, and deploying when it ends would cut into it.
+    NodeStatus.TESTING: "MAAS is running hardware tests on it (someone's)",
 }
+# Nobody's work is on these: no OS, no claim, no MAAS operation. Only here may the tool itself reset
+# the machine (a BIOS job's reboot); every other status is MAAS's or someone's to power.
+_NOBODYS = {NodeStatus.NEW, NodeStatus.READY}
+
+
+def nobodys(machine: Machine | None) -> bool:
+    """MAAS does not know the machine (None), or it is New or Ready: resetting it breaks nothing."""
+    return machine is None or machine.status in _NOBODYS
 
 
 # MAAS's names for a release's kernels: "ga-22.04" (the release's own), "hwe-22.04" (the newer
@@ -178,7 +191,7 @@ def image_problem(image: OsImage, images: dict[str, tuple[str, ...]]) -> str:
 
 def decide_os_action(
     machine: Machine, image: OsImage, *, failed_attempts: int = 0, max_attempts: int = MAX_DEPLOY_ATTEMPTS,
-    redeploys: int = 0,
+    redeploys: int = 0, claimed: bool = False,
 ) -> OsAction:
     """The next OS step for a machine as MAAS reports it; pure, so every row is a unit test.
 
@@ -187,6 +200,9 @@ def decide_os_action(
     `redeploys` counts redeploys of this node already done (this run and generation): past
     MAX_REDEPLOYS a node still Deployed with "another" image is quarantined with both names instead
     of going round release/deploy forever (a spelling mismatch between the site and MAAS).
+    `claimed`: this node's deployment was started by us in this generation (journaled before the
+    allocation), so an Allocated machine is our own claim, left by a crash, and is deployed; any other
+    Allocated machine is someone's and is left alone.
     """
     status = machine.status
     name = machine.status_name or str(status)
@@ -199,8 +215,12 @@ def decide_os_action(
             return OsAction(OsStep.QUARANTINE, f"still not the site's image after {redeploys} redeploy(s): "
                             f"{names}; write os: in the site in MAAS's names, or fix the image in MAAS")
         return OsAction(OsStep.REDEPLOY, f"Deployed with another image: {names}")
-    if status in (NodeStatus.READY, NodeStatus.ALLOCATED):
+    if status == NodeStatus.READY or (status == NodeStatus.ALLOCATED and claimed):
         return OsAction(OsStep.DEPLOY, f"{name}: deploy {image.distro_series}")
+    if status == NodeStatus.ALLOCATED:
+        holder = f" to {machine.owner}" if machine.owner else ""
+        return OsAction(OsStep.QUARANTINE, f"{name}{holder} and not by this tool: someone's claim; release it "
+                        "in MAAS if it is free, then run again")
     if status == NodeStatus.NEW:
         return OsAction(OsStep.COMMISSION, "New: MAAS must commission it first")
     if status in _BUSY:

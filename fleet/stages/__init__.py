@@ -1,7 +1,7 @@
 """The stages a node walks, one module each, and the one table that orders them.
 
     release    (reimage only) release the machine in MAAS, optionally erasing its disks   release.py
-    discover   BMC reachable, service tag and PXE MAC match the inventory                  discover.py
+    discover   BMC reachable, service tag, PXE MAC and model match the inventory           discover.py
     bios       BIOS attributes to the site's pins through the iDRAC job queue (fleet/dell)  bios.py
     pxe        one-time network boot, only where MAAS has no BMC access (maas.power: manual) pxe.py
     commission MAAS knows the machine (registered with Redfish power) and commissioned it  commission.py

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleet.dell import bios, firmware, jobs, lc
-from fleet.maas import MaasClient, NodeStatus
+from fleet.maas import MaasClient, nobodys
 from fleet.redfish import Bmc, BmcPool
 from fleet.site import Node, Site
 from fleet.stages.discover import count_bmc_requests
@@ -141,9 +141,7 @@ class BiosStage:
         """The job waits for POST: reset the host only where that is allowed (jobs.decide_reboot)."""
         machine = self.maas.lookup(node)  # None: a new machine MAAS does not know yet (no OS, nobody's)
         window = self.site.maintenance_window if self.site.bios.apply_time == "InMaintenanceWindowOnReset" else None
-        has_os = machine is not None and machine.status in (
-            NodeStatus.DEPLOYED, NodeStatus.DEPLOYING, NodeStatus.ALLOCATED, NodeStatus.COMMISSIONING,
-            NodeStatus.TESTING, NodeStatus.RESCUE_MODE, NodeStatus.RESERVED)  # someone's work is on it
+        has_os = not nobodys(machine)  # an OS, a claim or a MAAS operation: someone's work is on it
         selected = node.hostname in self.named
         decision = jobs.decide_reboot(has_os=has_os, selected=selected,
                                       in_window=window is None or window.contains(time.time()),

@@ -26,12 +26,18 @@ from fleet.workflow import NodeContext, StageResult
 _COMMISSIONING = (NodeStatus.COMMISSIONING, NodeStatus.TESTING)
 
 
-def commission_step(machine: Machine | None) -> str:
-    """register (unknown to MAAS), commission (New), wait (commissioning), failed, or done."""
+def commission_step(machine: Machine | None, ours: bool = False) -> str:
+    """register (unknown to MAAS), commission (New), wait (commissioning), failed, owned, or done.
+
+    `ours`: this generation registered or commissioned the machine, so its Testing is the tail of our
+    commissioning (MAAS runs the testing scripts after the commissioning ones); a machine found
+    Testing otherwise is under someone's hardware tests and is left alone ("owned")."""
     if machine is None:
         return "register"
     if machine.status == NodeStatus.NEW:
         return "commission"
+    if machine.status == NodeStatus.TESTING and not ours:
+        return "owned"
     if machine.status in _COMMISSIONING:
         return "wait"
     if machine.status == NodeStatus.FAILED_COMMISSIONING:
@@ -49,7 +55,14 @@ class Commission:
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         machine = self.maas.lookup(node)
-        step = commission_step(machine)
+        ours = any(ctx.db.step_done(node.hostname, ctx.generation, self.name, step)
+                   for step in ("register", "commission"))
+        step = commission_step(machine, ours)
+        if step == "owned":
+            assert machine is not None
+            return StageResult(False, f"MAAS says {machine.status_name} and not from our commissioning: someone's "
+                               "hardware tests; wait for them to end (or abort them in MAAS), then run again",
+                               {"maas_status": machine.status_name}, quarantine=True)
         if step == "register":
             if self.site.maas_power == "manual":
                 return StageResult(False, "MAAS does not know the machine yet (maas.power: manual: it enlists "
@@ -66,23 +79,24 @@ class Commission:
             if ctx.once("commission", lambda: sent.append(self.maas.commission(node.hostname, current))):
                 machine = sent[0]
         assert machine is not None
-        if commission_step(machine) == "wait":
+        ours = ours or step in ("register", "commission")
+        if commission_step(machine, ours) == "wait":
             deadline = self.site.timeouts.maas_commission_s
             machine = self.maas.wait_commissioned(node.hostname, machine, deadline_s=deadline)
-            if commission_step(machine) == "wait":
+            if commission_step(machine, ours) == "wait":
                 return StageResult(False, f"MAAS still says {machine.status_name} after the commissioning deadline "
                                    f"({deadline:.0f} s, timeouts.maas_commission_s): {machine.status_message}",
                                    {"maas_status": machine.status_name}, quarantine=True)
         evidence = {"maas_system_id": machine.system_id, "maas_status": machine.status_name,
                     "maas_message": machine.status_message, "power_state": machine.power_state}
-        if commission_step(machine) == "failed":
+        if commission_step(machine, ours) == "failed":
             scripts = self.maas.failed_scripts(node.hostname, machine)
             evidence["failed_scripts"] = list(scripts)
             failed = f"; failed: {', '.join(scripts)}" if scripts else ""
             return StageResult(False, f"MAAS: Failed commissioning: {machine.status_message}{failed} "
                                "(hardware or power control: read the machine's commissioning results in MAAS)",
                                evidence, quarantine=True)
-        if commission_step(machine) == "commission":
+        if commission_step(machine, ours) == "commission":
             return StageResult(False, f"MAAS says {machine.status_name} after commissioning was requested; "
                                "retrying", evidence)
         return StageResult(True, f"MAAS {machine.status_name}", evidence)

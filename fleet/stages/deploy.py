@@ -37,20 +37,25 @@ class Os:
         # A redeploy is done at most once per generation: a site spelling the image otherwise than MAAS
         # would send the node round release/deploy on every run.
         redeploys = 1 if ctx.db.step_done(node.hostname, ctx.generation, self.name, "redeploy") else 0
+        # An Allocated machine is ours only when our deployment claimed it (journaled before MAAS allocates).
+        claimed = ctx.db.step_done(node.hostname, ctx.generation, self.name, "claim")
         with self.deploys:  # read inside the slot: a read taken before waiting for one could be stale
             machine = self.maas.find_machine(node)
-            action = decide_os_action(machine, self.site.os, redeploys=redeploys)
+            action = decide_os_action(machine, self.site.os, redeploys=redeploys, claimed=claimed)
             if action.step == OsStep.REDEPLOY and not self.allow_redeploy:
                 return StageResult(False, f"{action.reason}; bring-up never reinstalls a deployed node: use "
                                    f"`provision.py reimage {node.hostname}`", quarantine=True)
             if action.step == OsStep.REDEPLOY:
                 ctx.once("redeploy", lambda: None)  # counted (journaled) before it starts
+            if action.step in (OsStep.DEPLOY, OsStep.REDEPLOY, OsStep.RETRY):
+                ctx.once("claim", lambda: None)  # the machine becomes ours before MAAS allocates it
+                claimed = True
             if action.step != OsStep.NOTHING:
                 ctx.journal("ensure_os:started", action=action.step.value, reason=action.reason)
             outcome = self.maas.ensure_os(
                 node, self.site.os, user_data=user_data(node), machine=machine,
                 deploy_timeout_s=timeouts.maas_deploy_s, release_timeout_s=timeouts.maas_erase_s,
-                redeploys=redeploys,
+                redeploys=redeploys, claimed=claimed,
             )
         evidence = {"maas_status": outcome.machine.status_name, "deploy_attempts": outcome.attempts,
                     "maas_messages": list(outcome.failures)}

@@ -80,6 +80,7 @@ HANDLERS: dict[str, tuple[str, tuple[str, ...], str, tuple[Action, ...], bool]] 
             _op("mark_fixed", "POST", "Mark a broken machine as fixed and set its status as 'Ready'."),
             _op("rescue_mode", "POST", "Begin rescue mode process for a machine."),
             _op("exit_rescue_mode", "POST", "Exit rescue mode process for a machine."),
+            _op("test", "POST", "Begin testing process for a machine."),
         ),
         False,
     ),

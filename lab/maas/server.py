@@ -61,7 +61,7 @@ EVENT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 MACHINE_ACTIONS = frozenset({
     "deploy", "release", "abort", "commission", "power_on", "power_off", "mark_broken",
-    "mark_fixed", "rescue_mode", "exit_rescue_mode",
+    "mark_fixed", "rescue_mode", "exit_rescue_mode", "test",
 })
 Handler = Callable[[web.Request, Params], Awaitable[web.Response]]
 TICK_S = 0.05

@@ -18,7 +18,9 @@ here at all: `enlist` (machines create) brings it in, New, and MAAS starts commi
 `maas_failed_commissioning` fault fails one (`FAILING_SCRIPT`), which MAAS reports as the event
 "Script" - "<name> failed" and the node ends in Failed commissioning. At the end of commissioning
 the ephemeral environment powers the machine off itself (`power_request` "shutdown": no MAAS
-request, the machine's own OS).
+request, the machine's own OS). `test` (MAAS 2.2+'s `machines/<id>/op=test`, "Begin testing process
+for a machine") powers the machine on into the ephemeral environment, holds it in Testing while the
+hardware tests run, then returns it to the status it was in, the environment powering itself off.
 
 Nothing here touches the clock, the network or the disk: `apply_action` and `advance` take the time
 and the fault rates as arguments and return a new `MachineState`, so the state machine is unit-tested
@@ -187,6 +189,7 @@ REAL_DURATIONS_S: dict[str, float] = {
     "erase": 300.0,
     "quick_erase": 30.0,
     "commission": 300.0,  # power on, PXE, the built-in scripts, power off
+    "test": 8 * 3600.0,  # an operator's hardware tests of a GPU server (stress-ng, memtester, fio): a night
     "enter_rescue": 120.0,
     "exit_rescue": 60.0,
     "power": 5.0,
@@ -424,6 +427,10 @@ def apply_action(
                   prior_status=status, commissioning_status=0,
                   pending=Pending(started=now, until=until, outcome=outcome))
         return _power(m, "on", now, timing)
+    if action == "test":
+        until = now + timing.of("test")
+        m = _move(m, S.TESTING, "Testing", prior_status=status, pending=Pending(started=now, until=until))
+        return _power(m, "on", now, timing)
     if action == "mark_broken":
         comment = params.get("comment") or params.get("error_description") or ""
         return _move(m, S.BROKEN, comment or "Marked broken", pending=None, comment=comment,
@@ -500,6 +507,12 @@ def _complete(
         return _power(m, "off", at, timing), None
     if m.status == S.ENTERING_RESCUE_MODE:
         return _move(m, S.RESCUE_MODE, "Rescue mode", pending=None), None
+    if m.status == S.TESTING:
+        back = m.prior_status if m.prior_status is not None else S.READY
+        m = _move(m, back, STATUS_NAMES[back], pending=None, prior_status=None)
+        if m.power_type == "redfish":
+            return replace(m, power_request="shutdown"), None
+        return _power(m, "off", at, timing), None
     if m.status == S.EXITING_RESCUE_MODE:
         back = m.prior_status if m.prior_status is not None else S.READY
         return _move(m, back, f"Exited rescue mode ({STATUS_NAMES[back]})", pending=None,

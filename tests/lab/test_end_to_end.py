@@ -1,8 +1,9 @@
 """Power-off to validated, on real lab hosts: configure runs the roles over SSH, validate judges the node.
 
 One healthy node and one with a sick GPU (the lab's `gpu_sick` fault gives its host an ECC-storm
-nvidia-smi): the healthy one ends `done` at validate, the sick one is quarantined at validate with
-the failing checks and who fixes them, and the fleet sweep agrees and tags it in MAAS.
+nvidia-smi), both on a new rack MAAS does not know: the healthy one ends `done` at validate, the sick
+one is quarantined at validate with the failing checks and who fixes them, and the fleet sweep agrees
+and tags it in MAAS. Registration and MAAS's own power control are read from the BMC front's log.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
+from lab.redfish.service import RedfishLabFiles
 from tests.lab.conftest import LabSite
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -22,12 +24,21 @@ HEALTHY, SICK = "gpu-002-01", "gpu-002-02"  # rack 2: clear of the addresses oth
 def test_bring_up_configures_and_validates_and_quarantines_the_sick_gpu(
         make_lab_site: Callable[..., LabSite]) -> None:
     lab = make_lab_site(racks=2, max_hosts=2)
+    assert not (lab.lab_dir / "pids").exists()  # nothing runs yet: the run starts the lab, whose MAAS knows no machine
     run = lab.cli("--nodes", f"{HEALTHY},{SICK}", "--fault", f"gpu_sick:{SICK}", "--json", timeout_s=900)
     assert run.returncode == 1, run.stderr[-3000:]
     report = {row["hostname"]: row for row in json.loads(run.stdout)["nodes"]}
     assert (report[HEALTHY]["status"], report[HEALTHY]["stage"]) == ("done", "validate"), report[HEALTHY]["detail"]
     assert (report[SICK]["status"], report[SICK]["current"]) == ("quarantined", "validate")
     assert report[SICK]["detail"].startswith("CRITICAL: gpu_ecc_errors")
+
+    # Unknown to MAAS at first: we registered it, MAAS commissioned and deployed it, powering it itself.
+    assert "commission/register:done" in lab.events(HEALTHY)
+    log = RedfishLabFiles.under(lab.lab_dir).requests_log.read_text(encoding="utf-8").splitlines()
+    resets = [(e["agent"], e["reset"]) for e in map(json.loads, log)
+              if e["node"] == HEALTHY and e.get("reset") and e["status"] < 300]
+    assert [reset for agent, reset in resets if agent == "MAAS"] == ["On", "On"]
+    assert all(agent in ("MAAS", "fleet-lab-machine-os") for agent, _ in resets), resets
 
     configured = [e.detail for e in lab.journal(HEALTHY) if e.stage == "configure" and e.event == "stage:ok"]
     assert configured and set(configured[0]["evidence"]["roles"]) >= {"base", "nvidia_driver", "fabricmanager"}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from maas.client.enum import NodeStatus
 
 from fleet.errors import MaasError
-from fleet.maas import MaasClient, Machine, OsStep, decide_os_action, image_matches
+from fleet.maas import MaasClient, Machine, OsStep, decide_os_action, image_matches, nobodys
 from fleet.site import Credentials, Endpoint, OsImage, TlsSettings
 
 JAMMY = OsImage(distro_series="jammy", hwe_kernel="hwe-22.04")
@@ -27,7 +28,8 @@ def machine(status: NodeStatus, distro: str = "", kernel: str | None = None, mes
         (NodeStatus.DEPLOYED, "focal", None, 0, OsStep.REDEPLOY),
         (NodeStatus.DEPLOYED, "jammy", "ga-22.04", 0, OsStep.REDEPLOY),
         (NodeStatus.READY, "", None, 0, OsStep.DEPLOY),
-        (NodeStatus.ALLOCATED, "", None, 0, OsStep.DEPLOY),
+        (NodeStatus.ALLOCATED, "", None, 0, OsStep.QUARANTINE),  # someone's claim (see the claimed test)
+        (NodeStatus.TESTING, "", None, 0, OsStep.QUARANTINE),
         (NodeStatus.NEW, "", None, 0, OsStep.COMMISSION),
         (NodeStatus.DEPLOYING, "jammy", None, 0, OsStep.WAIT),
         (NodeStatus.RELEASING, "", None, 0, OsStep.WAIT),
@@ -49,6 +51,19 @@ def test_decision_table(status: NodeStatus, distro: str, kernel: str | None, fai
     assert decide_os_action(machine(status, distro, kernel), JAMMY, failed_attempts=failed).step == step
 
 
+def test_an_allocated_machine_is_deployed_only_when_our_deployment_claimed_it() -> None:
+    held = replace(machine(NodeStatus.ALLOCATED), owner="juju")
+    refused = decide_os_action(held, JAMMY)
+    assert refused.step == OsStep.QUARANTINE and "to juju" in refused.reason and "someone's claim" in refused.reason
+    assert decide_os_action(held, JAMMY, claimed=True).step == OsStep.DEPLOY
+
+
+@pytest.mark.parametrize("status", list(NodeStatus))
+def test_only_an_unknown_new_or_ready_machine_is_nobodys(status: NodeStatus) -> None:
+    assert nobodys(machine(status)) is (status in (NodeStatus.NEW, NodeStatus.READY))
+    assert nobodys(None)
+
+
 def test_failed_deployment_reason_carries_maas_message_and_attempts() -> None:
     failed = machine(NodeStatus.FAILED_DEPLOYMENT, "jammy", message="Installation failed")
     action = decide_os_action(failed, JAMMY, failed_attempts=2)
@@ -65,7 +80,7 @@ def test_redeploy_reason_names_both_images() -> None:
     assert "focal" in action.reason and "jammy" in action.reason
 
 
-def test_image_without_pinned_kernel_accepts_any_kernel() -> None:
+def test_image_without_pinned_kernel_accepts_maas_default_kernel() -> None:
     assert image_matches(machine(NodeStatus.DEPLOYED, "jammy", "ga-22.04"), OsImage("jammy", ""))
     assert not image_matches(machine(NodeStatus.DEPLOYED, "noble", None), OsImage("jammy", ""))
 

@@ -56,6 +56,8 @@ def run_until(m: MachineState, now: float, rates: dict[str, float] | None = None
         (S.BROKEN, "mark_fixed", {}, S.READY),
         (S.DEPLOYED, "rescue_mode", {}, S.ENTERING_RESCUE_MODE),
         (S.DEPLOYED, "power_off", {}, S.DEPLOYED),
+        (S.READY, "test", {}, S.TESTING),
+        (S.DEPLOYED, "test", {}, S.TESTING),
     ],
 )
 def test_allowed_action_moves_to_maas_status(start: Status, action: str, params: dict, expected: Status) -> None:
@@ -175,3 +177,11 @@ def test_the_clock_tick_may_skip_a_machine_that_is_not_due(start: Status, action
         else:
             assert events == [] and moved == replace(m, status_message=moved.status_message)
     assert seen_due
+
+
+def test_hardware_tests_power_the_machine_on_then_return_it_to_where_it_was() -> None:
+    testing = act(machine(S.DEPLOYED, power_type="redfish"), "test")
+    assert (testing.status, testing.power_request) == (S.TESTING, "on")
+    done, _ = run_until(replace(testing, pending=replace(testing.pending, awaiting_power=False)),
+                        REAL_DURATIONS_S["test"] * TIMING.time_factor)
+    assert (done.status, done.status_message, done.power_request) == (S.DEPLOYED, "Deployed", "shutdown")

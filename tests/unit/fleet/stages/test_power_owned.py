@@ -41,7 +41,7 @@ def test_with_manual_power_an_unknown_machine_is_network_booted_to_enlist() -> N
         (None, "register"),
         (NodeStatus.NEW, "commission"),
         (NodeStatus.COMMISSIONING, "wait"),
-        (NodeStatus.TESTING, "wait"),
+        (NodeStatus.TESTING, "owned"),  # not from our commissioning: someone's hardware tests
         (NodeStatus.FAILED_COMMISSIONING, "failed"),
         (NodeStatus.READY, "done"),
         (NodeStatus.DEPLOYED, "done"),
@@ -50,3 +50,7 @@ def test_with_manual_power_an_unknown_machine_is_network_booted_to_enlist() -> N
 )
 def test_commission_step_follows_maas_status(status: NodeStatus | None, step: str) -> None:
     assert commission_step(None if status is None else machine(status)) == step
+
+
+def test_testing_after_our_own_commissioning_is_waited_for() -> None:
+    assert commission_step(machine(NodeStatus.TESTING), ours=True) == "wait"
