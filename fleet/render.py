@@ -23,7 +23,7 @@ class StageProgress:
 
     def __init__(self, stages: Sequence[str], total: int, console: Console | None = None,
                  verbose: bool = False) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, emoji=False)
         self.verbose = verbose
         self.interactive = self.console.is_terminal
         self._lock = threading.Lock()

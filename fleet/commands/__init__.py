@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
     handler.setFormatter(NodeFormatter("%(asctime)s %(levelname)s %(name)s %(node)s%(message)s"))
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         handlers=[handler])
-    console = Console(stderr=True, soft_wrap=True)
+    console = Console(stderr=True, soft_wrap=True, emoji=False)
     try:
         return args.run(args, console)
     except (InventoryError, UsageError) as err:

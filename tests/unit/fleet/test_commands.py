@@ -66,3 +66,9 @@ def test_a_site_without_a_state_dir_keeps_its_state_outside_the_checkout() -> No
         "/home/ops/.local/state/fleet/dc1")
     assert production_state_dir("dc1", euid=1000, environ={"XDG_STATE_HOME": "/srv/state"}) == Path(
         "/srv/state/fleet/dc1")
+
+
+def test_error_text_is_printed_verbatim_not_as_emoji(capsys: pytest.CaptureFixture[str]) -> None:
+    # rich turns ":ab:" into an emoji unless told not to; paths, fingerprints and MACs hold such pairs.
+    assert commands.main(["--site", "/nonexistent/:ab:/site.yml", "--rack", "1"]) == options.EXIT_USAGE
+    assert "/nonexistent/:ab:/site.yml" in capsys.readouterr().err
