@@ -239,13 +239,20 @@ def lab_for(racks: int, delays: Delays, root: Path, *, maas_power: str = "redfis
         site_file.write_text(re.sub(r"(?m)^maas:\n", f"maas:\n  power: {maas_power}\n", text, count=1),
                              encoding="utf-8")
     env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(root / "state")}
+    before = os.environ.get("FLEET_LAB_DIR")
     os.environ["FLEET_LAB_DIR"] = str(lab_dir)  # this process reads the same site (credentials, CA)
-    site = load_lab_site(site_file)
     try:
-        control.up(site, prepare_options={REDFISH: {"power_delay_s": delays.power_delay_s}})
-        yield site, env
-    finally:
-        control.down(site)
+        site = load_lab_site(site_file)
+        try:
+            control.up(site, prepare_options={REDFISH: {"power_delay_s": delays.power_delay_s}})
+            yield site, env
+        finally:
+            control.down(site)
+    finally:  # a caller that runs on (tests, the crash runs) must not resolve later sites' paths into this lab
+        if before is None:
+            os.environ.pop("FLEET_LAB_DIR", None)
+        else:
+            os.environ["FLEET_LAB_DIR"] = before
 
 
 def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Delays, root: Path,

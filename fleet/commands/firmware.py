@@ -120,8 +120,8 @@ def _apply(args: argparse.Namespace, site: Any, nodes: list, pool: Any, plans: d
 
         def may_reboot() -> jobs.RebootDecision:
             assert maas is not None
-            machine = maas.find_machine(node)
-            has_os = machine.status in (NodeStatus.DEPLOYED, NodeStatus.DEPLOYING)
+            machine = maas.lookup(node)  # None: MAAS does not know it yet, a new rack's server with no OS
+            has_os = machine is not None and machine.status in (NodeStatus.DEPLOYED, NodeStatus.DEPLOYING)
             selected = node.hostname in named
             return jobs.decide_reboot(has_os=has_os, selected=selected,
                                       busy=in_use(site, node) if has_os and selected else "")
