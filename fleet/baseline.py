@@ -115,7 +115,8 @@ def current(state_dir: Path) -> frozenset[str] | Learning | Missing:
 @contextmanager
 def locked(state_dir: Path) -> Iterator[None]:
     """Held while contributions and the baseline change: the validate stage's threads, and other runs on
-    the same state dir (a second rack's bring-up, `health baseline`), take turns."""
+    the same state dir (a second rack's bring-up, `health baseline`), take turns. The lab keeps its own
+    copy (lab/filelock.py says why)."""
     path = state_dir / "dmesg" / ".lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:

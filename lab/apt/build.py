@@ -7,7 +7,6 @@ Layout (flat, like NVIDIA's CUDA repository): `<repo>/Packages`, `Packages.gz`, 
 from __future__ import annotations
 
 import email.utils
-import fcntl
 import gzip
 import hashlib
 import logging
@@ -19,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fleet.errors import FleetError
+from lab.filelock import locked
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,7 @@ def build_repo(ctl_dir: Path, cache_root: Path) -> Path:
     if (repo / ".complete").exists():
         return repo
     repo.parent.mkdir(parents=True, exist_ok=True)
-    with open(repo.parent / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(repo.parent / f"{key}.lock"):
         if (repo / ".complete").exists():
             return repo
         started = time.monotonic()

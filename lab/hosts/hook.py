@@ -9,13 +9,13 @@ SSH never comes up, and the configure stage reports it unreachable).
 
 from __future__ import annotations
 
-import fcntl
 import logging
 from pathlib import Path
 
 from fleet.errors import FleetError
 from fleet.site import Site
 from lab import faults as lab_faults
+from lab.filelock import locked
 from lab.hosts import hardware, lifecycle, nspawn
 from lab.hosts.plan import HookAction, decide_hook
 from lab.slurm import node as slurm_node
@@ -34,8 +34,7 @@ def handle(site: Site, lab_dir: Path, event: str, hostname: str) -> HookAction:
         raise FleetError(f"site {site.path} has no lab: section, so it has no lab hosts", node=hostname)
     settings = site.lab.hosts
     lab_dir.mkdir(parents=True, exist_ok=True)
-    with open(lab_dir / "hosts.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(lab_dir / "hosts.lock"):
         running = frozenset(nspawn.running_hosts(lab_dir))
         action = decide_hook(event, hostname, running, settings.max_hosts)
         level = logging.WARNING if action.action == "skip" and event == "deployed" else logging.INFO

@@ -9,18 +9,16 @@ build holds a lock file, and a tree only counts once its `.complete` marker is w
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from fleet.errors import FleetError
+from lab.filelock import locked
 from lab.hosts.plan import ImageSpec, base_image_spec, vm_image_spec
 
 log = logging.getLogger(__name__)
@@ -86,17 +84,6 @@ def is_built(spec: ImageSpec) -> bool:
     return (image_root(spec).parent / ".complete").exists()
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_base() -> Path:
     """The base image's root (built now if no complete one is cached)."""
     return _ensure(base_image_spec(), None)
@@ -112,7 +99,7 @@ def _ensure(spec: ImageSpec, derive_from: Path | None) -> Path:
     root = image_root(spec)
     if is_built(spec):
         return root
-    with _locked(root.parent.parent / f"{spec.key}.lock"):
+    with locked(root.parent.parent / f"{spec.key}.lock"):
         if is_built(spec):  # another process finished it while we waited
             return root
         started = time.monotonic()

@@ -10,12 +10,12 @@ changed key against its journal, as it must against a real site.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.filelock import locked
 from lab.hosts.image import HostError
 from lab.hosts.plan import LAB_NETWORK
 
@@ -75,8 +75,7 @@ def known_hosts_lines(text: str, address: str, host_pub: str | None) -> str:
 
 def _update_known_hosts(lab_dir: Path, address: str, host_pub: str | None) -> None:
     known_hosts = ensure_keys(lab_dir).known_hosts
-    with open(known_hosts.with_suffix(".lock"), "w") as lock:  # hosts start and stop concurrently
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(known_hosts.with_suffix(".lock")):  # hosts start and stop concurrently
         text = known_hosts_lines(known_hosts.read_text(encoding="utf-8"), address, host_pub)
         tmp = known_hosts.with_suffix(".tmp")
         tmp.write_text(text, encoding="utf-8")

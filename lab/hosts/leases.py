@@ -9,13 +9,13 @@ so a crashed test never blocks an address for good.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from lab.filelock import locked
 from lab.hosts import image
 from lab.hosts.image import HostError
 from lab.hosts.plan import FIRST_HOST_OFFSET, MOLECULE_NSPAWN_RANGE, MOLECULE_VM_RANGE
@@ -31,12 +31,8 @@ def _dir() -> Path:
 @contextmanager
 def _locked() -> Iterator[Path]:
     folder = _dir()
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield folder
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locked(folder / ".lock"):
+        yield folder
 
 
 def _holder_alive(holder: dict[str, str]) -> bool:

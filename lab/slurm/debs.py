@@ -8,12 +8,12 @@ by the package list and the image. Installing them on a host is `dpkg -i` of the
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import subprocess
 import tempfile
 from pathlib import Path
 
+from lab.filelock import locked
 from lab.hosts.image import HostError
 
 PACKAGES = ("slurmd", "munge")
@@ -51,8 +51,7 @@ def ensure(image_root: Path, cache: Path) -> Path:
     if (folder / ".complete").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(folder.parent / f"{key}.lock"):
         if not (folder / ".complete").exists():
             _apt(["apt-get", "download", "-q", *wanted], "apt-get download of slurmd and munge", cwd=folder)
             (folder / ".complete").write_text("\n".join(wanted) + "\n", encoding="utf-8")
