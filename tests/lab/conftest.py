@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,6 +189,29 @@ def make_site(root: Path, *, racks: int = 1, time_factor: float = LAB_TIME_FACTO
     env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(state_dir),
            "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     return LabSite(site_file, lab_dir, state_dir, env, shape)
+
+
+@contextmanager
+def restored_environ(*keys: str) -> Iterator[None]:
+    """`keys` of os.environ as they were before the block, once it ends. For labs that outlive one test (a
+    module's lab points FLEET_LAB_DIR at itself for in-process helpers), which monkeypatch, per test, cannot."""
+    saved = {key: os.environ.get(key) for key in keys}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def lab_environ(lab: LabSite) -> Iterator[LabSite]:
+    """In-process helpers (load_site, StateDB, MaasClient) resolve `lab`'s dirs, as its CLI does, in the block."""
+    with restored_environ("FLEET_LAB_DIR", "FLEET_STATE_DIR"):
+        os.environ.update(FLEET_LAB_DIR=str(lab.lab_dir), FLEET_STATE_DIR=str(lab.state_dir))
+        yield lab
 
 
 @pytest.fixture

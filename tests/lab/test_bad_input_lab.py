@@ -32,7 +32,7 @@ from lab.maas import service as maas_service
 from lab.maas import states as maas_states
 from lab.maas import store as maas_store
 from lab.redfish.service import RedfishLabFiles
-from tests.lab.conftest import REPO, LabSite, free_port, make_site
+from tests.lab.conftest import REPO, LabSite, free_port, lab_environ, make_site
 
 pytestmark = [pytest.mark.lab]
 
@@ -179,20 +179,14 @@ def _merge(into: dict, changes: dict) -> None:
 def bad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BadInputLab]:
     root = tmp_path_factory.mktemp("badinput")
     lab = make_site(root, racks=3, max_hosts=0)
-    old = {key: os.environ.get(key) for key in ("FLEET_LAB_DIR", "FLEET_STATE_DIR")}
-    os.environ.update(FLEET_LAB_DIR=str(lab.lab_dir), FLEET_STATE_DIR=str(lab.state_dir))
-    up = lab.lab("up")
-    assert up.returncode == 0, up.stderr
-    try:
-        yield BadInputLab(lab, root)
-    finally:
-        lab.close()
-        lab.lab("down")
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with lab_environ(lab):
+        up = lab.lab("up")
+        assert up.returncode == 0, up.stderr
+        try:
+            yield BadInputLab(lab, root)
+        finally:
+            lab.close()
+            lab.lab("down")
 
 
 def one_paragraph(text: str) -> bool:

@@ -27,7 +27,7 @@ import pytest
 from lab.hosts import nspawn
 from lab.prometheus.service import api_url
 from lab.slurm.service import conf_path
-from tests.lab.conftest import LabSite, _teardown, make_site
+from tests.lab.conftest import LabSite, _teardown, lab_environ, make_site
 
 pytestmark = [
     pytest.mark.lab, pytest.mark.slow,
@@ -73,23 +73,17 @@ def prometheus(lab: LabSite, path: str) -> dict:
 @pytest.fixture(scope="module")
 def day2_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSite]:
     lab = make_site(tmp_path_factory.mktemp("day2"), racks=1, max_hosts=2)
-    saved = {key: os.environ.get(key) for key in ("FLEET_LAB_DIR", "FLEET_STATE_DIR")}
-    os.environ.update(FLEET_LAB_DIR=str(lab.lab_dir), FLEET_STATE_DIR=str(lab.state_dir))
-    try:
-        started = time.monotonic()
-        run = lab.cli("--nodes", f"{SICK},{CABLE}", "--json", timeout_s=900)
-        assert run.returncode == 0, run.stderr[-3000:]
-        for node in (SICK, CABLE):
-            wait_for(f"{node}'s slurmd to register", lambda node=node: sinfo(lab, node).startswith("idle|"))
-        lab.bringup_s = time.monotonic() - started  # type: ignore[attr-defined]
-        yield lab
-    finally:
-        _teardown(lab)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with lab_environ(lab):
+        try:
+            started = time.monotonic()
+            run = lab.cli("--nodes", f"{SICK},{CABLE}", "--json", timeout_s=900)
+            assert run.returncode == 0, run.stderr[-3000:]
+            for node in (SICK, CABLE):
+                wait_for(f"{node}'s slurmd to register", lambda node=node: sinfo(lab, node).startswith("idle|"))
+            lab.bringup_s = time.monotonic() - started  # type: ignore[attr-defined]
+            yield lab
+        finally:
+            _teardown(lab)
 
 
 def test_prometheus_fires_node_critical_when_the_nodes_own_timer_sees_a_sick_gpu(day2_lab: LabSite) -> None:

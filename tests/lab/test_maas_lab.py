@@ -15,6 +15,7 @@ import urllib.request
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from lab import faults as lab_faults
 from lab.maas.service import prepare, service, write_hook
 from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
+from tests.lab.conftest import restored_environ
 
 pytestmark = pytest.mark.lab
 
@@ -121,19 +123,25 @@ def make_lab(root: Path, racks: int, *, site_file: Path | None = None, scheme: s
     return MaasLab(dataclasses.replace(site, lab=lab, maas=maas), lab_dir)
 
 
+@contextmanager
+def running(root: Path, racks: int, *, hook: list[str] | None = None, **kwargs: Any) -> Iterator[MaasLab]:
+    """A MAAS lab of its own (with `hook` as its MAAS hook), started; on exit it is stopped and
+    FLEET_LAB_DIR (make_lab sets it) restored."""
+    with restored_environ("FLEET_LAB_DIR"):
+        maas_lab = make_lab(root, racks, **kwargs)
+        if hook is not None:
+            write_hook(maas_lab.lab_dir, hook)
+        try:
+            maas_lab.start()
+            yield maas_lab
+        finally:
+            maas_lab.stop()
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaasLab]:
-    previous = os.environ.get("FLEET_LAB_DIR")
-    maas_lab = make_lab(tmp_path_factory.mktemp("maas-lab"), racks=3)
-    maas_lab.start()
-    try:
+    with running(tmp_path_factory.mktemp("maas-lab"), racks=3) as maas_lab:
         yield maas_lab
-    finally:
-        maas_lab.stop()
-        if previous is None:
-            os.environ.pop("FLEET_LAB_DIR", None)
-        else:
-            os.environ["FLEET_LAB_DIR"] = previous
 
 
 @pytest.fixture(autouse=True)
@@ -309,11 +317,8 @@ def test_many_threads_share_one_client(lab: MaasLab) -> None:
 
 
 def test_nodes_waiting_together_share_one_machines_read_per_poll_interval(tmp_path: Path) -> None:
-    previous = os.environ.get("FLEET_LAB_DIR")
-    maas_lab = make_lab(tmp_path, racks=2)
-    nodes = list(maas_lab.site.nodes.values())
-    try:
-        maas_lab.start()
+    with running(tmp_path, racks=2) as maas_lab:
+        nodes = list(maas_lab.site.nodes.values())
         with maas_lab.client() as client, ThreadPoolExecutor(max_workers=len(nodes)) as pool:
             machines = [client.deploy(n.hostname, client.find_machine(n), maas_lab.site.os) for n in nodes]
             before, started = client.requests, time.monotonic()
@@ -323,21 +328,11 @@ def test_nodes_waiting_together_share_one_machines_read_per_poll_interval(tmp_pa
         assert [(m.hostname, m.status) for m in done] == [(n.hostname, NodeStatus.DEPLOYED) for n in nodes]
         # One read per interval for all 8 (plus a round a late waiter may start), not one per node.
         assert reads <= elapsed / client.poll_interval_s + 3, (reads, elapsed)
-    finally:
-        maas_lab.stop()
-        if previous is None:
-            os.environ.pop("FLEET_LAB_DIR", None)
-        else:
-            os.environ["FLEET_LAB_DIR"] = previous
 
 
 def test_state_survives_restart_and_hook_runs_on_deployed_and_released(tmp_path: Path) -> None:
-    previous = os.environ.get("FLEET_LAB_DIR")
-    maas_lab = make_lab(tmp_path, racks=1)
     record = tmp_path / "hook.log"
-    write_hook(maas_lab.lab_dir, ["sh", "-c", f'echo "$0 $1" >> {record}'])
-    try:
-        maas_lab.start()
+    with running(tmp_path, racks=1, hook=["sh", "-c", f'echo "$0 $1" >> {record}']) as maas_lab:
         node = maas_lab.site.nodes["gpu-001-01"]
         with maas_lab.client() as client:
             machine = client.wait_deployed(node.hostname, client.deploy(node.hostname, client.find_machine(node),
@@ -353,12 +348,6 @@ def test_state_survives_restart_and_hook_runs_on_deployed_and_released(tmp_path:
             client.wait_ready(node.hostname, client.release(node.hostname, machine), deadline_s=5)
         _wait_for_lines(record, 2)
         assert _lines(record) == ["gpu-001-01 deployed", "gpu-001-01 released"]
-    finally:
-        maas_lab.stop()
-        if previous is None:
-            os.environ.pop("FLEET_LAB_DIR", None)
-        else:
-            os.environ["FLEET_LAB_DIR"] = previous
 
 
 def _lines(path: Path) -> list[str]:
@@ -372,10 +361,7 @@ def _wait_for_lines(path: Path, count: int, timeout_s: float = 5.0) -> None:
 
 
 def test_the_512_node_lab_site_lists_and_resolves_through_one_client(tmp_path: Path) -> None:
-    previous = os.environ.get("FLEET_LAB_DIR")
-    maas_lab = make_lab(tmp_path, racks=0, site_file=REPO / "inventory" / "lab" / "site.yml")
-    try:
-        maas_lab.start()
+    with running(tmp_path, racks=0, site_file=REPO / "inventory" / "lab" / "site.yml") as maas_lab:
         origin = maas_lab.origin()
         started = time.monotonic()
         machines = run(lambda: origin.Machines.read())
@@ -389,21 +375,12 @@ def test_the_512_node_lab_site_lists_and_resolves_through_one_client(tmp_path: P
         assert [m.hostname for m in found] == [n.hostname for n in nodes]
         (tmp_path / "timing.json").write_text(json.dumps({"list_512_s": list_s, "find_512_s": find_s}))
         print(f"list 512: {list_s:.3f} s; find_machine x512 with 32 threads: {find_s:.2f} s")
-    finally:
-        maas_lab.stop()
-        if previous is None:
-            os.environ.pop("FLEET_LAB_DIR", None)
-        else:
-            os.environ["FLEET_LAB_DIR"] = previous
 
 
 def test_tls_is_verified_by_default_and_the_site_ca_file_is_honoured(tmp_path: Path) -> None:
-    previous = os.environ.get("FLEET_LAB_DIR")
-    maas_lab = make_lab(tmp_path, racks=1, scheme="https")
     node_name = "gpu-001-01"
     credentials = Credentials("", API_KEY)
-    try:
-        maas_lab.start()
+    with running(tmp_path, racks=1, scheme="https") as maas_lab:
         node = maas_lab.site.nodes[node_name]
         endpoint = maas_lab.site.maas
         with MaasClient(endpoint, credentials, TlsSettings()) as client, pytest.raises(MaasError) as err:
@@ -417,9 +394,3 @@ def test_tls_is_verified_by_default_and_the_site_ca_file_is_honoured(tmp_path: P
             warnings.simplefilter("error", DeprecationWarning)
             with MaasClient(endpoint, credentials, TlsSettings(verify=False)) as client:
                 assert client.find_machine(node).hostname == node_name
-    finally:
-        maas_lab.stop()
-        if previous is None:
-            os.environ.pop("FLEET_LAB_DIR", None)
-        else:
-            os.environ["FLEET_LAB_DIR"] = previous

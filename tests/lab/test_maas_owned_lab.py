@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -39,7 +38,7 @@ from fleet.site import Node, resolve_credentials
 from lab.maas.states import FAILING_SCRIPT
 from lab.redfish.front import LAB_MODEL
 from lab.redfish.service import RedfishLabFiles, bmc_password, system_uuid
-from tests.lab.conftest import LabSite, _teardown, make_site
+from tests.lab.conftest import LabSite, _teardown, lab_environ, make_site
 
 pytestmark = pytest.mark.lab
 
@@ -129,23 +128,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabSite, flo
     rack = yaml.safe_load(rack_file.read_text(encoding="utf-8"))
     next(n for n in rack["nodes"] if n["hostname"] == WRONG_MODEL)["model"] = OTHER_MODEL
     rack_file.write_text(yaml.safe_dump(rack, sort_keys=False), encoding="utf-8")
-    saved = {key: os.environ.get(key) for key in ("FLEET_LAB_DIR", "FLEET_STATE_DIR")}
-    os.environ.update(FLEET_LAB_DIR=str(lab.lab_dir), FLEET_STATE_DIR=str(lab.state_dir))
-    try:
-        started = lab.lab("up")
-        assert started.returncode == 0, started.stderr
-        seed(lab)
-        t0 = time.time()
-        done = lab.cli("--nodes", ",".join(SELECTED), "--until", "os", "--json", timeout_s=300)
-        assert done.returncode == 1, done.stderr[-3000:]
-        yield lab, t0, {row["hostname"]: row for row in json.loads(done.stdout)["nodes"]}
-    finally:
-        _teardown(lab)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with lab_environ(lab):
+        try:
+            started = lab.lab("up")
+            assert started.returncode == 0, started.stderr
+            seed(lab)
+            t0 = time.time()
+            done = lab.cli("--nodes", ",".join(SELECTED), "--until", "os", "--json", timeout_s=300)
+            assert done.returncode == 1, done.stderr[-3000:]
+            yield lab, t0, {row["hostname"]: row for row in json.loads(done.stdout)["nodes"]}
+        finally:
+            _teardown(lab)
 
 
 def test_a_new_rack_is_registered_and_maas_powers_it_through_commissioning_and_deployment(run) -> None:

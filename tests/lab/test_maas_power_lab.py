@@ -26,7 +26,7 @@ from lab import faults as lab_faults
 from lab.maas.states import FAILING_SCRIPT
 from lab.redfish.service import RedfishLabFiles, bmc_password, system_uuid
 from lab.settings import load_lab_site
-from tests.lab.conftest import make_site
+from tests.lab.conftest import make_site, restored_environ
 
 pytestmark = pytest.mark.lab
 T = TypeVar("T")
@@ -82,17 +82,13 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PowerLab]:
-    previous = os.environ.get("FLEET_LAB_DIR")
-    power_lab = PowerLab(tmp_path_factory.mktemp("maas-power"))
-    power_lab.up()
-    try:
-        yield power_lab
-    finally:
-        power_lab.down()
-        if previous is None:
-            os.environ.pop("FLEET_LAB_DIR", None)
-        else:
-            os.environ["FLEET_LAB_DIR"] = previous
+    with restored_environ("FLEET_LAB_DIR"):  # PowerLab points it at its lab
+        power_lab = PowerLab(tmp_path_factory.mktemp("maas-power"))
+        power_lab.up()
+        try:
+            yield power_lab
+        finally:
+            power_lab.down()
 
 
 @pytest.fixture(autouse=True)
