@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from fleet.maas import MaasClient, Machine, NodeStatus
-from fleet.site import OsImage, Site, load_site
+from fleet.site import OsImage, Site
 from fleet.stages.deploy import Os
-from fleet.state import StateDB
 from fleet.workflow import NodeContext
-from lab.sitegen import SiteShape, write_site
 
 IMAGES = {"jammy": ("ga-22.04", "hwe-22.04")}
 
@@ -62,19 +59,15 @@ class StandInMaas(MaasClient):
 
 
 @pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
-    lab_dir = tmp_path / "lab"
-    lab_dir.mkdir()
-    monkeypatch.setenv("FLEET_LAB_DIR", str(lab_dir))
-    return replace(load_site(write_site(tmp_path / "site", SiteShape(racks=1))), os=OsImage("jammy", "hwe-22.04"))
+def site(site: Site) -> Site:
+    return replace(site, os=OsImage("jammy", "hwe-22.04"))
 
 
 def stage(site: Site, maas: StandInMaas, *, reimage: bool = False) -> Os:
     return Os(site, maas, threading.BoundedSemaphore(1), allow_redeploy=reimage)
 
 
-def test_someones_allocated_machine_is_quarantined_naming_the_owner_and_nothing_is_sent(site, tmp_path) -> None:
-    db = StateDB(tmp_path / "state.db")
+def test_someones_allocated_machine_is_quarantined_naming_the_owner_and_nothing_is_sent(site, db) -> None:
     node = site.nodes["gpu-001-01"]
     maas = StandInMaas(machine(NodeStatus.ALLOCATED, owner="juju"))
     result = stage(site, maas).run(node, NodeContext(node, db, 1, "os"))
@@ -82,8 +75,7 @@ def test_someones_allocated_machine_is_quarantined_naming_the_owner_and_nothing_
     assert maas.calls == []
 
 
-def test_our_own_allocation_left_by_a_crash_is_deployed(site, tmp_path) -> None:
-    db = StateDB(tmp_path / "state.db")
+def test_our_own_allocation_left_by_a_crash_is_deployed(site, db) -> None:
     node = site.nodes["gpu-001-01"]
     db.mark_step(node.hostname, 1, "os", "claim", "done")  # the crashed run claimed it, MAAS allocated it
     maas = StandInMaas(machine(NodeStatus.ALLOCATED, owner="admin"))
@@ -92,8 +84,7 @@ def test_our_own_allocation_left_by_a_crash_is_deployed(site, tmp_path) -> None:
 
 
 def test_a_redeploy_that_maas_still_names_otherwise_is_done_once_then_quarantined_with_both_names(
-        site, tmp_path) -> None:
-    db = StateDB(tmp_path / "state.db")
+        site, db) -> None:
     node = site.nodes["gpu-001-01"]
     maas = StandInMaas(machine(NodeStatus.DEPLOYED, kernel="ga-22.04"), reports_kernel="ga-22.04")
     first = stage(site, maas, reimage=True).run(node, NodeContext(node, db, 1, "os"))

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from fleet import hostkeys
 from fleet.hostkeys import HostKey, KnownHosts, Scan
-from fleet.site import Site, load_site
 from fleet.stages.hostkey import HostKey as HostKeyStage
-from fleet.state import StateDB
 from fleet.workflow import NodeContext
-from lab.sitegen import SiteShape, write_site
 
 OLD = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIOJuMIje1PXQbdY5fGZLqHlgKdr39VnhceML2CW0POCK")
 NEW = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIJ0Ll2gWg0dxA7xmj1g0sKJ4i9Fh6P1qtd7m4X8gQaeB")
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
-    lab_dir = tmp_path / "lab"
-    lab_dir.mkdir()
-    monkeypatch.setenv("FLEET_LAB_DIR", str(lab_dir))
-    return load_site(write_site(tmp_path / "site", SiteShape(racks=1)))
 
 
 def presents(monkeypatch: pytest.MonkeyPatch, key: HostKey | None) -> list[list[str]]:
@@ -38,8 +25,7 @@ def presents(monkeypatch: pytest.MonkeyPatch, key: HostKey | None) -> list[list[
     return seen
 
 
-def test_first_key_after_a_deploy_is_recorded_then_known(site, tmp_path, monkeypatch):
-    db = StateDB(tmp_path / "state.db")
+def test_first_key_after_a_deploy_is_recorded_then_known(site, db, monkeypatch):
     node = site.nodes["gpu-001-01"]
     db.journal(node.hostname, "os", "ensure_os:started", action="deploy")
     argv = presents(monkeypatch, NEW)
@@ -52,8 +38,7 @@ def test_first_key_after_a_deploy_is_recorded_then_known(site, tmp_path, monkeyp
     assert HostKeyStage(site).run(node, NodeContext(node, db, 1, "hostkey")).evidence["verdict"] == "known"
 
 
-def test_a_changed_key_without_a_deploy_quarantines_and_keeps_the_old_key(site, tmp_path, monkeypatch):
-    db = StateDB(tmp_path / "state.db")
+def test_a_changed_key_without_a_deploy_quarantines_and_keeps_the_old_key(site, db, monkeypatch):
     node = site.nodes["gpu-001-01"]
     known = KnownHosts(hostkeys.known_hosts_file(site))
     known.record(node.address, OLD)
@@ -66,8 +51,7 @@ def test_a_changed_key_without_a_deploy_quarantines_and_keeps_the_old_key(site, 
     assert [e.event for e in db.entries(node.hostname)][-1] == hostkeys.REFUSED
 
 
-def test_no_answer_is_retried_not_trusted(site, tmp_path, monkeypatch):
-    db = StateDB(tmp_path / "state.db")
+def test_no_answer_is_retried_not_trusted(site, db, monkeypatch):
     node = site.nodes["gpu-001-01"]
     presents(monkeypatch, None)
     result = HostKeyStage(site, ssh_up_s=0).run(node, NodeContext(node, db, 1, "hostkey"))

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from fleet.maas import Machine, NodeStatus
-from fleet.site import Site, load_site
 from fleet.stages.release import Release, release_step
-from fleet.state import StateDB
 from fleet.workflow import NodeContext
-from lab.sitegen import SiteShape, write_site
 
 
 def machine(status: int, name: str = "") -> Machine:
@@ -49,17 +44,8 @@ class FakeMaas:
         return machine(self.status)
 
 
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
-    lab_dir = tmp_path / "lab"
-    lab_dir.mkdir()
-    monkeypatch.setenv("FLEET_LAB_DIR", str(lab_dir))
-    return load_site(write_site(tmp_path / "site", SiteShape(racks=1)))
-
-
 @pytest.mark.parametrize("status", [NodeStatus.RELEASING, NodeStatus.DISK_ERASING])
-def test_resume_on_a_machine_still_releasing_waits_instead_of_releasing_again(site, tmp_path, status):
-    db = StateDB(tmp_path / "state.db")
+def test_resume_on_a_machine_still_releasing_waits_instead_of_releasing_again(site, db, status):
     node = site.nodes["gpu-001-01"]
     ctx = NodeContext(node, db, 1, "release")
     db.mark_step(node.hostname, 1, "release", "release", "started")  # the earlier run died mid-release
@@ -68,8 +54,7 @@ def test_resume_on_a_machine_still_releasing_waits_instead_of_releasing_again(si
     assert result.ok and maas.calls == [f"wait:{NodeStatus(status).name}"]
 
 
-def test_a_deployed_machine_is_released_once_then_waited_for(site, tmp_path):
-    db = StateDB(tmp_path / "state.db")
+def test_a_deployed_machine_is_released_once_then_waited_for(site, db):
     node = site.nodes["gpu-001-01"]
     maas = FakeMaas(NodeStatus.DEPLOYED)
     assert Release(site, maas).run(node, NodeContext(node, db, 1, "release")).ok
@@ -80,10 +65,9 @@ def test_a_deployed_machine_is_released_once_then_waited_for(site, tmp_path):
     assert maas.calls == ["release", "wait:RELEASING"]
 
 
-def test_the_release_forgets_the_nodes_host_key_once_journaled(site, tmp_path):
+def test_the_release_forgets_the_nodes_host_key_once_journaled(site, db):
     from fleet.hostkeys import FORGOTTEN, HostKey, KnownHosts, known_hosts_file
 
-    db = StateDB(tmp_path / "state.db")
     node, other = site.nodes["gpu-001-01"], site.nodes["gpu-001-02"]
     known = KnownHosts(known_hosts_file(site))
     key = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIOJuMIje1PXQbdY5fGZLqHlgKdr39VnhceML2CW0POCK")
