@@ -14,6 +14,12 @@ MAAS's API does (503 with the driver's error when the BMC does not answer). `mac
 API (`events/?op=query`) shows what MAAS logged for each machine (power failures, failed scripts);
 `boot-resources/` lists the images MAAS has synced, which `deploy` checks its `distro_series` and
 `hwe_kernel` against (`lab.maas.images`).
+
+The simulator's own log (`logs/maas.log` under `lab up`) is its op log: one line per operation it
+accepted or refused, per status change, per power action, and per tag a machine gains or loses
+(`tags update_nodes` add/remove, or the tag deleted). Real MAAS writes no node event for
+`update_nodes`, only audit events for creating, updating or deleting the tag itself
+(src/maasserver/api/tags.py), so the tag lines go to the lab's log, not to the events API.
 """
 
 from __future__ import annotations
@@ -475,11 +481,13 @@ class Simulator:
                 m = self.machines.get(system_id)
                 if m is not None and name not in m.tags:
                     self.machines[system_id] = replace(m, tags=(*m.tags, name))
+                    log.info("%s: tag %s added", m.hostname, name)
                     added += 1
             for system_id in params.get("remove", []):
                 m = self.machines.get(system_id)
                 if m is not None and name in m.tags:
                     self.machines[system_id] = replace(m, tags=tuple(t for t in m.tags if t != name))
+                    log.info("%s: tag %s removed", m.hostname, name)
                     removed += 1
             self.dirty = True
             return _json({"added": added, "removed": removed})
@@ -494,6 +502,7 @@ class Simulator:
             for system_id, m in self.machines.items():
                 if name in m.tags:
                     self.machines[system_id] = replace(m, tags=tuple(t for t in m.tags if t != name))
+                    log.info("%s: tag %s removed (tag deleted)", m.hostname, name)
             self.dirty = True
             return web.Response(status=204)
         return _text(400, f"Unrecognised signature: method={request.method} op={op}")

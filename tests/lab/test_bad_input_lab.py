@@ -52,7 +52,7 @@ class Witness:
 
     bmc_at: int
     maas_at: int
-    machines: dict[str, tuple[int, tuple[str, ...], str] | None]
+    machines: dict[str, tuple[int, str] | None]
 
 
 class BadInputLab:
@@ -71,14 +71,14 @@ class BadInputLab:
     def maas_log(self) -> Path:
         return self.lab.lab_dir / "logs" / "maas.log"
 
-    def machines(self) -> dict[str, tuple[int, tuple[str, ...], str] | None]:
-        """hostname -> (MAAS status, tags, image) as the lab MAAS keeps them; None: MAAS does not know it."""
+    def machines(self) -> dict[str, tuple[int, str] | None]:
+        """hostname -> (MAAS status, image) as the lab MAAS keeps them; None: MAAS does not know it.
+        (Tag changes are read from the MAAS log, which has a line for each.)"""
         client = self.lab.maas()
-        found: dict[str, tuple[int, tuple[str, ...], str] | None] = {}
+        found: dict[str, tuple[int, str] | None] = {}
         for name, node in self.lab.site.nodes.items():
             machine = client.lookup(node)
-            found[name] = None if machine is None else (machine.status, tuple(sorted(machine.tags)),
-                                                        machine.distro_series)
+            found[name] = None if machine is None else (machine.status, machine.distro_series)
         return found
 
     def witness(self) -> Witness:
@@ -92,7 +92,7 @@ class BadInputLab:
             if entry["method"] in WRITES:
                 found.append(f"BMC {entry['node']}: {entry['method']} {entry['path']} ({entry['agent']})")
         for line in _tail(self.maas_log, before.maas_at).splitlines():
-            if " accepted: " in line or ": allocated" in line or ": power " in line or "created (" in line:
+            if any(op in line for op in (" accepted: ", ": allocated", ": power ", "created (", ": tag ")):
                 found.append(f"MAAS: {line.split(': ', 1)[-1]}")
         after = self.machines()
         found += [f"MAAS {name}: {before.machines[name]} -> {now}" for name, now in after.items()

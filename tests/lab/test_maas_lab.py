@@ -260,6 +260,12 @@ def test_a_tag_is_read_or_created_once_per_client_and_recreated_after_maas_loses
         assert err.value.status == 404
         assert "fleet-test-once" in client.tag(second.hostname, machine, ["fleet-test-once"]).tags
         assert "fleet-test-once" in client.find_machine(second).tags
+    changes = [line.split(": ", 1)[1] for line in (lab.lab_dir / "maas.log").read_text().splitlines()
+               if ": tag fleet-test-once " in line]  # the simulator's op log: a line per tag change
+    assert changes == [f"{first.hostname}: tag fleet-test-once added", f"{second.hostname}: tag fleet-test-once added",
+                       f"{first.hostname}: tag fleet-test-once removed (tag deleted)",
+                       f"{second.hostname}: tag fleet-test-once removed (tag deleted)",
+                       f"{second.hostname}: tag fleet-test-once added"]
 
 
 def test_wrapper_releases_a_deployed_machine_with_erase_and_waits_ready(lab: MaasLab) -> None:
