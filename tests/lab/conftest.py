@@ -26,6 +26,7 @@ import pytest
 from fleet.maas import MaasClient, Machine
 from fleet.site import Site, resolve_credentials
 from fleet.state import JournalEntry, NodeState, StateDB
+from lab.hosts import lifecycle
 from lab.settings import load_lab_site
 from lab.sitegen import NODES_PER_RACK, SiteShape, switch_span, write_site
 
@@ -243,6 +244,15 @@ def _teardown(lab: LabSite) -> None:
                               cwd=REPO, env=lab.env, capture_output=True, text=True, check=True)
         if json.loads(left.stdout or "[]"):
             raise RuntimeError(f"lab down left lab hosts running: {left.stdout}")
+
+
+@pytest.fixture
+def lab_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty lab dir for tests that start lab hosts themselves; every host left in it is stopped after."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    yield folder
+    lifecycle.stop_all(folder)
 
 
 @pytest.fixture

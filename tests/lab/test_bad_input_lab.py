@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from lab import faults as lab_faults
+from lab.hosts.proc import pid_alive
 from lab.maas import service as maas_service
 from lab.maas import states as maas_states
 from lab.maas import store as maas_store
@@ -133,7 +134,7 @@ class BadInputLab:
         pid = int((self.lab.lab_dir / "pids" / "maas.pid").read_text(encoding="utf-8"))
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.05)
         config = maas_store.Config.load(maas_service.lab_files(self.lab.lab_dir)["config"])
         machines, tags = maas_store.load_state(config)  # the lab MAAS's own reading of its state
@@ -146,14 +147,6 @@ class BadInputLab:
         maas_store.StateWriter(config.state_file).save(machines, tags)
         up = self.lab.lab("up")
         assert up.returncode == 0, up.stderr
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _size(path: Path) -> int:

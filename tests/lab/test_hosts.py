@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,14 +41,6 @@ def _addresses(count: int) -> list[str]:
 def ssh(lab_dir: Path, host: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ssh", "-F", str(lab_dir / "ssh_config"), "-o", "BatchMode=yes", host, command],
                           capture_output=True, text=True, timeout=timeout, check=False)
-
-
-@pytest.fixture
-def lab_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "lab"
-    folder.mkdir()
-    yield folder
-    lifecycle.stop_all(folder)
 
 
 def _mounted(path: Path) -> bool:

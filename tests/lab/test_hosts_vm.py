@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ import pytest
 from lab.hosts import lifecycle, vm
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="lab VMs need root (tap devices on the bridge)")
-
-
-@pytest.fixture
-def lab_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "lab"
-    folder.mkdir()
-    yield folder
-    lifecycle.stop_all(folder)
 
 
 def test_a_vm_boots_its_own_kernel_on_the_bridge_and_leaves_nothing_after_stop(lab_dir: Path) -> None:

@@ -309,6 +309,14 @@ def test_ansible_redfish_command_baseline_arms_pxe_and_leaves_every_node_on(lab:
     assert elapsed_s > 0
 
 
+def _powered_on(lab: RedfishLab, node: str) -> float:
+    """`node` is on; returns the time after, from which its resets are the test's own."""
+    bmc = lab.pool().client(node)
+    bmc.power("On")
+    bmc.wait_power("On", timeout_s=5)
+    return time.time()
+
+
 def _fault_on_reset(lab: RedfishLab, hostname: str, kind: str):
     """A client factory whose reset POSTs (only) meet `kind` at the BMC front; GETs stay clean."""
     class Client:
@@ -333,10 +341,7 @@ def _fault_on_reset(lab: RedfishLab, hostname: str, kind: str):
 
 def test_a_reset_that_times_out_but_lands_later_is_sent_once_and_its_cycle_is_seen(lab: RedfishLab):
     node = "gpu-002-04"
-    bmc = lab.pool().client(node)
-    bmc.power("On")
-    bmc.wait_power("On", timeout_s=5)
-    since = time.time()
+    since = _powered_on(lab, node)
     settings = dataclasses.replace(FAST, read_timeout_s=0.3, reset_confirm_s=HOLD_S * 4)
     hung = lab.pool(settings=settings, client_factory=_fault_on_reset(lab, node, "bmc_timeout")).client(node)
     hung.power("ForceRestart")
@@ -347,10 +352,7 @@ def test_a_reset_that_times_out_but_lands_later_is_sent_once_and_its_cycle_is_se
 
 def test_a_reset_refused_with_5xx_is_sent_again_only_after_the_read_back_shows_nothing_happened(lab: RedfishLab):
     node = "gpu-002-04"
-    bmc = lab.pool().client(node)
-    bmc.power("On")
-    bmc.wait_power("On", timeout_s=5)
-    since = time.time()
+    since = _powered_on(lab, node)
     calls = {"n": 0}
     flaky = _fault_on_reset(lab, node, "bmc_5xx")
 
