@@ -30,7 +30,7 @@ import yaml
 from fleet.errors import FleetError
 from fleet.site import Site
 from lab import faults as lab_faults
-from lab.hosts.proc import pid_alive
+from lab.hosts.proc import log_tail, pid_alive
 from lab.service import LabService, ReadyCheck
 from lab.settings import FaultSpec
 
@@ -157,14 +157,14 @@ def _start(service: LabService, lab_dir: Path) -> None:
         if process.poll() is not None:
             raise LabError(
                 f"lab service {service.name} exited with code {process.returncode} while starting",
-                service_message=_tail(log_path), hint=f"read {log_path}",
+                service_message=log_tail(log_path), hint=f"read {log_path}",
             )
         if _is_ready(service.ready):
             log.info("lab service %s is up (pid %d)", service.name, process.pid)
             return
         time.sleep(0.1)
     raise LabError(f"lab service {service.name} did not answer within {READY_TIMEOUT_S:.0f} s",
-                   service_message=_tail(log_path), hint=f"read {log_path}")
+                   service_message=log_tail(log_path), hint=f"read {log_path}")
 
 
 def _check_port_free(site: Site, ready: ReadyCheck) -> None:
@@ -202,13 +202,6 @@ def _is_ready(ready: ReadyCheck) -> bool:
     except (urllib.error.URLError, OSError):
         return False
     return True
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def _read_pid(lab_dir: Path, name: str) -> int | None:

@@ -79,31 +79,3 @@ def clear_on_reimage(lab_dir: Path, hostname: str) -> list[str]:
             del faults[hostname]
         write(lab_dir, faults)
     return cleared
-
-
-class FaultTable:
-    """A simulator's view of faults.json, re-read whenever the file's mtime changes."""
-
-    def __init__(self, lab_dir: Path) -> None:
-        self.path = lab_dir / FAULTS_FILE
-        self._mtime = -1.0
-        self._faults: dict[str, dict[str, float]] = {}
-
-    def rate(self, hostname: str, kind: str) -> float:
-        self._refresh()
-        return self._faults.get(hostname, {}).get(kind, 0.0)
-
-    def hits(self, hostname: str, kind: str, rng: random.Random) -> bool:
-        """True when this request/operation should fail with `kind`."""
-        rate = self.rate(hostname, kind)
-        return rate > 0 and rng.random() < rate
-
-    def _refresh(self) -> None:
-        try:
-            mtime = self.path.stat().st_mtime
-        except FileNotFoundError:
-            self._faults, self._mtime = {}, -1.0
-            return
-        if mtime != self._mtime:
-            self._faults = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-            self._mtime = mtime

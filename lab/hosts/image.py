@@ -20,6 +20,7 @@ from pathlib import Path
 from fleet.errors import FleetError
 from lab.filelock import locked
 from lab.hosts.plan import ImageSpec, base_image_spec, vm_image_spec
+from lab.hosts.proc import log_tail
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,7 @@ def _run(argv: list[str], log_path: Path, what: str, env: dict[str, str] | None 
         except subprocess.TimeoutExpired as err:
             raise HostError(f"{what} took longer than {BUILD_TIMEOUT_S} s", hint=f"read {log_path}") from err
     if done.returncode != 0:
-        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
-        raise HostError(f"{what} failed with exit code {done.returncode}", service_message="\n".join(tail),
+        raise HostError(f"{what} failed with exit code {done.returncode}", service_message=log_tail(log_path),
                         hint=f"read {log_path}")
 
 

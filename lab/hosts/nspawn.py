@@ -35,7 +35,7 @@ from lab.hosts.plan import (
     machine_name,
     nspawn_argv,
 )
-from lab.hosts.proc import pid_alive
+from lab.hosts.proc import log_tail, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def wait_for_ssh(name: str, address: str, lab_dir: Path, timeout_s: float,
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise HostError(f"the host exited with code {process.returncode} while booting", node=name,
-                            service_message=_tail(_host_dir(lab_dir, name) / "console.log"))
+                            service_message=log_tail(_host_dir(lab_dir, name) / "console.log"))
         if _banner(address):
             done = subprocess.run(["ssh", "-F", str(lab_dir / "ssh_config"), "-o", "BatchMode=yes", address,
                                    "true"], capture_output=True, text=True, timeout=30, check=False)
@@ -213,7 +213,7 @@ def wait_for_ssh(name: str, address: str, lab_dir: Path, timeout_s: float,
                 return
         time.sleep(0.2)
     raise HostError(f"the host did not accept SSH at {address} within {timeout_s:.0f} s", node=name,
-                    service_message=_tail(_host_dir(lab_dir, name) / "console.log"),
+                    service_message=log_tail(_host_dir(lab_dir, name) / "console.log"),
                     hint=f"read {_host_dir(lab_dir, name) / 'console.log'}")
 
 
@@ -224,13 +224,6 @@ def _banner(address: str) -> bool:
             return conn.recv(8).startswith(b"SSH-")
     except OSError:
         return False
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def _cgroup_pids(cgroup: Path) -> set[int]:

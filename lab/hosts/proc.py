@@ -1,4 +1,5 @@
-"""Is a process alive? One answer for every module that keeps a pid file (hosts, VMs, leases)."""
+"""Is a process alive, and what did it say last? One answer for every module that keeps a pid file
+(hosts, VMs, leases, the lab's services) or reports a failed command from its log."""
 
 from __future__ import annotations
 
@@ -21,3 +22,11 @@ def pid_alive(pid: int | None) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last `lines` lines of a log, for an error's service message ("" if it cannot be read)."""
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

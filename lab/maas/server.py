@@ -39,6 +39,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from lab.faultfile import FaultFile
 from lab.maas.describe import API_PATH, describe
 from lab.maas.enlist import FormError, enlist
 from lab.maas.images import BOOT_RESOURCES, ImageError, check_deploy
@@ -57,7 +58,7 @@ from lab.maas.states import (
     log_event,
     power_result,
 )
-from lab.maas.store import Config, FaultFile, HookFile, StateWriter, load_state, system_id_for
+from lab.maas.store import Config, HookFile, StateWriter, load_state, system_id_for
 
 log = logging.getLogger("lab.maas")
 HOOK_CONCURRENCY = 2

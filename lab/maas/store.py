@@ -1,4 +1,4 @@
-"""The simulator's config, its persisted machine state, and the fault file it watches.
+"""The simulator's config, its persisted machine state, and the hook file it watches (faults: lab.faultfile).
 
 State lives in one JSON file in the lab directory so `lab down` / `lab up` keeps every machine where
 it was (a Deployed machine stays Deployed, an install under way finishes on the next start), and
@@ -224,40 +224,6 @@ class StateWriter:
         body = ", ".join(f"{json.dumps(system_id)}: {text}" for system_id, (_m, text) in encoded.items())
         # it holds the machines' BMC passwords
         write_atomic(self.path, f'{{"machines": {{{body}}}, "tags": {json.dumps(tags)}}}', mode=0o600)
-
-
-class FaultFile:
-    """`lab_dir/faults.json` ({hostname: {kind: rate}}), re-read whenever its mtime changes.
-
-    Tests and the CLI inject faults into a running lab by rewriting this file; polling the mtime on
-    use costs one stat() and needs no signal or reload endpoint.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._mtime: int | None = None
-        self._faults: dict[str, dict[str, float]] = {}
-
-    def rates(self, hostname: str) -> dict[str, float]:
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            self._mtime, self._faults = None, {}
-            return {}
-        if mtime != self._mtime:
-            try:
-                raw = json.loads(self.path.read_text() or "{}")
-                self._faults = {
-                    host: {kind: float(rate) for kind, rate in kinds.items()}
-                    for host, kinds in raw.items()
-                    if isinstance(kinds, dict)
-                }
-                self._mtime = mtime
-                log.info("fault file %s loaded: %d node(s) with faults", self.path, len(self._faults))
-            except (OSError, ValueError, AttributeError) as err:
-                # A half-written file: keep the previous faults and read it again next time.
-                log.warning("fault file %s unreadable, keeping previous faults: %s", self.path, err)
-        return self._faults.get(hostname, {})
 
 
 class HookFile:

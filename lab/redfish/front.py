@@ -34,6 +34,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
+from lab.faultfile import FaultFile
 from lab.redfish.dell.routes import DellLayer, Target
 
 log = logging.getLogger("lab.redfish.front")
@@ -122,36 +123,13 @@ def redfish_error(status: int, **fields: str) -> web.Response:
     return web.json_response(body, status=status, headers=headers)
 
 
-class FaultBook:
-    """faults.json ({hostname: {kind: rate}}), re-read whenever its mtime changes so tests inject live."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._mtime_ns: int | None = None
-        self._faults: dict[str, dict[str, float]] = {}
-
-    def rates(self, hostname: str) -> dict[str, float]:
-        try:
-            mtime_ns = self._path.stat().st_mtime_ns
-        except FileNotFoundError:
-            self._mtime_ns, self._faults = None, {}
-            return {}
-        if mtime_ns != self._mtime_ns:
-            try:
-                self._faults = json.loads(self._path.read_text(encoding="utf-8")) or {}
-                self._mtime_ns = mtime_ns
-            except (OSError, ValueError) as err:  # a half-written file: keep the last good one
-                log.warning("faults file %s unreadable (%s); keeping the previous faults", self._path, err)
-        return self._faults.get(hostname, {})
-
-
 class Front:
     """The request handler shared by every BMC address."""
 
     def __init__(self, config: FrontConfig) -> None:
         self._config = config
         self._by_port = {node.port: node for node in config.nodes}
-        self._faults = FaultBook(Path(config.faults_file))
+        self._faults = FaultFile(Path(config.faults_file))
         self._rng = random.Random(config.seed)
         self._session: ClientSession | None = None
         self._dell = DellLayer(Path(config.dell_dir), time_factor=config.time_factor, seed=config.seed,

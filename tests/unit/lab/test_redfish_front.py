@@ -12,8 +12,9 @@ import bcrypt
 import pytest
 import yaml
 
+from lab.faultfile import FaultFile
 from lab.redfish.emulator import LabFakeDriver, pending_state
-from lab.redfish.front import FaultBook, FrontConfig, _as_idrac, _only_member, choose_fault, redfish_error
+from lab.redfish.front import FrontConfig, _as_idrac, _only_member, choose_fault, redfish_error
 from lab.redfish.service import prepare, service, system_uuid
 from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
@@ -86,9 +87,9 @@ def test_errors_carry_extended_info_like_idrac():
     assert "WWW-Authenticate" in redfish_error(401).headers
 
 
-def test_fault_book_rereads_the_file_when_it_changes(tmp_path: Path):
+def test_the_fault_file_is_reread_when_it_changes(tmp_path: Path):
     path = tmp_path / "faults.json"
-    book = FaultBook(path)
+    book = FaultFile(path)
     assert book.rates("gpu-001-01") == {}
     path.write_text(json.dumps({"gpu-001-01": {"bmc_5xx": 0.5}}))
     assert book.rates("gpu-001-01") == {"bmc_5xx": 0.5}
