@@ -55,7 +55,7 @@ from lab.maas.states import REAL_DURATIONS_S
 from lab.redfish.service import RedfishLabFiles
 from lab.settings import load_lab_site
 from lab.sitegen import NODES_PER_RACK, SiteShape, write_site
-from tests.lab.conftest import bmc_span, free_port, free_port_block
+from tests.lab.conftest import bmc_span, free_port_block, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 REDFISH = "lab.redfish.service"
@@ -223,11 +223,7 @@ def lab_for(racks: int, delays: Delays, root: Path, *, maas_power: str = "redfis
     """A fresh lab of `racks` racks with the known delays, on free ports; stopped afterwards."""
     bmc_first = free_port_block(bmc_span(racks))
     taken = set(range(bmc_first, bmc_first + bmc_span(racks)))
-    ports: list[int] = []
-    while len(ports) < 4:
-        port = free_port()
-        if port not in taken and port not in ports:
-            ports.append(port)
+    ports = free_ports(4, taken)
     lab_dir = root / "lab"
     # No lab hosts (max_hosts=0): MAAS then runs no deployed-hook, and what is measured is the OOB + OS path.
     shape = SiteShape(racks=racks, name="bench", state_dir=str(lab_dir), maas_port=ports[0], bmc_first=bmc_first,

@@ -42,6 +42,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_ports(count: int, taken: set[int]) -> list[int]:
+    """`count` different free ports (free_port), none of them in `taken` (a block already chosen)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in taken and port not in ports:
+            ports.append(port)
+    return ports
+
+
 def _port_free(port: int) -> bool:
     with closing(socket.socket()) as probe:
         try:
@@ -175,11 +185,7 @@ def make_site(root: Path, *, racks: int = 1, time_factor: float = LAB_TIME_FACTO
         if not switch_ports & taken:
             taken |= switch_ports
             break
-    singles: list[int] = []
-    while len(singles) < 6:
-        port = free_port()
-        if port not in taken and port not in singles:
-            singles.append(port)
+    singles = free_ports(6, taken)
     lab_dir = root / "lab"
     state_dir = root / "state"
     shape = SiteShape(racks=racks, name="labtest", state_dir=str(lab_dir), maas_port=singles[0], bmc_first=bmc_first,

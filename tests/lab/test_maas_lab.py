@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -33,7 +32,7 @@ from lab import faults as lab_faults
 from lab.maas.service import prepare, service, write_hook
 from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
-from tests.lab.conftest import restored_environ
+from tests.lab.conftest import free_port_block, restored_environ
 
 pytestmark = pytest.mark.lab
 
@@ -41,18 +40,6 @@ API_KEY = "labconsumer0000001:labtoken000000001:labsecret0000000000000000000001"
 TIME_FACTOR = 0.001  # deploy 0.6 s, release 0.06 s, erase 0.3 s, MAAS's 40-minute deploy timeout 2.4 s
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    for _ in range(50):
-        port = random.randrange(30000, 60000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 @dataclasses.dataclass
@@ -110,7 +97,7 @@ def make_lab(root: Path, racks: int, *, site_file: Path | None = None, scheme: s
     lab_dir.mkdir(parents=True)
     (lab_dir / "secrets.yml").write_text(yaml.safe_dump({"maas_api_key": API_KEY}))
     (lab_dir / "secrets.yml").chmod(0o600)  # secret files must be private
-    port = free_port()
+    port = free_port_block(1)  # below the ephemeral range: still free when a test restarts the lab
     if site_file is None:
         site_file = write_site(root / "site", SiteShape(racks=racks, maas_port=port, time_factor=TIME_FACTOR,
                                                         state_dir=str(lab_dir)))
