@@ -19,11 +19,14 @@ The indicator LEDs (read twice per GET of a system) get the same cache, and a pa
 passed bcrypt once for an htpasswd entry is not hashed again (`remember_accepted`): bcrypt was
 ~1 ms of the remaining ~2.3 ms of CPU per GET. Werkzeug's access log (a line per request into the
 emulator's log file) is off: the front already logs every request with what the client can see, and
-formatting and locking that line was a tenth of the emulator's CPU at 256 nodes.
+formatting and locking that line was a tenth of the emulator's CPU at 256 nodes. The `Systems`
+collection, which lists every system of the emulator and which each lab BMC's client reads once, is
+rendered once per set of members (`cached_collection`): 8 ms of CPU per read at 1,280 systems before.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import pickle
@@ -34,6 +37,7 @@ import time
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
+import flask
 from sushy_tools import error
 from sushy_tools.emulator import auth_basic
 from sushy_tools.emulator import main as emulator_main
@@ -99,6 +103,32 @@ class WriteThroughDict(MutableMapping[Any, Any]):
 
 
 AuthEntry = Callable[[str, bytes], dict[str, str]]
+View = Callable[[], flask.Response]
+
+
+def cached_collection(view: View, members: Callable[[], list[str]], config: MutableMapping[str, Any]) -> View:
+    """sushy-tools' `GET /redfish/v1/Systems` view that renders the collection once per set of members.
+
+    The stock view renders every system of the emulator into the collection on every request (8 ms of CPU
+    at 1,280 systems, 0.5 ms for a GET of one system), and every lab BMC's client reads it once: O(N^2)
+    at scale, where a real iDRAC lists only its own server. The rendered text depends only on the
+    member ids and on the emulator settings that filter or shape them, so it is kept for those and
+    handed out as a new response each time (the same status, headers and bytes as the stock view).
+    """
+    cache: dict[tuple[Any, ...], tuple[bytes, int, list[tuple[str, str]]]] = {}
+
+    @functools.wraps(view)
+    def collection() -> flask.Response:
+        key = (tuple(members()), repr(config.get("SUSHY_EMULATOR_ALLOWED_INSTANCES")),
+               repr(config.get("SUSHY_EMULATOR_FEATURE_SET")))
+        if key not in cache:
+            response = view()
+            cache.clear()  # one collection at a time: the members change only when systems come or go
+            cache[key] = (response.get_data(), response.status_code, list(response.headers.items()))
+        data, status, headers = cache[key]
+        return flask.Response(response=data, status=status, headers=headers)
+
+    return collection
 
 
 def remember_accepted(check: AuthEntry) -> AuthEntry:
@@ -164,7 +194,10 @@ def main() -> int:
     auth_basic.auth_entry = remember_accepted(auth_basic.auth_entry)  # looked up per request, by name
     args = emulator_main.parse_args()
     emulator_main.app.configure(config_file=args.config)
-    emulator_main.app.systems  # noqa: B018 - builds and caches the driver before any request
+    driver = emulator_main.app.systems  # builds and caches the driver before any request
+    endpoint = "system_collection_resource"
+    emulator_main.app.view_functions[endpoint] = cached_collection(
+        emulator_main.app.view_functions[endpoint], lambda: driver.systems, emulator_main.app.config)
     indicators = emulator_main.app.indicators  # built and cached once, like the driver
     indicators._indicators = WriteThroughDict(indicators._indicators)
     return emulator_main.main()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -193,9 +194,8 @@ class Front:
         if request.method == "GET" and status == 200 and path == SYSTEMS:
             body = _only_member(body, f"{SYSTEMS}/{node.system_id}")
         elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}":
-            body = _as_idrac(body, node.service_tag)
-            if self._dell:
-                body = json.dumps(self._dell.rewrite_system(target, json.loads(body))).encode()
+            system = _as_idrac(json.loads(body), node.service_tag)
+            body = json.dumps(self._dell.rewrite_system(target, system) if self._dell else system).encode()
         elif self._dell and request.method == "POST" and status < 300 and path.endswith("/ComputerSystem.Reset"):
             self._dell.host_reset(target, str(json.loads(payload or b"{}").get("ResetType")))
         elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}/EthernetInterfaces":
@@ -228,20 +228,23 @@ class Front:
             return resp.status, out, body
 
 
+@functools.lru_cache(maxsize=4096)
 def _only_member(body: bytes, member: str) -> bytes:
-    """iDRAC's Systems collection has exactly one member: its own server."""
+    """iDRAC's Systems collection has exactly one member: its own server.
+
+    The emulator's collection lists every lab system (~110 KB of JSON at 1,280) and is the same for every
+    BMC until systems come or go, so each BMC's filtered answer is kept for the body it was made from."""
     data = json.loads(body)
     data["Members"] = [m for m in data.get("Members", []) if m.get("@odata.id") == member]
     data["Members@odata.count"] = len(data["Members"])
     return json.dumps(data).encode()
 
 
-def _as_idrac(body: bytes, service_tag: str) -> bytes:
+def _as_idrac(data: dict[str, Any], service_tag: str) -> dict[str, Any]:
     """iDRAC reports the Dell service tag as the system's SKU, and the server model; the emulator has neither."""
-    data: dict[str, Any] = json.loads(body)
     data["SKU"] = service_tag
     data["Model"] = LAB_MODEL
-    return json.dumps(data).encode()
+    return data
 
 
 async def serve(config: FrontConfig) -> None:

@@ -1,13 +1,15 @@
-"""The lab BMC emulator's write-through cache keeps sushy-tools' PersistentDict behaviour."""
+"""The lab BMC emulator's caches keep sushy-tools' behaviour (PersistentDict, bcrypt, the Systems collection)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import flask
 import pytest
 from sushy_tools.emulator.memoize import PersistentDict
 
-from lab.redfish.emulator import WriteThroughDict, remember_accepted
+from lab.redfish.emulator import WriteThroughDict, cached_collection, remember_accepted
 
 
 def persistent(state_dir: Path) -> PersistentDict:
@@ -84,3 +86,25 @@ def test_a_wrong_password_is_checked_and_refused_every_time():
         with pytest.raises(PermissionError):
             auth_entry("root:$2b$04$hash", b"wrong")
     assert check.calls == 3
+
+
+def test_systems_collection_is_rendered_once_per_set_of_members_with_the_same_response():
+    app = flask.Flask(__name__)
+    members = ["a", "b"]
+    renders: list[list[str]] = []
+
+    def stock() -> flask.Response:
+        renders.append(list(members))
+        return flask.Response(response=json.dumps({"Members": [{"@odata.id": f"/S/{m}"} for m in members]}),
+                              status=200, content_type="application/json")
+
+    view = cached_collection(stock, lambda: list(members), app.config)
+    with app.test_request_context("/redfish/v1/Systems"):
+        first, second = view(), view()
+        assert first.get_data() == second.get_data() and second.status_code == 200
+        assert second.headers["Content-Type"] == "application/json" and len(renders) == 1
+        members.append("c")  # a system came: the collection is rendered again
+        assert [m["@odata.id"] for m in json.loads(view().get_data())["Members"]] == ["/S/a", "/S/b", "/S/c"]
+        app.config["SUSHY_EMULATOR_ALLOWED_INSTANCES"] = ["a"]  # a setting that filters members
+        view()
+    assert renders == [["a", "b"], ["a", "b", "c"], ["a", "b", "c"]]

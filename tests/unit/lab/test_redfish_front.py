@@ -73,10 +73,13 @@ def test_systems_collection_keeps_only_the_bmcs_own_member():
         {"@odata.id": "/redfish/v1/Systems/a"}, {"@odata.id": "/redfish/v1/Systems/b"}]}).encode()
     data = json.loads(_only_member(body, "/redfish/v1/Systems/b"))
     assert data["Members"] == [{"@odata.id": "/redfish/v1/Systems/b"}] and data["Members@odata.count"] == 1
+    other = json.loads(_only_member(body, "/redfish/v1/Systems/a"))
+    assert other["Members"] == [{"@odata.id": "/redfish/v1/Systems/a"}]
+    assert json.loads(_only_member(bytes(body), "/redfish/v1/Systems/b")) == data  # an equal body from a new read
 
 
 def test_system_gets_the_service_tag_as_sku_and_the_model_like_idrac():
-    assert json.loads(_as_idrac(b'{"PowerState": "On"}', "L00101X")) == {
+    assert _as_idrac({"PowerState": "On"}, "L00101X") == {
         "PowerState": "On", "SKU": "L00101X", "Model": "PowerEdge XE9680"}
 
 
