@@ -4,12 +4,19 @@ Secrets are read only when a client asks (`resolve_credentials`), never at load 
 a site, printing it or a dry run cannot leak one; inline secrets are refused at load time. A plain
 secret file (and the vault password file) must be the user's own and closed to everyone else
 (mode 0600 or stricter), as ssh insists for keys: one others can read is refused, saying how to fix it.
+
+Every BMC client of a run resolves its credentials (1,280 at once at scale), and they usually share
+one file: a file's parsed content is kept while it stays the same file (inode, size, mtime), so it is
+parsed (or decrypted: an ansible-vault decrypt is tens of ms) once, and a changed file is read again.
+The permission checks still run on every resolve.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,8 @@ from fleet.site.model import CredentialRef, Credentials, SecretRef, Site
 from fleet.site.schema import Problems
 
 SECRET_KINDS = ("env", "file", "vault")
+_parsed: dict[tuple[str, ...], Any] = {}  # (kind, path, file identity...) -> parsed content
+_parsed_lock = threading.Lock()
 
 
 def parse_credentials(file: Path, raw: Any, problems: Problems) -> dict[str, CredentialRef]:
@@ -104,20 +113,50 @@ def _read_secret(site: Site, ref: CredentialRef) -> str:
         return value
     path = expand_path(site.path, secret.value, site.path_vars)
     if secret.kind == "vault":
-        data = _read_vault(path, where)
+        password_file = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+        if password_file:
+            _check_private(Path(password_file), f"{where} (ANSIBLE_VAULT_PASSWORD_FILE)")
+        data = _cached(("vault", str(path), password_file or ""), (path, Path(password_file or path)),
+                       lambda: _read_vault(path, where))
     else:
         _check_private(path, where)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as err:
-            raise FleetError(f"{where}: cannot read {path} ({err.strerror})",
-                             hint="create the file (mode 0600) or fix the path") from None
-        except yaml.YAMLError:
-            # the parser's message quotes the offending text, which may be the secret itself
-            raise FleetError(f"{where}: {path} is not valid YAML", hint="write key: value lines") from None
+        data = _cached(("file", str(path)), (path,), lambda: _read_plain(path, where))
     if not isinstance(data, dict) or not data.get(secret.key):
         raise FleetError(f"{where}: key '{secret.key}' not found in {path}", hint="add the key to that file")
     return str(data[secret.key])
+
+
+def _cached(key: tuple[str, ...], files: tuple[Path, ...], read: Callable[[], Any]) -> Any:
+    """`read()`, or what it returned before for the same files unchanged (inode, size, mtime)."""
+    try:
+        identity = tuple(str(part) for p in files for part in _identity(p))
+    except OSError:
+        return read()  # the reader says what is wrong with the file
+    with _parsed_lock:
+        if (*key, *identity) in _parsed:
+            return _parsed[(*key, *identity)]
+    data = read()
+    with _parsed_lock:
+        for old in [k for k in _parsed if k[:len(key)] == key]:
+            del _parsed[old]  # the file changed: its old content goes
+        _parsed[(*key, *identity)] = data
+    return data
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _read_plain(path: Path, where: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise FleetError(f"{where}: cannot read {path} ({err.strerror})",
+                         hint="create the file (mode 0600) or fix the path") from None
+    except yaml.YAMLError:
+        # the parser's message quotes the offending text, which may be the secret itself
+        raise FleetError(f"{where}: {path} is not valid YAML", hint="write key: value lines") from None
 
 
 def _read_vault(path: Path, where: str) -> Any:

@@ -181,6 +181,27 @@ def test_file_reference_reads_the_key_relative_to_the_site(tmp_path: Path) -> No
     assert resolve_credentials(site, "bmc").secret == "s3cret-file"
 
 
+def test_a_secret_file_is_parsed_once_while_unchanged_and_again_once_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import fleet.site.credentials as credentials
+
+    secrets = private(tmp_path / "secrets.yml", "bmc_password: s3cret-one\n")
+    site = _site_with_bmc_secret(tmp_path, "{file: secrets.yml, key: bmc_password}")
+    parses: list[str] = []
+    real = credentials.yaml.safe_load
+    monkeypatch.setattr(credentials.yaml, "safe_load", lambda text: parses.append(text) or real(text))
+    assert [resolve_credentials(site, "bmc").secret for _ in range(3)] == ["s3cret-one"] * 3
+    assert len(parses) == 1  # 1,280 BMC clients share the file: one parse
+    secrets.write_text("bmc_password: s3cret-two\n")
+    os.utime(secrets, ns=(1, 1))  # a new mtime even within the file system's timestamp granularity
+    assert resolve_credentials(site, "bmc").secret == "s3cret-two" and len(parses) == 2
+    secrets.chmod(0o644)  # the permission check still runs on every resolve
+    with pytest.raises(FleetError, match="mode 0644"):
+        resolve_credentials(site, "bmc")
+
+
 def test_file_reference_with_a_missing_key_names_file_and_key(tmp_path: Path) -> None:
     private(tmp_path / "secrets.yml", "other: s3cret-file\n")
     site = _site_with_bmc_secret(tmp_path, "{file: secrets.yml, key: bmc_password}")
