@@ -77,6 +77,8 @@ RESET_TARGET = ("Actions", "#ComputerSystem.Reset", "target")
 RESET_TYPES = ("Actions", "#ComputerSystem.Reset", "ResetType@Redfish.AllowableValues")
 ETHERNET_INTERFACES = ("EthernetInterfaces", "@odata.id")
 MEMBERS = ("Members",)
+# OData $expand of a collection's members, one level (iDRAC 9 Redfish API guide, "Query parameters").
+EXPAND_MEMBERS = "?$expand=*($levels=1)"
 ODATA_ID = ("@odata.id",)
 MAC_ADDRESS = ("MACAddress",)
 PERMANENT_MAC_ADDRESS = ("PermanentMACAddress",)
@@ -395,8 +397,11 @@ class Bmc:
             macs: list[str] = []
             interfaces = _field(system, ETHERNET_INTERFACES)
             if interfaces:
-                for member in _field(self._call("GET", interfaces), MEMBERS) or []:
-                    nic = self._call("GET", _field(member, ODATA_ID))
+                # One GET for every NIC: iDRAC expands collections (not the system itself); a service that
+                # ignores $expand lists links only, and each NIC is then read on its own.
+                for member in _field(self._call("GET", interfaces + EXPAND_MEMBERS), MEMBERS) or []:
+                    expanded = MAC_ADDRESS[0] in member or PERMANENT_MAC_ADDRESS[0] in member
+                    nic = member if expanded else self._call("GET", _field(member, ODATA_ID))
                     mac = _field(nic, MAC_ADDRESS) or _field(nic, PERMANENT_MAC_ADDRESS)
                     if mac:
                         macs.append(str(mac))

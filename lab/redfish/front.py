@@ -5,8 +5,9 @@ each with its own address, certificate, single `Systems` member and its own bad 
 listens on every node's `bmc.address`, shows that node only, adds what iDRAC reports and the
 emulator does not (the service tag as `SKU`, and `Model`: iDRAC 9 names the server as Dell sells it,
 "PowerEdge XE9680" for the HGX H100 8-GPU server the lab stands for, in ComputerSystem.Model of the
-DMTF schema), forwards everything else unchanged (so the emulator's quirks reach the client), and
-injects the faults named in `lab_dir/faults.json`.
+DMTF schema), expands the EthernetInterfaces collection for `$expand=*($levels=1)` (iDRAC 9 expands
+collections, the emulator ignores the parameter), forwards everything else unchanged (so the
+emulator's quirks reach the client), and injects the faults named in `lab_dir/faults.json`.
 
 Every request is written to the front's request log (JSON lines: node, method, path, status, the
 fault injected, whether it reached the emulator, a reset's ResetType, and the client's User-Agent,
@@ -44,6 +45,7 @@ SYSTEMS = "/redfish/v1/Systems"
 # bmc_html: what a browser login page behind the BMC's address looks like to a Redfish client.
 LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Login</title></head><body><form>Username</form></body></html>\n"
 LAB_MODEL = "PowerEdge XE9680"  # every lab server, whatever an inventory says it is
+EXPAND_ALL = ("*", ".")  # $expand forms that expand a collection's members (iDRAC 9: not on a system itself)
 NO_NICS_READS = 3  # bmc_no_nics_yet: EthernetInterfaces reads that list nothing before the NICs appear
 FORWARD_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "OData-Version", "If-Match", "If-None-Match")
 FORWARD_RESPONSE_HEADERS = ("Content-Type", "ETag", "Allow", "WWW-Authenticate", "OData-Version", "Retry-After")
@@ -200,7 +202,20 @@ class Front:
             self._dell.host_reset(target, str(json.loads(payload or b"{}").get("ResetType")))
         elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}/EthernetInterfaces":
             body = self._nics_yet(node, body)
+            if request.query.get("$expand", "").startswith(EXPAND_ALL):
+                body = await self._expanded(request, body)
         return web.Response(status=status, headers=headers, body=body)
+
+    async def _expanded(self, request: web.Request, body: bytes) -> bytes:
+        """`$expand=*` (or `.`) of a collection: each member's resource in place of its link, read from the
+        emulator as a GET of the member would be (the emulator itself ignores $expand)."""
+        data = json.loads(body)
+        members = []
+        for member in data.get("Members", []):
+            status, _headers, raw = await self._forward(request, path=str(member.get("@odata.id", "")))
+            members.append(json.loads(raw) if status == 200 else member)
+        data["Members"] = members
+        return json.dumps(data).encode()
 
     def _nics_yet(self, node: FrontNode, body: bytes) -> bytes:
         """`bmc_no_nics_yet`: iDRAC lists no NICs until its inventory collection has run (after a new
@@ -214,12 +229,13 @@ class Front:
         data["Members"], data["Members@odata.count"] = [], 0
         return json.dumps(data).encode()
 
-    async def _forward(self, request: web.Request) -> tuple[int, dict[str, str], bytes]:
+    async def _forward(self, request: web.Request, path: str = "") -> tuple[int, dict[str, str], bytes]:
+        """The request as the emulator answers it (`path`: a GET of another resource, with the same headers)."""
         assert self._session is not None
         headers = {k: request.headers[k] for k in FORWARD_REQUEST_HEADERS if k in request.headers}
         async with self._session.request(
-            request.method, self._config.emulator_url + request.path_qs, headers=headers,
-            data=await request.read(), allow_redirects=False,
+            "GET" if path else request.method, self._config.emulator_url + (path or request.path_qs),
+            headers=headers, data=None if path else await request.read(), allow_redirects=False,
         ) as resp:
             body = await resp.read()
             out = {k: resp.headers[k] for k in FORWARD_RESPONSE_HEADERS if k in resp.headers}

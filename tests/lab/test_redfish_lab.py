@@ -140,6 +140,7 @@ def no_faults(lab: RedfishLab) -> Iterator[None]:
 
 def test_each_bmc_shows_only_its_own_system_with_the_inventorys_tag_and_mac(lab: RedfishLab):
     pool = lab.pool()
+    since = time.time()
     for node in lab.site.nodes.values():
         info = pool.client(node).read_system()
         assert info.service_tag == node.service_tag
@@ -147,6 +148,12 @@ def test_each_bmc_shows_only_its_own_system_with_the_inventorys_tag_and_mac(lab:
         assert info.power_state in ("On", "Off")
         assert "ForceRestart" in info.reset_types and "Pxe" in info.boot_targets
     assert lab.start_s < 10
+    # The NICs came in one read ($expand, as iDRAC expands collections): Systems, the system, its NICs.
+    log = RedfishLabFiles.under(lab.lab_dir).requests_log
+    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    first = next(iter(lab.site.nodes))
+    paths = [e["path"].rsplit("/", 1)[-1] for e in entries if e["node"] == first and e["ts"] >= since]
+    assert len(paths) == 3 and paths[0] == "Systems" and paths[-1] == "EthernetInterfaces", paths
 
 
 def test_power_on_and_off_land_later_and_polling_sees_them(lab: RedfishLab):

@@ -193,6 +193,7 @@ class FakeBmcService:
         self.in_flight = 0
         self.max_in_flight = 0
         self.hold_s = 0.0
+        self.expands = True  # answers $expand on collections, as iDRAC 9 does
         self._lock = threading.Lock()
 
     def factory(self, base_url: str, authorization: str, ca_file: str | None) -> FakeBmcService:
@@ -216,7 +217,10 @@ class FakeBmcService:
                 return FakeResponse(200, {"Members": [{"@odata.id": SYSTEM_PATH}]})
             if path == SYSTEM_PATH and method == "GET":
                 return FakeResponse(200, system_body(self.power))
-            if path.endswith("/EthernetInterfaces"):
+            if path.split("?")[0].endswith("/EthernetInterfaces"):
+                if self.expands and "?$expand=*" in path:  # iDRAC: the members' resources in place of links
+                    return FakeResponse(200, {"Members": [{"@odata.id": f"{SYSTEM_PATH}/EthernetInterfaces/NIC.1",
+                                                           "MACAddress": "02:4C:00:01:01:00"}]})
                 return FakeResponse(200, {"Members": [{"@odata.id": f"{SYSTEM_PATH}/EthernetInterfaces/NIC.1"}]})
             if path.endswith("/NIC.1"):
                 return FakeResponse(200, {"MACAddress": "02:4C:00:01:01:00"})
@@ -262,6 +266,18 @@ def test_5xx_is_retried_with_growing_backoff_then_succeeds(site: Site):
     assert info.service_tag == "L00101X" and info.macs == ("02:4c:00:01:01:00",)
     assert len(sleeps) == 3 and sleeps[0] < sleeps[2]
     assert [c[1] for c in fake.calls[:4]] == ["/redfish/v1/Systems"] * 4
+
+
+def test_the_nics_come_in_one_expanded_read_or_one_read_each_where_expand_is_ignored(site: Site):
+    fake = FakeBmcService()
+    info = make_pool(site, fake).client("gpu-001-01").read_system()
+    assert info.macs == ("02:4c:00:01:01:00",)
+    assert [c[1] for c in fake.calls] == ["/redfish/v1/Systems", SYSTEM_PATH,
+                                         f"{SYSTEM_PATH}/EthernetInterfaces?$expand=*($levels=1)"]
+    plain = FakeBmcService()
+    plain.expands = False  # a service that ignores $expand lists links only
+    assert make_pool(site, plain).client("gpu-001-01").read_system().macs == ("02:4c:00:01:01:00",)
+    assert [c[1] for c in plain.calls][-1] == f"{SYSTEM_PATH}/EthernetInterfaces/NIC.1"
 
 
 def test_4xx_is_not_retried_and_carries_the_bmcs_message(site: Site):
@@ -352,8 +368,8 @@ def test_one_request_at_a_time_per_bmc_and_a_fleet_wide_cap(site: Site):
         thread.join()
     assert max(f.max_in_flight for f in fakes.values()) == 1
     assert shared["max"] == 3
-    # Systems is looked up once per BMC, then each read is system + NIC collection + one NIC
-    assert {name: c.requests for name, c in pool.counts().items()} == {name: 1 + 3 * 3 for name in site.nodes}
+    # Systems is looked up once per BMC, then each read is the system + the NIC collection, expanded
+    assert {name: c.requests for name, c in pool.counts().items()} == {name: 1 + 3 * 2 for name in site.nodes}
 
 
 def _name(site: Site, base_url: str) -> str:
