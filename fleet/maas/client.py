@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import ssl
 import threading
@@ -36,7 +37,7 @@ from fleet.logs import node_log
 from fleet.maas.decide import MAX_DEPLOY_ATTEMPTS, Machine, OsStep, decide_os_action, kernel_name, pick_machine
 from fleet.maas.lookup import BatchedLookups
 from fleet.maas.poller import StatusPoller
-from fleet.maas.session import connect, tls_policy
+from fleet.maas.session import TlsSession, connect, tls_policy
 from fleet.site import Credentials, Endpoint, Node, OsImage, TlsSettings
 from fleet.site.control import Timeouts
 
@@ -113,6 +114,9 @@ class MaasClient:
         """Stop the event-loop thread; the client cannot be used afterwards."""
         if self._loop.is_closed():
             return
+        if isinstance(self._session, TlsSession):  # its pooled connections close on the loop they were made on
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(timeout=5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()

@@ -8,6 +8,11 @@ with the client's SSL context, and fetches the API description the same way. Not
 python-libmaas or aiohttp is patched: any other user of them in the process keeps their behaviour.
 Verification is on with the system roots by default, with the site's CA file when given, and off
 only when the site says `verify: false`.
+
+python-libmaas's own dispatch also opens a new aiohttp session, so a new TCP connection (and TLS
+handshake) for every call: 1,280 nodes registering, allocating, deploying and tagging made ~6,400 of
+them in a bring-up. A session made here sends every call through one aiohttp session with a pooled
+keep-alive connector, created on the loop of its first call and closed by `close()` on that loop.
 """
 
 from __future__ import annotations
@@ -38,22 +43,31 @@ def tls_policy(tls: TlsSettings) -> TlsPolicy:
 
 
 class TlsSession(SessionAPI):
-    """A python-libmaas session whose calls carry `tls` (set by `connect`)."""
+    """A python-libmaas session whose calls carry `tls` (set by `connect`) over one pooled HTTP session."""
 
     tls: TlsPolicy = True
+    _http: aiohttp.ClientSession | None = None
+
+    def http(self) -> aiohttp.ClientSession:
+        """The pooled HTTP session, made on the running loop at the first call (one loop per session)."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls))
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
 
 
 class TlsCall(CallAPI):
     """A call dispatched with its session's TLS policy; the rest (signing, errors, decoding) is python-libmaas's."""
 
     async def dispatch(self, uri: str, body: Any, headers: dict[str, str]) -> CallResult:
-        tls = self.action.handler.session.tls
         sent = dict(headers)
         if not any(name.lower() == "accept" for name in sent):  # as python-libmaas's own dispatch: prefer JSON
             sent["Accept"] = "application/json,*/*;q=0.9"
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as http, http.request(
-            self.action.method, uri, data=body, headers=sent
-        ) as response:
+        async with self.action.handler.session.http().request(self.action.method, uri, data=body,
+                                                              headers=sent) as response:
             content = await response.read()
             if response.status // 100 != 2:
                 request = {"body": body, "headers": headers, "method": self.action.method, "uri": uri}

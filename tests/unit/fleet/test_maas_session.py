@@ -32,3 +32,17 @@ def test_every_action_of_a_session_dispatches_with_that_sessions_policy() -> Non
     assert lax.tls is False and strict.tls.verify_mode == ssl.CERT_REQUIRED
     plain = bones.SessionAPI(describe("https://maas.example:5443"))
     assert type(dict(dict(plain.handlers)["Version"].actions)["read"].bind()) is bones.CallAPI
+
+
+def test_a_sessions_calls_share_one_pooled_http_session_closed_with_it() -> None:
+    import asyncio
+
+    session = tls_session(describe("http://maas.example:5240"), "c:t:s", tls_policy(TlsSettings()))
+
+    async def use() -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
+        first, second = session.http(), session.http()
+        await session.close()
+        return first, second
+
+    first, second = asyncio.run(use())
+    assert first is second and first.closed  # one connection pool for every call, closed with the session
