@@ -108,6 +108,7 @@ class RunFigures:
     usage: CliUsage
     machine: MachineLoad
     last_power_on_s: float  # when MAAS powered the last node on for commissioning, from the run's start
+    not_done: dict[str, int]  # "status at stage: detail" -> nodes, for every node that did not end done
 
     @property
     def ratio(self) -> float:
@@ -295,6 +296,8 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
         polls_mean=statistics.mean(row["counters"].get("bmc_polls", 0) for row in rows),
         stage_s_max=stage_max, summary=report["summary"], cpu_s=cpu, usage=usage, machine=machine,
         last_power_on_s=max(first_on.values(), default=started_at) - started_at,
+        not_done=dict(Counter(f"{row['status']} at {row.get('current') or row['stage']}: {row['detail'][:160]}"
+                              for row in rows if row["status"] != "done")),
     )
 
 
@@ -318,6 +321,18 @@ def first_maas_power_on(site: Site) -> dict[str, float]:
         if entry.get("agent") == "MAAS" and entry.get("reset") == "On" and entry["node"] not in first:
             first[entry["node"]] = entry["ts"]
     return first
+
+
+def commit() -> str:
+    """The checkout's commit (with '+' when it has uncommitted changes), so a figure names its code."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
 
 
 def process_cpu_s(pid: int) -> float:
@@ -353,6 +368,8 @@ def print_run(figures: RunFigures) -> None:
           f"{figures.compliance_mean:.2f}, max {figures.compliance_max} (target <= 6; the registry is read once "
           "per BIOS version for the run)")
     print(f"      slowest node per stage: {stages}; outcome {figures.summary}")
+    for why, count in sorted(figures.not_done.items(), key=lambda item: -item[1]):
+        print(f"      not done: {count} node(s) {why}")
     cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(figures.cpu_s.items(), key=lambda i: -i[1]))
     print(f"      CPU seconds during the run: {cpu}")
     load = figures.machine
@@ -397,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     delays = Delays(args.power_delay_s, args.deploy_s)
     print(f"bench/bringup.py on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
-          f"{time.strftime('%Y-%m-%d %H:%M')}")
+          f"{time.strftime('%Y-%m-%d %H:%M')}, commit {commit()}, load {os.getloadavg()[0]:.1f}")
     print(f"known lab delays: BMC power change {delays.power_delay_s:g} s, MAAS commissioning "
           f"{delays.commission_s:g} s, MAAS deployment {delays.deploy_s:g} s "
           f"(time factor {delays.time_factor:g}); resource limits set to the node count (--bmc-requests N "
