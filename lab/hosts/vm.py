@@ -96,7 +96,8 @@ def choose_accel(kernel: Path) -> str:
     return accel
 
 
-def _tap_name(lab_dir: Path, name: str) -> str:
+def tap_name(lab_dir: Path, name: str) -> str:
+    """The tap device of VM `name` of `lab_dir` (a hash: device names are at most 15 characters)."""
     return "fvm" + hashlib.sha256(f"{lab_dir.resolve()}/{name}".encode()).hexdigest()[:10]
 
 
@@ -139,7 +140,7 @@ def start(name: str, address: str, lab_dir: Path, *, memory_mb: int = 1024, cpus
     seed = folder / "seed.raw"
     _run(["truncate", "-s", SEED_SIZE, str(seed)], "creating the seed disk", name)
     _run(["mkfs.ext4", "-q", "-F", "-L", "fleetseed", "-d", str(seed_tree), str(seed)], "writing the seed disk", name)
-    tap = _tap_name(lab_dir, name)
+    tap = tap_name(lab_dir, name)
     (folder / "tap").write_text(tap, encoding="utf-8")
     if subprocess.run(["ip", "link", "show", tap], capture_output=True, check=False).returncode != 0:
         _run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], "creating the VM's tap device", name)

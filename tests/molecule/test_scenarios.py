@@ -4,37 +4,31 @@ Runs `molecule test` for real through the shared create/destroy playbooks in tes
 scenarios on nspawn lab hosts, and the repository's own `site` scenario (molecule/site: playbooks/site.yml,
 every role in order) in one QEMU VM. ANSIBLE_HOME is a temporary directory (each scenario's molecule.yml
 narrows it to its own ephemeral directory) so runs never share SSH control sockets or ~/.ansible.
-Needs root, systemd-nspawn and the lab's apt repository machinery, as CI has (scripts/install.sh).
+Needs root, systemd-nspawn, QEMU and the lab's apt repository machinery, as CI has (scripts/install.sh).
 Not a unit test: these boot hosts and install packages, so they live beside the scenarios' shared
-playbooks and carry the `slow` marker (`-m "not slow"` leaves them out).
+playbooks and carry the `slow` marker (`-m "not slow"` leaves them out). The site scenario runs in the
+background from the end of collection on (conftest.py, runner.py); its test comes last and waits for it.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from lab.hosts import lifecycle, vm
+from tests.molecule.runner import BIN, REPO, SiteRun, molecule_env
+
 ROLES = sorted(path.parent.parent.name for path in (REPO / "roles").glob("*/tasks/main.yml"))
-# (project directory relative to the repository, scenario): the roles' scenarios, then the playbooks' (the
-# repository itself is their molecule project).
+# (project directory relative to the repository, scenario) of every role scenario; the repository's own
+# scenario (molecule/site, the project is the repository) has a test of its own below.
 SCENARIOS = sorted(
     (f"roles/{path.parent.parent.parent.name}", path.parent.name)
     for path in (REPO / "roles").glob("*/molecule/*/molecule.yml")
-) + sorted((".", path.parent.name) for path in (REPO / "molecule").glob("*/molecule.yml"))
-# The repository's scenarios boot a QEMU VM: marker `vm`, which the default run leaves out (pyproject's
-# addopts: the site scenario takes ~27 min under software emulation); `pytest -m vm` runs it.
-CASES = [
-    pytest.param(project, scenario, id=f"{Path(project).name}-{scenario}" if project != "." else scenario,
-                 marks=[pytest.mark.vm] if project == "." else [])
-    for project, scenario in SCENARIOS
-]
+)
+CASES = [pytest.param(project, scenario, id=f"{Path(project).name}-{scenario}") for project, scenario in SCENARIOS]
 
 
 def test_every_role_has_a_default_scenario_with_converge_and_verify() -> None:
@@ -62,18 +56,29 @@ def test_the_site_scenario_applies_site_yml_to_one_vm() -> None:
     assert vms == [], "a role scenario boots a VM of its own; fold its checks into molecule/site"
 
 
+def test_the_repository_has_only_the_site_scenario() -> None:
+    """The site test below runs `molecule test -s site`: another scenario under molecule/ would never run."""
+    assert sorted(path.parent.name for path in (REPO / "molecule").glob("*/molecule.yml")) == ["site"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("project", "scenario"), CASES)
 def test_molecule_scenario_converges_idempotently_and_verifies(project: str, scenario: str, tmp_path: Path) -> None:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["ANSIBLE_HOME"] = str(tmp_path / "ansible-home")
-    env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "ansible-tmp")
-    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
-    env["ANSIBLE_ROLES_PATH"] = str(REPO / "roles")
-    env["PYTHONPATH"] = str(REPO)
     result = subprocess.run(
         [str(BIN / "molecule"), "test", "-s", scenario],
-        cwd=REPO / project, env=env, capture_output=True, text=True, timeout=1800, check=False,
+        cwd=REPO / project, env=molecule_env(tmp_path), capture_output=True, text=True, timeout=1800, check=False,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-20000:]
+
+
+@pytest.mark.slow
+@pytest.mark.vm
+def test_the_site_scenario_converges_idempotently_and_verifies(site_run: SiteRun) -> None:
+    """Issue 9: site.yml on one VM converges, changes nothing the second time, verifies; destroy leaves nothing
+    (the VM's folder, its tap device and its address lease are gone)."""
+    code = site_run.wait()
+    assert code == 0, site_run.tail()
+    lab_dir = site_run.ephemeral / "lab"
+    assert lifecycle.list_hosts(lab_dir) == []
+    tap = vm.tap_name(lab_dir, "gpu-012-01")
+    assert subprocess.run(["ip", "link", "show", tap], capture_output=True, check=False).returncode != 0
