@@ -3,8 +3,10 @@
 A secret that cannot be read (an undecryptable vault, a variable not set), a MAAS that is down, or
 one that refuses the site's API key fails every node the same way. Left to the stages, each node
 would retry, back off and end quarantined for a fault that is not the node's (and stay quarantined
-once it is fixed). Reading every credential the run needs, then one authenticated MAAS read, turns
-that into one run-wide, one-paragraph error (exit 1) before a BMC is asked anything.
+once it is fixed). Reading every credential the run needs, then authenticated MAAS reads, turns
+that into one run-wide, one-paragraph error (exit 1) before a BMC is asked anything. The first of
+those reads is MAAS's `whoami`: who our key is, which every ownership decision needs (a machine
+another MAAS user owns is hands-off), so a key MAAS refuses fails here, not on the first node.
 """
 
 from __future__ import annotations
@@ -24,23 +26,27 @@ def unusable(err: MaasError) -> bool:
     return err.message.startswith(_UNUSABLE)
 
 
-def check(site: Site, nodes: list[Node]) -> None:
-    """MAAS's credential, every one the selected nodes' BMCs use, then MAAS itself: FleetError (run-wide)."""
+def check(site: Site, nodes: list[Node]) -> str:
+    """MAAS's credential, every one the selected nodes' BMCs use, then MAAS itself: FleetError (run-wide).
+
+    Returns our MAAS user name, which the run's stages then use without asking MAAS again."""
     for name in [site.maas.credentials, *sorted({node.bmc.credentials for node in nodes})]:
         resolve_credentials(site, name)
-    check_maas(site, nodes[0])
+    return check_maas(site, nodes[0])
 
 
-def check_maas(site: Site, node: Node) -> None:
-    """Look the first selected node up in MAAS; MaasError (run-wide) when MAAS cannot be used at all."""
+def check_maas(site: Site, node: Node) -> str:
+    """Our MAAS user, then the first selected node looked up: MaasError (run-wide) when MAAS cannot be used."""
     from fleet.maas import MaasClient
 
     with MaasClient(site.maas, resolve_credentials(site, site.maas.credentials), site.maas_tls,
                     request_timeout_s=PREFLIGHT_TIMEOUT_S) as client:
         try:
+            me = client.whoami()
             client.find_machine(node)
         except MaasError as err:
             if unusable(err):
                 err.node = None  # not the node's fault: the message names MAAS's URL
                 err.message = f"MAAS cannot be used, nothing was touched: {err.message}"
                 raise
+    return me

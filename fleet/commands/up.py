@@ -78,13 +78,14 @@ def bring_up(args: argparse.Namespace, site: Site, nodes: list[Node], console: C
     command = " ".join(["provision.py", *sys.argv[1:]])
     db.acquire([n.hostname for n in nodes], command)
     try:
-        preflight.check(site, nodes)  # secrets and MAAS, before any node is touched or its record changed
+        maas_user = preflight.check(site, nodes)  # secrets and MAAS (and who we are in it), before anything is touched
         if prepare is not None:
             prepare(db)
         if args.retry_quarantined:
             _requeue(db, nodes, order)
         progress = render.StageProgress(order, len(nodes), console, verbose=args.verbose)
-        with progress, stages.build(site, stages.RunLimits.of(args), reimage=reimage, progress=progress) as pipeline:
+        with progress, stages.build(site, stages.RunLimits.of(args), reimage=reimage, progress=progress,
+                                        maas_user=maas_user) as pipeline:
             return _run(args, site, nodes, db, pipeline, progress, console)
     finally:
         db.release([n.hostname for n in nodes])

@@ -18,6 +18,7 @@ from fleet.maas.decide import (
     OsAction,
     OsStep,
     decide_os_action,
+    foreign_owner,
     image_matches,
     image_problem,
     kernel_name,
@@ -30,6 +31,6 @@ from fleet.maas.poller import StatusPoller
 
 __all__ = [
     "MAX_DEPLOY_ATTEMPTS", "MAX_REDEPLOYS", "DeploymentFailed", "MaasClient", "Machine", "NodeStatus", "OsAction",
-    "OsOutcome", "OsStep", "StatusPoller", "decide_os_action", "image_matches", "image_problem", "kernel_name",
-    "nobodys", "node_tags", "pick_machine", "series_name",
+    "OsOutcome", "OsStep", "StatusPoller", "decide_os_action", "foreign_owner", "image_matches", "image_problem",
+    "kernel_name", "nobodys", "node_tags", "pick_machine", "series_name",
 ]

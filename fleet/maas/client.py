@@ -23,7 +23,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -75,6 +75,7 @@ class MaasClient:
         *,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
         poll_interval_s: float = _MAAS.maas_poll_s,
+        me: str | None = None,
     ) -> None:
         self.url = endpoint.url
         if endpoint.url.startswith("http://"):
@@ -106,6 +107,8 @@ class MaasClient:
         # once per node. Only ever grows from the workers' threads (set operations are atomic);
         # a tag deleted behind our back is forgotten when MAAS answers 404 for it.
         self._tags_known: set[str] = set()
+        self._me = me  # our MAAS user when the caller already read it (the run's preflight), else asked once
+        self._me_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"MaasClient({self.url!r})"
@@ -176,6 +179,18 @@ class MaasClient:
                             endpoint=endpoint, hint="MAAS is overloaded or unreachable; retry later") from None
 
     # -- reads ------------------------------------------------------------------------------
+
+    def whoami(self) -> str:
+        """Our own MAAS user name (the API key's user), read once per client: `users/?op=whoami`.
+
+        python-libmaas's `client.users.whoami()` sends the same request through its bones handler
+        (`Users.whoami`); decisions compare it with a machine's `owner` (see `foreign_owner`).
+        """
+        with self._me_lock:
+            if self._me is None:
+                data = self._call("-", "users whoami", lambda s: s.Users.whoami())
+                self._me = str(data["username"])
+            return self._me
 
     def lookup(self, node: Node) -> Machine | None:
         """The node's machine, or None when MAAS does not know it (a new rack: register it)."""
@@ -399,6 +414,7 @@ class MaasClient:
         user_data: bytes | None = None,
         deploy_timeout_s: float = _MAAS.maas_deploy_s,
         release_timeout_s: float = _MAAS.maas_erase_s,
+        verdict_grace_s: float = _MAAS.maas_deploy_verdict_s,
         max_attempts: int = MAX_DEPLOY_ATTEMPTS,
         erase_on_retry: bool = False,
         machine: Machine | None = None,
@@ -412,14 +428,19 @@ class MaasClient:
         `machine` is the caller's fresh read of it, if it has one (saves a lookup per node).
         `redeploys` are the node's redeploys already done in this generation, `claimed` whether its
         deployment was ours before this call (see decide_os_action); a deployment sent here is ours.
+        A machine MAAS still calls Deploying when `deploy_timeout_s` passes gets `verdict_grace_s` more
+        for MAAS's own verdict (its status monitor marks Failed deployment on its timeout); past that
+        it is quarantined, never deployed again while MAAS says it is deploying.
         """
         host = node.hostname
+        me = self.whoami()
         machine = machine or self.find_machine(node)
         failures: list[str] = []
         attempts = 0
+        overdue = False
         while True:
-            action = decide_os_action(machine, image, failed_attempts=len(failures), max_attempts=max_attempts,
-                                      redeploys=redeploys, claimed=claimed or attempts > 0)
+            action = decide_os_action(machine, image, me=me, failed_attempts=len(failures), max_attempts=max_attempts,
+                                      redeploys=redeploys, claimed=claimed or attempts > 0, overdue=overdue)
             node_log(log, host).info("%s (%s)", action.step.value, action.reason)
             if action.step == OsStep.NOTHING:
                 return OsOutcome(machine, True, attempts, action.reason, tuple(failures))
@@ -447,13 +468,24 @@ class MaasClient:
             try:
                 machine = self.wait_deployed(host, machine, deadline_s=deploy_timeout_s)
             except DeploymentFailed as err:
-                failures.append(err.service_message or err.message)
-                machine = self.read(host, machine)
-                if machine.status == NodeStatus.DEPLOYING:
-                    # Our deadline (MAAS's own) passed a moment before MAAS's monitor noticed: decide as
-                    # MAAS is about to see it. Releasing and marking broken are both legal from Deploying.
-                    machine = replace(machine, status=int(NodeStatus.FAILED_DEPLOYMENT),
-                                      status_name="Failed deployment")
+                machine = self._verdict(host, machine, verdict_grace_s)
+                overdue = machine.status == NodeStatus.DEPLOYING
+                failures.append(machine.status_message if machine.status == NodeStatus.FAILED_DEPLOYMENT
+                                and machine.status_message else err.service_message or err.message)
+
+    def _verdict(self, node: str, machine: Machine, grace_s: float) -> Machine:
+        """After our deploy deadline: wait up to `grace_s` for MAAS to leave Deploying on its own.
+
+        Our deadline is MAAS's own timeout, measured from our side: MAAS's status monitor (every
+        60 s, src/maasserver/status_monitor.py) marks the machine Failed deployment a little later.
+        Deploying it again before that would race MAAS's own verdict (and count a deployment twice).
+        """
+        current = self.read(node, machine)
+        if current.status != NodeStatus.DEPLOYING:
+            return current
+        node_log(log, node).info("deploy deadline passed, MAAS still says Deploying: waiting up to %.0f s "
+                                 "for its verdict", grace_s)
+        return self._wait(node, current, {NodeStatus.DEPLOYING}, grace_s)
 
 
 def _as_api(machine: Machine) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class Machine:
     hwe_kernel: str | None = None
     power_state: str = "unknown"
     macs: tuple[str, ...] = ()  # its interfaces' MACs, the boot interface's first
-    owner: str = ""  # the MAAS user who allocated or deployed it ("" when nobody holds it)
+    owner: str = ""  # the MAAS user who allocated or deployed it ("" when nobody holds it: MAAS's null)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Machine:
@@ -189,9 +189,25 @@ def image_problem(image: OsImage, images: dict[str, tuple[str, ...]]) -> str:
     return ""
 
 
+def foreign_owner(machine: Machine | None, me: str) -> str:
+    """Why the machine is another MAAS user's and so hands-off ('' when it is nobody's or ours); pure.
+
+    MAAS records the user who allocated or deployed a machine as its `owner` (null when free). Our
+    API key is normally an admin's, and MAAS lets an admin release, deploy and power any user's
+    machine: MAAS would not stop us, so the tool must. `me` is our own MAAS user
+    (`users/?op=whoami`, read once per run). Another user's machine, in any status (Deployed with
+    our very image, Failed deployment, Deploying, Allocated, ...), is that user's work.
+    """
+    if machine is None or not machine.owner or machine.owner == me:
+        return ""
+    return (f"MAAS says {machine.status_name or machine.status} and owned by MAAS user '{machine.owner}', "
+            f"not by this tool's user '{me}': not released, deployed or powered; ask {machine.owner} to release "
+            "it in MAAS, then run again")
+
+
 def decide_os_action(
-    machine: Machine, image: OsImage, *, failed_attempts: int = 0, max_attempts: int = MAX_DEPLOY_ATTEMPTS,
-    redeploys: int = 0, claimed: bool = False,
+    machine: Machine, image: OsImage, *, me: str, failed_attempts: int = 0,
+    max_attempts: int = MAX_DEPLOY_ATTEMPTS, redeploys: int = 0, claimed: bool = False, overdue: bool = False,
 ) -> OsAction:
     """The next OS step for a machine as MAAS reports it; pure, so every row is a unit test.
 
@@ -203,7 +219,13 @@ def decide_os_action(
     `claimed`: this node's deployment was started by us in this generation (journaled before the
     allocation), so an Allocated machine is our own claim, left by a crash, and is deployed; any other
     Allocated machine is someone's and is left alone.
+    `me`: our MAAS user; a machine another user owns is quarantined whatever its status (`foreign_owner`).
+    `overdue`: our deploy deadline and the grace for MAAS's own verdict have both passed while MAAS
+    still says Deploying; only then is it given up (quarantined), never deployed over MAAS's head.
     """
+    foreign = foreign_owner(machine, me)
+    if foreign:
+        return OsAction(OsStep.QUARANTINE, foreign)
     status = machine.status
     name = machine.status_name or str(status)
     if status == NodeStatus.DEPLOYED:
@@ -218,11 +240,15 @@ def decide_os_action(
     if status == NodeStatus.READY or (status == NodeStatus.ALLOCATED and claimed):
         return OsAction(OsStep.DEPLOY, f"{name}: deploy {image.distro_series}")
     if status == NodeStatus.ALLOCATED:
-        holder = f" to {machine.owner}" if machine.owner else ""
-        return OsAction(OsStep.QUARANTINE, f"{name}{holder} and not by this tool: someone's claim; release it "
-                        "in MAAS if it is free, then run again")
+        return OsAction(OsStep.QUARANTINE, f"{name} to {machine.owner or me} but not by this tool's deployment "
+                        "(no os/claim in this generation): another job of this MAAS user claimed it; release it in "
+                        "MAAS if it is free, then run again")
     if status == NodeStatus.NEW:
         return OsAction(OsStep.COMMISSION, "New: MAAS must commission it first")
+    if status == NodeStatus.DEPLOYING and overdue:
+        return OsAction(OsStep.QUARANTINE, "MAAS still says Deploying past our deploy deadline and the grace for "
+                        "MAAS's own verdict: not deployed again over MAAS's head; look at the machine's console, "
+                        "abort or mark it failed in MAAS, then --retry-quarantined")
     if status in _BUSY:
         return OsAction(OsStep.WAIT, f"MAAS is busy with it ({name})")
     if status in _RETRYABLE_FAILURES:

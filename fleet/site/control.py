@@ -39,6 +39,10 @@ class Timeouts:
     never scales them: a site that runs faster (the lab) writes its own, shorter ones."""
 
     maas_deploy_s: float = 40 * 60.0  # MAAS's own monitored timeout for Deploying (node_status.py)
+    # Past that deadline a machine MAAS still calls Deploying waits this long for MAAS's own verdict: its
+    # status monitor marks Failed deployment on the timeout, checking every 60 s (maasserver/status_monitor.py,
+    # StatusMonitorService); two of its passes, so our clock running ahead of MAAS's does not redeploy it.
+    maas_deploy_verdict_s: float = 2 * 60.0
     maas_commission_s: float = 20 * 60.0  # ... and for Commissioning
     maas_release_s: float = 5 * 60.0
     maas_erase_s: float = 30 * 60.0

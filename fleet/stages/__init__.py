@@ -71,10 +71,12 @@ class Pipeline(list[Stage]):
 
 
 @contextmanager
-def build(site: Site, limits: RunLimits, *, reimage: bool = False,
-          progress: ProgressFn | None = None) -> Iterator[Pipeline]:
-    """The run's stages with their shared clients; the clients are closed when the run ends."""
-    with Shared(site, limits, reimage=reimage, progress=progress) as shared:
+def build(site: Site, limits: RunLimits, *, reimage: bool = False, progress: ProgressFn | None = None,
+          maas_user: str | None = None) -> Iterator[Pipeline]:
+    """The run's stages with their shared clients; the clients are closed when the run ends.
+
+    `maas_user`: our MAAS user as the preflight read it (None: the MAAS client asks `whoami` itself)."""
+    with Shared(site, limits, reimage=reimage, progress=progress, maas_user=maas_user) as shared:
         pipeline = Pipeline(importlib.import_module(f"fleet.stages.{spec.module}").make(shared)
                             for spec in TABLE if reimage or not spec.reimage_only)
         from fleet.dell.hooks import quarantine_evidence

@@ -1,7 +1,9 @@
 """os: MAAS deploys the site's image, waits for Deployed, retries a failed deployment once, else marks it broken.
 
 Bring-up never reinstalls a node MAAS already has deployed (it quarantines it and points at
-`reimage`); only a reimage may redeploy. Deployments at once are capped by the run's semaphore,
+`reimage`); only a reimage may redeploy. A machine another MAAS user owns (`owner` is not our
+`whoami`) is quarantined in any status, naming the owner: our admin key could release and deploy
+it, and MAAS would let it. Deployments at once are capped by the run's semaphore,
 and the machine is read inside that slot: a read taken before waiting for one could be stale.
 """
 
@@ -39,9 +41,10 @@ class Os:
         redeploys = 1 if ctx.db.step_done(node.hostname, ctx.generation, self.name, "redeploy") else 0
         # An Allocated machine is ours only when our deployment claimed it (journaled before MAAS allocates).
         claimed = ctx.db.step_done(node.hostname, ctx.generation, self.name, "claim")
+        me = self.maas.whoami()  # our MAAS user, read once per run: another user's machine is hands-off
         with self.deploys:  # read inside the slot: a read taken before waiting for one could be stale
             machine = self.maas.find_machine(node)
-            action = decide_os_action(machine, self.site.os, redeploys=redeploys, claimed=claimed)
+            action = decide_os_action(machine, self.site.os, me=me, redeploys=redeploys, claimed=claimed)
             if action.step == OsStep.REDEPLOY and not self.allow_redeploy:
                 return StageResult(False, f"{action.reason}; bring-up never reinstalls a deployed node: use "
                                    f"`provision.py reimage {node.hostname}`", quarantine=True)
@@ -55,6 +58,7 @@ class Os:
             outcome = self.maas.ensure_os(
                 node, self.site.os, user_data=user_data(node), machine=machine,
                 deploy_timeout_s=timeouts.maas_deploy_s, release_timeout_s=timeouts.maas_erase_s,
+                verdict_grace_s=timeouts.maas_deploy_verdict_s,
                 redeploys=redeploys, claimed=claimed,
             )
         evidence = {"maas_status": outcome.machine.status_name, "deploy_attempts": outcome.attempts,

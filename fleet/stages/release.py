@@ -4,6 +4,8 @@ The release request is journaled and sent once per generation, and the node's SS
 forgotten with it (fleet/hostkeys.py: the next OS brings a new one); a machine already Ready is not
 released again, and one MAAS is still Releasing or Disk erasing (a resume after a crash or a
 timed-out wait) is waited for: sending `release` again would be refused, or restart the erase.
+A machine another MAAS user owns is not released (quarantined, naming the owner) unless the reimage
+was forced (`reimage --force`: take it over, journaled with the owner's name first).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleet.hostkeys import FORGOTTEN, KnownHosts, known_hosts_file
-from fleet.maas import MaasClient, Machine, NodeStatus
+from fleet.maas import MaasClient, Machine, NodeStatus, foreign_owner
 from fleet.site import Node, Site
 from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
@@ -31,11 +33,18 @@ class Release:
     site: Site
     maas: MaasClient
     erase: bool = False
+    force: bool = False
     name: str = "release"
     max_attempts: int = 5
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         machine = self.maas.find_machine(node)
+        foreign = foreign_owner(machine, self.maas.whoami())
+        if foreign and not self.force:
+            return StageResult(False, f"{foreign} (or take it over: `provision.py reimage {node.hostname} "
+                               "--force`)", quarantine=True)
+        if foreign:
+            ctx.journal("release:taking_over", owner=machine.owner, reason="reimage --force")
         step = release_step(machine)
         if step == "release":
             sent: list[Machine] = []
@@ -59,4 +68,4 @@ class Release:
 
 
 def make(shared: Shared) -> Release:
-    return Release(shared.site, shared.maas, erase=shared.limits.erase)
+    return Release(shared.site, shared.maas, erase=shared.limits.erase, force=shared.limits.force)

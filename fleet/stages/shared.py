@@ -31,17 +31,19 @@ class RunLimits:
     insecure_bmc: bool = False
     erase: bool = False
     named: frozenset[str] = frozenset()  # nodes the operator named with --nodes (may be rebooted for a job)
+    force: bool = False  # reimage --force: in-use nodes and another MAAS user's machines are taken over
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> RunLimits:
         return cls(args.bmc_requests, args.maas_deploys, args.insecure_bmc, getattr(args, "erase", False),
-                   frozenset(getattr(args, "nodes", None) or ()))
+                   frozenset(getattr(args, "nodes", None) or ()), getattr(args, "force", False))
 
 
 class Shared:
     def __init__(self, site: Site, limits: RunLimits, *, reimage: bool = False,
-                 progress: ProgressFn | None = None) -> None:
+                 progress: ProgressFn | None = None, maas_user: str | None = None) -> None:
         self.site = site
+        self.maas_user = maas_user
         self.limits = limits
         self.reimage = reimage
         self.progress = progress
@@ -54,7 +56,7 @@ class Shared:
 
         site = self.site
         return MaasClient(site.maas, resolve_credentials(site, site.maas.credentials), site.maas_tls,
-                          poll_interval_s=site.timeouts.maas_poll_s)
+                          poll_interval_s=site.timeouts.maas_poll_s, me=self.maas_user)
 
     @cached_property
     def bmcs(self) -> BmcPool:

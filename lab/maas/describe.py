@@ -90,6 +90,14 @@ HANDLERS: dict[str, tuple[str, tuple[str, ...], str, tuple[Action, ...], bool]] 
              "limit, before, after."),),
         False,
     ),
+    "UsersHandler": (
+        "users/", (), "Manage the user accounts of this MAAS.",
+        (
+            _rest("read", "GET", "List users."),
+            _op("whoami", "GET", "Returns the currently logged-in user."),
+        ),
+        False,
+    ),
     "BootResourcesHandler": (
         "boot-resources/", (), "Manage the boot resources.",
         (_rest("read", "GET", "List all boot resources."),),

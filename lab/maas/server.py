@@ -20,6 +20,11 @@ accepted or refused, per status change, per power action, and per tag a machine 
 (`tags update_nodes` add/remove, or the tag deleted). Real MAAS writes no node event for
 `update_nodes`, only audit events for creating, updating or deleting the tag itself
 (src/maasserver/api/tags.py), so the tag lines go to the lab's log, not to the events API.
+
+Users are MAAS's (`lab.maas.users`): each API key is one user, `users/?op=whoami` says which, a
+machine's `owner` is the user who allocated or deployed it, and a non-admin acting on another
+user's machine gets 403; an admin (the site's key) may act on anyone's, as in MAAS. Every accepted
+action's op-log line names the user who sent it (`<host>: <op> accepted: <from> -> <to> (by <user>)`).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from lab.maas.states import (
     power_result,
 )
 from lab.maas.store import Config, HookFile, StateWriter, load_state, system_id_for
+from lab.maas.users import SITE_USER, LabUser, lab_users, may_edit
 
 log = logging.getLogger("lab.maas")
 HOOK_CONCURRENCY = 2
@@ -75,7 +81,6 @@ MACHINE_ACTIONS = frozenset({
 Handler = Callable[[web.Request, Params], Awaitable[web.Response]]
 TICK_S = 0.05
 SAVE_EVERY_S = 0.5
-OWNER = "admin"
 DOMAIN = {"authoritative": True, "id": 0, "name": "maas", "resource_record_count": 0,
           "ttl": None, "resource_uri": API_PATH + "domains/0/"}
 ZONE = {"id": 1, "name": "default", "description": "", "resource_uri": API_PATH + "zones/default/"}
@@ -114,7 +119,7 @@ class Simulator:
         self.hook = HookFile(config.hook_file)
         self.machines, self.tags = load_state(config)
         self.writer = StateWriter(config.state_file)
-        self.consumer_key, self.token_key, self.token_secret = config.api_key.split(":")
+        self.users = lab_users(config.api_key)
         self.dirty = False
         self.hook_tasks: set[asyncio.Task[None]] = set()
         # A 512-node deploy wave must not fork 512 hook processes at once (it starved the API).
@@ -216,16 +221,20 @@ class Simulator:
 
     # -- auth -------------------------------------------------------------------------------
 
-    def authorised(self, request: web.Request) -> bool:
-        """OAuth 1.0 PLAINTEXT as MAAS checks it: our consumer and token, signature '&' + secret."""
+    def authorised(self, request: web.Request) -> LabUser | None:
+        """OAuth 1.0 PLAINTEXT as MAAS checks it: a known consumer and token, signature '&' + secret.
+
+        Returns the key's user (None: 401)."""
         p = _oauth_params(request.headers.get("Authorization", ""))
-        expected_signature = "&" + self.token_secret  # MAAS's consumer secret is always empty
-        return (
-            p.get("oauth_signature_method") == "PLAINTEXT"
-            and hmac.compare_digest(p.get("oauth_consumer_key", ""), self.consumer_key)
-            and hmac.compare_digest(p.get("oauth_token", ""), self.token_key)
-            and hmac.compare_digest(p.get("oauth_signature", ""), expected_signature)
-        )
+        if p.get("oauth_signature_method") != "PLAINTEXT":
+            return None
+        for user in self.users:
+            consumer, token, secret = user.api_key.split(":")
+            if (hmac.compare_digest(p.get("oauth_consumer_key", ""), consumer)
+                    and hmac.compare_digest(p.get("oauth_token", ""), token)
+                    and hmac.compare_digest(p.get("oauth_signature", ""), "&" + secret)):  # consumer secret: empty
+                return user
+        return None
 
     # -- rendering --------------------------------------------------------------------------
 
@@ -304,9 +313,9 @@ class Simulator:
         if request.method == "GET" and op is None:
             return _json([self.machine_json(m) for m in self._filter(params, now)])
         if request.method == "POST" and op == "allocate":
-            return self._allocate(params, now)
+            return self._allocate(params, now, request["user"])
         if request.method == "POST" and op is None:
-            return self._create(params, now)
+            return self._create(params, now, request["user"])
         return _text(400, f"Unrecognised signature: method={request.method} op={op}")
 
     def _filter(self, params: Params, now: float) -> list[MachineState]:
@@ -329,7 +338,7 @@ class Simulator:
             found.append(self._advance(system_id, now))
         return found
 
-    def _create(self, params: Params, now: float) -> web.Response:
+    def _create(self, params: Params, now: float, user: LabUser) -> web.Response:
         """`machines create`: validate as MAAS's form does, then commission at once (an admin's create)."""
         hostname = (params.get("hostname") or [""])[-1].split(".", 1)[0].lower()
         system_id = system_id_for(hostname or ",".join(params.get("mac_addresses", [])), set(self.machines))
@@ -339,14 +348,14 @@ class Simulator:
             log.info("machines create refused: %s", err.errors)
             return _json(err.errors, status=400)
         m = apply_action(m, "commission", {}, now=now, timing=self.timing,
-                         rates=self.faults.rates(m.hostname), rng=self.rng, owner=OWNER)
+                         rates=self.faults.rates(m.hostname), rng=self.rng, owner=user.username)
         self.machines[system_id] = m
         self.dirty = True
         log.info("%s: created (%s, power %s) and commissioning", m.hostname, system_id, m.power_type)
         self._start_power(m)
         return _json(self.machine_json(m))
 
-    def _allocate(self, params: Params, now: float) -> web.Response:
+    def _allocate(self, params: Params, now: float, user: LabUser) -> web.Response:
         names = params.get("name", [])
         ids = params.get("system_id", [])
         wanted_tags = set(params.get("tags", []))
@@ -362,10 +371,10 @@ class Simulator:
             if not wanted_tags.issubset(m.tags) or refused_tags.intersection(m.tags):
                 continue
             if params.get("dry_run", ["false"])[0].lower() != "true":
-                m = allocate(m, OWNER, now)
+                m = allocate(m, user.username, now)
                 self.machines[system_id] = m
                 self.dirty = True
-                log.info("%s: allocated", m.hostname)
+                log.info("%s: allocated (by %s)", m.hostname, user.username)
             return _json(self.machine_json(m))
         constraints = {k: v for k, v in params.items() if k not in ("dry_run", "verbose", "agent_name", "comment")}
         resolved = " ".join(f"{k}={','.join(v)}" for k, v in sorted(constraints.items()))
@@ -384,12 +393,16 @@ class Simulator:
         if request.method == "GET" and op == "query_power_state":
             return await self._query_power(m)
         if request.method == "POST" and op in MACHINE_ACTIONS:
+            user = request["user"]
+            if not may_edit(user, m.owner):  # NodePermission.edit: the owner or an admin
+                log.info("%s: %s refused: owned by %s, not %s", m.hostname, op, m.owner, user.username)
+                return _text(403, "")
             flat = {name: values[-1] for name, values in params.items()}
             try:
                 if op == "deploy":
                     flat.update(check_deploy(flat, m.architecture))
                 new = apply_action(m, op, flat, now=now, timing=self.timing,
-                                   rates=self.faults.rates(m.hostname), rng=self.rng, owner=OWNER)
+                                   rates=self.faults.rates(m.hostname), rng=self.rng, owner=user.username)
             except IllegalTransition as err:
                 log.info("%s: %s refused: %s", m.hostname, op, err)
                 return _text(409, str(err))
@@ -398,7 +411,8 @@ class Simulator:
                 return _json(err.errors, status=400)
             self.machines[system_id] = new
             self.dirty = True
-            log.info("%s: %s accepted: %s -> %s", m.hostname, op, m.status_name, new.status_name)
+            log.info("%s: %s accepted: %s -> %s (by %s)", m.hostname, op, m.status_name, new.status_name,
+                     user.username)
             self._start_power(new)
             return _json(self.machine_json(new))
         return _text(400, f"Unrecognised signature: method={request.method} op={op}")
@@ -441,12 +455,21 @@ class Simulator:
                     found.append((created, m, kind, event_level, description))
         found.sort(key=lambda e: e[0], reverse=True)
         events = [
-            {"id": int(created * 1_000_000), "node": m.system_id, "hostname": m.hostname, "username": OWNER,
+            {"id": int(created * 1_000_000), "node": m.system_id, "hostname": m.hostname, "username": SITE_USER,
              "level": event_level, "type": kind, "description": description,
              "created": time.strftime("%a, %d %b. %Y %H:%M:%S", time.gmtime(created))}
             for created, m, kind, event_level, description in found[:limit]
         ]
         return _json({"count": len(events), "events": events, "next_uri": None, "prev_uri": None})
+
+    async def handle_users(self, request: web.Request, params: Params) -> web.Response:
+        """`users/?op=whoami`: the key's own user; `users/`: every user, ordered by username."""
+        op = request.query.get("op")
+        if request.method == "GET" and op == "whoami":
+            return _json(request["user"].as_json())
+        if request.method == "GET" and op is None:
+            return _json([user.as_json() for user in sorted(self.users, key=lambda u: u.username)])
+        return _text(400, f"Unrecognised signature: method={request.method} op={op}")
 
     async def handle_boot_resources(self, request: web.Request, params: Params) -> web.Response:
         if request.method == "GET" and "op" not in request.query:
@@ -529,8 +552,10 @@ def build_app(sim: Simulator) -> web.Application:
 
     def authenticated(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def wrapped(request: web.Request) -> web.Response:
-            if not sim.authorised(request):
+            user = sim.authorised(request)
+            if user is None:
                 return _text(401, "Authorization Error: Invalid API key.")
+            request["user"] = user
             if request.method == "GET" or request.method == "DELETE":
                 params: Params = {}
                 for key, value in request.query.items():
@@ -552,6 +577,7 @@ def build_app(sim: Simulator) -> web.Application:
         ("tags/{name}/", sim.handle_tag),
         ("events/", sim.handle_events),
         ("boot-resources/", sim.handle_boot_resources),
+        ("users/", sim.handle_users),
     ):
         app.router.add_route("*", API_PATH + path, authenticated(handler))
 

@@ -127,7 +127,7 @@ def running(root: Path, racks: int, *, hook: list[str] | None = None, **kwargs: 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaasLab]:
-    with running(tmp_path_factory.mktemp("maas-lab"), racks=3) as maas_lab:
+    with running(tmp_path_factory.mktemp("maas-lab"), racks=4) as maas_lab:  # rack 4: users and owners
         yield maas_lab
 
 
@@ -387,3 +387,57 @@ def test_tls_is_verified_by_default_and_the_site_ca_file_is_honoured(tmp_path: P
             warnings.simplefilter("error", DeprecationWarning)
             with MaasClient(endpoint, credentials, TlsSettings(verify=False)) as client:
                 assert client.find_machine(node).hostname == node_name
+
+
+def _ops(lab: MaasLab, hostname: str, since: int) -> list[str]:
+    """The lab MAAS's op log for one machine since byte `since`: '<op> accepted: <from> -> <to> (by <user>)'."""
+    text = (lab.lab_dir / "maas.log").read_bytes()[since:].decode(errors="replace")
+    return [line.split(f"{hostname}: ", 1)[1] for line in text.splitlines()
+            if f" {hostname}: " in line and (" accepted: " in line or ": allocated" in line)]
+
+
+def test_whoami_names_each_keys_user_and_another_users_machine_is_left_alone(lab: MaasLab) -> None:
+    from lab.maas.users import key_of, lab_users
+
+    node = lab.site.nodes["gpu-004-01"]
+    alice_key = key_of(lab_users(API_KEY), "alice")
+    with lab.client() as ours, lab.client(apikey=alice_key) as alice, \
+            lab.client(apikey=key_of(lab_users(API_KEY), "bob")) as bob:
+        assert (ours.whoami(), alice.whoami(), bob.whoami()) == ("admin", "alice", "bob")
+        assert ours.find_machine(node).owner == ""  # MAAS's null: nobody holds a Ready machine
+        theirs = alice.wait_deployed(node.hostname, alice.deploy(node.hostname, alice.find_machine(node),
+                                                                 lab.site.os), deadline_s=5)
+        assert ours.find_machine(node).owner == "alice"
+        with pytest.raises(MaasError) as refused:  # NodePermission.edit: only its owner or an admin
+            bob.release(node.hostname, theirs)
+        assert refused.value.status == 403
+        at = (lab.lab_dir / "maas.log").stat().st_size
+        outcome = ours.ensure_os(node, lab.site.os, deploy_timeout_s=5)  # the site's very image: still theirs
+    assert not outcome.deployed and "owned by MAAS user 'alice'" in outcome.reason
+    time.sleep(0.1)
+    assert _ops(lab, node.hostname, at) == []  # nothing released, deployed or powered by us
+
+
+def test_still_deploying_at_our_deadline_waits_for_maas_own_verdict_instead_of_deploying_again(
+        lab: MaasLab) -> None:
+    node = lab.site.nodes["gpu-004-02"]
+    lab.faults({node.hostname: {"maas_stuck_deploying": 1.0}})
+    maas_timeout_s = 40 * 60 * TIME_FACTOR
+    at = (lab.lab_dir / "maas.log").stat().st_size
+    with lab.client() as client:
+        # Our deadline passes first (half MAAS's timeout); MAAS marks Failed deployment within the grace.
+        outcome = client.ensure_os(node, lab.site.os, deploy_timeout_s=maas_timeout_s / 2,
+                                   verdict_grace_s=maas_timeout_s, max_attempts=1)
+    assert not outcome.deployed and outcome.attempts == 1
+    assert outcome.failures == ("Node operation 'Deploying' timed out after 40 minutes.",)  # MAAS's verdict
+    # Nothing was done to it while MAAS still said Deploying: it was given up only on MAAS's own verdict.
+    assert _ops(lab, node.hostname, at) == [
+        "allocated (by admin)", "deploy accepted: Allocated -> Deploying (by admin)",
+        "mark_broken accepted: Failed deployment -> Broken (by admin)"]
+    node = lab.site.nodes["gpu-004-03"]
+    lab.faults({node.hostname: {"maas_stuck_deploying": 1.0}})
+    with lab.client() as client:  # MAAS gives no verdict within the grace: quarantined, not deployed again
+        outcome = client.ensure_os(node, lab.site.os, deploy_timeout_s=0.2, verdict_grace_s=0.2)
+    assert not outcome.deployed and "not deployed again over MAAS's head" in outcome.reason
+    assert [op for op in _ops(lab, node.hostname, at) if op.startswith(("deploy", "release"))] == [
+        "deploy accepted: Allocated -> Deploying (by admin)"]

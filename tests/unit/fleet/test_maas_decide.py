@@ -13,6 +13,7 @@ from fleet.maas import MaasClient, Machine, OsStep, decide_os_action, image_matc
 from fleet.site import Credentials, Endpoint, OsImage, TlsSettings
 
 JAMMY = OsImage(distro_series="jammy", hwe_kernel="hwe-22.04")
+ME = "admin"  # our MAAS user (whoami)
 
 
 def machine(status: NodeStatus, distro: str = "", kernel: str | None = None, message: str = "") -> Machine:
@@ -48,14 +49,72 @@ def machine(status: NodeStatus, distro: str = "", kernel: str | None = None, mes
     ],
 )
 def test_decision_table(status: NodeStatus, distro: str, kernel: str | None, failed: int, step: OsStep) -> None:
-    assert decide_os_action(machine(status, distro, kernel), JAMMY, failed_attempts=failed).step == step
+    assert decide_os_action(machine(status, distro, kernel), JAMMY, me=ME, failed_attempts=failed).step == step
 
 
-def test_an_allocated_machine_is_deployed_only_when_our_deployment_claimed_it() -> None:
-    held = replace(machine(NodeStatus.ALLOCATED), owner="juju")
-    refused = decide_os_action(held, JAMMY)
-    assert refused.step == OsStep.QUARANTINE and "to juju" in refused.reason and "someone's claim" in refused.reason
-    assert decide_os_action(held, JAMMY, claimed=True).step == OsStep.DEPLOY
+def test_an_allocated_machine_of_ours_is_deployed_only_when_our_deployment_claimed_it() -> None:
+    held = replace(machine(NodeStatus.ALLOCATED), owner=ME)
+    refused = decide_os_action(held, JAMMY, me=ME)
+    assert refused.step == OsStep.QUARANTINE and "to admin but not by this tool's deployment" in refused.reason
+    assert decide_os_action(held, JAMMY, me=ME, claimed=True).step == OsStep.DEPLOY
+
+
+# Every MAAS status, for a machine nobody owns (MAAS's null) and for one our own MAAS user owns.
+BY_STATUS = {
+    NodeStatus.NEW: OsStep.COMMISSION, NodeStatus.COMMISSIONING: OsStep.WAIT,
+    NodeStatus.FAILED_COMMISSIONING: OsStep.QUARANTINE, NodeStatus.MISSING: OsStep.QUARANTINE,
+    NodeStatus.READY: OsStep.DEPLOY, NodeStatus.RESERVED: OsStep.QUARANTINE, NodeStatus.DEPLOYED: OsStep.NOTHING,
+    NodeStatus.RETIRED: OsStep.QUARANTINE, NodeStatus.BROKEN: OsStep.QUARANTINE, NodeStatus.DEPLOYING: OsStep.WAIT,
+    NodeStatus.ALLOCATED: OsStep.QUARANTINE, NodeStatus.FAILED_DEPLOYMENT: OsStep.RETRY,
+    NodeStatus.RELEASING: OsStep.WAIT, NodeStatus.FAILED_RELEASING: OsStep.RETRY, NodeStatus.DISK_ERASING: OsStep.WAIT,
+    NodeStatus.FAILED_DISK_ERASING: OsStep.RETRY, NodeStatus.RESCUE_MODE: OsStep.QUARANTINE,
+    NodeStatus.ENTERING_RESCUE_MODE: OsStep.WAIT, NodeStatus.FAILED_ENTERING_RESCUE_MODE: OsStep.QUARANTINE,
+    NodeStatus.EXITING_RESCUE_MODE: OsStep.WAIT, NodeStatus.FAILED_EXITING_RESCUE_MODE: OsStep.QUARANTINE,
+    NodeStatus.TESTING: OsStep.QUARANTINE, NodeStatus.FAILED_TESTING: OsStep.QUARANTINE,
+}
+
+
+def test_the_status_table_covers_every_maas_status() -> None:
+    assert set(BY_STATUS) == set(NodeStatus)
+
+
+@pytest.mark.parametrize("owner", ["", ME], ids=["nobody", "us"])
+@pytest.mark.parametrize("status", list(NodeStatus), ids=lambda s: s.name)
+def test_a_machine_nobody_or_we_own_is_decided_by_its_status(status: NodeStatus, owner: str) -> None:
+    action = decide_os_action(replace(machine(status, "jammy", "hwe-22.04"), owner=owner), JAMMY, me=ME)
+    assert action.step == BY_STATUS[status] and "owned by MAAS user" not in action.reason
+
+
+@pytest.mark.parametrize("claimed", [False, True])
+@pytest.mark.parametrize("status", list(NodeStatus), ids=lambda s: s.name)
+def test_another_users_machine_is_hands_off_in_every_status_naming_the_owner(status: NodeStatus,
+                                                                             claimed: bool) -> None:
+    # Deployed with our very image, Failed deployment with attempts left, Deploying, Allocated with our
+    # claim journaled (a stale claim: the machine changed hands since): none is ours to act on.
+    theirs = replace(machine(status, "jammy", "hwe-22.04"), owner="alice")
+    action = decide_os_action(theirs, JAMMY, me=ME, claimed=claimed, failed_attempts=0)
+    assert action.step == OsStep.QUARANTINE
+    assert "owned by MAAS user 'alice', not by this tool's user 'admin'" in action.reason
+    assert "ask alice to release it in MAAS" in action.reason
+
+
+def test_foreign_owner_is_empty_for_nobody_us_and_an_unknown_machine() -> None:
+    from fleet.maas import foreign_owner
+
+    assert foreign_owner(None, ME) == ""
+    assert foreign_owner(replace(machine(NodeStatus.DEPLOYED), owner=""), ME) == ""
+    assert foreign_owner(replace(machine(NodeStatus.DEPLOYED), owner=ME), ME) == ""
+    assert "'bob'" in foreign_owner(replace(machine(NodeStatus.DEPLOYED), owner="bob"), ME)
+
+
+def test_deploying_past_our_deadline_and_maas_verdict_grace_is_quarantined_not_deployed_again() -> None:
+    deploying = replace(machine(NodeStatus.DEPLOYING, "jammy"), owner=ME)
+    assert decide_os_action(deploying, JAMMY, me=ME, claimed=True).step == OsStep.WAIT
+    overdue = decide_os_action(deploying, JAMMY, me=ME, claimed=True, overdue=True)
+    assert overdue.step == OsStep.QUARANTINE and "not deployed again over MAAS's head" in overdue.reason
+    # MAAS's own verdict, once it comes, is decided as usual: a failed deployment is retried.
+    failed = replace(deploying, status=int(NodeStatus.FAILED_DEPLOYMENT), status_name="Failed deployment")
+    assert decide_os_action(failed, JAMMY, me=ME, claimed=True, failed_attempts=1, overdue=True).step == OsStep.RETRY
 
 
 @pytest.mark.parametrize("status", list(NodeStatus))
@@ -66,17 +125,17 @@ def test_only_an_unknown_new_or_ready_machine_is_nobodys(status: NodeStatus) -> 
 
 def test_failed_deployment_reason_carries_maas_message_and_attempts() -> None:
     failed = machine(NodeStatus.FAILED_DEPLOYMENT, "jammy", message="Installation failed")
-    action = decide_os_action(failed, JAMMY, failed_attempts=2)
+    action = decide_os_action(failed, JAMMY, me=ME, failed_attempts=2)
     assert "Installation failed" in action.reason and "2 failed attempt" in action.reason
 
 
 def test_max_attempts_one_quarantines_after_the_first_failure() -> None:
     failed = machine(NodeStatus.FAILED_DEPLOYMENT, "jammy")
-    assert decide_os_action(failed, JAMMY, failed_attempts=1, max_attempts=1).step == OsStep.QUARANTINE
+    assert decide_os_action(failed, JAMMY, me=ME, failed_attempts=1, max_attempts=1).step == OsStep.QUARANTINE
 
 
 def test_redeploy_reason_names_both_images() -> None:
-    action = decide_os_action(machine(NodeStatus.DEPLOYED, "focal"), JAMMY)
+    action = decide_os_action(machine(NodeStatus.DEPLOYED, "focal"), JAMMY, me=ME)
     assert "focal" in action.reason and "jammy" in action.reason
 
 
@@ -177,8 +236,8 @@ def test_release_and_kernel_are_compared_in_maas_names(site: OsImage, maas: str,
 
 def test_a_redeploy_that_still_does_not_match_is_quarantined_with_both_names() -> None:
     other = machine(NodeStatus.DEPLOYED, "jammy", "hwe-22.04")
-    assert decide_os_action(other, OsImage("jammy", "")).step == OsStep.REDEPLOY
-    action = decide_os_action(other, OsImage("jammy", ""), redeploys=1)
+    assert decide_os_action(other, OsImage("jammy", ""), me=ME).step == OsStep.REDEPLOY
+    action = decide_os_action(other, OsImage("jammy", ""), me=ME, redeploys=1)
     assert action.step == OsStep.QUARANTINE
     assert "jammy/hwe-22.04" in action.reason and "jammy/(default kernel)" in action.reason
 
@@ -195,6 +254,6 @@ def test_the_site_image_is_checked_against_maas_boot_resources() -> None:
 @pytest.mark.parametrize("status", [NodeStatus.FAILED_DEPLOYMENT, NodeStatus.FAILED_RELEASING])
 def test_a_failure_of_maas_power_control_quarantines_at_once_without_another_deployment(status: NodeStatus) -> None:
     failed = machine(status, "jammy", message="Power on for the node failed: Redfish request failed: HTTP 503")
-    action = decide_os_action(failed, OsImage("jammy"), failed_attempts=0)
+    action = decide_os_action(failed, OsImage("jammy"), me=ME, failed_attempts=0)
     assert action.step == OsStep.QUARANTINE
     assert "HTTP 503" in action.reason and "cannot power it through its BMC" in action.reason

@@ -9,8 +9,8 @@ from fleet.stages.release import Release, release_step
 from fleet.workflow import NodeContext
 
 
-def machine(status: int, name: str = "") -> Machine:
-    return Machine("abc123", "gpu-001-01", status, name or NodeStatus(status).name, "", "jammy", ())
+def machine(status: int, name: str = "", owner: str = "") -> Machine:
+    return Machine("abc123", "gpu-001-01", status, name or NodeStatus(status).name, "", "jammy", (), owner=owner)
 
 
 @pytest.mark.parametrize(("status", "step"), [
@@ -26,12 +26,16 @@ def test_release_step_from_the_machines_status(status, step):
 
 
 class FakeMaas:
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, owner: str = "") -> None:
         self.status = status
+        self.owner = owner
         self.calls: list[str] = []
 
+    def whoami(self) -> str:
+        return "admin"
+
     def find_machine(self, node):
-        return machine(self.status)
+        return machine(self.status, owner=self.owner)
 
     def release(self, node, found, *, erase=False, comment=None):
         self.calls.append("release")
@@ -77,3 +81,23 @@ def test_the_release_forgets_the_nodes_host_key_once_journaled(site, db):
     assert known.lookup(node.address) is None and known.lookup(other.address) == key
     events = [e.event for e in db.entries(node.hostname)]
     assert events.index("release:started") < events.index(FORGOTTEN) < events.index("release:done")
+
+
+@pytest.mark.parametrize("status", [NodeStatus.DEPLOYED, NodeStatus.FAILED_DEPLOYMENT, NodeStatus.ALLOCATED,
+                                    NodeStatus.DEPLOYING])
+def test_another_users_machine_is_not_released_unless_the_reimage_is_forced(site, db, status):
+    node = site.nodes["gpu-001-01"]
+    maas = FakeMaas(status, owner="alice")
+    result = Release(site, maas).run(node, NodeContext(node, db, 1, "release"))
+    assert result.quarantine and maas.calls == []
+    assert "owned by MAAS user 'alice'" in result.detail and f"reimage {node.hostname} --force" in result.detail
+    forced = Release(site, maas, force=True).run(node, NodeContext(node, db, 1, "release"))
+    assert forced.ok and maas.calls[0] == "release"
+    events = [e.event for e in db.entries(node.hostname)]
+    assert events.index("release:taking_over") < events.index("release:started")
+
+
+def test_our_own_deployed_machine_is_released_without_force(site, db):
+    node = site.nodes["gpu-001-01"]
+    maas = FakeMaas(NodeStatus.DEPLOYED, owner="admin")
+    assert Release(site, maas).run(node, NodeContext(node, db, 1, "release")).ok and maas.calls[0] == "release"
