@@ -1,10 +1,13 @@
 """Issue 9's MAAS behaviours, driven through `provision.py` against one lab, judged from the lab's side.
 
-One lab of three racks, no lab hosts (`--until os`). Before the run the lab MAAS is brought into what a
+One lab of four racks, no lab hosts (`--until os`). Before the run the lab MAAS is brought into what a
 datacenter hands the tool: most machines unknown (a new rack), one registered with a wrong BMC password
-(its commissioning failed on MAAS's power query), and machines someone else owns: Deployed with another
-kernel, Allocated, in Rescue mode, Broken, under hardware tests (Testing). The site spells its image in
-MAAS's aliases (`ubuntu/jammy`, `hwe-j`), and one node's inventory names another server model.
+(its commissioning failed on MAAS's power query), machines in use under our own MAAS user but not by
+this tool (Deployed with another kernel, Allocated, in Rescue mode, Broken, under hardware tests), and
+machines other MAAS users own, set up through the lab MAAS with their own API keys as their tooling
+would: alice's Deployed with the site's very image, alice's Failed deployment, alice's still Deploying,
+bob's Allocated. The site spells its image in MAAS's aliases (`ubuntu/jammy`, `hwe-j`), and one node's
+inventory names another server model.
 
 Then one bring-up runs on all of them, and every verdict is read from the lab MAAS's own state and the
 BMC front's request log (which client asked each BMC what), not only from our journal:
@@ -14,6 +17,8 @@ BMC front's request log (which client asked each BMC what), not only from our jo
 - wrong power parameters quarantine with MAAS's power failure message;
 - a BMC that lists no NICs yet is UNKNOWN, read again, and passes;
 - no owned machine gets a single power request at its BMC, from us or from MAAS;
+- another MAAS user's machine, in any status, is quarantined naming its owner, and the lab MAAS's op
+  log shows no action of ours on it (no release, deploy, power, tag), so it is never configured;
 - a model mismatch stops the node at discover, naming both models, before MAAS hears of it;
 - MAAS's names for the site's aliases are the site's image: a second run redeploys nothing.
 (MAAS's Reserved has no API that puts a machine there; its row is in the unit tests' status tables.)
@@ -35,7 +40,10 @@ from maas.client.viscera import Origin
 
 from fleet.maas import MaasClient
 from fleet.site import Node, resolve_credentials
+from lab.maas.service import lab_files
 from lab.maas.states import FAILING_SCRIPT
+from lab.maas.store import Config
+from lab.maas.users import key_of, lab_users
 from lab.redfish.front import LAB_MODEL
 from lab.redfish.service import RedfishLabFiles, bmc_password, system_uuid
 from tests.lab.conftest import LabSite, _teardown, lab_environ, make_site
@@ -47,14 +55,22 @@ OWNED = {"gpu-002-01": "Deployed", "gpu-002-02": "Allocated", "gpu-002-03": "Res
          "gpu-002-04": "Broken", "gpu-003-01": "Testing"}
 OTHER_IMAGE = "gpu-002-01"
 WRONG_MODEL, NEW_TOO = "gpu-003-02", "gpu-003-03"
-SELECTED = [NEW, FAILS_COMMISSIONING, WRONG_POWER, NO_NICS, *OWNED, WRONG_MODEL, NEW_TOO]
+# Other MAAS users' machines: hostname -> (owner, how its owner left it, the statuses MAAS may show during the run).
+THEIRS = {"gpu-003-04": ("alice", "deployed with the site's image", {"Deployed"}),
+          "gpu-004-01": ("alice", "failed deployment", {"Failed deployment"}),
+          "gpu-004-02": ("alice", "deploying", {"Deploying", "Failed deployment"}),  # MAAS's own timeout may fire
+          "gpu-004-03": ("bob", "allocated", {"Allocated"})}
+SELECTED = [NEW, FAILS_COMMISSIONING, WRONG_POWER, NO_NICS, *OWNED, WRONG_MODEL, NEW_TOO, *THEIRS]
 OTHER_MODEL = "PowerEdge XE8640"
 
 
-def maas_call(lab: LabSite, call: Callable[[Any], Awaitable[Any]]) -> Any:
-    """One python-libmaas (bones) call against the lab MAAS, as an operator's own tooling would make it."""
+def maas_call(lab: LabSite, call: Callable[[Any], Awaitable[Any]], user: str = "") -> Any:
+    """One python-libmaas (bones) call against the lab MAAS, as an operator's own tooling would make it
+    (with the site's key, or as another lab MAAS `user` with that user's key)."""
     site = lab.site
     key = resolve_credentials(site, site.maas.credentials).secret
+    if user:
+        key = key_of(lab_users(Config.load(lab_files(lab.lab_dir)["config"]).api_key), user)
 
     async def go() -> Any:
         origin = (await Origin.connect(site.maas.url, apikey=key))[1]
@@ -100,10 +116,16 @@ def seed(lab: LabSite) -> None:
             power_type="redfish", power_parameters=power))
         return str(made["system_id"])
 
-    ids = {host: create(host, password) for host in OWNED}
+    ids = {host: create(host, password) for host in [*OWNED, *THEIRS]}
     create(WRONG_POWER, "not-the-bmc-password")
-    for host in OWNED:
+    for host in [*OWNED, *THEIRS]:
         wait_status(maas, site.nodes[host], {"Ready"})
+    for host, (user, how, _statuses) in THEIRS.items():
+        if how == "allocated":
+            maas_call(lab, lambda s, host=host: s.Machines.allocate(system_id=ids[host]), user=user)
+        else:  # the site's own image: only the owner tells it apart from one of ours
+            maas_call(lab, lambda s, host=host: s.Machine.deploy(system_id=ids[host], distro_series="jammy",
+                                                                  hwe_kernel="hwe-22.04"), user=user)
     wait_status(maas, site.nodes[WRONG_POWER], {"Failed commissioning"})
     # MAAS's default kernel, while the site wants hwe: "another image".
     maas_call(lab, lambda s: s.Machine.deploy(system_id=ids[OTHER_IMAGE], distro_series="jammy"))
@@ -113,14 +135,19 @@ def seed(lab: LabSite) -> None:
     maas_call(lab, lambda s: s.Machine.test(system_id=ids["gpu-003-01"]))
     for host, status in OWNED.items():
         wait_status(maas, site.nodes[host], {status})
+    for host, seeded in {"gpu-003-04": "Deployed", "gpu-004-01": "Failed deployment", "gpu-004-02": "Deploying",
+                         "gpu-004-03": "Allocated"}.items():
+        wait_status(maas, site.nodes[host], {seeded})
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabSite, float, dict]]:
     """The seeded lab, when the bring-up started, and its report."""
     faults = [{"kind": "maas_failed_commissioning", "nodes": FAILS_COMMISSIONING},
-              {"kind": "bmc_no_nics_yet", "nodes": NO_NICS}]
-    lab = make_site(tmp_path_factory.mktemp("maas-owned"), racks=3, max_hosts=0, faults=faults)
+              {"kind": "bmc_no_nics_yet", "nodes": NO_NICS},
+              {"kind": "maas_failed_deployment", "nodes": "gpu-004-01"},
+              {"kind": "maas_stuck_deploying", "nodes": "gpu-004-02"}]
+    lab = make_site(tmp_path_factory.mktemp("maas-owned"), racks=4, max_hosts=0, faults=faults)
     site_doc = yaml.safe_load(lab.site_file.read_text(encoding="utf-8"))
     site_doc["os"] = {"distro_series": "ubuntu/jammy", "hwe_kernel": "hwe-j"}  # MAAS's aliases for jammy/hwe-22.04
     lab.site_file.write_text(yaml.safe_dump(site_doc, sort_keys=False), encoding="utf-8")
@@ -225,3 +252,33 @@ def test_maas_names_for_the_site_aliases_are_the_site_image_so_nothing_is_redepl
         assert "os/stage:ok" in events and "os/claim:started" not in events and "os/redeploy:started" not in events
         assert lab.machine(host).status_name == "Deployed"
     assert sum(e.get("reset") == "On" for e in bmc_log(lab, NEW, t0) if e["agent"] == "MAAS") == 2  # no third boot
+
+
+def maas_ops(lab: LabSite, hostname: str) -> list[str]:
+    """The lab MAAS's op log for one machine: '<op> accepted: <from> -> <to> (by <user>)', allocations, refusals."""
+    lines = (lab.lab_dir / "logs" / "maas.log").read_text(encoding="utf-8").splitlines()
+    return [line.split(f"{hostname}: ", 1)[1] for line in lines if f" {hostname}: " in line
+            and (" accepted: " in line or ": allocated" in line or " refused: " in line)]
+
+
+@pytest.mark.parametrize("hostname", list(THEIRS))
+def test_another_users_machine_is_never_released_deployed_powered_or_configured_and_the_run_says_why(
+        run, hostname: str) -> None:
+    lab, t0, rows = run
+    owner, _how, statuses = THEIRS[hostname]
+    row = rows[hostname]
+    assert (row["status"], row["current"]) == ("quarantined", "os"), row
+    assert f"owned by MAAS user '{owner}', not by this tool's user 'admin'" in row["detail"]
+    assert f"ask {owner} to release it in MAAS" in row["detail"]
+    machine = lab.machine(hostname)
+    assert machine.owner == owner and machine.status_name in statuses
+    # The lab MAAS's own op log: every action on the machine is its owner's, none ours (admin's key may act on
+    # anyone's machine: MAAS would not have stopped us). No tags either: tagging comes after a deployment.
+    assert [op for op in maas_ops(lab, hostname) if not op.endswith(f"(by {owner})")] == []
+    assert not machine.tags
+    assert power_requests([e for e in bmc_log(lab, hostname, t0) if e["agent"] != "MAAS"]) == []
+    if hostname != "gpu-004-02":  # MAAS's own timeout may end alice's stuck deployment (no power request)
+        assert power_requests(bmc_log(lab, hostname, t0)) == []
+    events = lab.events(hostname)
+    assert "os/claim:started" not in events and "os/ensure_os:started" not in events
+    assert not [e for e in events if e.startswith(("hostkey/", "configure/"))]  # quarantined at os: never configured
