@@ -219,17 +219,19 @@ def print_profile(path: Path, top: int = 25) -> None:
 
 
 @contextmanager
-def lab_for(racks: int, delays: Delays, root: Path, *, maas_power: str = "redfish"
+def lab_for(racks: int, delays: Delays, root: Path, *, maas_power: str = "redfish", light_hosts: bool = False
             ) -> Iterator[tuple[Site, dict[str, str]]]:
-    """A fresh lab of `racks` racks with the known delays, on free ports; stopped afterwards."""
+    """A fresh lab of `racks` racks with the known delays, on free ports; stopped afterwards. With
+    `light_hosts` every deployed node gets a light lab host (lab/hosts/light.py: bench/soak.py to validate)."""
     bmc_first = free_port_block(bmc_span(racks))
     taken = set(range(bmc_first, bmc_first + bmc_span(racks)))
     ports = free_ports(4, taken)
     lab_dir = root / "lab"
-    # No lab hosts (max_hosts=0): MAAS then runs no deployed-hook, and what is measured is the OOB + OS path.
+    # No lab hosts (max_hosts=0) unless light: MAAS then runs no deployed-hook; what is measured is the OOB + OS path.
     shape = SiteShape(racks=racks, name="bench", state_dir=str(lab_dir), maas_port=ports[0], bmc_first=bmc_first,
                       sushy_port=ports[1], apt_port=ports[2], ufm_port=ports[3], time_factor=delays.time_factor,
-                      max_hosts=0, fabric=racks <= 128)  # the lab's fabric plan holds up to 128 racks
+                      max_hosts=racks * NODES_PER_RACK if light_hosts else 0, light_hosts=light_hosts,
+                      fabric=racks <= 128)  # the lab's fabric plan holds up to 128 racks
     site_file = write_site(root / "site", shape)
     if maas_power != "redfish":  # the site's `maas.power`, written where the generator put `maas:`
         text = site_file.read_text(encoding="utf-8")

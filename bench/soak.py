@@ -61,13 +61,15 @@ from lab.redfish.service import RedfishLabFiles
 
 REPO = Path(__file__).resolve().parent.parent
 Outcome = tuple[str, str, str, int]  # (status, stage it ended at, words in its detail, deployments)
-DONE_AT_OS: Outcome = ("done", "os", "", 1)
 # A BMC fault may also fail MAAS's own power-on (MAAS talks to the same sick BMC): MAAS marks the operation
 # failed ("Power on for the node failed: ..."): commissioning quarantines at commission, a deployment at os on
 # that first deployment, never deployed again (fleet.maas.decide).
 POWER_FAILED: tuple[Outcome, ...] = (("quarantined", "commission", "Power on for the node failed", 0),
                                      ("quarantined", "os", "cannot power it through its BMC", 1))
 COMMISSION_FAILED: Outcome = ("quarantined", "commission", "Failed commissioning", 0)
+# The lab's health faults (lab/hosts/hardware.py's fixture sets) and the check each one must be quarantined by.
+HEALTH_CHECKS = {"gpu_sick": "gpu_ecc_errors", "ib_link_down": "ib_ports", "dmesg_bad": "gpu_xid"}
+UNTIL = ("os", "validate")  # validate: every deployed node gets a light lab host (lab/hosts/light.py)
 
 
 @dataclass(frozen=True)
@@ -80,17 +82,24 @@ class Expect:
     commissions_max: int = 1
 
 
-EXPECT = {
-    "healthy": Expect("healthy", (DONE_AT_OS,)),
-    "bmc_5xx": Expect("bmc_5xx", (DONE_AT_OS, *POWER_FAILED)),
-    "bmc_timeout": Expect("bmc_timeout", (DONE_AT_OS, *POWER_FAILED)),
-    "bmc_bad_credentials": Expect("bmc_bad_credentials", (("quarantined", "discover", "401", 0),), 0, 0),
-    "bmc_html": Expect("bmc_html", (("quarantined", "discover", "not JSON", 0),), 0, 0),
-    "commission_fails_once": Expect("commission_fails_once", (COMMISSION_FAILED,)),
-    "commission_fails_always": Expect("commission_fails_always", (COMMISSION_FAILED,)),
-    "deploy_fails_once": Expect("deploy_fails_once", (("done", "os", "", 2),)),
-    "deploy_fails_always": Expect("deploy_fails_always", (("quarantined", "os", "MAAS", 2),)),
-}
+def expectations(until: str) -> dict[str, Expect]:
+    """Fault kind -> what it allows for a run to `until`; a health fault shows only at validate."""
+    done: Outcome = ("done", until, "", 1)
+    table = [
+        Expect("healthy", (done,)),
+        Expect("bmc_5xx", (done, *POWER_FAILED)),
+        Expect("bmc_timeout", (done, *POWER_FAILED)),
+        Expect("bmc_bad_credentials", (("quarantined", "discover", "401", 0),), 0, 0),
+        Expect("bmc_html", (("quarantined", "discover", "not JSON", 0),), 0, 0),
+        Expect("commission_fails_once", (COMMISSION_FAILED,)),
+        Expect("commission_fails_always", (COMMISSION_FAILED,)),
+        Expect("deploy_fails_once", (("done", until, "", 2),)),
+        Expect("deploy_fails_always", (("quarantined", "os", "MAAS", 2),)),
+    ]
+    for kind, check in HEALTH_CHECKS.items():
+        outcome = ("quarantined", "validate", f"CRITICAL: {check}", 1) if until == "validate" else done
+        table.append(Expect(kind, (outcome,)))
+    return {expect.fault: expect for expect in table}
 
 
 def plan_faults(hostnames: list[str], seed: int) -> dict[str, str]:
@@ -100,6 +109,7 @@ def plan_faults(hostnames: list[str], seed: int) -> dict[str, str]:
     count = len(names)
     bmc = max(4, round(0.05 * count))
     once, always = max(2, round(0.03 * count)), max(2, round(0.01 * count))  # both halves on a small lab
+    health = max(len(HEALTH_CHECKS), round(0.02 * count))  # every kind once on a small lab
     plan = dict.fromkeys(names, "healthy")
     picked = iter(names)
     plan[next(picked)] = "bmc_bad_credentials"
@@ -110,6 +120,9 @@ def plan_faults(hostnames: list[str], seed: int) -> dict[str, str]:
         plan[next(picked)] = "deploy_fails_once" if n % 2 else "commission_fails_once"
     for n in range(always):
         plan[next(picked)] = "deploy_fails_always" if n % 2 else "commission_fails_always"
+    kinds = list(HEALTH_CHECKS)
+    for n in range(health):
+        plan[next(picked)] = kinds[n % len(kinds)]
     return plan
 
 
@@ -120,7 +133,8 @@ def lab_faults_for(plan: dict[str, str]) -> dict[str, dict[str, float]]:
              "commission_fails_once": {"maas_failed_commissioning": 1.0},
              "commission_fails_always": {"maas_failed_commissioning": 1.0},
              "deploy_fails_once": {"maas_failed_deployment": 1.0},
-             "deploy_fails_always": {"maas_failed_deployment": 1.0}}
+             "deploy_fails_always": {"maas_failed_deployment": 1.0},
+             **{kind: {kind: 1.0} for kind in HEALTH_CHECKS}}
     return {name: rates[kind] for name, kind in plan.items() if kind in rates}
 
 
@@ -218,12 +232,13 @@ class Verdict:
     why: str
 
 
-def judge(report: dict, plan: dict[str, str], counts: LabCounts) -> list[Verdict]:
+def judge(report: dict, plan: dict[str, str], counts: LabCounts, until: str = "os") -> list[Verdict]:
     """Every node's end state against what its fault allows (pure over the report and the lab counts)."""
     rows = {row["hostname"]: row for row in report["nodes"]}
+    allowed = expectations(until)
     verdicts = []
     for name, kind in sorted(plan.items()):
-        expect = EXPECT[kind]
+        expect = allowed[kind]
         row = rows.get(name)
         if row is None:
             verdicts.append(Verdict(name, kind, "missing", "", "", False, "not in the report: lost"))
@@ -245,8 +260,9 @@ def judge(report: dict, plan: dict[str, str], counts: LabCounts) -> list[Verdict
     return verdicts
 
 
-def run_cli(site: Site, env: dict[str, str], nodes: int, report: Path, racks: int) -> tuple[int, float]:
-    argv = [sys.executable, "provision.py", "--site", str(site.path), "--rack", f"1-{racks}", "--until", "os",
+def run_cli(site: Site, env: dict[str, str], nodes: int, report: Path, racks: int, until: str = "os"
+            ) -> tuple[int, float]:
+    argv = [sys.executable, "provision.py", "--site", str(site.path), "--rack", f"1-{racks}", "--until", until,
             "--json-report", str(report), "--bmc-requests", str(nodes), "--maas-deploys", str(nodes)]
     started = time.monotonic()
     result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
@@ -255,11 +271,14 @@ def run_cli(site: Site, env: dict[str, str], nodes: int, report: Path, racks: in
     return result.returncode, time.monotonic() - started
 
 
-def soak(racks: int, seed: int, delays: Delays) -> tuple[list[Verdict], float, float]:
-    """(verdicts, faulty wall s, fault-free wall s)."""
-    with tempfile.TemporaryDirectory(prefix="soak-clean-") as tmp, lab_for(racks, delays, Path(tmp)) as (site, env):
-        _, clean_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks)
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, lab_for(racks, delays, Path(tmp)) as (site, env):
+def soak(racks: int, seed: int, delays: Delays, until: str = "validate") -> tuple[list[Verdict], float, float]:
+    """(verdicts, faulty wall s, fault-free wall s); to validate, every deployed node gets a light lab host."""
+    hosts = until == "validate"
+    with tempfile.TemporaryDirectory(prefix="soak-clean-") as tmp, \
+            lab_for(racks, delays, Path(tmp), light_hosts=hosts) as (site, env):
+        _, clean_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks, until)
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, \
+            lab_for(racks, delays, Path(tmp), light_hosts=hosts) as (site, env):
         lab_dir = Path(env["FLEET_LAB_DIR"])
         plan = plan_faults(list(site.nodes), seed)
         faults = lab_faults_for(plan)
@@ -267,9 +286,9 @@ def soak(racks: int, seed: int, delays: Delays) -> tuple[list[Verdict], float, f
         once = {name: (": deploy accepted",) if kind == "deploy_fails_once" else COMMISSIONS
                 for name, kind in plan.items() if kind in ("deploy_fails_once", "commission_fails_once")}
         with LiftAfterFirst(lab_dir, faults, once):
-            _, faulty_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks)
+            _, faulty_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks, until)
         report = json.loads((Path(tmp) / "report.json").read_text(encoding="utf-8"))
-        return judge(report, plan, lab_counts(lab_dir)), faulty_s, clean_s
+        return judge(report, plan, lab_counts(lab_dir), until), faulty_s, clean_s
 
 
 @dataclass(frozen=True)
@@ -325,6 +344,8 @@ def crash_runs(racks: int, runs: int, seed: int, delays: Delays) -> list[CrashRu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--racks", type=int, default=128, help="soak lab size in racks (128 = 512 nodes); 0 skips")
+    parser.add_argument("--until", choices=UNTIL, default="validate",
+                        help="the soak's target stage (validate: light lab hosts, health faults, no Ansible roles)")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--crash-runs", type=int, default=20)
     parser.add_argument("--crash-racks", type=int, default=2)
@@ -336,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
           f"lab deploy {delays.deploy_s:g} s, power change {delays.power_delay_s:g} s")
     failed = False
     if args.racks:
-        verdicts, faulty_s, clean_s = soak(args.racks, args.seed, delays)
+        verdicts, faulty_s, clean_s = soak(args.racks, args.seed, delays, args.until)
         by_fault = Counter(v.fault for v in verdicts)
         outcome = Counter((v.fault, v.status, v.where) for v in verdicts)
         bad = [v for v in verdicts if not v.ok]

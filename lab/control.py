@@ -30,6 +30,7 @@ import yaml
 from fleet.errors import FleetError
 from fleet.site import Site
 from lab import faults as lab_faults
+from lab.hosts import light
 from lab.hosts.proc import log_tail, pid_alive
 from lab.service import LabService, ReadyCheck
 from lab.settings import FaultSpec
@@ -120,6 +121,8 @@ def up(site: Site, extra_faults: Iterable[FaultSpec] = (), *,
             continue
         _check_port_free(site, service.ready)
         _start(service, lab_dir)
+    if site.lab and site.lab.hosts.light:
+        light.prepare(site, lab_dir)  # the carrier boots before MAAS deploys anything onto it
     return status(site)
 
 
@@ -128,7 +131,9 @@ def _default_options(site: Site, lab_dir: Path) -> dict[str, dict[str, Any]]:
     and MAAS powers them through the lab BMCs), and its hook boots a real lab host when a node reaches
     Deployed (and throws it away on release)."""
     options: dict[str, Any] = {"bmc_power": True, "enlisted": False}
-    if site.lab is not None and site.lab.hosts.max_hosts > 0:
+    if site.lab is not None and site.lab.hosts.light:  # one carrier for every node (lab/hosts/light.py)
+        options["hook"] = light.hook_argv(lab_dir)
+    elif site.lab is not None and site.lab.hosts.max_hosts > 0:
         options["hook"] = [sys.executable, "-m", "lab.hosts", "--lab-dir", str(lab_dir), "hook", "--site",
                            str(site.path)]
     return {"lab.maas.service": options}

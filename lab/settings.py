@@ -54,9 +54,14 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class LabHosts:
+    """How deployed nodes get lab hosts: one nspawn container each (at most `max_hosts`), or with `light`
+    one shared container carrying every node as its own address + sshd (lab/hosts/light.py), cheap
+    enough for a 512-node soak up to validate; light hosts run no Ansible roles."""
+
     max_hosts: int = 8
     bridge: str = "fleetlab0"
     gateway: str = "198.18.0.1"
+    light: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,11 +105,16 @@ def parse_lab(file: Path, raw: Any, nodes: set[str], problems: Problems) -> LabS
     seed = positive_int(file, "lab.seed", raw.get("seed", 0), problems, minimum=0)
     hosts_raw = raw.get("hosts") or {}
     hosts = LabHosts()
-    if problems.keys(hosts_raw, file, "lab.hosts", set(), {"max", "bridge", "gateway"}):
+    if problems.keys(hosts_raw, file, "lab.hosts", set(), {"max", "bridge", "gateway", "light"}):
+        light = hosts_raw.get("light", False)
+        if not isinstance(light, bool):
+            problems.add(file, "lab.hosts.light", f"expected true or false, got {light!r}", "light: true")
+            light = False
         hosts = LabHosts(
             positive_int(file, "lab.hosts.max", hosts_raw.get("max", hosts.max_hosts), problems, minimum=0),
             str(hosts_raw.get("bridge", hosts.bridge)),
             ip(file, "lab.hosts.gateway", hosts_raw.get("gateway", hosts.gateway), problems),
+            light,
         )
     return LabSettings(
         state_dir=lab_dir(file, raw),

@@ -32,6 +32,11 @@ SPINES_PER_POD = 4  # per rail: each leaf sends 8 of its 32 uplinks to each
 CORES_PER_RAIL = 8  # each spine sends 4 of its 32 uplinks to each core; 4 pods x 4 spines x 4 = 64 core ports
 
 
+# Light hosts share one root (lab/hosts/light.py), so no role may change it: Ansible's own TAGS_RUN setting
+# selects a tag no role has, and the configure stage gathers facts only (a login, sudo and python3 per node).
+LIGHT_HOSTS_ANSIBLE_ENV = {"ANSIBLE_RUN_TAGS": "lab_light_hosts_run_no_role"}
+
+
 @dataclass(frozen=True)
 class SiteShape:
     """What to generate; ports chosen by the caller so parallel labs never clash."""
@@ -50,6 +55,7 @@ class SiteShape:
     time_factor: float = 0.005
     seed: int = 12
     max_hosts: int = 8
+    light_hosts: bool = False  # lab.hosts.light: every deployed node a light host (lab/hosts/light.py)
     faults: list[dict] = field(default_factory=list)
     fabric: bool = True  # write fabric.yml and the site's fabric section (the plan holds up to 128 racks)
 
@@ -158,7 +164,8 @@ def site_document(shape: SiteShape) -> dict:
         "state_dir": f"${LAB_DIR_ENV}/state",
         "before_run": ["{python}", "-m", "lab", "--site", "{site}", "up"],
         "ssh": {"config": f"${LAB_DIR_ENV}/ssh_config", "user": "ubuntu"},
-        "ansible": {"vars": ["lab"], "env": {"FLEET_LAB_APT_URL": f"http://{LabHosts().gateway}:{shape.apt_port}/"}},
+        "ansible": {"vars": ["lab"], "env": {"FLEET_LAB_APT_URL": f"http://{LabHosts().gateway}:{shape.apt_port}/",
+                                             **(LIGHT_HOSTS_ANSIBLE_ENV if shape.light_hosts else {})}},
         "timeouts": lab_timeouts(shape.time_factor),
         "lab": {
             "state_dir": shape.state_dir,
@@ -167,7 +174,7 @@ def site_document(shape: SiteShape) -> dict:
             "ports": {"maas": shape.maas_port, "sushy": shape.sushy_port, "apt": shape.apt_port,
                       "ufm": shape.ufm_port, "slurmctld": shape.slurmctld_port,
                       "prometheus": shape.prometheus_port},
-            "hosts": {"max": shape.max_hosts},
+            "hosts": {"max": shape.max_hosts, **({"light": True} if shape.light_hosts else {})},
             "faults": shape.faults,
         },
     }

@@ -13,9 +13,12 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fleet.site import Site
 from lab.hosts import nspawn
+
+if TYPE_CHECKING:  # the light-host hook (lab/hosts/light.py) runs per deploy and must not load the site model
+    from fleet.site import Site
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "tests" / "fixtures" / "lab-node"
@@ -36,6 +39,13 @@ def choose_set(node_faults: dict[str, float]) -> str:
 
 def install(root: Path, site: Site, hostname: str, lab_dir: Path) -> str:
     """Copy the fixture sets under `root` (a host's filesystem) and point `current` at the node's set."""
+    install_sets(root, site.pins.get("nvidia_driver"))
+    return select(root, hostname, lab_dir)
+
+
+def install_sets(root: Path, driver: str | None) -> Path:
+    """Copy the fixture sets and the nvidia-smi stand-in under `root`; the GPUs report `driver` (the site's
+    pin) when given. Returns the sets' directory."""
     target = root / TARGET
     if target.exists():
         shutil.rmtree(target)
@@ -47,17 +57,15 @@ def install(root: Path, site: Site, hostname: str, lab_dir: Path) -> str:
         # A fault set holds only what differs from a healthy node: lay it over a healthy copy.
         shutil.copytree(SOURCE / HEALTHY, target / name, ignore=skip)
         shutil.copytree(SOURCE / name, target / name, ignore=skip, dirs_exist_ok=True)
-    driver = site.pins.get("nvidia_driver")
     if driver:
         for xml in target.glob("*/nvidia-smi-q.xml"):
             xml.write_text(xml.read_text(encoding="utf-8").replace(FIXTURE_DRIVER, driver), encoding="utf-8")
-    return select(root, hostname, lab_dir)
+    return target
 
 
 def select(root: Path, hostname: str, lab_dir: Path) -> str:
     """(Re)point `current` at the set the node's faults call for; used again when faults change."""
-    faults = _faults(lab_dir).get(hostname, {})
-    chosen = choose_set(faults)
+    chosen = choose_set(node_faults(lab_dir, hostname))
     link = root / TARGET / "current"
     tmp = link.with_name("current.tmp")
     tmp.unlink(missing_ok=True)
@@ -71,9 +79,14 @@ def reselect_running(lab_dir: Path) -> dict[str, str]:
     chosen = {}
     for name in nspawn.running_hosts(lab_dir):
         root = nspawn.hosts_dir(lab_dir) / name / "merged"
-        if (root / TARGET).exists():
+        if (root / TARGET / "current").is_symlink():  # not the light-host carrier: its nodes mount their sets
             chosen[name] = select(root, name, lab_dir)
     return chosen
+
+
+def node_faults(lab_dir: Path, hostname: str) -> dict[str, float]:
+    """The node's injected faults, as faults.json says now."""
+    return _faults(lab_dir).get(hostname, {})
 
 
 def _faults(lab_dir: Path) -> dict[str, dict[str, float]]:

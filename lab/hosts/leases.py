@@ -75,9 +75,11 @@ def release(address: str, lab_dir: Path, name: str) -> None:
             path.unlink(missing_ok=True)
 
 
-def allocate(lab_dir: Path, name: str, *, vm: bool = False) -> str:
-    """The first address of the molecule range (VM or container) that no live host holds, claimed for `name`."""
-    network = MOLECULE_VM_RANGE if vm else MOLECULE_NSPAWN_RANGE
+def allocate(lab_dir: Path, name: str, *, vm: bool = False,
+             network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None) -> str:
+    """The first address of the molecule range (VM or container), or of `network`, that no live host holds,
+    claimed for `name`."""
+    network = network or (MOLECULE_VM_RANGE if vm else MOLECULE_NSPAWN_RANGE)
     me = {"lab_dir": str(lab_dir.resolve()), "name": name}
     with _locked() as folder:
         for offset in range(FIRST_HOST_OFFSET, network.num_addresses - 1):

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from lab.hosts.image import HostError
 from lab.hosts.plan import (
     LAB_NETWORK,
     Accounts,
+    HostFile,
     HostIdentity,
     check_address,
     check_name,
@@ -108,11 +110,15 @@ def running_hosts(lab_dir: Path) -> dict[str, str]:
 
 
 def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_BRIDGE,
-          gateway: str = DEFAULT_GATEWAY, timeout_s: float = SSH_TIMEOUT_S, login_user: str = "ubuntu") -> HostInfo:
+          gateway: str = DEFAULT_GATEWAY, timeout_s: float = SSH_TIMEOUT_S, login_user: str = "ubuntu",
+          extra_files: Sequence[HostFile] = ()) -> HostInfo:
     """Boot host `name` at `address` and wait until `login_user` can log in with the lab key.
 
     Every start is a fresh install: a new host key (recorded in the lab's known_hosts for that
     address), the login user with passwordless sudo, root logins refused as cloud-init refuses them.
+
+    `extra_files` are written into the host's root after its own (the light-host carrier's units and sshd
+    settings, lab/hosts/light.py).
 
     Already running at that address: nothing to do. Running elsewhere, or left half there by a crash:
     thrown away and started fresh.
@@ -141,6 +147,7 @@ def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_
     identity = HostIdentity(name, address, LAB_NETWORK.prefixlen, lab_keys.client_pub, host_key, host_pub,
                             login_user)
     write_files(upper, identity, "host0", image_accounts(rootfs))
+    write_host_files(upper, extra_files)
     keys.record_host_key(lab_dir, address, host_pub)
     mounted = subprocess.run(
         ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={rootfs},upperdir={upper},workdir={work}",
@@ -184,7 +191,12 @@ def image_accounts(rootfs: Path) -> Accounts:
 def write_files(root: Path, identity: HostIdentity, interface: str, accounts: Accounts) -> None:
     """Write the per-host files (hostname, address, accounts, keys) under `root` with their modes and
     owners; a home directory and its .ssh belong to the file's owner (sshd refuses keys otherwise)."""
-    for item in host_files(identity, interface, accounts):
+    write_host_files(root, host_files(identity, interface, accounts))
+
+
+def write_host_files(root: Path, files: Iterable[HostFile]) -> None:
+    """Write `files` under `root` with their modes and owners (see write_files)."""
+    for item in files:
         target = root / item.path
         target.parent.mkdir(parents=True, exist_ok=True)
         if item.path.startswith(("root/", "home/")):

@@ -17,6 +17,8 @@ LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 # Lab nodes sit at 198.18.<rack>.<10 + slot> (inventory); molecule instances get ranges no rack reaches.
 MOLECULE_NSPAWN_RANGE = ipaddress.ip_network("198.19.100.0/24")
 MOLECULE_VM_RANGE = ipaddress.ip_network("198.19.101.0/24")
+# The light-host carrier's own address (lab/hosts/light.py): one per lab, beside the molecule ranges.
+LIGHT_CARRIER_RANGE = ipaddress.ip_network("198.19.102.0/24")
 FIRST_HOST_OFFSET = 10  # .1-.9 of a range stay free for gateways and servers
 
 DEBIAN_SUITE = "bookworm"

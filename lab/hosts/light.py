@@ -1,0 +1,342 @@
+"""Light lab hosts: one booted nspawn container carries every deployed node as its own address and sshd.
+
+A full lab host (lab/hosts/nspawn.py, ~44 MiB and a systemd each) is right for Ansible, but a 512-node
+soak to `validate` on a 2-core machine cannot boot 512 of them. A light host keeps what a client of a
+MAAS-deployed Ubuntu node can notice, for the stages that log in without Ansible (hostkey, validate's
+health checks, the configure stage's fact gathering):
+
+- **Reachable only once MAAS says Deployed** (MAAS marks a machine Deployed when cloud-init's first boot
+  reported in, so sshd is up; MAAS docs, "Deploy machines"): the lab MAAS's hook adds the node's inventory
+  address to the carrier's bridge link when the machine reaches Deployed and removes it when it finishes
+  releasing. Before that nothing answers ARP at the address (ssh times out), as for a powered-off server.
+- **Its own host key, new after every deploy** (cloud-init's `ssh` module deletes and regenerates host keys on
+  first boot: cloudinit/config/cc_ssh.py, `ssh_deletekeys`): each deploy makes an ed25519 key for the node,
+  recorded in the lab's known_hosts for its address (lab/hosts/keys.py) like a full host's; the tool must
+  notice the change through its own journal (fleet/hostkeys.py).
+- **Cloud-init's login** (`default_user` ubuntu with `NOPASSWD:ALL` sudo, root's key wrapped in
+  `disable_root_opts`, password logins off: cloud-init's defaults, cloudinit/settings.py and
+  cc_set_passwords): the carrier is booted with the same account files as a full host (lab/hosts/plan.py
+  host_files), so `ubuntu` logs in with the lab key and `sudo -n` works, and root is told to log in as
+  ubuntu and dropped (exit 142). Every node's sshd runs with `PasswordAuthentication no`.
+- **Its own name and hardware**: each node's sshd runs in its own UTS and mount namespaces
+  (`unshare --uts --mount`): `hostname` and /etc/hosts answer the node's name, the lab's hardware fixture set
+  its injected faults call for (lab/hosts/hardware.py: sick GPU, link down, bad dmesg) is bind-mounted on
+  /opt/fleet-lab/hardware/current, and the health checks' state dir (/var/lib/healthcheck: IB counter
+  history) is the node's own. So `python3 -m healthcheck` over SSH judges that node's GPUs, HCAs and kernel
+  log, read through the checks' configured sources exactly as on a full lab host; nothing in the checks knows.
+
+What a client could still tell apart, and why it does not matter for the stages run on light hosts:
+the nodes share one kernel, /proc (one process table: every node's sshds, a shared uptime and boot id),
+/etc/machine-id, /home/ubuntu and the package set; a write outside the per-node mounts is seen by every
+node. So the Ansible roles (which install packages, write /etc and restart services) cannot run on light
+hosts: a site with light hosts runs the configure stage with no role selected (the soak's site sets
+Ansible's own `ANSIBLE_RUN_TAGS` to a tag no role has: fact gathering only), and the carrier carries what the
+healthcheck_agent role would have installed: the healthcheck package on python3's path and
+/etc/healthcheck/config.json (the lab-node fixture config: 8 GPUs at the site's driver pin, 8 HCAs at
+400 Gb/s with their firmware, eth0 at 100 Gb/s, the kernel modules, no docker, no NVSwitch). That config has
+no service tag and no IB cabling map (the role renders those per node from the inventory), so those two
+expectations are not checked on light hosts; every other check runs.
+
+Cost: one sshd listener per deployed node (plus two processes per open connection) in one container.
+The hook runs as a short Python process per MAAS event (the lab MAAS's hook contract) and reads the
+node's address from `lab_dir/light/plan.json` (written at `lab up`) instead of loading the site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lab.hosts import hardware, keys, leases, nspawn
+from lab.hosts.image import HostError
+from lab.hosts.plan import LAB_NETWORK, LIGHT_CARRIER_RANGE, HostFile
+
+if TYPE_CHECKING:
+    from fleet.site import Site
+
+log = logging.getLogger(__name__)
+
+CARRIER = "light-carrier"
+NODES_DIR = Path("srv/fleet-nodes")  # in the carrier: one directory per deployed node
+HEALTHCHECK_CONFIG = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "lab-node" / "healthy" / "config.json"
+HEALTHCHECK_SOURCE = Path(__file__).resolve().parents[2] / "healthcheck"
+HARDWARE = "/" + str(hardware.TARGET)
+INTERFACE = "host0"
+
+# One node's sshd in its own UTS and mount namespaces (unshare without --fork execs, so systemd's main pid
+# is sshd itself and Type=notify works): its name, its hardware set, its health state.
+NODE_SCRIPT = r"""#!/bin/sh
+# fleet-node-sshd NODE: lab node NODE's sshd (lab/hosts/light.py), in its own UTS and mount namespaces.
+set -e
+dir=/srv/fleet-nodes/$1
+mkdir -p /run/sshd
+exec unshare --uts --mount --propagation private /bin/sh -ec '
+hostname "$1"
+mount --bind "$2/hosts" /etc/hosts
+mount --bind "$2/hostname" /etc/hostname
+mount --bind "/opt/fleet-lab/hardware/$(cat "$2/hardware")" /opt/fleet-lab/hardware/current
+mount --bind "$2/state" /var/lib/healthcheck
+exec /usr/sbin/sshd -D -e -f "$2/sshd_config"
+' sh "$1" "$dir"
+"""
+NODE_UNIT = """[Unit]
+Description=Lab node %i (light host): its sshd at its own address
+After=network.target
+
+[Service]
+Type=notify
+ExecStart=/usr/local/sbin/fleet-node-sshd %i
+KillMode=control-group
+Restart=no
+"""
+
+
+def sshd_config(name: str, address: str) -> str:
+    """A node's sshd: only its address, only its key; Debian's and cloud-init's defaults otherwise."""
+    folder = "/" + str(NODES_DIR / name)
+    return (f"# lab node {name} (lab/hosts/light.py)\n"
+            f"ListenAddress {address}:22\n"
+            f"HostKey {folder}/ssh_host_ed25519_key\n"
+            "PidFile none\n"
+            "UsePAM yes\n"
+            "KbdInteractiveAuthentication no\n"
+            "PasswordAuthentication no\n"
+            "PermitRootLogin prohibit-password\n"
+            "UseDNS no\n"
+            "PrintMotd no\n"
+            "AcceptEnv LANG LC_*\n"
+            "Subsystem sftp /usr/lib/openssh/sftp-server\n")
+
+
+def node_files(name: str, address: str, hardware_set: str) -> dict[str, str]:
+    """The node's own files in its carrier directory (pure): sshd settings, name, hardware set."""
+    return {
+        "sshd_config": sshd_config(name, address),
+        "hostname": f"{name}\n",
+        "hosts": f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n{address}\t{name}\n",
+        "hardware": f"{hardware_set}\n",
+    }
+
+
+def healthcheck_config(driver: str | None) -> str:
+    """The lab-node fixture config with the carrier's absolute paths (what the role would render for the lab,
+    playbooks/vars/lab.yml's sources) and the site's driver pin."""
+    config = json.loads(HEALTHCHECK_CONFIG.read_text(encoding="utf-8"))
+    current = f"{HARDWARE}/current"
+    config["sources"] = {"use_nvml": False, "nvidia_smi": [f"{HARDWARE}/bin/nvidia-smi", f"{current}/"],
+                         "kernel_log_file": f"{current}/dmesg.txt", "modules_file": f"{current}/proc-modules.txt",
+                         "sysfs_root": f"{current}/sysfs"}
+    if driver:
+        config["gpu"]["driver_versions"] = [driver]
+    config["dmesg"] = {"baseline": "/etc/healthcheck/dmesg-baseline.json"}
+    return json.dumps(config, indent=2) + "\n"
+
+
+def carrier_files(address: str, driver: str | None) -> list[HostFile]:
+    """What the carrier has beyond a full host: its own sshd on its address only (the nodes' take :22 on
+    theirs), the node unit and script, and what the healthcheck_agent role would install."""
+    files = [
+        HostFile("etc/ssh/sshd_config.d/20-fleet-light-carrier.conf", f"ListenAddress {address}:22\n"),
+        HostFile("usr/local/sbin/fleet-node-sshd", NODE_SCRIPT, 0o755),
+        HostFile("etc/systemd/system/fleet-node@.service", NODE_UNIT),
+        HostFile("etc/healthcheck/config.json", healthcheck_config(driver)),
+        HostFile("usr/lib/python3/dist-packages/fleet-healthcheck.pth", "/opt/fleet\n"),
+    ]
+    for source in sorted(HEALTHCHECK_SOURCE.rglob("*.py")):
+        files.append(HostFile(f"opt/fleet/healthcheck/{source.relative_to(HEALTHCHECK_SOURCE)}",
+                              source.read_text(encoding="utf-8")))
+    return files
+
+
+@dataclass(frozen=True)
+class LightPlan:
+    """What the hook needs, written at `lab up` so no hook loads the site: node -> address, login, driver."""
+
+    nodes: dict[str, str]
+    login_user: str
+    driver: str | None
+    bridge: str
+    gateway: str
+
+    @staticmethod
+    def path(lab_dir: Path) -> Path:
+        return lab_dir / "light" / "plan.json"
+
+    @classmethod
+    def read(cls, lab_dir: Path) -> LightPlan:
+        try:
+            raw = json.loads(cls.path(lab_dir).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise HostError(f"no light-host plan at {cls.path(lab_dir)}", hint="start the lab (lab up) first") from None
+        return cls(raw["nodes"], raw["login_user"], raw["driver"], raw["bridge"], raw["gateway"])
+
+    def write(self, lab_dir: Path) -> None:
+        path = self.path(lab_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.__dict__, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+
+
+def prepare(site: Site, lab_dir: Path) -> None:
+    """At `lab up`: the plan for the hook, and the carrier booted (idempotent: a running carrier is kept)."""
+    settings = site.lab.hosts if site.lab else None
+    if settings is None:
+        raise HostError(f"site {site.path} has no lab: section, so it has no lab hosts")
+    plan = LightPlan({name: node.address for name, node in site.nodes.items()}, site.ssh.user,
+                     site.pins.get("nvidia_driver"), settings.bridge, settings.gateway)
+    plan.write(lab_dir)
+    ensure_carrier(lab_dir, plan)
+
+
+def ensure_carrier(lab_dir: Path, plan: LightPlan) -> int:
+    """The carrier running (booted now if not); returns the pid of its systemd (PID 1 inside)."""
+    lab_dir = lab_dir.resolve()
+    running = nspawn.running_hosts(lab_dir)
+    if CARRIER not in running:
+        address = leases.allocate(lab_dir, CARRIER, network=LIGHT_CARRIER_RANGE)
+        nspawn.start(CARRIER, address, lab_dir, bridge_name=plan.bridge, gateway=plan.gateway,
+                     login_user=plan.login_user, extra_files=carrier_files(address, plan.driver))
+        root = carrier_root(lab_dir)
+        (root / "var/lib/healthcheck").mkdir(parents=True, exist_ok=True)  # each node mounts its own state here
+        sets = hardware.install_sets(root, plan.driver)
+        current = sets / "current"
+        current.unlink()  # a full host's `current` is a link; here each node's namespace mounts its set on it
+        current.mkdir()
+        log.info("light-host carrier up at %s", address)
+    return container_pid(lab_dir)
+
+
+def carrier_root(lab_dir: Path) -> Path:
+    return nspawn.hosts_dir(lab_dir) / CARRIER / "merged"
+
+
+def container_pid(lab_dir: Path) -> int:
+    """The carrier's PID 1 (systemd-nspawn's child), whose namespaces the hook enters."""
+    info = {h.name: h for h in nspawn.list_hosts(lab_dir)}.get(CARRIER)
+    if info is None or not info.running or info.pid is None:
+        raise HostError("the light-host carrier is not running", hint="start the lab (lab up)")
+    children = Path(f"/proc/{info.pid}/task/{info.pid}/children").read_text(encoding="utf-8").split()
+    if not children:
+        raise HostError("the light-host carrier has no PID 1 yet", hint="start the lab (lab up)")
+    return int(children[0])
+
+
+def _inside(pid: int, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `argv` in the carrier's namespaces and root (systemctl must see the container's systemd)."""
+    done = subprocess.run(["nsenter", f"--target={pid}", "--mount", "--uts", "--ipc", "--net", "--pid", "--root",
+                           "--wd", *argv], capture_output=True, text=True, check=False, timeout=60)
+    if check and done.returncode != 0:
+        raise HostError(f"in the light-host carrier, {' '.join(argv)} failed", service_message=done.stderr.strip())
+    return done
+
+
+def start(name: str, lab_dir: Path) -> str:
+    """MAAS deployed `name`: a fresh node (new host key, its fault's hardware set) at its address; returns the
+    hardware set. A node that runs already is replaced (a redeploy is a reinstall)."""
+    lab_dir = lab_dir.resolve()
+    plan = LightPlan.read(lab_dir)
+    address = plan.nodes.get(name)
+    if address is None:
+        raise HostError(f"{name} is not a node of this lab's light-host plan", node=name)
+    pid = ensure_carrier(lab_dir, plan)
+    folder = carrier_root(lab_dir) / NODES_DIR / name
+    if folder.exists():
+        _stop_in(pid, name, address, lab_dir)
+    chosen = hardware.choose_set(hardware.node_faults(lab_dir, name))
+    (folder / "state").mkdir(parents=True)
+    for file, content in node_files(name, address, chosen).items():
+        (folder / file).write_text(content, encoding="utf-8")
+    _host_key, host_pub = keys.new_host_key(folder / "ssh_host_ed25519_key")
+    keys.record_host_key(lab_dir, address, host_pub)
+    added = _inside(pid, "ip", "addr", "add", f"{address}/{LAB_NETWORK.prefixlen}", "dev", INTERFACE, check=False)
+    if added.returncode != 0 and "File exists" not in added.stderr:
+        raise HostError(f"could not give {name} its address {address}", node=name, service_message=added.stderr)
+    _inside(pid, "systemctl", "start", f"fleet-node@{name}.service")
+    return chosen
+
+
+def stop(name: str, lab_dir: Path) -> bool:
+    """MAAS released `name`: its sshd and sessions end, its address goes, its files and host key are thrown away."""
+    lab_dir = lab_dir.resolve()
+    plan = LightPlan.read(lab_dir)
+    address = plan.nodes.get(name, "")
+    if CARRIER not in nspawn.running_hosts(lab_dir):
+        return False
+    pid = container_pid(lab_dir)
+    if not (carrier_root(lab_dir) / NODES_DIR / name).exists():
+        return False
+    _stop_in(pid, name, address, lab_dir)
+    return True
+
+
+def _stop_in(pid: int, name: str, address: str, lab_dir: Path) -> None:
+    _inside(pid, "systemctl", "stop", f"fleet-node@{name}.service", check=False)
+    if address:
+        _inside(pid, "ip", "addr", "del", f"{address}/{LAB_NETWORK.prefixlen}", "dev", INTERFACE, check=False)
+        keys.forget_host_key(lab_dir, address)
+    shutil.rmtree(carrier_root(lab_dir) / NODES_DIR / name, ignore_errors=True)
+
+
+def running_nodes(lab_dir: Path) -> list[str]:
+    """The nodes the carrier carries now (a directory each)."""
+    folder = carrier_root(lab_dir.resolve()) / NODES_DIR
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def hook(lab_dir: Path, hostname: str, event: str) -> None:
+    """The lab MAAS's hook for a site with light hosts: `deployed` starts the node, `released` stops it."""
+    if event == "deployed":
+        chosen = start(hostname, lab_dir)
+        log.info("%s: deployed: light host up, lab hardware set %s", hostname, chosen)
+    elif event == "released":
+        from lab import faults as lab_faults  # only here: it loads the site model, which a deploy need not
+
+        stopped = stop(hostname, lab_dir)
+        log.info("%s: released: %s", hostname, "light host thrown away" if stopped else "it had no light host")
+        if cleared := lab_faults.clear_on_reimage(lab_dir, hostname):
+            log.info("%s: released, so the lab clears %s (a reinstall does)", hostname, ", ".join(cleared))
+    else:
+        raise HostError(f"unknown hook event {event!r}; expected 'deployed' or 'released'", node=hostname)
+
+
+def hook_argv(lab_dir: Path) -> list[str]:
+    """The argv the lab MAAS runs as `argv + [hostname, event]`."""
+    return [sys.executable, "-m", "lab.hosts.light", "--lab-dir", str(lab_dir), "hook"]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.hosts.light", description=__doc__.splitlines()[0])
+    parser.add_argument("--lab-dir", type=Path, required=True)
+    sub = parser.add_subparsers(dest="verb", required=True)
+    hooked = sub.add_parser("hook", help="the lab MAAS hook: HOSTNAME EVENT (deployed|released)")
+    hooked.add_argument("hostname")
+    hooked.add_argument("event")
+    sub.add_parser("list", help="the nodes the carrier carries now")
+    args = parser.parse_args(argv)
+    lab_dir = args.lab_dir.resolve()
+    (lab_dir / "logs").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(lab_dir / "logs" / "hosts.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    try:
+        if args.verb == "hook":
+            hook(lab_dir, args.hostname, args.event)
+        else:
+            print("\n".join(running_nodes(lab_dir)))
+    except HostError as err:
+        log.error("%s", err)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
