@@ -8,11 +8,16 @@ one fault:
   login page instead of JSON;
 - 3% of commissionings or deployments failing once (the fault is lifted as soon as the lab MAAS started
   the first one, watched in its log), 1% failing always (half commissionings, half deployments).
-Then `provision.py --rack 1-N --until os` runs once, and the end state of every node is compared with
-what its fault allows, from the run report and the lab's logs (the BMC front's request log: resets
-sent by us, and MAAS's power-ons; the MAAS log: registrations, commissionings and deployments started):
+- 2% of nodes failing health (at least one of each kind): a sick GPU (`gpu_sick`: ECC storm, row remap
+  pending), an InfiniBand link down (`ib_link_down`), an Xid 79 in the kernel log (`dmesg_bad`).
+Then `provision.py --rack 1-N --until validate` runs once. Every node MAAS deploys gets a light lab host
+(lab/hosts/light.py: its own address, login and new host key, its fault's hardware set, in one shared
+container), so hostkey, configure (no Ansible role: light hosts share one root; facts only) and validate's
+health checks run on every deployed node. The end state of every node is compared with what its fault
+allows, from the run report and the lab's logs (the BMC front's request log: resets sent by us, and MAAS's
+power-ons; the MAAS log: registrations, commissionings and deployments started):
 - healthy nodes and nodes whose faults retries absorb (5xx, timeouts, a deployment failing once) are
-  done at os with one deployment;
+  done at validate with one deployment;
 - a BMC 5xx/timeout node may instead be quarantined where the same fault made MAAS's own power driver
   fail (MAAS talks to the same sick BMC): at commission (Failed commissioning) or at os (Failed
   deployment, "cannot power it through its BMC"), never deployed again after that;
@@ -21,12 +26,13 @@ sent by us, and MAAS's power-ons; the MAAS log: registrations, commissionings an
 - a commissioning that fails (once or always): quarantined at commission with MAAS's failing script,
   commissioned once, never deployed (a failed commissioning wants a look at the hardware);
 - a deployment failing always: quarantined at os after 2 deployments, once: done after 2;
+- a health fault: quarantined at validate, CRITICAL, the first check named the one its fault breaks
+  (gpu_ecc_errors, ib_ports, gpu_xid), deployed once;
 - none lost or left in between (every node done or quarantined);
 - at most one reset of ours per node; MAAS powers a node on at most once per operation it started
   (registration/commission, deployment): no node is power-cycled or deployed twice for one reason.
-It prints the counts and the wall-time ratio against a fault-free run of the same size on a fresh lab.
-Health faults (2% of nodes failing health) are not in it: the health checks run on lab hosts (nspawn
-containers, 8 at most), and a 512-node soak stops at `os` on a lab without hosts.
+It prints the counts and the wall-time ratio against a fault-free run of the same size on a fresh lab
+(light hosts too). `--until os` is the soak without hosts (health faults then pass: done at os).
 
 Crash safety (`--crash-runs 20`, on `--crash-racks` racks): each run starts a fresh lab, starts the
 same bring-up, kills it with SIGKILL at a seeded point within the uninterrupted run's wall time, runs
@@ -293,13 +299,23 @@ def soak(racks: int, seed: int, delays: Delays, until: str = "validate") -> tupl
 
 @dataclass(frozen=True)
 class CrashRun:
+    """One killed-and-resumed run. Since MAAS powers the machines (issue 9's port), the destructive requests
+    are mostly MAAS's on our behalf: a registration (which starts a commissioning), a commissioning, a
+    deployment, and MAAS's power-ons for them; a repeat of any of them after the resume counts."""
+
     kill_after_s: float
     killed: bool
     matches: bool
-    resets_max: int
-    deploys_max: int
+    resets_max: int  # resets of ours per node
+    deploys_max: int  # deployments the lab MAAS accepted per node
     resume_rc: int
     why: str
+    commissions_max: int = 0  # registrations + commissionings per node
+    power_ons_extra: int = 0  # MAAS power-ons beyond one per operation that powers the node on, worst node
+
+    @property
+    def repeated(self) -> bool:
+        return self.resets_max > 1 or self.deploys_max > 1 or self.commissions_max > 1 or self.power_ons_extra > 0
 
 
 def crash_runs(racks: int, runs: int, seed: int, delays: Delays) -> list[CrashRun]:
@@ -330,14 +346,20 @@ def crash_runs(racks: int, runs: int, seed: int, delays: Delays) -> list[CrashRu
             counts = lab_counts(Path(env["FLEET_LAB_DIR"]))
             resets = max(counts.resets.values(), default=0)
             deploys = max(counts.deploys.values(), default=0)
+            commissions = max(counts.commissions.values(), default=0)
+            extra = max((counts.maas_power_ons[n] - counts.maas_power_ops[n] for n in got), default=0)
             differs = sorted(set(got.items()) ^ set(reference.items()))
             why = [] if got == reference else [f"end state differs: {differs}"]
             if resets > 1:
                 why.append(f"a node got {resets} resets of ours")
             if deploys > 1:
                 why.append(f"a node was deployed {deploys} times")
+            if commissions > 1:
+                why.append(f"a node was registered/commissioned {commissions} times")
+            if extra > 0:
+                why.append(f"MAAS powered a node on {extra} more time(s) than the operations it started")
             results.append(CrashRun(round(kill_after, 2), killed, got == reference, resets, deploys, rc,
-                                    "; ".join(why)))
+                                    "; ".join(why), commissions, max(extra, 0)))
     return results
 
 
@@ -375,11 +397,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crash safety: {len(runs)} runs on {args.crash_racks * 4} nodes, SIGKILL at seeded points")
         for run in runs:
             print(f"  kill at {run.kill_after_s:5.2f} s ({'killed' if run.killed else 'finished first'}): "
-                  f"converged {run.matches}, max resets/node {run.resets_max}, max deploys/node {run.deploys_max}"
+                  f"converged {run.matches}, max per node: resets of ours {run.resets_max}, deployments "
+                  f"{run.deploys_max}, registrations+commissionings {run.commissions_max}, extra MAAS power-ons "
+                  f"{run.power_ons_extra}"
                   + (f"; {run.why}" if run.why else ""))
         print(f"  converged {sum(r.matches for r in runs)}/{len(runs)}, killed {sum(r.killed for r in runs)}, "
-              f"runs with a repeated destructive request {sum(r.resets_max > 1 or r.deploys_max > 1 for r in runs)}")
-        failed |= not all(r.matches and r.resets_max <= 1 and r.deploys_max <= 1 for r in runs)
+              f"runs with a repeated destructive request {sum(r.repeated for r in runs)}")
+        failed |= not all(r.matches and not r.repeated for r in runs)
     return 1 if failed else 0
 
 

@@ -31,4 +31,4 @@ def test_a_small_soak_ends_every_node_as_its_fault_allows() -> None:
 
 def test_runs_killed_at_seeded_points_converge_without_repeating_destructive_requests() -> None:
     runs = crash_runs(racks=1, runs=2, seed=11, delays=Delays(0.5, 3.0))
-    assert [r for r in runs if not (r.matches and r.resets_max <= 1 and r.deploys_max <= 1)] == []
+    assert [r for r in runs if not r.matches or r.repeated] == []

@@ -4,8 +4,9 @@ health faults), each allowed only one end at validate, quarantined by the check 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
-from bench.soak import HEALTH_CHECKS, expectations, plan_faults
+from bench.soak import HEALTH_CHECKS, CrashRun, expectations, plan_faults
 
 NODES = [f"gpu-{rack:03d}-{slot:02d}" for rack in range(1, 129) for slot in range(1, 5)]
 
@@ -26,3 +27,11 @@ def test_a_health_fault_is_quarantined_at_validate_by_its_check_and_passes_a_run
     assert at_validate["dmesg_bad"].outcomes == (("quarantined", "validate", "CRITICAL: gpu_xid", 1),)
     assert at_os["gpu_sick"].outcomes == (("done", "os", "", 1),)
     assert at_validate["healthy"].outcomes == (("done", "validate", "", 1),)
+
+
+def test_a_crash_run_counts_a_repeated_commissioning_or_maas_power_on_as_repeated() -> None:
+    clean = CrashRun(1.0, True, True, 0, 1, 0, "", commissions_max=1, power_ons_extra=0)
+    assert not clean.repeated
+    assert replace(clean, commissions_max=2).repeated
+    assert replace(clean, power_ons_extra=1).repeated
+    assert replace(clean, deploys_max=2).repeated

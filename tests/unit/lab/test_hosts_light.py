@@ -31,7 +31,8 @@ def test_the_carriers_healthcheck_config_is_valid_and_reads_the_mounted_set_at_t
     config = parse_config(raw)
     assert config.gpu.driver_versions == ("550.127.05",)
     assert raw["sources"]["sysfs_root"] == "/opt/fleet-lab/hardware/current/sysfs"
-    assert raw["sources"]["nvidia_smi"] == ["/opt/fleet-lab/hardware/bin/nvidia-smi", "/opt/fleet-lab/hardware/current/"]
+    assert raw["sources"]["nvidia_smi"] == ["/opt/fleet-lab/hardware/bin/nvidia-smi",
+                                            "/opt/fleet-lab/hardware/current/"]
 
 
 def test_the_carrier_carries_the_healthcheck_package_and_listens_only_on_its_own_address() -> None:
