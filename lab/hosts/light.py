@@ -24,6 +24,7 @@ health checks, the configure stage's fact gathering):
   /opt/fleet-lab/hardware/current, and the health checks' state dir (/var/lib/healthcheck: IB counter
   history) is the node's own. So `python3 -m healthcheck` over SSH judges that node's GPUs, HCAs and kernel
   log, read through the checks' configured sources exactly as on a full lab host; nothing in the checks knows.
+  The set is chosen from faults.json at deploy: a fault injected later (`lab fault`) shows at the next deploy.
 
 What a client could still tell apart, and why it does not matter for the stages run on light hosts:
 the nodes share one kernel, /proc (one process table: every node's sshds, a shared uptime and boot id),
@@ -208,8 +209,8 @@ def ensure_carrier(lab_dir: Path, plan: LightPlan) -> int:
         (root / "var/lib/healthcheck").mkdir(parents=True, exist_ok=True)  # each node mounts its own state here
         sets = hardware.install_sets(root, plan.driver)
         current = sets / "current"
-        current.unlink()  # a full host's `current` is a link; here each node's namespace mounts its set on it
-        current.mkdir()
+        current.unlink(missing_ok=True)  # a full host's `current` is a link; each node here mounts its set on it
+        current.mkdir(exist_ok=True)
         log.info("light-host carrier up at %s", address)
     return container_pid(lab_dir)
 
