@@ -60,7 +60,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.bringup import Delays, lab_for
+from bench.bringup import Delays, cpu_jiffies, lab_for
 from fleet.site import Site
 from lab import faults as lab_faults
 from lab.redfish.service import RedfishLabFiles
@@ -270,11 +270,15 @@ def run_cli(site: Site, env: dict[str, str], nodes: int, report: Path, racks: in
             ) -> tuple[int, float]:
     argv = [sys.executable, "provision.py", "--site", str(site.path), "--rack", f"1-{racks}", "--until", until,
             "--json-report", str(report), "--bmc-requests", str(nodes), "--maas-deploys", str(nodes)]
-    started = time.monotonic()
+    started, load_before, jiffies_before = time.monotonic(), os.getloadavg()[0], cpu_jiffies()
     result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if not report.exists():
         raise RuntimeError(f"provision.py exited {result.returncode} without a report: {result.stderr[-2000:]}")
-    return result.returncode, time.monotonic() - started
+    wall_s = time.monotonic() - started
+    busy, total = (after - before for after, before in zip(cpu_jiffies(), jiffies_before, strict=True))
+    print(f"  {nodes} nodes --until {until}: wall {wall_s:.1f} s; the machine {100 * busy / max(total, 1):.0f}% of its "
+          f"{os.cpu_count()} CPUs busy (every process), load {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
+    return result.returncode, wall_s
 
 
 def soak(racks: int, seed: int, delays: Delays, until: str = "validate") -> tuple[list[Verdict], float, float]:
@@ -388,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {fault:<20} {status:<12} at {where:<9} {n:>4}")
         print(f"  lost or in between: {sum(v.status not in ('done', 'quarantined') for v in verdicts)}; "
               f"node-by-node mismatches: {len(bad)}")
+        print("  from the lab's logs, nodes: deployed more often than their fault allows "
+              f"{sum('deployed' in v.why for v in verdicts)}, reset by us more than once "
+              f"{sum('resets of ours' in v.why for v in verdicts)}, powered on by MAAS beyond its operations "
+              f"{sum('MAAS powered' in v.why for v in verdicts)}, commissioned twice "
+              f"{sum('commissioned' in v.why for v in verdicts)}")
         for v in bad[:20]:
             print(f"    {v.node} ({v.fault}): {v.why} [{v.detail[:160]}]")
         print(f"  wall: faulty {faulty_s:.1f} s, fault-free {clean_s:.1f} s, ratio {faulty_s / clean_s:.2f}")
