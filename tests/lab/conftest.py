@@ -27,6 +27,7 @@ from fleet.maas import MaasClient, Machine
 from fleet.site import Site, resolve_credentials
 from fleet.state import JournalEntry, NodeState, StateDB
 from lab.hosts import lifecycle
+from lab.redfish.service import RedfishLabFiles
 from lab.settings import load_lab_site
 from lab.sitegen import NODES_PER_RACK, SiteShape, switch_span, write_site
 
@@ -196,6 +197,15 @@ def make_site(root: Path, *, racks: int = 1, time_factor: float = LAB_TIME_FACTO
     env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(state_dir),
            "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     return LabSite(site_file, lab_dir, state_dir, env, shape)
+
+
+def bmc_log(lab: LabSite | Path, hostname: str, since: float = 0.0) -> list[dict]:
+    """What `hostname`'s BMC was asked since `since` (epoch s), oldest first, from the lab BMC front's own
+    request log (method, path, status, fault, reset, User-Agent as `agent`); `lab` is a LabSite or a lab dir."""
+    lab_dir = lab if isinstance(lab, Path) else lab.lab_dir
+    log = RedfishLabFiles.under(lab_dir).requests_log
+    return [entry for entry in map(json.loads, filter(None, log.read_text(encoding="utf-8").splitlines()))
+            if entry["node"] == hostname and entry["ts"] >= since]
 
 
 @contextmanager

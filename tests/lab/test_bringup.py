@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from fleet.maas import node_tags
-from lab.redfish.service import RedfishLabFiles
-from tests.lab.conftest import LabSite
+from tests.lab.conftest import LabSite, bmc_log
 
 pytestmark = pytest.mark.lab
 
@@ -44,13 +43,6 @@ def deploys_accepted(lab: LabSite, hostname: str) -> int:
     """Deployments the lab MAAS started for the node (its log has one line per accepted deploy)."""
     text = (lab.lab_dir / "logs" / "maas.log").read_text(encoding="utf-8")
     return text.count(f"{hostname}: deploy accepted")
-
-
-def bmc_log(lab: LabSite, hostname: str) -> list[dict]:
-    """What the node's BMC was asked, from the lab BMC front's own request log (User-Agent included)."""
-    log = RedfishLabFiles.under(lab.lab_dir).requests_log
-    return [entry for entry in map(json.loads, log.read_text(encoding="utf-8").splitlines())
-            if entry["node"] == hostname]
 
 
 MACHINE_OS = "fleet-lab-machine-os"  # the lab's stand-in for the commissioning OS powering itself off

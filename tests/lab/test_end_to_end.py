@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lab.redfish.service import RedfishLabFiles
-from tests.lab.conftest import LabSite
+from tests.lab.conftest import LabSite, bmc_log
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -34,9 +33,7 @@ def test_bring_up_configures_and_validates_and_quarantines_the_sick_gpu(
 
     # Unknown to MAAS at first: we registered it, MAAS commissioned and deployed it, powering it itself.
     assert "commission/register:done" in lab.events(HEALTHY)
-    log = RedfishLabFiles.under(lab.lab_dir).requests_log.read_text(encoding="utf-8").splitlines()
-    resets = [(e["agent"], e["reset"]) for e in map(json.loads, log)
-              if e["node"] == HEALTHY and e.get("reset") and e["status"] < 300]
+    resets = [(e["agent"], e["reset"]) for e in bmc_log(lab, HEALTHY) if e.get("reset") and e["status"] < 300]
     assert [reset for agent, reset in resets if agent == "MAAS"] == ["On", "On"]
     assert all(agent in ("MAAS", "fleet-lab-machine-os") for agent, _ in resets), resets
 

@@ -45,8 +45,8 @@ from lab.maas.states import FAILING_SCRIPT
 from lab.maas.store import Config
 from lab.maas.users import key_of, lab_users
 from lab.redfish.front import LAB_MODEL
-from lab.redfish.service import RedfishLabFiles, bmc_password, system_uuid
-from tests.lab.conftest import LabSite, _teardown, lab_environ, make_site
+from lab.redfish.service import bmc_password, system_uuid
+from tests.lab.conftest import LabSite, _teardown, bmc_log, lab_environ, make_site
 
 pytestmark = pytest.mark.lab
 
@@ -88,12 +88,6 @@ def wait_status(maas: MaasClient, node: Node, names: set[str], timeout_s: float 
             assert status in names, f"{hostname}: MAAS says {status}, not {names}"
             return status
         time.sleep(0.05)
-
-
-def bmc_log(lab: LabSite, hostname: str, since: float = 0.0) -> list[dict]:
-    log = RedfishLabFiles.under(lab.lab_dir).requests_log
-    return [e for e in map(json.loads, log.read_text(encoding="utf-8").splitlines())
-            if e["node"] == hostname and e["ts"] >= since]
 
 
 def power_requests(entries: list[dict]) -> list[dict]:

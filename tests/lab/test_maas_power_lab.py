@@ -8,7 +8,6 @@ what) and the emulator's power state, never the MAAS simulator's word for it.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -24,9 +23,9 @@ from fleet.site import Site, resolve_credentials
 from lab import control
 from lab import faults as lab_faults
 from lab.maas.states import FAILING_SCRIPT
-from lab.redfish.service import RedfishLabFiles, bmc_password, system_uuid
+from lab.redfish.service import bmc_password, system_uuid
 from lab.settings import load_lab_site
-from tests.lab.conftest import make_site, restored_environ
+from tests.lab.conftest import bmc_log, make_site, restored_environ
 
 pytestmark = pytest.mark.lab
 T = TypeVar("T")
@@ -50,9 +49,7 @@ class PowerLab:
         lab_faults.write(self.lab_dir, faults)
 
     def requests(self, hostname: str, since: float = 0.0) -> list[dict[str, Any]]:
-        log = RedfishLabFiles.under(self.lab_dir).requests_log
-        entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
-        return [e for e in entries if e["node"] == hostname and e["ts"] >= since]
+        return bmc_log(self.lab_dir, hostname, since)
 
     def origin(self) -> Origin:
         key = resolve_credentials(self.site, self.site.maas.credentials).secret

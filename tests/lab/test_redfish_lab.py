@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import random
@@ -23,10 +22,11 @@ from fleet.errors import BmcError
 from fleet.redfish import BmcPool, BmcSettings, RetryPolicy, Step, dmtf_client
 from fleet.site import Site, TlsSettings
 from lab import faults as lab_faults
-from lab.redfish.service import RedfishLabFiles, prepare, service
+from lab.redfish.service import prepare, service
 from lab.service import LabService, ReadyCheck
 from lab.settings import load_lab_site
 from lab.sitegen import SiteShape, write_site
+from tests.lab.conftest import bmc_log
 
 pytestmark = pytest.mark.lab
 
@@ -110,9 +110,7 @@ class RedfishLab:
 
     def resets(self, hostname: str, since: float) -> list[dict]:
         """Reset POSTs the BMC front received for `hostname` since `since`, from its own request log."""
-        log = RedfishLabFiles.under(self.lab_dir).requests_log
-        entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
-        return [e for e in entries if e["node"] == hostname and e.get("reset") and e["ts"] >= since]
+        return [e for e in bmc_log(self.lab_dir, hostname, since) if e.get("reset")]
 
     def pool(self, **kwargs) -> BmcPool:
         return BmcPool(self.site, max_requests=kwargs.pop("max_requests", 8), settings=kwargs.pop("settings", FAST),
