@@ -147,10 +147,8 @@ def test_each_bmc_shows_only_its_own_system_with_the_inventorys_tag_and_mac(lab:
         assert "ForceRestart" in info.reset_types and "Pxe" in info.boot_targets
     assert lab.start_s < 10
     # The NICs came in one read ($expand, as iDRAC expands collections): Systems, the system, its NICs.
-    log = RedfishLabFiles.under(lab.lab_dir).requests_log
-    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     first = next(iter(lab.site.nodes))
-    paths = [e["path"].rsplit("/", 1)[-1] for e in entries if e["node"] == first and e["ts"] >= since]
+    paths = [e["path"].rsplit("/", 1)[-1] for e in bmc_log(lab.lab_dir, first, since)]
     assert len(paths) == 3 and paths[0] == "Systems" and paths[-1] == "EthernetInterfaces", paths
 
 
