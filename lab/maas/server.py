@@ -356,17 +356,22 @@ class Simulator:
         return _json(self.machine_json(m))
 
     def _allocate(self, params: Params, now: float, user: LabUser) -> web.Response:
-        names = params.get("name", [])
-        ids = params.get("system_id", [])
+        """The first Ready machine matching the constraints, allocated (dry_run: only shown).
+
+        Name and system id never change with the clock, so only the machines they match are brought up
+        to `now` (as `_filter` does): an allocate by name costs one advance, not one per machine (at
+        1,280 deploying machines that was 1,280 advances for each node's allocate, O(N^2) per wave)."""
+        names = {n.split(".", 1)[0] for n in params.get("name", [])}
+        ids = set(params.get("system_id", []))
         wanted_tags = set(params.get("tags", []))
         refused_tags = set(params.get("not_tags", []))
-        for system_id in self.machines:
+        for system_id, known in list(self.machines.items()):
+            if names and known.hostname not in names:
+                continue
+            if ids and system_id not in ids:
+                continue
             m = self._advance(system_id, now)
             if m.status != Status.READY:
-                continue
-            if names and m.hostname not in {n.split(".", 1)[0] for n in names}:
-                continue
-            if ids and m.system_id not in ids:
                 continue
             if not wanted_tags.issubset(m.tags) or refused_tags.intersection(m.tags):
                 continue
