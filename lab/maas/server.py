@@ -68,9 +68,7 @@ from lab.maas.users import SITE_USER, LabUser, lab_users, may_edit
 
 log = logging.getLogger("lab.maas")
 HOOK_CONCURRENCY = 2
-# Power actions at once: MAAS 3.5+ runs each as a Temporal activity of its agent, whose power worker keeps the SDK's
-# default (up to 1,000 at once: src/maasagent/internal/power/service.go); the lab allows its driver's connections.
-POWER_CONCURRENCY = 64
+POWER_CONCURRENCY = 32  # power actions a rack controller runs at once
 MACHINE_OS_AGENT = "fleet-lab-machine-os"  # the BMC log's name for a machine powering itself off
 EVENT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
