@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -200,6 +201,27 @@ class Batcher:
         self._lead()
 
 
+def run_runner(runner: Any) -> None:
+    """Run ansible-runner; its lost grip on the playbook's output is a retryable failure, not a crash.
+
+    ansible-runner (pexpect mode) reads ansible-playbook's output through a pty and, once the child has
+    exited, pumps it one last time with a fixed 5 s timeout (ansible_runner/runner.py, "fix for
+    ansible-runner#1330"). On an ops host at load 80 that read can miss its deadline and raises
+    pexpect's TIMEOUT out of `run()`: the playbook itself may have finished, but which hosts did is
+    unknown. The roles are idempotent, so the batch is failed retryably and runs again.
+    """
+    import pexpect
+
+    try:
+        runner.run()
+    except pexpect.ExceptionPexpect as err:
+        raise ConfigureError(
+            f"ansible-runner lost ansible-playbook's output ({type(err).__name__}): the run's outcome is unknown",
+            service_message=str(err).splitlines()[0] if str(err) else None,
+            hint="the ops host was likely overloaded; the batch is retried (the roles are idempotent)",
+        ) from err
+
+
 class AnsibleRun:
     """One ansible-runner run of site.yml against some hosts of the site."""
 
@@ -237,7 +259,7 @@ class AnsibleRun:
             config.prepare()
             config.env = runner_env(config.env, os.environ)
             runner = ansible_runner.Runner(config, event_handler=on_event)
-            runner.run()
+            run_runner(runner)
             if runner.rc != 0 and not any(not r.ok for r in results.hosts.values()):
                 stdout = runner.stdout.read()[-1500:] if runner.stdout else ""
                 raise ConfigureError(f"ansible-runner ended with {runner.status} (rc {runner.rc})",

@@ -217,3 +217,33 @@ def test_stale_runner_dirs_are_removed_when_a_run_starts(tmp_path, monkeypatch) 
     mine.mkdir()
     assert clean_stale_runner_dirs(tmp_path) == [dead]
     assert not dead.exists() and mine.exists()
+
+
+def test_ansible_runner_losing_the_playbooks_output_is_a_retryable_configure_failure(tmp_path, monkeypatch) -> None:
+    """ansible-runner's last 5 s read of the pty after ansible-playbook exits can time out on a loaded ops
+    host (seen at load 82 in the 512-node soak): it raised pexpect's TIMEOUT out of run(), which the
+    workflow showed as an internal error and never retried."""
+    import ansible_runner
+    import pexpect
+
+    from fleet.configure import AnsibleRun
+    from fleet.site import load_site
+    from fleet.workflow import refused
+    from lab.sitegen import SiteShape, write_site
+
+    class LosesOutput:
+        def __init__(self, config, event_handler=None, **kwargs):
+            self.rc, self.status, self.stdout = 0, "successful", None
+
+        def run(self):
+            raise pexpect.TIMEOUT("Timeout exceeded.\n<pexpect.pty_spawn.spawn object at 0x7f>")
+
+    monkeypatch.setattr(ansible_runner, "Runner", LosesOutput)
+    monkeypatch.setenv("FLEET_LAB_DIR", str(tmp_path / "lab"))
+    (tmp_path / "lab").mkdir()
+    site = load_site(write_site(tmp_path / "site", SiteShape(racks=1)))
+    with pytest.raises(ConfigureError) as caught:
+        AnsibleRun(site)(["gpu-001-01"])
+    assert "lost ansible-playbook's output" in str(caught.value) and "TIMEOUT" in str(caught.value)
+    assert caught.value.service_message == "Timeout exceeded."
+    assert not refused(caught.value)  # the workflow retries it (a crash would quarantine the whole batch)
