@@ -420,6 +420,7 @@ class MaasClient:
         machine: Machine | None = None,
         redeploys: int = 0,
         claimed: bool = False,
+        on_deploying: Callable[[Machine, bool], None] | None = None,
     ) -> OsOutcome:
         """Bring the node to Deployed with `image`: deploy, retry a failed deployment once, else mark broken.
 
@@ -431,6 +432,9 @@ class MaasClient:
         A machine MAAS still calls Deploying when `deploy_timeout_s` passes gets `verdict_grace_s` more
         for MAAS's own verdict (its status monitor marks Failed deployment on its timeout); past that
         it is quarantined, never deployed again while MAAS says it is deploying.
+        `on_deploying(machine, sent)` is called when MAAS says Deploying, right after a deploy was
+        sent (`sent`) or when one is found under way, before waiting: where MAAS cannot power the
+        machine (`maas.power: manual`) that is when the caller starts it.
         """
         host = node.hostname
         me = self.whoami()
@@ -450,6 +454,8 @@ class MaasClient:
                     machine = self.mark_broken(host, machine, comment[:500])
                 return OsOutcome(machine, False, attempts, action.reason, tuple(failures))
             if action.step == OsStep.WAIT:
+                if on_deploying is not None and machine.status == NodeStatus.DEPLOYING:
+                    on_deploying(machine, False)
                 busy = {NodeStatus(machine.status)}
                 machine = self._wait(host, machine, busy, deploy_timeout_s)
                 if machine.status in busy:
@@ -465,6 +471,8 @@ class MaasClient:
                 machine = self.wait_ready(host, machine, deadline_s=release_timeout_s)
             attempts += 1
             machine = self.deploy(host, machine, image, user_data=user_data)
+            if on_deploying is not None and machine.status == NodeStatus.DEPLOYING:
+                on_deploying(machine, True)
             try:
                 machine = self.wait_deployed(host, machine, deadline_s=deploy_timeout_s)
             except DeploymentFailed as err:
@@ -494,6 +502,7 @@ def _as_api(machine: Machine) -> dict[str, Any]:
         "status_name": machine.status_name, "status_message": machine.status_message,
         "distro_series": machine.distro_series, "tag_names": list(machine.tags),
         "hwe_kernel": machine.hwe_kernel, "power_state": machine.power_state, "owner": machine.owner,
+        "power_type": machine.power_type,
     }
 
 

@@ -35,6 +35,7 @@ class Machine:
     power_state: str = "unknown"
     macs: tuple[str, ...] = ()  # its interfaces' MACs, the boot interface's first
     owner: str = ""  # the MAAS user who allocated or deployed it ("" when nobody holds it: MAAS's null)
+    power_type: str = ""  # MAAS's power driver for it ("" unconfigured, "manual": MAAS cannot power it)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Machine:
@@ -51,6 +52,7 @@ class Machine:
             power_state=str(data.get("power_state") or "unknown"),
             macs=_macs(data),
             owner=str(data.get("owner") or ""),
+            power_type=str(data.get("power_type") or ""),
         )
 
 

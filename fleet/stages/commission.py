@@ -9,7 +9,10 @@ Failed commissioning quarantines the node with MAAS's status message and the scr
 as failed. Registering and commissioning are journaled and sent once per generation.
 
 With `maas.power: manual` MAAS has no BMC access: the machine enlists itself when the `pxe` stage
-network-boots it, so an unknown machine is left to that stage (it runs before this one).
+network-boots it, so an unknown machine is left to that stage (it runs before this one), and our
+commissioning waits for a network boot MAAS cannot give: the stage gives it through the BMC
+(`fleet.stages.pxe.network_boot_once`, journaled, once per generation) when
+`fleet.maas.manual.decide_boot` says MAAS is waiting for it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleet.maas import MaasClient, Machine, NodeStatus
+from fleet.maas.manual import Boot, boot_step, decide_boot
 from fleet.redfish import BmcPool
 from fleet.site import Node, Site, resolve_credentials
 from fleet.stages.discover import count_bmc_requests
+from fleet.stages.pxe import network_boot_once
 from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
 
@@ -81,6 +86,8 @@ class Commission:
         assert machine is not None
         ours = ours or step in ("register", "commission")
         if commission_step(machine, ours) == "wait":
+            if decide_boot(machine, self.site.maas_power, Boot.COMMISSION, ours=ours).boot:
+                network_boot_once(ctx, self.bmcs, node, boot_step(Boot.COMMISSION))
             deadline = self.site.timeouts.maas_commission_s
             machine = self.maas.wait_commissioned(node.hostname, machine, deadline_s=deadline)
             if commission_step(machine, ours) == "wait":

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import yaml
 
 from fleet.maas import MaasClient, OsStep, decide_os_action, image_problem, node_tags
+from fleet.redfish import BmcPool
 from fleet.site import Node, Site
+from fleet.stages.pxe import deploy_booter
 from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
 
@@ -30,6 +32,7 @@ class Os:
     images: dict[str, tuple[str, ...]] | None = None  # MAAS's boot resources, read once per run
     name: str = "os"
     max_attempts: int = 5  # a failed deployment quarantines at once (ensure_os retried it); this is for outages
+    bmcs: BmcPool | None = None  # maas.power: manual: the deployment's network boot is ours (fleet.stages.pxe)
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:
         timeouts = self.site.timeouts
@@ -60,6 +63,7 @@ class Os:
                 deploy_timeout_s=timeouts.maas_deploy_s, release_timeout_s=timeouts.maas_erase_s,
                 verdict_grace_s=timeouts.maas_deploy_verdict_s,
                 redeploys=redeploys, claimed=claimed,
+                on_deploying=deploy_booter(self.site, self.bmcs, node, ctx, claimed=claimed),
             )
         evidence = {"maas_status": outcome.machine.status_name, "deploy_attempts": outcome.attempts,
                     "maas_messages": list(outcome.failures)}
@@ -87,4 +91,4 @@ def user_data(node: Node) -> bytes:
 
 
 def make(shared: Shared) -> Os:
-    return Os(shared.site, shared.maas, shared.deploys, allow_redeploy=shared.reimage)
+    return Os(shared.site, shared.maas, shared.deploys, allow_redeploy=shared.reimage, bmcs=shared.bmcs)

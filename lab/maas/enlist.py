@@ -1,4 +1,4 @@
-"""`machines create` as MAAS validates it: the form's rules and its error bodies.
+"""How machines come to MAAS: `machines create` as MAAS validates it, and enlistment by network boot.
 
 What a client of real MAAS can notice (MAAS 2.x `MachinesHandler.create`, the doc captured in
 python-libmaas's `maas/client/bones/testing/api22.json`, and MAAS's node forms):
@@ -11,14 +11,38 @@ python-libmaas's `maas/client/bones/testing/api22.json`, and MAAS's node forms):
 - a bad request is 400 with a JSON object of field -> list of messages (Django's form errors);
 - a machine an admin creates through the API starts commissioning at once (New -> Commissioning),
   and MAAS powers it on through its power driver to do it.
+
+Enlistment by network boot (what a site whose MAAS cannot reach the BMCs relies on):
+- a machine that PXE-boots on a MAAS-managed network with a MAC MAAS does not know gets the
+  enlistment environment (canonical/maas src/maasserver/api/pxeconfig.py: no node for the MAC ->
+  the ephemeral image with the enlistment preseed, hostname "maas-enlist"); its scripts report the
+  machine to MAAS (`maas-enlist --mac-address ... --arch ...`, the maas-enlist man page), and MAAS
+  creates it New with that boot MAC. The whole boot takes minutes (`REAL_DURATIONS_S["enlist"]`);
+- with no hostname sent MAAS names it itself (src/maasserver/models/node.py `set_random_hostname`:
+  `petname.Generate(2, "-")`, two words such as "ample-hawk"), so a client finds it by MAC;
+- its power type is empty ("Node power type is unconfigured", `get_effective_power_type`) unless
+  the enlistment scripts could read and configure the BMC, which a `maas.power: manual` site's
+  MAAS cannot: MAAS then powers it with nothing. Its manual driver (src/provisioningserver/
+  drivers/power/manual.py, `ManualPowerDriver`) logs "You need to power on <id> manually" for on,
+  off and reset, and answers a power query "unknown" without touching anything;
+- so commissioning and deploying such a machine wait until it network-boots: MAAS hands a
+  Commissioning machine the ephemeral image and a Deploying one the installer when it PXE-boots
+  (pxeconfig's boot purpose), and logs each boot as a "PXE Request" event;
+- a MAC seen booting again while its enlistment is under way is the same enlistment.
+The lab's boot network is the BMC front's network-boot feed (`lab.redfish.front`: one JSON line
+per server that started with a PXE override armed); `BootNetwork` reads it.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from lab.maas.states import MachineState, Status, log_event
+from lab.maas.states import MachineState, Status, log_event, network_booted
 
 ARCHITECTURES = ("amd64/generic", "arm64/generic")
 POWER_TYPES = ("redfish", "ipmi", "manual", "virsh", "lxd")
@@ -99,3 +123,88 @@ def enlist(params: dict[str, list[str]], machines: dict[str, MachineState], syst
                      power_parameters=tuple(sorted(power.items())), architecture=architecture,
                      commissioning_status=-1)
     return log_event(m, now, "Node changed status", "From 'None' to 'New'", "DEBUG")
+
+
+# A small part of the petname word lists: enough for a rack's worth of distinct two-word names.
+_ADJECTIVES = ("ample", "brave", "calm", "deep", "eager", "fair", "glad", "keen", "lucky", "merry", "noble",
+               "proud", "quick", "sharp", "tidy", "vital", "witty", "young")
+_ANIMALS = ("ant", "bat", "crab", "deer", "eel", "fox", "gnu", "hawk", "ibex", "koi", "lynx", "mole", "newt",
+            "owl", "pug", "ram", "seal", "toad", "wasp", "yak")
+
+
+def petname(rng: random.Random, taken: set[str]) -> str:
+    """A MAAS-style generated hostname (two words), unused so far."""
+    while True:
+        name = f"{rng.choice(_ADJECTIVES)}-{rng.choice(_ANIMALS)}"
+        if name not in taken:
+            return name
+
+
+def enlist_by_netboot(mac: str, machines: dict[str, MachineState], system_id: str, *, now: float,
+                      rng: random.Random) -> MachineState:
+    """The New machine MAAS creates when an unknown machine's enlistment environment reports in."""
+    hostname = petname(rng, {m.hostname for m in machines.values()})
+    m = MachineState(system_id=system_id, hostname=hostname, macs=(mac,), status=Status.NEW, status_message="New",
+                     power_state="unknown", power_type="", commissioning_status=-1, waits_for_boot=True)
+    return log_event(m, now, "Node changed status", "From 'None' to 'New'", "DEBUG")
+
+
+@dataclass
+class BootNetwork:
+    """The lab's boot network as MAAS's rack controller sees it: new lines of the netboot feed.
+
+    Every boot is a "PXE Request" for a known MAC (`network_booted`), and an enlistment, due
+    `enlist_s` later, for an unknown one. Read from the start of the feed, so a restarted simulator
+    sees the boots again: a known MAC's old boot does nothing (it predates any waiting operation)
+    and an unknown MAC's is an enlistment still to come.
+    """
+
+    path: Path | None
+    enlist_s: float
+    offset: int = 0
+    enlisting: dict[str, float] = field(default_factory=dict)  # mac -> when MAAS has the machine
+
+    def boots(self) -> list[tuple[float, str]]:
+        """(ts, mac) of the boots written since the last call."""
+        if self.path is None:
+            return []
+        try:
+            with self.path.open("rb") as feed:
+                feed.seek(self.offset)
+                data = feed.read()
+        except FileNotFoundError:
+            return []
+        complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next tick
+        self.offset += len(complete)
+        found = []
+        for line in complete.decode(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                found.append((float(entry["ts"]), str(entry["mac"]).lower()))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return found
+
+    def step(self, machines: dict[str, MachineState], new_id: Callable[[str], str], *, now: float,
+             rng: random.Random) -> list[str]:
+        """Apply the new boots and the enlistments now due to `machines`; returns the system ids changed."""
+        changed = []
+        by_mac = {mac: m.system_id for m in machines.values() for mac in m.macs}
+        for at, mac in self.boots():
+            if mac in by_mac:
+                system_id = by_mac[mac]
+                machines[system_id] = network_booted(machines[system_id], at)
+                changed.append(system_id)
+            elif mac not in self.enlisting:
+                self.enlisting[mac] = at + self.enlist_s
+        for mac, due_at in list(self.enlisting.items()):
+            if due_at > now:
+                continue
+            del self.enlisting[mac]
+            if mac in by_mac:
+                continue
+            m = enlist_by_netboot(mac, machines, new_id(mac), now=due_at, rng=rng)
+            machines[m.system_id] = m
+            by_mac[mac] = m.system_id
+            changed.append(m.system_id)
+        return changed

@@ -46,7 +46,7 @@ from aiohttp import web
 
 from lab.faultfile import FaultFile
 from lab.maas.describe import API_PATH, describe
-from lab.maas.enlist import FormError, enlist
+from lab.maas.enlist import BootNetwork, FormError, enlist
 from lab.maas.images import BOOT_RESOURCES, ImageError, check_deploy
 from lab.maas.multipart import Params, parse_body
 from lab.maas.power import PowerFailed, PowerParameters, RedfishDriver
@@ -126,6 +126,7 @@ class Simulator:
         self.power_tasks: dict[str, asyncio.Task[None]] = {}
         self.driver: RedfishDriver | None = None
         self.machine_os: RedfishDriver | None = None
+        self.boot_network = BootNetwork(config.netboots_file, self.timing.of("enlist"))
 
     # -- power ------------------------------------------------------------------------------
 
@@ -186,9 +187,16 @@ class Simulator:
     def tick(self) -> None:
         """Fire what is due (hooks, power actions); reads bring their machines up to date themselves."""
         now = time.time()
+        for system_id in self.boot_network.step(self.machines, self._new_system_id, now=now, rng=self.rng):
+            self.dirty = True
+            log.info("%s: %s after a network boot (%s)", self.machines[system_id].hostname,
+                     self.machines[system_id].status_name, system_id)
         for system_id, m in list(self.machines.items()):
             if due(m, now):
                 self._advance(system_id, now)
+
+    def _new_system_id(self, mac: str) -> str:
+        return system_id_for(mac, set(self.machines))
 
     def _fire_hook(self, hostname: str, event: str) -> None:
         """Run the lab's hook (e.g. start/stop the node's lab host) without holding up the API."""

@@ -21,7 +21,7 @@ from fleet.errors import FleetError
 from fleet.site import Site
 from lab.maas.states import Status
 from lab.maas.store import Config, MachineSpec, system_id_for, write_atomic
-from lab.redfish.service import bmc_password, system_uuid
+from lab.redfish.service import RedfishLabFiles, bmc_password, system_uuid
 from lab.redfish.tls import ensure_lab_tls
 from lab.service import LabService, ReadyCheck
 
@@ -104,6 +104,7 @@ def prepare(
         hook_file=files["hook"], machines=tuple(machines),
         cert_file=tls.cert_file if tls else None, key_file=tls.key_file if tls else None,
         bmc_ca_file=ensure_lab_tls(lab_dir).ca_file,
+        netboots_file=RedfishLabFiles.under(lab_dir).netboots,
     )
     config.dump(files["config"])
     if hook is not None:

@@ -12,15 +12,19 @@ waits (`Pending.awaiting_power`) until the server has run the driver against the
 back with `power_result`; a failed power-on fails the operation the way MAAS marks a node failed
 ("Power on for the node failed: ..."), with `power_state` "error". A machine without power control
 (power type `manual`, the lab's pre-enlisted machines without BMCs) changes power after a delay, as
-if someone pressed the button. A machine the inventory has but MAAS has not enlisted does not exist
-here at all: `enlist` (machines create) brings it in, New, and MAAS starts commissioning it at once
-(an admin's API create does). Commissioning runs MAAS's built-in scripts; the
-`maas_failed_commissioning` fault fails one (`FAILING_SCRIPT`), which MAAS reports as the event
-"Script" - "<name> failed" and the node ends in Failed commissioning. At the end of commissioning
-the ephemeral environment powers the machine off itself (`power_request` "shutdown": no MAAS
-request, the machine's own OS). `test` (MAAS 2.2+'s `machines/<id>/op=test`, "Begin testing process
-for a machine") powers the machine on into the ephemeral environment, holds it in Testing while the
-hardware tests run, then returns it to the status it was in, the environment powering itself off.
+if someone pressed the button; one that enlisted itself by network boot (`waits_for_boot`: its BMC
+is real, MAAS just cannot reach it) does what MAAS's manual driver leaves it to: MAAS's power
+actions do nothing, and an operation that needs the machine running waits until the machine network-
+boots (`network_booted`, fed by the lab's boot network; see `lab.maas.enlist`). A machine the
+inventory has but MAAS has not enlisted does not exist here at all: `enlist` (machines create)
+brings it in, New, and MAAS starts commissioning it at once (an admin's API create does).
+Commissioning runs MAAS's built-in scripts; the `maas_failed_commissioning` fault fails one
+(`FAILING_SCRIPT`), which MAAS reports as the event "Script" - "<name> failed" and the node ends in
+Failed commissioning. At the end of commissioning the ephemeral environment powers the machine off
+itself (`power_request` "shutdown": no MAAS request, the machine's own OS). `test` (MAAS 2.2+'s
+`machines/<id>/op=test`, "Begin testing process for a machine") powers the machine on into the
+ephemeral environment, holds it in Testing while the hardware tests run, then returns it to the
+status it was in, the environment powering itself off.
 
 Nothing here touches the clock, the network or the disk: `apply_action` and `advance` take the time
 and the fault rates as arguments and return a new `MachineState`, so the state machine is unit-tested
@@ -193,6 +197,7 @@ REAL_DURATIONS_S: dict[str, float] = {
     "enter_rescue": 120.0,
     "exit_rescue": 60.0,
     "power": 5.0,
+    "enlist": 180.0,  # PXE, the ephemeral image, the enlistment scripts, then MAAS has the machine (New)
 }
 
 # MAAS's NODE_FAILURE_MONITORED_STATUS_TIMEOUTS, in minutes: past these MAAS marks the node failed.
@@ -285,6 +290,7 @@ class MachineState:
     commissioning_status: int = 2
     # MAAS's event log as the events API shows it: (created, type, level, description), oldest first.
     maas_events: tuple[tuple[float, str, str, str], ...] = ()
+    waits_for_boot: bool = False  # manual power, real BMC: only a network boot moves an operation on
 
     @property
     def status_name(self) -> str:
@@ -309,6 +315,12 @@ def _move(m: MachineState, new: Status, message: str, **changes: object) -> Mach
 
 
 def _power(m: MachineState, target: str, now: float, timing: Timing) -> MachineState:
+    if m.waits_for_boot and m.power_type != "redfish":
+        # MAAS's manual driver only logs "You need to power on <id> manually": the operation waits
+        # for the machine to network-boot; an off request is left to the operator (nothing waits).
+        if target == "on" and m.pending is not None:
+            return replace(m, pending=replace(m.pending, awaiting_power=True))
+        return m
     if m.power_type == "redfish":
         # MAAS's driver PXE-boots on every power-on, even an already running machine: always ask.
         pending = replace(m.pending, awaiting_power=True) if m.pending is not None else None
@@ -326,12 +338,7 @@ def power_result(m: MachineState, request: str, error: str | None, *, now: float
     if request == "shutdown":
         return replace(m, power_state="off") if error is None else m
     if error is None:
-        m = replace(m, power_state=request)
-        if m.pending is not None and m.pending.awaiting_power:
-            span = m.pending.until - m.pending.started
-            m = replace(m, pending=replace(m.pending, started=now, until=now + span, awaiting_power=False))
-            if m.status == S.COMMISSIONING:
-                m = replace(m, status_message="Commissioning", commissioning_status=1)
+        m = _running(replace(m, power_state=request), now)
         return log_event(m, now, f"Node powered {request}", "")
     m = log_event(replace(m, power_state="error"), now, "Failed to query node's BMC",
                   f"Power state could not be queried: {error}", "WARNING")
@@ -344,6 +351,33 @@ def power_result(m: MachineState, request: str, error: str | None, *, now: float
     if m.status == S.COMMISSIONING:
         changes["commissioning_status"] = 3
     return _move(m, failed, message, **changes)
+
+
+def _running(m: MachineState, now: float) -> MachineState:
+    """The machine is up for the operation that waited for it: its clock starts now."""
+    if m.pending is not None and m.pending.awaiting_power:
+        span = m.pending.until - m.pending.started
+        m = replace(m, pending=replace(m.pending, started=now, until=now + span, awaiting_power=False))
+        if m.status == S.COMMISSIONING:
+            m = replace(m, status_message="Commissioning", commissioning_status=1)
+    return m
+
+
+# What MAAS's rack controller hands a known machine that network-boots (maasserver/api/pxeconfig.py,
+# `get_boot_purpose`): the ephemeral image while commissioning or testing, the installer while
+# deploying, else a local boot or power off. The "PXE Request" event names the purpose.
+_BOOT_PURPOSE = {S.COMMISSIONING: "commissioning", S.TESTING: "commissioning", S.DEPLOYING: "xinstall",
+                 S.DISK_ERASING: "commissioning", S.ENTERING_RESCUE_MODE: "commissioning"}
+
+
+def network_booted(m: MachineState, at: float) -> MachineState:
+    """The machine PXE-booted at `at`: MAAS logs the request, and an operation waiting for the
+    machine (manual power) starts. A boot from before the operation began is not its boot."""
+    purpose = _BOOT_PURPOSE.get(m.status, "local" if m.status == S.DEPLOYED else "poweroff")
+    m = log_event(m, at, "PXE Request", f"PXE boot ({purpose})")
+    if m.pending is None or not m.pending.awaiting_power or at < m.pending.started:
+        return m
+    return _running(m, at)
 
 
 def _fault_outcome(rates: dict[str, float], rng: random.Random, *kinds: tuple[str, str]) -> str:

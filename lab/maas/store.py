@@ -49,6 +49,7 @@ class Config:
     cert_file: Path | None = None
     key_file: Path | None = None
     bmc_ca_file: Path | None = None  # the CA the BMCs' certificates chain to (the power driver verifies)
+    netboots_file: Path | None = None  # the lab's boot network (lab.redfish.front writes it)
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -77,6 +78,7 @@ class Config:
             cert_file=Path(raw["cert_file"]) if raw.get("cert_file") else None,
             key_file=Path(raw["key_file"]) if raw.get("key_file") else None,
             bmc_ca_file=Path(raw["bmc_ca_file"]) if raw.get("bmc_ca_file") else None,
+            netboots_file=Path(raw["netboots_file"]) if raw.get("netboots_file") else None,
         )
 
     def dump(self, path: Path) -> None:
@@ -92,6 +94,7 @@ class Config:
             "cert_file": str(self.cert_file) if self.cert_file else None,
             "key_file": str(self.key_file) if self.key_file else None,
             "bmc_ca_file": str(self.bmc_ca_file) if self.bmc_ca_file else None,
+            "netboots_file": str(self.netboots_file) if self.netboots_file else None,
             "machines": [
                 {"hostname": m.hostname, "system_id": m.system_id, "macs": list(m.macs),
                  "initial_status": int(m.initial_status), "enlisted": m.enlisted, "power_type": m.power_type,
@@ -190,8 +193,11 @@ def load_state(config: Config) -> tuple[dict[str, MachineState], dict[str, dict[
         log.warning("ignoring unreadable MAAS lab state %s: %s", config.state_file, err)
         return machines, tags
     inventory = {spec.hostname for spec in config.machines}
+    inventory_macs = {mac for spec in config.machines for mac in spec.macs}
     for system_id, saved in raw.get("machines", {}).items():
-        if system_id not in machines and saved.get("hostname") in inventory:
+        # A machine that enlisted itself carries MAAS's generated name: its MAC says it is ours.
+        ours = saved.get("hostname") in inventory or inventory_macs.intersection(saved.get("macs", ()))
+        if system_id not in machines and ours:
             machines[system_id] = _machine_from_json(saved)
         elif system_id in machines:
             fresh = machines[system_id]

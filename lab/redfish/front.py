@@ -12,7 +12,13 @@ emulator's quirks reach the client), and injects the faults named in `lab_dir/fa
 Every request is written to the front's request log (JSON lines: node, method, path, status, the
 fault injected, whether it reached the emulator, a reset's ResetType, and the client's User-Agent,
 which tells MAAS's driver ("MAAS") from ours), so tests count what the
-BMCs were really asked to do from the lab's side, not from the client's journal. A request held by
+BMCs were really asked to do from the lab's side, not from the client's journal.
+
+A server told to boot from the network (a PATCH of `Boot.BootSourceOverrideTarget: Pxe`) and then
+started (a successful reset: On, ForceOn, ForceRestart, GracefulRestart, PowerCycle) sends DHCP/PXE
+requests from its PXE NIC; MAAS's rack controller is what answers them. The front writes each such
+boot to the network-boot feed (`netboots_log`, JSON lines: ts, node, mac) that the lab MAAS reads
+(`lab.maas.enlist`): that file stands for the boot network. A `Once` override is spent by the boot. A request held by
 the timeout fault is still carried out after the hold (aiohttp does not cancel a handler whose
 client went away), as a busy iDRAC does: a timed-out reset may have happened.
 
@@ -72,6 +78,11 @@ class FrontNode:
     port: int
     system_id: str
     service_tag: str
+    pxe_mac: str = ""  # the NIC the server network-boots from (what MAAS sees in DHCP)
+
+
+# The resets that start the server (it then boots, from the network when a PXE override is armed).
+BOOTING_RESETS = frozenset({"On", "ForceOn", "ForceRestart", "GracefulRestart", "PowerCycle"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class FrontConfig:
     requests_log: str = ""
     dell_dir: str = ""  # the Dell layer's state and request log (lab.redfish.dell)
     time_factor: float = 1.0
+    netboots_log: str = ""  # the boot network as the lab MAAS sees it (see the module docstring)
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
@@ -138,6 +150,9 @@ class Front:
         self._dell = DellLayer(Path(config.dell_dir), time_factor=config.time_factor, seed=config.seed,
                                rates=self._faults.rates) if config.dell_dir else None
         self._nic_reads: dict[str, int] = {}
+        self._pxe_armed: dict[str, str] = {}  # hostname -> BootSourceOverrideEnabled of a Pxe override
+        self._netboots = (open(config.netboots_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+                          if config.netboots_log else None)
         self._requests_log = (open(config.requests_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
                               if config.requests_log else None)  # open for the life of the server
 
@@ -198,8 +213,13 @@ class Front:
         elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}":
             system = _as_idrac(json.loads(body), node.service_tag)
             body = json.dumps(self._dell.rewrite_system(target, system) if self._dell else system).encode()
-        elif self._dell and request.method == "POST" and status < 300 and path.endswith("/ComputerSystem.Reset"):
-            self._dell.host_reset(target, str(json.loads(payload or b"{}").get("ResetType")))
+        elif request.method == "POST" and status < 300 and path.endswith("/ComputerSystem.Reset"):
+            reset = str(json.loads(payload or b"{}").get("ResetType"))
+            if self._dell:
+                self._dell.host_reset(target, reset)
+            self._booted(node, reset)
+        elif request.method == "PATCH" and status < 300 and path == f"{SYSTEMS}/{node.system_id}":
+            self._boot_override(node, payload)
         elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}/EthernetInterfaces":
             body = self._nics_yet(node, body)
             if request.query.get("$expand", "").startswith(EXPAND_ALL):
@@ -216,6 +236,29 @@ class Front:
             members.append(json.loads(raw) if status == 200 else member)
         data["Members"] = members
         return json.dumps(data).encode()
+
+    def _boot_override(self, node: FrontNode, payload: bytes) -> None:
+        """Remember a PXE boot override the BMC accepted (the emulator reads `Once` back as `Continuous`)."""
+        try:
+            boot = json.loads(payload or b"{}").get("Boot") or {}
+        except (ValueError, AttributeError):
+            return
+        if "BootSourceOverrideTarget" in boot or "BootSourceOverrideEnabled" in boot:
+            enabled = boot.get("BootSourceOverrideEnabled")
+            if boot.get("BootSourceOverrideTarget", "Pxe") == "Pxe" and enabled != "Disabled":
+                self._pxe_armed[node.hostname] = str(boot.get("BootSourceOverrideEnabled") or "Once")
+            else:
+                self._pxe_armed.pop(node.hostname, None)
+
+    def _booted(self, node: FrontNode, reset: str) -> None:
+        """A started server with a PXE override armed network-boots: one line on the boot network."""
+        if reset not in BOOTING_RESETS or node.hostname not in self._pxe_armed:
+            return
+        if self._pxe_armed[node.hostname] == "Once":
+            del self._pxe_armed[node.hostname]
+        if self._netboots is not None and node.pxe_mac:
+            self._netboots.write(json.dumps({"ts": round(time.time(), 3), "node": node.hostname,
+                                             "mac": node.pxe_mac.lower()}) + "\n")
 
     def _nics_yet(self, node: FrontNode, body: bytes) -> bytes:
         """`bmc_no_nics_yet`: iDRAC lists no NICs until its inventory collection has run (after a new

@@ -61,6 +61,11 @@ class RedfishLabFiles:
         return self.root / "requests.jsonl"
 
     @property
+    def netboots(self) -> Path:
+        """The boot network: one JSON line per server that network-booted (the lab MAAS reads it)."""
+        return self.root / "netboots.jsonl"
+
+    @property
     def dell_dir(self) -> Path:
         """The Dell iDRAC layer's per-node state and request log (lab.redfish.dell)."""
         return self.root / "dell"
@@ -126,7 +131,7 @@ def prepare(site: Site, lab_dir: Path, *, power_delay_s: float | None = None,
     for node in site.nodes.values():
         host, _, node_port = node.bmc.address.rpartition(":")
         nodes.append(FrontNode(node.hostname, host.strip("[]"), int(node_port),
-                               system_uuid(site, node.hostname), node.service_tag))
+                               system_uuid(site, node.hostname), node.service_tag, node.pxe_mac))
     FrontConfig(
         emulator_url=f"http://127.0.0.1:{port}",
         faults_file=str(lab_dir / "faults.json"),
@@ -137,6 +142,7 @@ def prepare(site: Site, lab_dir: Path, *, power_delay_s: float | None = None,
         nodes=tuple(nodes),
         requests_log=str(files.requests_log),
         dell_dir=str(files.dell_dir),
+        netboots_log=str(files.netboots),
         time_factor=site.lab.time_factor if site.lab else 1.0,
     ).dump(files.front_config)
 

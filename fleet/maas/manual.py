@@ -1,0 +1,81 @@
+"""`maas.power: manual`: when MAAS is waiting for a machine to boot and we must start it (pure).
+
+A site whose MAAS cannot reach the BMCs leaves the power button to someone: MAAS's manual power
+driver (canonical/maas src/provisioningserver/drivers/power/manual.py) only logs "You need to power
+on <id> manually" and answers a power query "unknown". Enlistment, commissioning and deployment all
+need the machine to network-boot (MAAS's rack controller answers the PXE request with the
+enlistment image for an unknown MAC, the commissioning image for a Commissioning machine, the
+installer for a Deploying one: src/maasserver/api/pxeconfig.py), so on such a site the tool, which
+does reach the BMCs, is that someone: one-time PXE boot and power on/cycle, once per MAAS operation.
+
+The rule, one row per case in the unit tests:
+- never on a site where MAAS powers the machines (`maas.power: redfish`), nor for a machine MAAS
+  has a power driver for (its `power_type` is neither "" nor "manual"): that would race MAAS;
+- enlistment: only a machine MAAS does not know;
+- commissioning / deployment: only while MAAS says Commissioning / Deploying, only when that
+  operation is ours (our journal says we sent it: a machine someone else is commissioning or
+  deploying is theirs), and never a Deployed machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from maas.client.enum import NodeStatus
+
+from fleet.maas.decide import Machine
+
+# MAAS power types that leave powering to someone else: unconfigured (an enlisted machine whose
+# BMC MAAS could not read) and the manual driver.
+POWERLESS = ("", "manual")
+
+
+class Boot(StrEnum):
+    """The MAAS operation a network boot is for; the value is the journaled step's name."""
+
+    ENLIST = "enlist"
+    COMMISSION = "commission"
+    DEPLOY = "deploy"
+
+
+# The status MAAS shows while it waits for the machine to boot for each operation.
+_WAITING = {Boot.COMMISSION: NodeStatus.COMMISSIONING, Boot.DEPLOY: NodeStatus.DEPLOYING}
+
+
+@dataclass(frozen=True)
+class BootDecision:
+    """Whether to network-boot the machine now, and why (the why goes into the stage's detail)."""
+
+    boot: bool
+    reason: str
+
+
+def decide_boot(machine: Machine | None, maas_power: str, operation: Boot, *, ours: bool = False) -> BootDecision:
+    """Network-boot the machine for `operation` now? `ours`: our journal says we started that operation."""
+    if maas_power != "manual":
+        return BootDecision(False, "MAAS powers it through its BMC")
+    if operation == Boot.ENLIST:
+        if machine is None:
+            return BootDecision(True, "unknown to MAAS: network-boot it so MAAS enlists it")
+        return BootDecision(False, f"MAAS knows it already ({machine.status_name})")
+    if machine is None:
+        return BootDecision(False, "MAAS does not know it")
+    if machine.power_type not in POWERLESS:
+        return BootDecision(False, f"MAAS has power type '{machine.power_type}' for it: MAAS powers it")
+    if machine.status == NodeStatus.DEPLOYED:
+        return BootDecision(False, "MAAS says Deployed: never powered by us")
+    if machine.status != _WAITING[operation]:
+        return BootDecision(False, f"MAAS says {machine.status_name}: it waits for no boot to {operation.value}")
+    if not ours:
+        holder = f" ({machine.owner})" if machine.owner else ""
+        return BootDecision(False, f"MAAS says {machine.status_name}, not from our {operation.value}: "
+                            f"someone else's{holder}")
+    return BootDecision(True, f"MAAS says {machine.status_name} and cannot power it (maas.power: manual)")
+
+
+def boot_step(operation: Boot, sent: int = 1) -> str:
+    """The journaled step of the boot for the `sent`-th such MAAS operation of the generation.
+
+    A retried deployment is a second MAAS operation that waits for a boot of its own."""
+    return f"boot:{operation.value}" + (f":{sent}" if sent > 1 else "")
