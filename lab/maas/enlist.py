@@ -28,7 +28,9 @@ Enlistment by network boot (what a site whose MAAS cannot reach the BMCs relies 
 - so commissioning and deploying such a machine wait until it network-boots: MAAS hands a
   Commissioning machine the ephemeral image and a Deploying one the installer when it PXE-boots
   (pxeconfig's boot purpose), and logs each boot as a "PXE Request" event;
-- a MAC seen booting again while its enlistment is under way is the same enlistment.
+- a MAC seen booting again while its enlistment is under way is the same enlistment;
+- the ephemeral environment powers the machine off at the end of enlistment and of commissioning
+  (the lab sends that ForceOff as the machine's own OS, through the BMC the inventory gives it).
 The lab's boot network is the BMC front's network-boot feed (`lab.redfish.front`: one JSON line
 per server that started with a PXE override armed); `BootNetwork` reads it.
 """
@@ -144,8 +146,11 @@ def enlist_by_netboot(mac: str, machines: dict[str, MachineState], system_id: st
                       rng: random.Random) -> MachineState:
     """The New machine MAAS creates when an unknown machine's enlistment environment reports in."""
     hostname = petname(rng, {m.hostname for m in machines.values()})
+    # The enlistment environment powers the machine off once it has reported in (power_request
+    # "shutdown": the machine's own OS, no MAAS request).
     m = MachineState(system_id=system_id, hostname=hostname, macs=(mac,), status=Status.NEW, status_message="New",
-                     power_state="unknown", power_type="", commissioning_status=-1, waits_for_boot=True)
+                     power_state="unknown", power_type="", commissioning_status=-1, waits_for_boot=True,
+                     power_request="shutdown")
     return log_event(m, now, "Node changed status", "From 'None' to 'New'", "DEBUG")
 
 

@@ -139,7 +139,8 @@ class Simulator:
         task.add_done_callback(lambda _t, sid=m.system_id: self.power_tasks.pop(sid, None))
 
     async def _power(self, system_id: str, request: str) -> None:
-        params = _power_parameters(self.machines[system_id])
+        m = self.machines[system_id]
+        params = _power_parameters(m) if m.power_parameters or request != "shutdown" else self._hardware_bmc(m)
         error = None
         async with self.power_slots:
             try:
@@ -194,6 +195,12 @@ class Simulator:
         for system_id, m in list(self.machines.items()):
             if due(m, now):
                 self._advance(system_id, now)
+
+    def _hardware_bmc(self, m: MachineState) -> PowerParameters:
+        """The BMC of the server behind the machine's MAC, as the inventory has it: what the machine's
+        own OS powers off through when MAAS has no power parameters (manual power)."""
+        spec = next((s for s in self.config.machines if set(s.macs) & set(m.macs) and s.power_parameters), None)
+        return _power_parameters(replace(m, power_parameters=spec.power_parameters if spec else ()))
 
     def _new_system_id(self, mac: str) -> str:
         return system_id_for(mac, set(self.machines))

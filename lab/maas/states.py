@@ -335,8 +335,8 @@ def power_result(m: MachineState, request: str, error: str | None, *, now: float
     """What MAAS records when the power driver finished `request` (error: MAAS's wording, or None)."""
     if m.power_request == request:
         m = replace(m, power_request=None)
-    if request == "shutdown":
-        return replace(m, power_state="off") if error is None else m
+    if request == "shutdown":  # MAAS sees it only through a driver that can query the BMC
+        return replace(m, power_state="off") if error is None and not m.waits_for_boot else m
     if error is None:
         m = _running(replace(m, power_state=request), now)
         return log_event(m, now, f"Node powered {request}", "")
@@ -536,7 +536,7 @@ def _complete(
             return _move(m, S.FAILED_COMMISSIONING, f"{FAILING_SCRIPT} failed", pending=None,
                          prior_status=None, commissioning_status=3), None
         m = _move(m, S.READY, "Ready", pending=None, prior_status=None, commissioning_status=2)
-        if m.power_type == "redfish":
+        if m.power_type == "redfish" or m.waits_for_boot:  # its OS powers it off
             return replace(m, power_request="shutdown"), None
         return _power(m, "off", at, timing), None
     if m.status == S.ENTERING_RESCUE_MODE:
@@ -544,7 +544,7 @@ def _complete(
     if m.status == S.TESTING:
         back = m.prior_status if m.prior_status is not None else S.READY
         m = _move(m, back, STATUS_NAMES[back], pending=None, prior_status=None)
-        if m.power_type == "redfish":
+        if m.power_type == "redfish" or m.waits_for_boot:  # its OS powers it off
             return replace(m, power_request="shutdown"), None
         return _power(m, "off", at, timing), None
     if m.status == S.EXITING_RESCUE_MODE:

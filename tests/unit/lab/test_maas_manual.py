@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 from lab.maas.enlist import BootNetwork
-from lab.maas.states import MachineState, Status, Timing, advance, apply_action
+from lab.maas.states import MachineState, Status, Timing, advance, apply_action, power_result
 
 TIMING = Timing(time_factor=0.01)
 MAC = "02:00:00:00:00:01"
@@ -42,7 +42,9 @@ def test_a_manual_machine_waits_for_its_network_boot_for_commissioning_and_deplo
     feed(net.path, (0.0, MAC))
     machines: dict[str, MachineState] = {}
     net.step(machines, lambda mac: "sys001", now=2.0, rng=random.Random(1))
-    m = act(machines["sys001"], "commission", now=10.0)
+    assert machines["sys001"].power_request == "shutdown"  # the enlistment environment powers it off
+    m = power_result(machines["sys001"], "shutdown", None, now=3.0, timing=TIMING)
+    m = act(m, "commission", now=10.0)
     assert m.power_request is None and m.power_target is None  # MAAS's manual driver touches nothing
     m = later(m, now=1000.0)
     assert m.status == Status.COMMISSIONING  # nobody booted it: it waits
@@ -50,7 +52,8 @@ def test_a_manual_machine_waits_for_its_network_boot_for_commissioning_and_deplo
     feed(net.path, (1000.0, MAC))
     net.step(machines, lambda mac: "sys001", now=1000.0, rng=random.Random(1))
     m = later(machines["sys001"], now=1000.0 + TIMING.of("commission") + 0.01)
-    assert m.status == Status.READY
+    assert (m.status, m.power_request) == (Status.READY, "shutdown")
+    m = power_result(m, "shutdown", None, now=1004.0, timing=TIMING)
     m = act(m, "deploy", now=2000.0)
     assert later(m, now=3000.0).status == Status.DEPLOYING
     machines["sys001"] = m

@@ -1,0 +1,92 @@
+"""`maas.power: manual` end to end: MAAS cannot reach the BMCs, so every boot MAAS waits for is ours.
+
+A new rack unknown to the lab MAAS, on a site that says `maas.power: manual`: the pxe stage
+network-boots two nodes, the lab BMCs put those boots on the lab's boot network, the lab MAAS
+enlists them (New, named by MAAS, no power type); the commission stage sends commissioning and
+boots them for it, the os stage deploys and boots them for that. Proven from the lab's side: the
+boot network's feed (one line per network boot), MAAS's own event log ("PXE Request" per boot of a
+known machine, with the boot purpose MAAS answered) and the BMC front's request log (no request
+from MAAS at all). A second run repeats none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+import yaml
+
+from lab.maas.service import lab_files
+from lab.redfish.service import RedfishLabFiles
+from tests.lab.conftest import LabSite
+
+pytestmark = pytest.mark.lab
+NODES = ("gpu-001-01", "gpu-001-02")
+UNTOUCHED = ("gpu-001-03", "gpu-001-04")
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def manual_site(make_lab_site: Callable[..., LabSite]) -> LabSite:
+    lab = make_lab_site(racks=1, max_hosts=0)
+    raw = yaml.safe_load(lab.site_file.read_text(encoding="utf-8"))
+    raw["maas"]["power"] = "manual"
+    lab.site_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return lab
+
+
+def boots(lab: LabSite) -> Counter[str]:
+    """Network boots per node, from the lab's boot network (written by the BMC front)."""
+    feed = RedfishLabFiles.under(lab.lab_dir).netboots
+    lines = feed.read_text(encoding="utf-8").splitlines() if feed.exists() else []
+    return Counter(json.loads(line)["node"] for line in lines)
+
+
+def bmc_requests(lab: LabSite) -> list[dict]:
+    log = RedfishLabFiles.under(lab.lab_dir).requests_log
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+def pxe_requests(lab: LabSite, system_id: str) -> list[str]:
+    """MAAS's "PXE Request" events for the machine, oldest first, from the lab MAAS's saved state
+    (written within half a second; the CLI has returned by then only if MAAS saw Deployed)."""
+    state = json.loads(lab_files(lab.lab_dir)["state"].read_text(encoding="utf-8"))
+    return [event[3] for event in state["machines"][system_id]["maas_events"] if event[1] == "PXE Request"]
+
+
+def test_a_manual_power_site_enlists_commissions_and_deploys_by_our_network_boots(
+        make_lab_site: Callable[..., LabSite]) -> None:
+    lab = manual_site(make_lab_site)
+    result = lab.cli("--nodes", ",".join(NODES), "--until", "os", "--json")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = {row["hostname"]: row for row in json.loads(result.stdout)["nodes"]}
+    assert {host: report[host]["status"] for host in NODES} == {host: "done" for host in NODES}
+
+    # Three boots a node: enlistment, commissioning, deployment; none for the nodes not selected.
+    assert boots(lab) == Counter({host: 3 for host in NODES})
+    requests = bmc_requests(lab)
+    assert not [e for e in requests if e["agent"] == "MAAS"], "MAAS's manual driver never touches a BMC"
+    assert not [e for e in requests if e["node"] in UNTOUCHED and e["method"] != "GET"]
+
+    for host in NODES:
+        machine = lab.machine(host)
+        assert (machine.status_name, machine.power_type) == ("Deployed", "")
+        assert machine.hostname != host  # MAAS named it at enlistment; found by its PXE MAC
+        started = [e.event.removesuffix(":started") for e in lab.journal(host)
+                   if e.event.startswith("boot:") and e.event.endswith(":started")]
+        assert started == ["boot:enlist", "boot:commission", "boot:deploy"]  # journaled before each boot
+        # The enlistment boot came from a MAC MAAS did not know yet; then one boot per operation.
+        wait_for(lambda sid=machine.system_id: len(pxe_requests(lab, sid)) == 2, 5.0, f"{host}'s PXE requests saved")
+        assert pxe_requests(lab, machine.system_id) == ["PXE boot (commissioning)", "PXE boot (xinstall)"]
+
+    again = lab.cli("--nodes", ",".join(NODES), "--until", "os", "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert boots(lab) == Counter({host: 3 for host in NODES}), "a completed boot is never repeated"
