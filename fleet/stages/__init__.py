@@ -3,7 +3,7 @@
     release    (reimage only) release the machine in MAAS, optionally erasing its disks   release.py
     discover   BMC reachable, service tag, PXE MAC and model match the inventory           discover.py
     bios       BIOS attributes to the site's pins through the iDRAC job queue (fleet/dell)  bios.py
-    pxe        one-time network boot, only where MAAS has no BMC access (maas.power: manual) pxe.py
+    pxe        enlistment by network boot, only where MAAS has no BMC access (maas.power: manual) pxe.py
     commission MAAS knows the machine (registered with Redfish power) and commissioned it  commission.py
     os         MAAS deploy, wait for Deployed, retry a failed deployment once              deploy.py
     hostkey    the node's SSH host key judged against the journal, recorded (fleet/hostkeys) hostkey.py

@@ -191,15 +191,20 @@ class BootNetwork:
         return found
 
     def step(self, machines: dict[str, MachineState], new_id: Callable[[str], str], *, now: float,
-             rng: random.Random) -> list[str]:
-        """Apply the new boots and the enlistments now due to `machines`; returns the system ids changed."""
+             rng: random.Random) -> list[tuple[str, str]]:
+        """Apply the new boots and the enlistments now due to `machines`; returns (system id, what
+        happened) for the op log."""
         changed = []
         by_mac = {mac: m.system_id for m in machines.values() for mac in m.macs}
         for at, mac in self.boots():
             if mac in by_mac:
                 system_id = by_mac[mac]
-                machines[system_id] = network_booted(machines[system_id], at)
-                changed.append(system_id)
+                before = machines[system_id]
+                after = machines[system_id] = network_booted(before, at)
+                started = before.pending is not None and before.pending.awaiting_power and not (
+                    after.pending is not None and after.pending.awaiting_power)
+                changed.append((system_id, f"{after.maas_events[-1][3]}" + (f": {after.status_name} under way"
+                                                                            if started else "")))
             elif mac not in self.enlisting:
                 self.enlisting[mac] = at + self.enlist_s
         for mac, due_at in list(self.enlisting.items()):
@@ -211,5 +216,5 @@ class BootNetwork:
             m = enlist_by_netboot(mac, machines, new_id(mac), now=due_at, rng=rng)
             machines[m.system_id] = m
             by_mac[mac] = m.system_id
-            changed.append(m.system_id)
+            changed.append((m.system_id, f"enlisted by network boot: New ({mac})"))
         return changed

@@ -16,7 +16,8 @@ API (`events/?op=query`) shows what MAAS logged for each machine (power failures
 `hwe_kernel` against (`lab.maas.images`).
 
 The simulator's own log (`logs/maas.log` under `lab up`) is its op log: one line per operation it
-accepted or refused, per status change, per power action, and per tag a machine gains or loses
+accepted or refused, per status change, per power action, per network boot (`PXE boot (<purpose>)`,
+and `enlisted by network boot` for a MAC MAAS did not know), and per tag a machine gains or loses
 (`tags update_nodes` add/remove, or the tag deleted). Real MAAS writes no node event for
 `update_nodes`, only audit events for creating, updating or deleting the tag itself
 (src/maasserver/api/tags.py), so the tag lines go to the lab's log, not to the events API.
@@ -188,10 +189,9 @@ class Simulator:
     def tick(self) -> None:
         """Fire what is due (hooks, power actions); reads bring their machines up to date themselves."""
         now = time.time()
-        for system_id in self.boot_network.step(self.machines, self._new_system_id, now=now, rng=self.rng):
+        for system_id, what in self.boot_network.step(self.machines, self._new_system_id, now=now, rng=self.rng):
             self.dirty = True
-            log.info("%s: %s after a network boot (%s)", self.machines[system_id].hostname,
-                     self.machines[system_id].status_name, system_id)
+            log.info("%s: %s", self.machines[system_id].hostname, what)
         for system_id, m in list(self.machines.items()):
             if due(m, now):
                 self._advance(system_id, now)

@@ -5,8 +5,9 @@ network-boots two nodes, the lab BMCs put those boots on the lab's boot network,
 enlists them (New, named by MAAS, no power type); the commission stage sends commissioning and
 boots them for it, the os stage deploys and boots them for that. Proven from the lab's side: the
 boot network's feed (one line per network boot), MAAS's own event log ("PXE Request" per boot of a
-known machine, with the boot purpose MAAS answered) and the BMC front's request log (no request
-from MAAS at all). A second run repeats none of it.
+known machine, with the boot purpose MAAS answered), MAAS's op log (each operation accepted, then
+under way only after one boot of ours) and the BMC front's request log (no request from MAAS at
+all). A second run repeats none of it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,13 @@ def pxe_requests(lab: LabSite, system_id: str) -> list[str]:
     return [event[3] for event in state["machines"][system_id]["maas_events"] if event[1] == "PXE Request"]
 
 
+def maas_ops(lab: LabSite, hostname: str) -> list[str]:
+    """The lab MAAS's op log for the machine MAAS calls `hostname`: operations and network boots."""
+    lines = (lab.lab_dir / "logs" / "maas.log").read_text(encoding="utf-8").splitlines()
+    return [line.split(f"{hostname}: ", 1)[1] for line in lines if f" {hostname}: " in line
+            and (" accepted: " in line or "network boot" in line or "PXE boot" in line or "power" in line)]
+
+
 def test_a_manual_power_site_enlists_commissions_and_deploys_by_our_network_boots(
         make_lab_site: Callable[..., LabSite]) -> None:
     lab = manual_site(make_lab_site)
@@ -86,6 +94,14 @@ def test_a_manual_power_site_enlists_commissions_and_deploys_by_our_network_boot
         # The enlistment boot came from a MAC MAAS did not know yet; then one boot per operation.
         wait_for(lambda sid=machine.system_id: len(pxe_requests(lab, sid)) == 2, 5.0, f"{host}'s PXE requests saved")
         assert pxe_requests(lab, machine.system_id) == ["PXE boot (commissioning)", "PXE boot (xinstall)"]
+        # Each MAAS operation started by exactly one boot of ours, and MAAS never powered anything itself.
+        assert maas_ops(lab, machine.hostname) == [
+            f"enlisted by network boot: New ({lab.site.nodes[host].pxe_mac.lower()})",
+            "commission accepted: New -> Commissioning (by admin)",
+            "PXE boot (commissioning): Commissioning under way",
+            "deploy accepted: Allocated -> Deploying (by admin)",
+            "PXE boot (xinstall): Deploying under way",
+        ]
 
     again = lab.cli("--nodes", ",".join(NODES), "--until", "os", "--json")
     assert again.returncode == 0, again.stderr[-3000:]

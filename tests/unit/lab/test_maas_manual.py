@@ -31,7 +31,8 @@ def test_an_unknown_mac_that_network_boots_is_enlisted_new_after_the_enlistment_
     net, machines = BootNetwork(tmp_path / "netboots.jsonl", enlist_s=1.8), {}
     feed(net.path, (100.0, MAC), (100.5, MAC))  # a second boot during enlistment is the same enlistment
     assert net.step(machines, lambda mac: "sys001", now=101.0, rng=random.Random(1)) == []
-    assert net.step(machines, lambda mac: "sys001", now=101.9, rng=random.Random(1)) == ["sys001"]
+    assert net.step(machines, lambda mac: "sys001", now=101.9, rng=random.Random(1)) == [
+        ("sys001", f"enlisted by network boot: New ({MAC})")]
     m = machines["sys001"]
     assert (m.status, m.macs, m.power_type, m.power_state) == (Status.NEW, (MAC,), "", "unknown")
     assert m.hostname.count("-") == 1 and m.hostname != "gpu-001-01"  # MAAS names it (petname)
@@ -50,7 +51,8 @@ def test_a_manual_machine_waits_for_its_network_boot_for_commissioning_and_deplo
     assert m.status == Status.COMMISSIONING  # nobody booted it: it waits
     machines["sys001"] = m
     feed(net.path, (1000.0, MAC))
-    net.step(machines, lambda mac: "sys001", now=1000.0, rng=random.Random(1))
+    assert net.step(machines, lambda mac: "sys001", now=1000.0, rng=random.Random(1)) == [
+        ("sys001", "PXE boot (commissioning): Commissioning under way")]
     m = later(machines["sys001"], now=1000.0 + TIMING.of("commission") + 0.01)
     assert (m.status, m.power_request) == (Status.READY, "shutdown")
     m = power_result(m, "shutdown", None, now=1004.0, timing=TIMING)
