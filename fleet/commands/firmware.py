@@ -97,6 +97,7 @@ def _apply(args: argparse.Namespace, site: Any, nodes: list, pool: Any, plans: d
     from fleet.dell.hooks import quarantine_evidence
     from fleet.dell.update import ImageStore, NodeOutcome, apply_node
     from fleet.maas import MaasClient, NodeStatus
+    from fleet.maas.decide import foreign_owner
     from fleet.site import resolve_credentials
     from fleet.usage import in_use
     from fleet.workflow import NodeContext
@@ -123,7 +124,7 @@ def _apply(args: argparse.Namespace, site: Any, nodes: list, pool: Any, plans: d
             machine = maas.lookup(node)  # None: MAAS does not know it yet, a new rack's server with no OS
             has_os = machine is not None and machine.status in (NodeStatus.DEPLOYED, NodeStatus.DEPLOYING)
             selected = node.hostname in named
-            return jobs.decide_reboot(has_os=has_os, selected=selected,
+            return jobs.decide_reboot(has_os=has_os, selected=selected, owner=foreign_owner(machine, maas.whoami()),
                                       busy=in_use(site, node) if has_os and selected else "")
         try:
             outcome = apply_node(pool.client(node), plans[node.hostname], ctx, site.firmware, images,

@@ -98,10 +98,14 @@ class RebootDecision:
     reason: str
 
 
-def decide_reboot(*, has_os: bool, selected: bool, in_window: bool = True, busy: str = "") -> RebootDecision:
+def decide_reboot(*, has_os: bool, selected: bool, in_window: bool = True, busy: str = "",
+                  owner: str = "") -> RebootDecision:
     """May we reset the host so a job that waits for POST runs? Only a node with no OS yet, or one the
     operator named explicitly that is not in use (`busy` says what runs there), and only inside the
-    maintenance window when there is one."""
+    maintenance window when there is one. Never a machine another MAAS user owns (`owner`: why, from
+    `fleet.maas.decide.foreign_owner`), in any status: naming it does not make it ours."""
+    if owner:
+        return RebootDecision(False, owner)
     if not in_window:
         return RebootDecision(False, "the job runs at the next reset inside the maintenance window")
     if has_os and selected and busy:

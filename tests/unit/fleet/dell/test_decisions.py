@@ -92,6 +92,21 @@ def test_a_named_node_in_use_is_not_rebooted():
     assert not decision.reboot and "in use (gpu: 4242 python)" in decision.reason
 
 
+@pytest.mark.parametrize(("status", "has_os"), [("Deployed", True), ("Deploying", True), ("Allocated", False)])
+@pytest.mark.parametrize("selected", [True, False])
+def test_another_maas_users_machine_is_never_rebooted_for_a_job(status, has_os, selected):
+    from fleet.maas.decide import Machine, foreign_owner
+
+    machine = Machine(system_id="abc123", hostname="gpu-001-01", status=0, status_name=status,
+                      status_message="", distro_series="jammy", tags=(), owner="alice")
+    owner = foreign_owner(machine, "admin")
+    decision = jobs.decide_reboot(has_os=has_os, selected=selected, owner=owner)
+    assert not decision.reboot and "'alice'" in decision.reason and "ask alice to release it" in decision.reason
+    ours = Machine(system_id="abc123", hostname="gpu-001-01", status=0, status_name=status,
+                   status_message="", distro_series="jammy", tags=(), owner="admin")
+    assert jobs.decide_reboot(has_os=has_os, selected=True, owner=foreign_owner(ours, "admin")).reboot
+
+
 @pytest.mark.parametrize(("location", "jid"), [
     ("/redfish/v1/Managers/iDRAC.Embedded.1/Jobs/JID_609237056489", "JID_609237056489"),
     ("https://10.0.0.1/redfish/v1/TaskService/Tasks/JID_1/", "JID_1"),
