@@ -106,10 +106,15 @@ def _mac(lab_dir: Path, name: str) -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
-def start(name: str, address: str, lab_dir: Path, *, memory_mb: int = 1024, cpus: int = 1,
+def start(name: str, address: str, lab_dir: Path, *, memory_mb: int = 1024, cpus: int = 2,
           bridge_name: str = DEFAULT_BRIDGE, gateway: str = DEFAULT_GATEWAY,
           timeout_s: float = BOOT_TIMEOUT_S, login_user: str = "ubuntu") -> HostInfo:
-    """Boot VM `name` at `address` and wait for SSH; idempotent like `nspawn.start`."""
+    """Boot VM `name` at `address` and wait for SSH; idempotent like `nspawn.start`.
+
+    Two vCPUs by default, each a host thread under TCG (multi-threaded TCG): on the 2-core machine an
+    Ansible module run over SSH took ~40 % less wall time than with one (sshd, sudo and the module's
+    Python overlap instead of taking turns on one emulated CPU; tests/molecule/README.md has the figures).
+    """
     check_name(name)
     check_address(address, gateway)
     lab_dir = lab_dir.resolve()
@@ -146,7 +151,8 @@ def start(name: str, address: str, lab_dir: Path, *, memory_mb: int = 1024, cpus
         _run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], "creating the VM's tap device", name)
     _run(["ip", "link", "set", tap, "master", bridge_name, "up"], "attaching the tap device to the bridge", name)
     argv = [
-        "qemu-system-x86_64", "-name", name, "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
+        "qemu-system-x86_64", "-name", name, "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
+        "-cpu", "host" if accel == "kvm" else "max",
         "-m", str(memory_mb), "-smp", str(cpus), "-display", "none", "-monitor", "none",
         "-serial", f"file:{folder / 'console.log'}",
         "-kernel", str(kernel), "-initrd", str(initrd),
