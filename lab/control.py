@@ -30,6 +30,7 @@ import yaml
 from fleet.errors import FleetError
 from fleet.site import Site
 from lab import faults as lab_faults
+from lab.filelock import locked
 from lab.hosts import light
 from lab.hosts.proc import log_tail, pid_alive
 from lab.service import LabService, ReadyCheck
@@ -104,25 +105,29 @@ def up(site: Site, extra_faults: Iterable[FaultSpec] = (), *,
     `{"lab.redfish.service": {"power_delay_s": 5.0}}` (a service that is already running keeps its settings).
     """
     lab_dir = lab_dir_of(site)
-    for sub in ("logs", "pids"):
-        (lab_dir / sub).mkdir(parents=True, exist_ok=True)
-    ensure_secrets(lab_dir)
-    extra_faults = list(extra_faults)
-    if extra_faults or not (lab_dir / lab_faults.FAULTS_FILE).exists():
-        # An `up` of a lab that already has its faults (every `provision.py` run calls it) keeps the ones
-        # `lab fault` injected since; `up --fault ...` replaces them, as before.
-        lab_faults.write(lab_dir, lab_faults.resolve(site, extra_faults))
-    (lab_dir / "site").write_text(str(site.path), encoding="utf-8")
-    options = {**_default_options(site, lab_dir), **(prepare_options or {})}
-    if site.lab and site.lab.hosts.max_hosts > 0:
-        _ensure_host_image()
-    for service in _services(site, lab_dir, options):
-        if pid_alive(_read_pid(lab_dir, service.name)):
-            continue
-        _check_port_free(site, service.ready)
-        _start(service, lab_dir)
-    if site.lab and site.lab.hosts.light:
-        light.prepare(site, lab_dir)  # the carrier boots before MAAS deploys anything onto it
+    # Two provision.py runs of one lab (disjoint racks) each run the site's before_run `lab up`: prepare
+    # rewrites every service's files (the MAAS config, TLS material, faults) and starts what is not
+    # running, so concurrent ups take turns (a shared temporary name once broke the second one).
+    with locked(lab_dir / "up.lock"):
+        for sub in ("logs", "pids"):
+            (lab_dir / sub).mkdir(parents=True, exist_ok=True)
+        ensure_secrets(lab_dir)
+        extra_faults = list(extra_faults)
+        if extra_faults or not (lab_dir / lab_faults.FAULTS_FILE).exists():
+            # An `up` of a lab that already has its faults (every `provision.py` run calls it) keeps the ones
+            # `lab fault` injected since; `up --fault ...` replaces them, as before.
+            lab_faults.write(lab_dir, lab_faults.resolve(site, extra_faults))
+        (lab_dir / "site").write_text(str(site.path), encoding="utf-8")
+        options = {**_default_options(site, lab_dir), **(prepare_options or {})}
+        if site.lab and site.lab.hosts.max_hosts > 0:
+            _ensure_host_image()
+        for service in _services(site, lab_dir, options):
+            if pid_alive(_read_pid(lab_dir, service.name)):
+                continue
+            _check_port_free(site, service.ready)
+            _start(service, lab_dir)
+        if site.lab and site.lab.hosts.light:
+            light.prepare(site, lab_dir)  # the carrier boots before MAAS deploys anything onto it
     return status(site)
 
 
