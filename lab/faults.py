@@ -10,12 +10,12 @@ by rewriting that file, exactly as `provision.py lab up --fault ...` does at sta
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Iterable
 from pathlib import Path
 
 from fleet.site import Site
+from lab.atomic import write_atomic
 from lab.settings import FaultSpec, parse_fault
 
 FAULTS_FILE = "faults.json"
@@ -58,10 +58,7 @@ def resolve(site: Site, extra: Iterable[FaultSpec] = ()) -> dict[str, dict[str, 
 def write(lab_dir: Path, faults: dict[str, dict[str, float]]) -> Path:
     """Atomically replace faults.json so a simulator never reads half a file."""
     path = lab_dir / FAULTS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(faults, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(faults, indent=1, sort_keys=True))
 
 
 def clear_on_reimage(lab_dir: Path, hostname: str) -> list[str]:

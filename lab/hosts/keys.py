@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.atomic import write_atomic
 from lab.filelock import locked
 from lab.hosts.image import HostError
 from lab.hosts.plan import LAB_NETWORK
@@ -77,9 +78,7 @@ def _update_known_hosts(lab_dir: Path, address: str, host_pub: str | None) -> No
     known_hosts = ensure_keys(lab_dir).known_hosts
     with locked(known_hosts.with_suffix(".lock")):  # hosts start and stop concurrently
         text = known_hosts_lines(known_hosts.read_text(encoding="utf-8"), address, host_pub)
-        tmp = known_hosts.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(known_hosts)
+        write_atomic(known_hosts, text)
 
 
 def record_host_key(lab_dir: Path, address: str, host_pub: str) -> None:
@@ -128,7 +127,4 @@ def write_ssh_config(lab_dir: Path, hosts: dict[str, str]) -> Path:
     keys = ensure_keys(lab_dir)
     control = control_dir(lab_dir)
     control.mkdir(mode=0o700, exist_ok=True)
-    tmp = keys.ssh_config.with_suffix(".tmp")
-    tmp.write_text(render_ssh_config(keys, control, hosts), encoding="utf-8")
-    tmp.replace(keys.ssh_config)
-    return keys.ssh_config
+    return write_atomic(keys.ssh_config, render_ssh_config(keys, control, hosts))

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab.atomic import write_atomic
 from lab.hosts import hardware, keys, leases, nspawn
 from lab.hosts.image import HostError
 from lab.hosts.plan import LAB_NETWORK, LIGHT_CARRIER_RANGE, HostFile
@@ -179,11 +180,7 @@ class LightPlan:
         return cls(raw["nodes"], raw["login_user"], raw["driver"], raw["bridge"], raw["gateway"])
 
     def write(self, lab_dir: Path) -> None:
-        path = self.path(lab_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.__dict__, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(self.path(lab_dir), json.dumps(self.__dict__, sort_keys=True))
 
 
 def prepare(site: Site, lab_dir: Path) -> None:

@@ -19,8 +19,9 @@ import yaml
 
 from fleet.errors import FleetError
 from fleet.site import Site
+from lab.atomic import write_atomic
 from lab.maas.states import Status
-from lab.maas.store import Config, MachineSpec, system_id_for, write_atomic
+from lab.maas.store import Config, MachineSpec, system_id_for
 from lab.redfish.service import RedfishLabFiles, bmc_password, system_uuid
 from lab.redfish.tls import ensure_lab_tls
 from lab.service import LabService, ReadyCheck

@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import threading
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from lab.atomic import write_atomic
 from lab.maas.states import MachineState, Pending, Status
 
 log = logging.getLogger(__name__)
@@ -119,18 +118,6 @@ def system_id_for(hostname: str, taken: set[str] = frozenset()) -> str:  # type:
         if candidate not in taken:
             return candidate
         salt += 1
-
-
-def write_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
-    """Replace `path` whole. The temporary name is the writer's own (process and thread): two `lab up`s of
-    one site (two provision.py runs on disjoint racks, each with the site's before_run) write config.json at
-    once, and with one shared `.tmp` the second rename found the first had taken it (FileNotFoundError)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def _machine_to_json(m: MachineState) -> dict[str, object]:

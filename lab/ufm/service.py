@@ -19,6 +19,7 @@ import yaml
 
 from fleet.errors import FleetError
 from fleet.site import Site
+from lab.atomic import write_atomic
 from lab.redfish.tls import ensure_lab_tls
 from lab.service import LabService, ReadyCheck
 
@@ -77,10 +78,7 @@ def prepare(site: Site, lab_dir: Path) -> Path | None:
 def write_faults(lab_dir: Path, specs: list[dict]) -> None:
     """Replace the UFM fault list; the running simulator applies it on its next request."""
     path = lab_files(lab_dir)["faults"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(specs), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(specs))
 
 
 def requests_seen(lab_dir: Path) -> list[dict]:
