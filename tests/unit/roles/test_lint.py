@@ -7,13 +7,14 @@ Ansible cannot parse would fail the configure stage on 512 nodes at once.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.molecule.runner import molecule_env
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -22,19 +23,10 @@ PLAYBOOKS = ["site.yml", "rack.yml", "kraken.yml"]
 COMMAND_MODULES = {"ansible.builtin.command", "ansible.builtin.shell", "command", "shell"}
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["ANSIBLE_HOME"] = str(tmp_path / "ansible-home")
-    env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "ansible-tmp")
-    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
-    return env
-
-
 def test_roles_and_playbooks_pass_ansible_lint_production_profile(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(BIN / "ansible-lint"), "--profile", "production", "--nocolor", "roles", "playbooks", "molecule"],
-        cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=600, check=False,
+        cwd=REPO, env=molecule_env(tmp_path), capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -49,7 +41,7 @@ def test_playbook_passes_syntax_check(playbook: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [str(BIN / "ansible-playbook"), "--syntax-check", "-i", str(inventory),
          "-e", "fleet_rack_id=12", str(REPO / "playbooks" / playbook)],
-        cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO, env=molecule_env(tmp_path), capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
