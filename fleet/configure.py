@@ -36,8 +36,8 @@ import yaml
 
 from fleet import hostkeys
 from fleet.errors import ConfigureError
+from fleet.proc import pid_alive
 from fleet.site import Node, Site
-from fleet.state import pid_alive
 from fleet.workflow import NodeContext, StageResult
 
 log = logging.getLogger(__name__)

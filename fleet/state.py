@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fleet.errors import LockError, StateError
+from fleet.proc import pid_alive
 
 APPLICATION_ID = 0x464C5431  # "FLT1": PRAGMA application_id of a fleet state file
 TABLES = ("journal", "locks", "nodes", "steps")
@@ -420,17 +421,6 @@ def production_state_dir(site_name: str, *, euid: int | None = None,
         return Path("/var/lib/fleet") / site_name
     base = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") else Path(env.get("HOME", "~")) / ".local/state"
     return base / "fleet" / site_name
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host exists (one we may not signal still exists)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _holder_alive(pid: int, host: str, me: str) -> bool:

@@ -1,27 +1,12 @@
 """Is a process alive, and what did it say last? One answer for every module that keeps a pid file
-(hosts, VMs, leases, the lab's services) or reports a failed command from its log."""
+(hosts, VMs, leases, the lab's services) or reports a failed command from its log; whether it is alive is
+production's own answer (`fleet.proc`), so the lab and the tool never disagree on a pid file."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-
-def pid_alive(pid: int | None) -> bool:
-    """True for a running process; False for none, a gone one, or a zombie (exited, not yet reaped)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+from fleet.proc import pid_alive as pid_alive  # re-exported: the lab's modules ask here
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
