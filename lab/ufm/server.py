@@ -182,59 +182,55 @@ def build_app(sim: Simulator) -> web.Application:
             result[pkey] = item
         return _json(result)
 
-    def _pkey_body(body: object, *, need_guids: bool = True) -> tuple[str, list[str], dict] | web.Response:
-        if not isinstance(body, dict):
-            return _error(400, "request body must be a JSON object")
-        pkey = str(body.get("pkey", "")).lower()
-        if not re.match(r"^0x[0-9a-f]{1,4}$", pkey) or not 0 < int(pkey, 16) < 0x7FFF:
-            return _error(400, f"Invalid pkey {body.get('pkey')!r}: hexadecimal string between 0x0-0x7fff exclusive")
-        guids = body.get("guids")
-        if need_guids and (not isinstance(guids, list) or not guids):
-            return _error(400, "guids is mandatory: a list of port GUIDs")
-        for guid in guids or []:
-            if not isinstance(guid, str) or not GUID_RE.match(guid.lower()):
-                return _error(400, f"Invalid GUID {guid!r}: a hexadecimal string of 16-20 characters")
-        membership = body.get("membership", "full")
-        if membership not in ("full", "limited"):
-            return _error(400, f"Invalid membership {membership!r}: full or limited")
-        member = {"membership": membership, "index0": bool(body.get("index0", False))}
-        return pkey, [g.lower() for g in guids or []], member
-
     async def _body(request: web.Request) -> object:
         try:
             return await request.json()
         except ValueError:
             return None
 
-    @route("POST", "resources/pkeys")
-    async def add_guids(request: web.Request) -> web.Response:
-        parsed = _pkey_body(await _body(request))
-        if isinstance(parsed, web.Response):
-            return parsed
-        pkey, guids, member = parsed
-        body = await _body(request)
-        entry = fabric.pkeys.setdefault(pkey, {"partition": pkey, "ip_over_ib": True, "guids": {}})
-        entry["ip_over_ib"] = bool(body.get("ip_over_ib", True)) if isinstance(body, dict) else True
+    def _pkey_body(body: object) -> tuple[dict, str, list[str], dict] | web.Response:
+        """The body, pkey, port GUIDs and membership of a pkey request, or UFM's 400 for what is wrong in it."""
+        if not isinstance(body, dict):
+            return _error(400, "request body must be a JSON object")
+        pkey = str(body.get("pkey", "")).lower()
+        if not re.match(r"^0x[0-9a-f]{1,4}$", pkey) or not 0 < int(pkey, 16) < 0x7FFF:
+            return _error(400, f"Invalid pkey {body.get('pkey')!r}: hexadecimal string between 0x0-0x7fff exclusive")
+        guids = body.get("guids")
+        if not isinstance(guids, list) or not guids:
+            return _error(400, "guids is mandatory: a list of port GUIDs")
         for guid in guids:
-            entry["guids"][guid] = dict(member)
+            if not isinstance(guid, str) or not GUID_RE.match(guid.lower()):
+                return _error(400, f"Invalid GUID {guid!r}: a hexadecimal string of 16-20 characters")
+        membership = body.get("membership", "full")
+        if membership not in ("full", "limited"):
+            return _error(400, f"Invalid membership {membership!r}: full or limited")
+        member = {"membership": membership, "index0": bool(body.get("index0", False))}
+        return body, pkey, [g.lower() for g in guids], member
+
+    def pkey_route(method: str, path: str) -> Callable:
+        """A pkey request's route: the handler gets the parsed body, a bad body gets UFM's 400 first."""
+        def register(handler: Callable[[dict, str, list[str], dict], web.Response]) -> Callable:
+            async def serve(request: web.Request) -> web.Response:
+                parsed = _pkey_body(await _body(request))
+                return parsed if isinstance(parsed, web.Response) else handler(*parsed)
+            return route(method, path)(serve)
+        return register
+
+    @pkey_route("POST", "resources/pkeys")
+    def add_guids(body: dict, pkey: str, guids: list[str], member: dict) -> web.Response:
+        entry = fabric.pkeys.setdefault(pkey, {"partition": pkey, "ip_over_ib": True, "guids": {}})
+        entry["ip_over_ib"] = bool(body.get("ip_over_ib", True))
+        entry["guids"].update({guid: dict(member) for guid in guids})
         return _json({})
 
-    @route("PUT", "resources/pkeys")
-    async def set_guids(request: web.Request) -> web.Response:
-        parsed = _pkey_body(await _body(request))
-        if isinstance(parsed, web.Response):
-            return parsed
-        pkey, guids, member = parsed
+    @pkey_route("PUT", "resources/pkeys")
+    def set_guids(body: dict, pkey: str, guids: list[str], member: dict) -> web.Response:
         entry = fabric.pkeys.setdefault(pkey, {"partition": pkey, "ip_over_ib": True, "guids": {}})
         entry["guids"] = {guid: dict(member) for guid in guids}
         return _json({})
 
-    @route("POST", "actions/remove_guids_from_pkey")
-    async def remove_guids(request: web.Request) -> web.Response:
-        parsed = _pkey_body(await _body(request))
-        if isinstance(parsed, web.Response):
-            return parsed
-        pkey, guids, _ = parsed
+    @pkey_route("POST", "actions/remove_guids_from_pkey")
+    def remove_guids(body: dict, pkey: str, guids: list[str], member: dict) -> web.Response:
         if pkey not in fabric.pkeys:
             return _error(404, f"pkey {pkey} not found")
         for guid in guids:

@@ -266,3 +266,21 @@ def test_check_costs_the_same_few_requests_for_a_rack_or_the_whole_site(fabric: 
     assert applied.added == {"0x0a12": [guid]} and applied.findings == []
     assert [event for _, event, _ in journal] == ["pkey_add:started", "pkey_add:done"]
     assert applied.ufm_requests == 5  # + the add and a re-read of the pkeys
+
+
+def test_pkey_members_are_added_replaced_and_removed_as_ufm_does(fabric: FabricLab, ufm: UfmClient) -> None:
+    first, second = "0x0002c90300000001", "0x0002c90300000002"
+    ufm.add_guids("0x0123", [first], index0=True)
+    ufm.add_guids("0x0123", [second], membership="limited")  # POST adds to the members
+    assert {(m.guid, m.membership, m.index0) for m in ufm.pkeys()["0x0123"]} == {
+        (first, "full", True), (second, "limited", False)}
+    ufm.request("PUT", "resources/pkeys", json={"pkey": "0x0123", "guids": [first[2:]]})  # PUT replaces them
+    assert [m.guid for m in ufm.pkeys()["0x0123"]] == [first]
+    ufm.remove_guids("0x0123", [first])
+    assert ufm.pkeys()["0x0123"] == []
+    with pytest.raises(UfmError) as caught:
+        ufm.request("PUT", "resources/pkeys", json={"pkey": "0x0123", "guids": [], "membership": "full"})
+    assert caught.value.status == 400 and "guids is mandatory" in str(caught.value)
+    with pytest.raises(UfmError) as caught:
+        ufm.remove_guids("0x0456", [first])
+    assert caught.value.status == 404
