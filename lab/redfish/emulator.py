@@ -1,25 +1,30 @@
-"""Runs sushy-tools' Redfish emulator (fake driver) with a power delay the lab can state.
+"""sushy-tools' Redfish emulator (fake driver) with a power delay the lab can state, built for the BMC front.
+
+`build_app` configures sushy-tools' own Flask app with the lab's driver and caches; the BMC front
+(`lab.redfish.front`) calls it in its own process through WSGI (`call`), so no request crosses a
+socket twice. `python -m lab.redfish.emulator --config FILE` serves the same app with sushy-tools'
+own main (werkzeug) for the tests that compare the front with it.
 
 sushy-tools 2.2.0's fake driver lands a power change `random.randint(1, 11)` seconds after the
 POST, rounded down to a whole second (`int(time.time()) + randint(1, 11)`), and offers no setting
 for it. The lab keeps that behaviour (the change lands later, on a read after its time;
 ForceRestart goes Off at once and On later) but needs the delay scaled by the lab time factor,
-and the benchmark needs it known. So this entry point runs the unmodified emulator with one
+and the benchmark needs it known. So the lab runs the unmodified emulator app with one
 driver subclass whose only difference is where `apply_time` comes from: a seeded uniform draw
 between `FLEET_LAB_POWER_DELAY_MIN_S` and `FLEET_LAB_POWER_DELAY_MAX_S` from the emulator config
 (written by `lab.redfish.service.prepare`; equal bounds give an exact, known delay).
 
 The stock driver keeps its systems in a SQLite-backed dict that opens a new connection and
 unpickles the system on every driver call (~15 per GET of a system: 4-9 ms of CPU, the lab's
-largest cost at 512 nodes). This process is the only one that uses the state dir, so the subclass
+largest cost at 512 nodes). The one process that serves the app uses the state dir alone, so the subclass
 puts a write-through cache in front of it (`WriteThroughDict`): reads come from memory, every
 write still lands in SQLite (the state survives a restart), and each read still returns a fresh
 copy, as the stock dict does (a caller mutating what it read changes nothing until it writes).
 The indicator LEDs (read twice per GET of a system) get the same cache, and a password that
 passed bcrypt once for an htpasswd entry is not hashed again (`remember_accepted`): bcrypt was
-~1 ms of the remaining ~2.3 ms of CPU per GET. Werkzeug's access log (a line per request into the
-emulator's log file) is off: the front already logs every request with what the client can see, and
-formatting and locking that line was a tenth of the emulator's CPU at 256 nodes. The `Systems`
+~1 ms of the remaining ~2.3 ms of CPU per GET. Served on its own, werkzeug's access log (a line per
+request) is off: the front logs every request with what the client can see, and formatting and locking
+that line was a tenth of the emulator's CPU at 256 nodes. The `Systems`
 collection, which lists every system of the emulator and which each lab BMC's client reads once, is
 rendered once per set of members (`cached_collection`): 8 ms of CPU per read at 1,280 systems before.
 """
@@ -28,13 +33,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import logging
 import pickle
 import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -42,6 +49,8 @@ from sushy_tools import error
 from sushy_tools.emulator import auth_basic
 from sushy_tools.emulator import main as emulator_main
 from sushy_tools.emulator.resources.systems import fakedriver
+from werkzeug.datastructures import Headers
+from werkzeug.test import run_wsgi_app
 
 
 def pending_state(current: str, requested: str) -> tuple[str, str] | None:
@@ -103,6 +112,7 @@ class WriteThroughDict(MutableMapping[Any, Any]):
 
 
 AuthEntry = Callable[[str, bytes], dict[str, str]]
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 View = Callable[[], flask.Response]
 
 
@@ -182,24 +192,59 @@ class LabFakeDriver(fakedriver.FakeDriver):
         })
 
 
-def main() -> int:
-    """Same command line as `sushy-emulator`; the fake driver is swapped before the app builds it.
+def build_app(config_file: str | Path) -> flask.Flask:
+    """sushy-tools' Flask app (the module-level `app` of `sushy_tools.emulator.main`), configured from
+    `config_file` as `sushy-emulator --config` configures it, with the lab's driver and caches in place.
 
+    Once per process: the app, its routes and its drivers are module-level singletons of sushy-tools.
     The app builds its driver lazily, on the first request, and without a lock: 32 first requests at
     once build 32 drivers, each checking every system in SQLite, and the process ran out of file
-    descriptors (20,000) at 512 systems. Building it here, once, before serving avoids that.
+    descriptors (20,000) at 512 systems. Building it here, before any request, avoids that.
     """
     fakedriver.FakeDriver = LabFakeDriver  # the app looks the class up at first use, after this
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log: lab.redfish.front keeps one
     auth_basic.auth_entry = remember_accepted(auth_basic.auth_entry)  # looked up per request, by name
-    args = emulator_main.parse_args()
-    emulator_main.app.configure(config_file=args.config)
-    driver = emulator_main.app.systems  # builds and caches the driver before any request
+    app = emulator_main.app
+    app.configure(config_file=str(config_file))
+    driver = app.systems  # builds and caches the driver before any request
     endpoint = "system_collection_resource"
-    emulator_main.app.view_functions[endpoint] = cached_collection(
-        emulator_main.app.view_functions[endpoint], lambda: driver.systems, emulator_main.app.config)
-    indicators = emulator_main.app.indicators  # built and cached once, like the driver
+    app.view_functions[endpoint] = cached_collection(app.view_functions[endpoint], lambda: driver.systems, app.config)
+    indicators = app.indicators  # built and cached once, like the driver
     indicators._indicators = WriteThroughDict(indicators._indicators)
+    return app
+
+
+def call(app: WsgiApp, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes,
+         host: str) -> tuple[int, Headers, bytes]:
+    """One request through the app's WSGI interface, in this thread: (status, headers, body).
+
+    The environ is the one PEP 3333 asks a server for, with the keys werkzeug's own server
+    (`WSGIRequestHandler.make_environ`) fills from a request: `path` as the decoded path, `query` as
+    sent (still percent-encoded), `headers` as HTTP_* plus CONTENT_TYPE / CONTENT_LENGTH, and `host`
+    (the address the client asked for) as Host and SERVER_NAME/PORT.
+    """
+    server, _, port = host.rpartition(":")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path.encode().decode("latin-1"),
+        "QUERY_STRING": query, "SERVER_NAME": server or host, "SERVER_PORT": port or "443",
+        "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": host,
+        "CONTENT_LENGTH": str(len(body)) if body else "",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "https", "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+    }
+    for name, value in headers.items():
+        key = name.upper().replace("-", "_")
+        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
+    chunks, status, out = run_wsgi_app(app, environ, buffered=True)
+    return int(status.split(" ", 1)[0]), out, b"".join(chunks)
+
+
+def main() -> int:
+    """Same command line as `sushy-emulator`: the app of `build_app`, served by sushy-tools' own main
+    (werkzeug's threaded server on SUSHY_EMULATOR_LISTEN_IP/PORT). The lab serves the app inside the
+    BMC front instead (`lab.redfish.front`); this is the stand-alone server the tests compare it with.
+    """
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log: lab.redfish.front keeps one
+    build_app(emulator_main.parse_args().config)
     return emulator_main.main()
 
 

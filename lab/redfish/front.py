@@ -1,6 +1,16 @@
 """The lab's BMC front: one HTTPS address per BMC, like real iDRACs, served by one process.
 
-One sushy-tools emulator holds every lab system, but a real datacenter has one BMC per server,
+One sushy-tools emulator holds every lab system, and it runs inside this process: its Flask app is
+called through WSGI on a few worker threads (`lab.redfish.emulator.call`), the way sushy-tools' own
+tests call it (`app.test_client()`) and the way any WSGI server does, without a socket. Until
+2026-12-01 the emulator was a second process (werkzeug's server) and every request crossed HTTP to it:
+0.6-0.9 ms of the 1.1-1.3 ms of the emulator's CPU per request was that hop, and the BMC wave of the
+bring-up bench (every node's discover and MAAS's power-on, both cores full) waited on it. What the
+app answers reaches the client as it did over HTTP: status, the forwarded headers, the body bytes,
+Basic auth against the emulator's htpasswd (tests/lab/test_redfish_inprocess.py compares the front
+with the emulator's own server, request by request).
+
+A real datacenter has one BMC per server,
 each with its own address, certificate, single `Systems` member and its own bad days. The front
 listens on every node's `bmc.address`, shows that node only, adds what iDRAC reports and the
 emulator does not (the service tag as `SKU`, and `Model`: iDRAC 9 names the server as Dell sells it,
@@ -36,6 +46,7 @@ import os
 import random
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +54,7 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
 from lab.faultfile import FaultFile
+from lab.redfish import emulator
 from lab.redfish.dell.routes import DellLayer, Target
 
 log = logging.getLogger("lab.redfish.front")
@@ -54,6 +66,7 @@ LAB_MODEL = "PowerEdge XE9680"  # every lab server, whatever an inventory says i
 EXPAND_ALL = ("*", ".")  # $expand forms that expand a collection's members (iDRAC 9: not on a system itself)
 NO_NICS_READS = 3  # bmc_no_nics_yet: EthernetInterfaces reads that list nothing before the NICs appear
 FORWARD_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "OData-Version", "If-Match", "If-None-Match")
+EMULATOR_THREADS = 4  # the emulator's app runs on these (the GIL serialises its Python; SQLite's fsync does not)
 FORWARD_RESPONSE_HEADERS = ("Content-Type", "ETag", "Allow", "WWW-Authenticate", "OData-Version", "Retry-After")
 
 # Message texts as iDRAC 9 and the DMTF Base registry word them, so clients parse real shapes.
@@ -89,7 +102,7 @@ BOOTING_RESETS = frozenset({"On", "ForceOn", "ForceRestart", "GracefulRestart", 
 class FrontConfig:
     """Everything the front needs, written by `lab.redfish.service.prepare` as JSON."""
 
-    emulator_url: str
+    emulator_config: str  # the sushy-tools emulator's config file (lab.redfish.emulator.build_app)
     faults_file: str
     cert_file: str
     key_file: str
@@ -141,8 +154,10 @@ def redfish_error(status: int, **fields: str) -> web.Response:
 class Front:
     """The request handler shared by every BMC address."""
 
-    def __init__(self, config: FrontConfig) -> None:
+    def __init__(self, config: FrontConfig, app: emulator.WsgiApp) -> None:
         self._config = config
+        self._app = app
+        self._threads = ThreadPoolExecutor(EMULATOR_THREADS, thread_name_prefix="emulator")
         self._by_port = {node.port: node for node in config.nodes}
         self._faults = FaultFile(Path(config.faults_file))
         self._rng = random.Random(config.seed)
@@ -176,6 +191,7 @@ class Front:
     async def stop(self, app: web.Application) -> None:
         if self._session:
             await self._session.close()
+        self._threads.shutdown(wait=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self._by_port[request.transport.get_extra_info("sockname")[1]]
@@ -273,18 +289,19 @@ class Front:
         return json.dumps(data).encode()
 
     async def _forward(self, request: web.Request, path: str = "") -> tuple[int, dict[str, str], bytes]:
-        """The request as the emulator answers it (`path`: a GET of another resource, with the same headers)."""
-        assert self._session is not None
+        """The request as the emulator answers it (`path`: a GET of another resource, with the same headers).
+
+        The emulator's app runs on one of the front's worker threads (its SQLite writes wait for the
+        disk there, not on the event loop that serves every BMC), called through WSGI as a server calls it."""
         headers = {k: request.headers[k] for k in FORWARD_REQUEST_HEADERS if k in request.headers}
-        async with self._session.request(
-            "GET" if path else request.method, self._config.emulator_url + (path or request.path_qs),
-            headers=headers, data=None if path else await request.read(), allow_redirects=False,
-        ) as resp:
-            body = await resp.read()
-            out = {k: resp.headers[k] for k in FORWARD_RESPONSE_HEADERS if k in resp.headers}
-            if "Location" in resp.headers:  # the emulator's redirects name its own address
-                out["Location"] = resp.headers["Location"].replace(self._config.emulator_url, "")
-            return resp.status, out, body
+        method, query, body = ("GET", "", b"") if path else (
+            request.method, request.rel_url.raw_query_string, await request.read())
+        status, answer, data = await asyncio.get_running_loop().run_in_executor(
+            self._threads, emulator.call, self._app, method, path or request.path, query, headers, body, request.host)
+        out = {k: answer[k] for k in FORWARD_RESPONSE_HEADERS if k in answer}
+        if "Location" in answer:  # a path (the emulator's alias redirect), or an absolute URL of the BMC's own
+            out["Location"] = answer["Location"]
+        return status, out, data
 
 
 @functools.lru_cache(maxsize=4096)
@@ -307,8 +324,9 @@ def _as_idrac(data: dict[str, Any], service_tag: str) -> dict[str, Any]:
 
 
 async def serve(config: FrontConfig) -> None:
-    """Bind every BMC address (in inventory order, so the last one bound means all are up) and serve."""
-    front = Front(config)
+    """Build the emulator's app, then bind every BMC address (in inventory order, so the last one bound
+    means all are up) and serve."""
+    front = Front(config, emulator.build_app(config.emulator_config))
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.on_startup.append(front.start)
     app.on_cleanup.append(front.stop)

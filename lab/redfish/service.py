@@ -1,9 +1,15 @@
-"""Lab BMCs as lab services: the sushy-tools emulator (every system) and the BMC front (one address each).
+"""Lab BMCs as a lab service: the BMC front (one HTTPS address per node) with the sushy-tools emulator inside.
 
-`prepare` writes what the two processes read (emulator config, htpasswd, front config, the lab CA);
-`service` describes the two subprocesses for `lab.control`. The emulator listens on
-`lab.ports["sushy"]` (plain HTTP on 127.0.0.1, reached only by the front); clients only ever see
-the front, on each node's `bmc.address`, over HTTPS.
+`prepare` writes what the front reads (its config, the emulator's config and htpasswd, the lab CA);
+`service` describes the one subprocess for `lab.control`. Clients only ever see the front, on each
+node's `bmc.address`, over HTTPS; the front calls the emulator's app (every lab system) in-process.
+
+Until 2026-12-01 the emulator was a second process, werkzeug's server on `lab.ports["sushy"]`, and the
+front forwarded every request to it over HTTP: that hop (a thread and a connection per request, the
+request and answer parsed twice) was 0.6-0.9 ms of the emulator's 1.1-1.3 ms of CPU per request, on
+the same 2 cores as everything else in the bring-up bench's BMC wave. The emulator's config keeps the
+port: `python -m lab.redfish.emulator --config LAB_DIR/redfish/emulator.conf` still serves the same
+app there on its own (the tests compare the front with it, each on its own state directory).
 """
 
 from __future__ import annotations
@@ -133,7 +139,7 @@ def prepare(site: Site, lab_dir: Path, *, power_delay_s: float | None = None,
         nodes.append(FrontNode(node.hostname, host.strip("[]"), int(node_port),
                                system_uuid(site, node.hostname), node.service_tag, node.pxe_mac))
     FrontConfig(
-        emulator_url=f"http://127.0.0.1:{port}",
+        emulator_config=str(files.emulator_config),
         faults_file=str(lab_dir / "faults.json"),
         cert_file=str(tls.cert_file),
         key_file=str(tls.key_file),
@@ -148,22 +154,15 @@ def prepare(site: Site, lab_dir: Path, *, power_delay_s: float | None = None,
 
 
 def service(site: Site, lab_dir: Path) -> list[LabService]:
-    """The emulator, then the front (which forwards to it); start them in this order."""
+    """The BMC front, with the emulator's app inside it; up once its last BMC address accepts connections."""
     files = RedfishLabFiles.under(lab_dir)
-    env = {"PYTHONPATH": str(REPO_ROOT)}
     last_host, _, last_port = list(site.nodes.values())[-1].bmc.address.rpartition(":")
     return [
-        LabService(
-            name="redfish-emulator",
-            argv=[sys.executable, "-m", "lab.redfish.emulator", "--config", str(files.emulator_config)],
-            ready=ReadyCheck(url=f"http://127.0.0.1:{emulator_port(site)}/redfish/v1/"),
-            env=env,
-        ),
         LabService(
             name="redfish-front",
             argv=[sys.executable, "-m", "lab.redfish.front", "--config", str(files.front_config)],
             ready=ReadyCheck(port=int(last_port), host=last_host.strip("[]")),
-            env=env,
+            env={"PYTHONPATH": str(REPO_ROOT)},
         ),
     ]
 

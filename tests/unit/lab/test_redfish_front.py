@@ -146,10 +146,12 @@ def test_prepare_with_a_known_delay_pins_both_bounds(small_site):
     assert (settings["FLEET_LAB_POWER_DELAY_MIN_S"], settings["FLEET_LAB_POWER_DELAY_MAX_S"]) == (2.5, 2.5)
 
 
-def test_service_describes_emulator_then_front_with_readiness(small_site):
+def test_service_is_the_front_alone_ready_on_its_last_bmc_address(small_site):
     site, lab_dir = small_site
-    emulator, front = service(site, lab_dir)
-    assert emulator.ready.url == "http://127.0.0.1:18000/redfish/v1/"
+    prepare(site, lab_dir)
+    (front,) = service(site, lab_dir)
     last = list(site.nodes.values())[-1].bmc.address
     assert f"{front.ready.host}:{front.ready.port}" == last
-    assert front.argv[-1].endswith("front.json") and emulator.argv[-1].endswith("emulator.conf")
+    assert front.argv[-1].endswith("front.json")
+    config = FrontConfig.load(Path(front.argv[-1]))
+    assert config.emulator_config == str(lab_dir / "redfish" / "emulator.conf")
