@@ -46,7 +46,9 @@ SYSTEMS = "/redfish/v1/Systems"
 USER_AGENT = "MAAS"
 ATTEMPTS = 3
 PAUSES_S = (3.0, 5.0)  # MAAS's waiting policy between attempts, real seconds (scaled by the lab)
-REQUEST_TIMEOUT_S = 10.0  # network time, not lab time: a held request is a timeout whatever the factor
+# Network time, not lab time: a held request is a timeout whatever the factor (real MAAS: none per request, 5 minutes
+# per power action); the lab site's MAAS deadlines leave room for it (lab/sitegen.py, maas_deadline_factor).
+REQUEST_TIMEOUT_S = 10.0
 
 
 class PowerActionError(Exception):

@@ -21,17 +21,10 @@ def test_a_small_soak_ends_every_node_as_its_fault_allows() -> None:
     # The health-faulty nodes reached validate on their light hosts and were quarantined there by their check.
     assert {(v.fault, v.status, v.where) for v in verdicts if v.fault in HEALTH_CHECKS} == {
         (kind, "quarantined", "validate") for kind in HEALTH_CHECKS}
-    # Known, and printed by the bench: a BMC that holds MAAS's power-on past the lab's deployment deadline
-    # (the deadline and the grace for MAAS's verdict are scaled to lab time, 12 s and 0.6 s; MAAS's driver waits a
-    # real 10 s on a held request) ends one of two ways, by how late MAAS's verdict comes on a loaded machine:
-    # MAAS says Failed deployment within the grace and the node is deployed again once, or MAAS still says
-    # Deploying (or Commissioning, against the commissioning deadline) after it and the node is quarantined at
-    # os (commission), never deployed over MAAS's head (both seen in CI runs beside the site VM). A
-    # datacenter's 40-minute deadline is never passed by one 30 s request.
-    lab_clock = [v for v in verdicts if v.fault == "bmc_timeout" and (
-        v.why == "deployed 2 times (expected 1)"
-        or (v.status == "quarantined" and v.where in ("commission", "os") and "MAAS still says" in v.detail))]
-    assert [v for v in verdicts if not v.ok and v not in lab_clock] == []
+    # Every node as its fault allows, a timeout BMC included (done, or quarantined where MAAS's own driver gave
+    # up on it): MAAS's deadlines on the lab clock leave room for the lab MAAS's driver waiting a real 10 s on
+    # each held request (lab/sitegen.py, maas_deadline_factor), so how loaded the machine is never decides it.
+    assert [v for v in verdicts if not v.ok] == []
     assert faulty_s > 0 and clean_s > 0
 
 
