@@ -28,6 +28,7 @@ FAULT_KINDS = (
     "maas_stuck_deploying",
     "maas_failed_commissioning",
     "bmc_no_nics_yet",
+    "pxe_unserved",  # the node's network boots never reach MAAS (no MAAS DHCP on its PXE network)
     "gpu_sick",
     "ib_link_down",
     "dmesg_bad",

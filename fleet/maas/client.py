@@ -279,6 +279,15 @@ class MaasClient:
             power_type="redfish", power_parameters=power))
         return Machine.from_api(data)
 
+    def set_hostname(self, node: str, machine: Machine, hostname: str) -> Machine:
+        """Rename the machine in MAAS: `PUT machines/{system_id}/ hostname=...`, the request python-libmaas's
+        `Machine.save()` sends for a changed `hostname` (its handler's `update`). MAAS validates the name
+        (400 with its form errors for an invalid or taken one: a MaasError with status 400)."""
+        node_log(log, node).info("renaming %s in MAAS: '%s' -> '%s'", machine.system_id, machine.hostname, hostname)
+        data = self._call(node, f"machines/{machine.system_id} update hostname",
+                          lambda s: s.Machine.update(system_id=machine.system_id, hostname=hostname))
+        return Machine.from_api(data)
+
     def failed_scripts(self, node: str, machine: Machine) -> tuple[str, ...]:
         """The scripts MAAS logged as failed for the machine (its "Script" events), newest first."""
         query = {"id": [machine.system_id], "level": ["WARNING"], "limit": ["20"]}

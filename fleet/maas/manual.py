@@ -15,10 +15,25 @@ The rule, one row per case in the unit tests:
 - commissioning / deployment: only while MAAS says Commissioning / Deploying, only when that
   operation is ours (our journal says we sent it: a machine someone else is commissioning or
   deploying is theirs), and never a Deployed machine.
+
+A boot MAAS never sees (the server does not power on, or its PXE NIC is on a network whose DHCP
+MAAS does not serve) ends on MAAS's own deadline: its status monitor marks the operation failed,
+"Node operation 'Commissioning' timed out after 20 minutes." (src/maasserver/status_monitor.py;
+Deploying: 40 minutes). `no_boot_next_step` turns that into the next step for a person.
+
+An interrupted boot (the run died after journaling it, before recording it done: see
+`fleet.stages.pxe.network_boot_once`) counts as done when the server is On: a boot ends On.
+
+An enlisted machine carries the name MAAS made up for it (src/maasserver/models/node.py
+`set_random_hostname`: `petname.generate()`, two lowercase words joined by "-", e.g. "ample-hawk");
+`decide_rename` says when the tool may give it the inventory's name (MachineHandler.update, what
+python-libmaas's `Machine.save()` sends for a changed `hostname`): only a name MAAS generated, on a
+machine nobody holds and nobody has deployed under that name. A name a person gave it is theirs.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -79,3 +94,50 @@ def boot_step(operation: Boot, sent: int = 1) -> str:
 
     A retried deployment is a second MAAS operation that waits for a boot of its own."""
     return f"boot:{operation.value}" + (f":{sent}" if sent > 1 else "")
+
+
+# MAAS's generated names: petname.generate(), two lowercase words joined by "-".
+_GENERATED = re.compile(r"^[a-z]+-[a-z]+$")
+# Where a machine's MAAS name matters to nobody yet: no one holds it or deployed it under that name.
+_UNCLAIMED = (NodeStatus.NEW, NodeStatus.COMMISSIONING, NodeStatus.FAILED_COMMISSIONING, NodeStatus.READY)
+
+
+@dataclass(frozen=True)
+class RenameDecision:
+    """`rename`: give the machine the inventory's name now; `refuse`: a person must decide (quarantine)."""
+
+    rename: bool
+    reason: str
+    refuse: bool = False
+
+
+def maas_generated(hostname: str) -> bool:
+    """Whether `hostname` has the shape of a name MAAS made up at enlistment (two words)."""
+    return bool(_GENERATED.match(hostname))
+
+
+def decide_rename(machine: Machine, hostname: str, *, me: str) -> RenameDecision:
+    """Rename the enlisted machine to the inventory's `hostname`? `me`: our MAAS user."""
+    if machine.hostname == hostname:
+        return RenameDecision(False, f"MAAS calls it {hostname}")
+    if machine.owner and machine.owner != me:
+        return RenameDecision(False, f"MAAS calls it '{machine.hostname}', held by {machine.owner}: "
+                              "its name is theirs, not renamed")
+    if not maas_generated(machine.hostname):
+        return RenameDecision(False, f"MAAS calls the machine with this node's PXE MAC '{machine.hostname}', a name "
+                              f"someone gave it (MAAS generates two-word names): not renamed to {hostname}. If it "
+                              f"is this node, rename it in MAAS to {hostname}; if the inventory is wrong, fix it; "
+                              "then run again", refuse=True)
+    if machine.status not in _UNCLAIMED:
+        return RenameDecision(False, f"MAAS calls it '{machine.hostname}' and says {machine.status_name}: a "
+                              "machine past commissioning keeps the name it was deployed under")
+    return RenameDecision(True, f"MAAS named it '{machine.hostname}' at enlistment: renamed to {hostname}")
+
+
+def no_boot_next_step(maas_power: str, maas_message: str, pxe_mac: str) -> str | None:
+    """The next step when MAAS failed an operation on its deadline for a machine only we can boot."""
+    if maas_power != "manual" or "timed out after" not in maas_message:
+        return None
+    return ("MAAS never saw the machine network-boot (maas.power: manual: MAAS cannot power it, the tool "
+            "booted it through its BMC once): check that the server powers on (BMC, console) and that its PXE "
+            f"NIC {pxe_mac} boots on a network whose DHCP MAAS serves, then run again")

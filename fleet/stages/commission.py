@@ -12,7 +12,9 @@ With `maas.power: manual` MAAS has no BMC access: the machine enlists itself whe
 network-boots it, so an unknown machine is left to that stage (it runs before this one), and our
 commissioning waits for a network boot MAAS cannot give: the stage gives it through the BMC
 (`fleet.stages.pxe.network_boot_once`, journaled, once per generation) when
-`fleet.maas.manual.decide_boot` says MAAS is waiting for it.
+`fleet.maas.manual.decide_boot` says MAAS is waiting for it. A boot MAAS never sees fails
+commissioning on MAAS's deadline ("Node operation 'Commissioning' timed out after 20 minutes."):
+quarantined with that message and what to check (the server's power, its PXE network).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleet.maas import MaasClient, Machine, NodeStatus
-from fleet.maas.manual import Boot, boot_step, decide_boot
+from fleet.maas.manual import Boot, boot_step, decide_boot, no_boot_next_step
 from fleet.redfish import BmcPool
 from fleet.site import Node, Site, resolve_credentials
 from fleet.stages.discover import count_bmc_requests
@@ -91,6 +93,11 @@ class Commission:
             deadline = self.site.timeouts.maas_commission_s
             machine = self.maas.wait_commissioned(node.hostname, machine, deadline_s=deadline)
             if commission_step(machine, ours) == "wait":
+                # Our deadline is MAAS's own, measured from our side: give MAAS's status monitor
+                # its moment to give its verdict (Failed commissioning, with its message) first.
+                machine = self.maas.wait_commissioned(node.hostname, machine,
+                                                      deadline_s=self.site.timeouts.maas_deploy_verdict_s)
+            if commission_step(machine, ours) == "wait":
                 return StageResult(False, f"MAAS still says {machine.status_name} after the commissioning deadline "
                                    f"({deadline:.0f} s, timeouts.maas_commission_s): {machine.status_message}",
                                    {"maas_status": machine.status_name}, quarantine=True)
@@ -100,8 +107,9 @@ class Commission:
             scripts = self.maas.failed_scripts(node.hostname, machine)
             evidence["failed_scripts"] = list(scripts)
             failed = f"; failed: {', '.join(scripts)}" if scripts else ""
-            return StageResult(False, f"MAAS: Failed commissioning: {machine.status_message}{failed} "
-                               "(hardware or power control: read the machine's commissioning results in MAAS)",
+            step = no_boot_next_step(self.site.maas_power, machine.status_message, node.pxe_mac) or \
+                "hardware or power control: read the machine's commissioning results in MAAS"
+            return StageResult(False, f"MAAS: Failed commissioning: {machine.status_message}{failed} ({step})",
                                evidence, quarantine=True)
         if commission_step(machine, ours) == "commission":
             return StageResult(False, f"MAAS says {machine.status_name} after commissioning was requested; "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import yaml
 
 from fleet.maas import MaasClient, OsStep, decide_os_action, image_problem, node_tags
+from fleet.maas.manual import no_boot_next_step
 from fleet.redfish import BmcPool
 from fleet.site import Node, Site
 from fleet.stages.pxe import deploy_booter
@@ -68,7 +69,10 @@ class Os:
         evidence = {"maas_status": outcome.machine.status_name, "deploy_attempts": outcome.attempts,
                     "maas_messages": list(outcome.failures)}
         if not outcome.deployed:
-            return StageResult(False, f"MAAS: {outcome.reason}", evidence, quarantine=True)
+            step = next((hint for message in outcome.failures
+                         if (hint := no_boot_next_step(self.site.maas_power, message, node.pxe_mac))), None)
+            return StageResult(False, f"MAAS: {outcome.reason}" + (f" ({step})" if step else ""), evidence,
+                               quarantine=True)
         self.maas.tag(node.hostname, outcome.machine, node_tags(node))
         return StageResult(True, outcome.reason, evidence)
 

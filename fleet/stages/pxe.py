@@ -11,15 +11,20 @@ our deployment (the os stage), each time MAAS is waiting for the machine to netw
 `network_boot_once` is the one acting wrapper all three use: a one-time PXE boot and power on (or
 cycle) through the BMC, a destructive step journaled before it starts and done once per MAAS
 operation and generation (`ctx.once`): a resumed run never boots the node a second time for the
-same operation. The step is journaled with the power state seen before; a run killed after the
-reset but before recording it finds, on resume, a node that was Off now On (or turning On within
-the reset confirmation window: the reset may land late) and takes that as the reset having
-landed. A node that was On, or whose state was not read, gives no such sign (a cycle ends On
-again), so that one case is sent again: at least once.
+same operation. A run killed after journaling the boot but before recording it done finds, on
+resume, the server On (or turning On within the BMC's reset confirmation window: the reset may
+land late) and takes that as the boot having landed, whatever the power state journaled before
+it: a boot ends On, and a second one would cut short the one MAAS is waiting for. Only a server
+still Off is booted again. (A run that died before sending the boot to a server already On is
+left so: MAAS's deadline then fails the operation, reported with the next step; see
+`fleet.maas.manual`.)
 
 After the enlistment boot the stage waits for MAAS to list the machine (it appears New, by its
 boot MAC, named by MAAS), with MAAS's commissioning deadline: enlistment is the same ephemeral
-boot.
+boot. It then gives the machine its inventory name (`decide_rename`: only a name MAAS generated,
+journaled before it is sent), so MAAS, its DNS and every later lookup call it what the inventory
+does; MAAS refusing the name (another machine has it) or a name a person gave the machine
+quarantines the node with the reason and the fix.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fleet.errors import MaasError
 from fleet.maas import MaasClient, Machine
-from fleet.maas.manual import Boot, boot_step, decide_boot
+from fleet.maas.manual import Boot, boot_step, decide_boot, decide_rename
 from fleet.redfish import BmcPool
 from fleet.site import Node, Site
 from fleet.stages.discover import count_bmc_requests
@@ -40,15 +46,16 @@ from fleet.workflow import NodeContext, StageResult
 def network_boot_once(ctx: NodeContext, bmcs: BmcPool, node: Node, step: str, *, power_state: str = "") -> bool:
     """One-time PXE boot and power on/cycle through the node's BMC, once per generation for `step`.
 
-    Returns False when the step was already done. `power_state` is what was last seen (for the
-    landed check of an interrupted step; "" when unknown, then an interrupted boot is sent again)."""
+    Returns False when the step was already done (or, interrupted, had landed: the server is On).
+    `power_state` is what was last seen before it ("" when not read), journaled with the step."""
     bmc = bmcs.client(node)
     before = (bmc.requests, bmc.polls)
 
     def landed(started: dict) -> bool:
-        # A power-on sent just before the crash may land seconds later: watch as long as an
-        # ambiguous reset is watched before deciding it never happened.
-        return started.get("power_state") == "Off" and bmc.power_on_seen_within(bmc.reset_confirm_s)
+        # A boot ends On (a power-on sent just before the crash may land seconds later: watch as long
+        # as an ambiguous reset is watched). `started` keeps the state before it, as evidence only.
+        del started
+        return bmc.power_on_seen_within(bmc.reset_confirm_s)
 
     try:
         sent = ctx.once(step, lambda: bmc.network_boot("Pxe"), detail={"power_state": power_state}, landed=landed)
@@ -96,19 +103,39 @@ class Pxe:
             return StageResult(True, "no network boot: MAAS powers it through its BMC")
         machine = self.maas.lookup(node)
         decision = decide_boot(machine, self.site.maas_power, Boot.ENLIST)
-        if not decision.boot:
-            return StageResult(True, f"no network boot: {decision.reason}")
-        seen = str(ctx.db.node(node.hostname).evidence.get("power_state", ""))  # what discover read
-        network_boot_once(ctx, self.bmcs, node, boot_step(Boot.ENLIST), power_state=seen)
-        machine = self._wait_enlisted(node)
-        if machine is None:
-            deadline = self.site.timeouts.maas_commission_s
-            return StageResult(False, f"network-booted, but MAAS has not enlisted the machine after {deadline:.0f} s "
-                               f"(timeouts.maas_commission_s): look at its console; its PXE NIC ({node.pxe_mac}) must "
-                               "boot on a network whose DHCP MAAS serves", quarantine=True)
-        return StageResult(True, f"enlisted by network boot: MAAS says {machine.status_name} as {machine.hostname} "
-                           f"({decision.reason})", {"maas_system_id": machine.system_id,
-                                                     "maas_status": machine.status_name})
+        if decision.boot:
+            seen = str(ctx.db.node(node.hostname).evidence.get("power_state", ""))  # what discover read
+            network_boot_once(ctx, self.bmcs, node, boot_step(Boot.ENLIST), power_state=seen)
+            machine = self._wait_enlisted(node)
+            if machine is None:
+                deadline = self.site.timeouts.maas_commission_s
+                return StageResult(False, f"network-booted, but MAAS has not enlisted the machine after "
+                                   f"{deadline:.0f} s (timeouts.maas_commission_s): look at its console; its PXE NIC "
+                                   f"({node.pxe_mac}) must boot on a network whose DHCP MAAS serves", quarantine=True)
+        assert machine is not None
+        booted = f"enlisted by network boot: MAAS says {machine.status_name}" if decision.boot else \
+            f"no network boot: {decision.reason}"
+        return self._name(node, ctx, machine, booted)
+
+    def _name(self, node: Node, ctx: NodeContext, machine: Machine, booted: str) -> StageResult:
+        """Give the enlisted machine the inventory's name, as `decide_rename` allows (journaled)."""
+        evidence = {"maas_system_id": machine.system_id, "maas_status": machine.status_name}
+        rename = decide_rename(machine, node.hostname, me=self.maas.whoami())
+        if rename.refuse:
+            return StageResult(False, f"{booted}; {rename.reason}", evidence, quarantine=True)
+        if rename.rename:
+            ctx.journal("rename:started", maas_hostname=machine.hostname, to=node.hostname)
+            try:
+                machine = self.maas.set_hostname(node.hostname, machine, node.hostname)
+            except MaasError as err:
+                if err.status != 400:
+                    raise
+                return StageResult(False, f"{booted}; MAAS refused the name {node.hostname} for "
+                                   f"'{machine.hostname}': {err.service_message} (another machine in MAAS has "
+                                   "it? delete or rename that one in MAAS, or fix the inventory), then run again",
+                                   evidence, quarantine=True)
+            ctx.journal("rename:done", maas_hostname=machine.hostname)
+        return StageResult(True, f"{booted}; {rename.reason}", evidence)
 
     def _wait_enlisted(self, node: Node) -> Machine | None:
         deadline = time.monotonic() + self.site.timeouts.maas_commission_s

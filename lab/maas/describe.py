@@ -82,6 +82,7 @@ HANDLERS: dict[str, Handler] = {
     "MachineHandler": Handler.of(
         "machines/{system_id}/", "Manage an individual machine.",
         _rest("read", "GET", "Read a specific machine."),
+        _rest("update", "PUT", "Update a machine.\n\n:param hostname: the new hostname for this machine."),
         _op("deploy", "POST", "Deploy an operating system to a machine.\n\n"
             ":param user_data: base64-encoded cloud-init user data.\n"
             ":param distro_series: the OS release to deploy.\n:param hwe_kernel: the kernel."),

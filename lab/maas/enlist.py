@@ -9,6 +9,14 @@ python-libmaas's `maas/client/bones/testing/api22.json`, and MAAS's node forms):
   `power_parameters_<name>` fields; redfish needs `power_address`, `power_user` and `power_pass`;
 - a MAC already on another machine, or a hostname already taken, is refused;
 - a bad request is 400 with a JSON object of field -> list of messages (Django's form errors);
+- `PUT machines/{system_id}/` (MachineHandler.update, what python-libmaas's `Machine.save()` sends
+  for a changed `hostname`) takes an admin's key (NodePermission.admin: anyone else gets 403) and
+  validates the name as the model does (canonical/maas src/maasserver/models/node.py: `hostname`
+  is unique and checked by `validate_hostname`, src/maascommon/utils/dns.py; `clean_hostname_domain`
+  splits an FQDN and refuses a domain MAAS does not have with "Nonexistant domain."), answering a
+  bad one 400 with the form errors (`MAASAPIValidationError(form.errors)`, src/maasserver/api/
+  machines.py): {"hostname": ["Label contains disallowed characters: 'gpu_1'."]} or
+  {"hostname": ["Node with this Hostname already exists."]}; a field not sent is left as it was;
 - a machine an admin creates through the API starts commissioning at once (New -> Commissioning),
   and MAAS powers it on through its power driver to do it.
 
@@ -32,7 +40,10 @@ Enlistment by network boot (what a site whose MAAS cannot reach the BMCs relies 
 - the ephemeral environment powers the machine off at the end of enlistment and of commissioning
   (the lab sends that ForceOff as the machine's own OS, through the BMC the inventory gives it).
 The lab's boot network is the BMC front's network-boot feed (`lab.redfish.front`: one JSON line
-per server that started with a PXE override armed); `BootNetwork` reads it.
+per server that started with a PXE override armed); `BootNetwork` reads it. The `pxe_unserved`
+fault puts a node's PXE NIC on a network whose DHCP MAAS does not serve (a wrong VLAN on its
+switch port, a DHCP relay missing): it powers on and boots, but MAAS never hears of it, so it never
+enlists, and an operation waiting for its boot fails on MAAS's deadline (lab.maas.states).
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ import json
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lab.maas.states import MachineState, Status, log_event, network_booted
@@ -52,6 +63,7 @@ REQUIRED_POWER_PARAMETERS = {"redfish": ("power_address", "power_user", "power_p
                              "ipmi": ("power_address", "power_user", "power_pass")}
 _MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
 _HOSTNAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL_CHARS = re.compile(r"[a-zA-Z0-9-]*$")  # maascommon.utils.dns.validate_domain_name
 
 
 class FormError(Exception):
@@ -78,6 +90,44 @@ def _power_parameters(params: dict[str, list[str]], errors: dict[str, list[str]]
         if key.startswith("power_parameters_") and values:
             found[key[len("power_parameters_"):]] = values[-1]
     return found
+
+
+def hostname_error(hostname: str) -> str | None:
+    """MAAS's `validate_hostname` message for `hostname` (host label and domain), or None when valid."""
+    if len(hostname) > 255:
+        return "Hostname is too long.  Maximum allowed is 255 characters."
+    host_part = hostname.split(".")[0]
+    if "_" in host_part:
+        return f"Host label cannot contain underscore: {host_part!r}."
+    for label in hostname.split("."):
+        if not label:
+            return "DNS name contains an empty label."
+        if len(label) > 63:
+            return f"Label is too long: {label!r}.  Maximum allowed is 63 characters."
+        if label.startswith("-") or label.endswith("-"):
+            return f"Label cannot start or end with hyphen: {label!r}."
+        if not _LABEL_CHARS.match(label):
+            return f"Label contains disallowed characters: {label!r}."
+    return None
+
+
+def update(params: dict[str, list[str]], m: MachineState, machines: dict[str, MachineState], *,
+           domain: str) -> MachineState:
+    """`PUT machines/{system_id}/` for the fields the lab keeps (the hostname), or FormError as MAAS
+    words it. `domain` is the one domain MAAS has; an FQDN in another one is refused."""
+    if "hostname" not in params:
+        return m
+    wanted = params["hostname"][-1]
+    problem = hostname_error(wanted)
+    name, _, in_domain = wanted.partition(".")
+    if problem is None and in_domain and in_domain != domain:
+        problem = "Nonexistant domain."
+    if problem is None and any(other.hostname == name for other in machines.values()
+                               if other.system_id != m.system_id):
+        problem = "Node with this Hostname already exists."
+    if problem is not None:
+        raise FormError({"hostname": [problem]})
+    return replace(m, hostname=name)
 
 
 def enlist(params: dict[str, list[str]], machines: dict[str, MachineState], system_id: str, *,
@@ -169,8 +219,8 @@ class BootNetwork:
     offset: int = 0
     enlisting: dict[str, float] = field(default_factory=dict)  # mac -> when MAAS has the machine
 
-    def boots(self) -> list[tuple[float, str]]:
-        """(ts, mac) of the boots written since the last call."""
+    def boots(self) -> list[tuple[float, str, str]]:
+        """(ts, mac, node) of the boots written since the last call."""
         if self.path is None:
             return []
         try:
@@ -185,26 +235,28 @@ class BootNetwork:
         for line in complete.decode(errors="replace").splitlines():
             try:
                 entry = json.loads(line)
-                found.append((float(entry["ts"]), str(entry["mac"]).lower()))
+                found.append((float(entry["ts"]), str(entry["mac"]).lower(), str(entry.get("node", ""))))
             except (ValueError, KeyError, TypeError):
                 continue
         return found
 
     def step(self, machines: dict[str, MachineState], new_id: Callable[[str], str], *, now: float,
-             rng: random.Random) -> list[tuple[str, str]]:
+             rng: random.Random, unserved: Callable[[str], bool] = lambda node: False) -> list[tuple[str, str]]:
         """Apply the new boots and the enlistments now due to `machines`; returns (system id, what
-        happened) for the op log."""
+        happened) for the op log. `unserved(node)`: that server's boots never reach MAAS."""
         changed = []
         by_mac = {mac: m.system_id for m in machines.values() for mac in m.macs}
-        for at, mac in self.boots():
+        for at, mac, node in self.boots():
+            if unserved(node):
+                continue
             if mac in by_mac:
                 system_id = by_mac[mac]
                 before = machines[system_id]
                 after = machines[system_id] = network_booted(before, at)
                 started = before.pending is not None and before.pending.awaiting_power and not (
                     after.pending is not None and after.pending.awaiting_power)
-                changed.append((system_id, f"{after.maas_events[-1][3]}" + (f": {after.status_name} under way"
-                                                                            if started else "")))
+                changed.append((system_id, f"PXE Request ({after.maas_events[-1][3]})"
+                                + (f": {after.status_name} under way" if started else "")))
             elif mac not in self.enlisting:
                 self.enlisting[mac] = at + self.enlist_s
         for mac, due_at in list(self.enlisting.items()):

@@ -16,8 +16,9 @@ API (`events/?op=query`) shows what MAAS logged for each machine (power failures
 `hwe_kernel` against (`lab.maas.images`).
 
 The simulator's own log (`logs/maas.log` under `lab up`) is its op log: one line per operation it
-accepted or refused, per status change, per power action, per network boot (`PXE boot (<purpose>)`,
-and `enlisted by network boot` for a MAC MAAS did not know), and per tag a machine gains or loses
+accepted or refused, per status change, per power action, per network boot (`PXE Request (<purpose>)`,
+and `enlisted by network boot` for a MAC MAAS did not know), per rename (`hostname changed`), and
+per tag a machine gains or loses
 (`tags update_nodes` add/remove, or the tag deleted). Real MAAS writes no node event for
 `update_nodes`, only audit events for creating, updating or deleting the tag itself
 (src/maasserver/api/tags.py), so the tag lines go to the lab's log, not to the events API.
@@ -47,7 +48,7 @@ from aiohttp import web
 
 from lab.faultfile import FaultFile
 from lab.maas.describe import API_PATH, describe
-from lab.maas.enlist import BootNetwork, FormError, enlist
+from lab.maas.enlist import BootNetwork, FormError, enlist, update
 from lab.maas.images import BOOT_RESOURCES, ImageError, check_deploy
 from lab.maas.multipart import Params, parse_body
 from lab.maas.power import PowerFailed, PowerParameters, RedfishDriver
@@ -189,7 +190,9 @@ class Simulator:
     def tick(self) -> None:
         """Fire what is due (hooks, power actions); reads bring their machines up to date themselves."""
         now = time.time()
-        for system_id, what in self.boot_network.step(self.machines, self._new_system_id, now=now, rng=self.rng):
+        for system_id, what in self.boot_network.step(
+                self.machines, self._new_system_id, now=now, rng=self.rng,
+                unserved=lambda node: bool(self.faults.rates(node).get("pxe_unserved"))):
             self.dirty = True
             log.info("%s: %s", self.machines[system_id].hostname, what)
         for system_id, m in list(self.machines.items()):
@@ -410,6 +413,8 @@ class Simulator:
             return _json(self.machine_json(m))
         if request.method == "GET" and op == "query_power_state":
             return await self._query_power(m)
+        if request.method == "PUT" and op is None:
+            return self._update(m, params, request["user"])
         if request.method == "POST" and op in MACHINE_ACTIONS:
             user = request["user"]
             if not may_edit(user, m.owner):  # NodePermission.edit: the owner or an admin
@@ -434,6 +439,22 @@ class Simulator:
             self._start_power(new)
             return _json(self.machine_json(new))
         return _text(400, f"Unrecognised signature: method={request.method} op={op}")
+
+    def _update(self, m: MachineState, params: Params, user: LabUser) -> web.Response:
+        """`PUT machines/{system_id}/` (MachineHandler.update): an admin's, validated as MAAS's form."""
+        if not user.is_superuser:  # NodePermission.admin
+            log.info("%s: update refused: %s is not an admin", m.hostname, user.username)
+            return _text(403, "")
+        try:
+            new = update(params, m, self.machines, domain=str(DOMAIN["name"]))
+        except FormError as err:
+            log.info("%s: update refused: %s", m.hostname, err.errors)
+            return _json(err.errors, status=400)
+        if new.hostname != m.hostname:
+            self.machines[m.system_id] = new
+            self.dirty = True
+            log.info("%s: hostname changed to %s (by %s)", m.hostname, new.hostname, user.username)
+        return _json(self.machine_json(new))
 
     async def _query_power(self, m: MachineState) -> web.Response:
         """MAAS asks the BMC while the client waits; without power control it answers what it knows."""

@@ -15,7 +15,17 @@ back with `power_result`; a failed power-on fails the operation the way MAAS mar
 if someone pressed the button; one that enlisted itself by network boot (`waits_for_boot`: its BMC
 is real, MAAS just cannot reach it) does what MAAS's manual driver leaves it to: MAAS's power
 actions do nothing, and an operation that needs the machine running waits until the machine network-
-boots (`network_booted`, fed by the lab's boot network; see `lab.maas.enlist`). A machine the
+boots (`network_booted`, fed by the lab's boot network; see `lab.maas.enlist`), and no longer than
+MAAS lets it: MAAS sets a monitored operation's `status_expires` when it starts the operation, even
+when it cannot power the machine itself (src/maasserver/models/node.py `_start`: `_set_status_expires`
+after the power action, whatever the driver), pushes it back on every boot of the machine
+(src/maasserver/rpc/boot.py `get_config`: `reset_status_expires`, "This allows a machine to take up to
+the maximum timeout status to POST"), and its status monitor (src/maasserver/status_monitor.py
+`mark_nodes_failed_after_expiring`) marks an expired one failed with "Node operation 'Commissioning'
+timed out after 20 minutes." (Failed commissioning; Deploying: 40 minutes, Failed deployment; the
+minutes are MAAS 2.x's NODE_FAILURE_MONITORED_STATUS_TIMEOUTS, newer MAAS reads them from its
+`node_timeout` setting). So a manual machine that never network-boots fails its commissioning or
+deployment on that deadline (`Pending.expires`, scaled by the lab's time factor). A machine the
 inventory has but MAAS has not enlisted does not exist here at all: `enlist` (machines create)
 brings it in, New, and MAAS starts commissioning it at once (an admin's API create does).
 Commissioning runs MAAS's built-in scripts; the `maas_failed_commissioning` fault fails one
@@ -222,7 +232,7 @@ INSTALL_FAILED_MESSAGE = "Installation failed (refer to the installation log for
 # A real built-in commissioning script (MAAS 2.9+), the one the maas_failed_commissioning fault fails.
 FAILING_SCRIPT = "20-maas-03-machine-resources"
 # MAAS's SCRIPT_STATUS for a machine's commissioning script set (`commissioning_status` in its JSON).
-SCRIPT_STATUS_NAMES = {-1: "Unknown", 0: "Pending", 1: "Running", 2: "Passed", 3: "Failed"}
+SCRIPT_STATUS_NAMES = {-1: "Unknown", 0: "Pending", 1: "Running", 2: "Passed", 3: "Failed", 5: "Aborted"}
 # Where a failed power-on leaves each operation (MAAS's mark_failed targets).
 POWER_FAILED_STATUS = {
     Status.COMMISSIONING: Status.FAILED_COMMISSIONING,
@@ -259,6 +269,7 @@ class Pending:
     outcome: str = "ok"  # ok | fail | stuck
     erase_then_release: bool = False
     awaiting_power: bool = False  # the clock starts once the power driver has done its part
+    expires: float | None = None  # manual power: MAAS's status_expires while it waits for the boot
 
 
 @dataclass(frozen=True)
@@ -319,7 +330,9 @@ def _power(m: MachineState, target: str, now: float, timing: Timing) -> MachineS
         # MAAS's manual driver only logs "You need to power on <id> manually": the operation waits
         # for the machine to network-boot; an off request is left to the operator (nothing waits).
         if target == "on" and m.pending is not None:
-            return replace(m, pending=replace(m.pending, awaiting_power=True))
+            expires = (m.pending.started + timing.timeout(m.status) if m.status in MONITORED_TIMEOUT_MIN
+                       else None)
+            return replace(m, pending=replace(m.pending, awaiting_power=True, expires=expires))
         return m
     if m.power_type == "redfish":
         # MAAS's driver PXE-boots on every power-on, even an already running machine: always ask.
@@ -365,16 +378,19 @@ def _running(m: MachineState, now: float) -> MachineState:
 
 # What MAAS's rack controller hands a known machine that network-boots (maasserver/api/pxeconfig.py,
 # `get_boot_purpose`): the ephemeral image while commissioning or testing, the installer while
-# deploying, else a local boot or power off. The "PXE Request" event names the purpose.
+# deploying, else a local boot or power off. The "PXE Request" event names the purpose in MAAS's
+# words (src/maasserver/rpc/boot.py `event_log_pxe_request`: "commissioning", "installation", ...).
 _BOOT_PURPOSE = {S.COMMISSIONING: "commissioning", S.TESTING: "commissioning", S.DEPLOYING: "xinstall",
                  S.DISK_ERASING: "commissioning", S.ENTERING_RESCUE_MODE: "commissioning"}
+PXE_REQUEST_WORDS = {"commissioning": "commissioning", "xinstall": "installation", "local": "local boot",
+                     "poweroff": "power off"}
 
 
 def network_booted(m: MachineState, at: float) -> MachineState:
     """The machine PXE-booted at `at`: MAAS logs the request, and an operation waiting for the
     machine (manual power) starts. A boot from before the operation began is not its boot."""
     purpose = _BOOT_PURPOSE.get(m.status, "local" if m.status == S.DEPLOYED else "poweroff")
-    m = log_event(m, at, "PXE Request", f"PXE boot ({purpose})")
+    m = log_event(m, at, "PXE Request", PXE_REQUEST_WORDS[purpose])
     if m.pending is None or not m.pending.awaiting_power or at < m.pending.started:
         return m
     return _running(m, at)
@@ -509,6 +525,17 @@ def _timed_out(status: Status) -> str:
     return f"Node operation '{STATUS_NAMES[status]}' timed out after {MONITORED_TIMEOUT_MIN[status]} minutes."
 
 
+def _expired(m: MachineState, at: float) -> MachineState:
+    """MAAS's status monitor at `status_expires`: the operation never got its boot (mark_failed, the
+    commissioning scripts aborted)."""
+    message = _timed_out(m.status)
+    m = log_event(m, at, "Marking node failed", message, "ERROR")
+    changes: dict[str, object] = {"pending": None}
+    if m.status == S.COMMISSIONING:
+        changes.update(commissioning_status=5, prior_status=None)
+    return _move(m, POWER_FAILED_STATUS[m.status], message, **changes)
+
+
 def _complete(
     m: MachineState, *, now: float, timing: Timing, rates: dict[str, float], rng: random.Random
 ) -> tuple[MachineState, str | None]:
@@ -576,6 +603,7 @@ def due(m: MachineState, now: float) -> bool:
     p = m.pending
     return (m.power_request is not None
             or (p is not None and not p.awaiting_power and now >= p.until)
+            or (p is not None and p.awaiting_power and p.expires is not None and now >= p.expires)
             or (m.power_target is not None and m.power_at is not None and now >= m.power_at))
 
 
@@ -584,6 +612,9 @@ def advance(
 ) -> tuple[MachineState, list[str]]:
     """Bring the machine up to `now`: finish due operations and power changes; return lab events."""
     events: list[str] = []
+    p = m.pending
+    if p is not None and p.awaiting_power and p.expires is not None and now >= p.expires:
+        m = _expired(m, p.expires)
     while m.pending is not None and not m.pending.awaiting_power and now >= m.pending.until:
         m, event = _complete(m, now=now, timing=timing, rates=rates, rng=rng)
         if event:

@@ -1,13 +1,17 @@
 """`maas.power: manual` end to end: MAAS cannot reach the BMCs, so every boot MAAS waits for is ours.
 
 A new rack unknown to the lab MAAS, on a site that says `maas.power: manual`: the pxe stage
-network-boots two nodes, the lab BMCs put those boots on the lab's boot network, the lab MAAS
-enlists them (New, named by MAAS, no power type); the commission stage sends commissioning and
-boots them for it, the os stage deploys and boots them for that. Proven from the lab's side: the
-boot network's feed (one line per network boot), MAAS's own event log ("PXE Request" per boot of a
-known machine, with the boot purpose MAAS answered), MAAS's op log (each operation accepted, then
-under way only after one boot of ours) and the BMC front's request log (no request from MAAS at
-all). A second run repeats none of it.
+network-boots three nodes, the lab BMCs put those boots on the lab's boot network, the lab MAAS
+enlists them (New, named by MAAS, no power type) and the stage renames each to its inventory name
+(`PUT machines/{id}/`); the commission stage sends commissioning and boots them for it, the os
+stage deploys and boots them for that. One node's PXE network is then cut off from MAAS
+(`pxe_unserved`): its commissioning boot never reaches MAAS, and MAAS fails the commissioning on
+its own (lab-scaled) 20-minute deadline; the node is quarantined with MAAS's message and the next
+step, booted once, never again. Proven from the lab's side: the boot network's feed (one line per
+network boot), MAAS's own event log ("PXE Request" per boot of a known machine, in MAAS's words
+for the boot purpose), MAAS's op log (each operation accepted, then under way only after one boot
+of ours; the rename; the deadline) and the BMC front's request log (no request from MAAS at all).
+A second run repeats none of it.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from collections.abc import Callable
 import pytest
 import yaml
 
+from lab import faults as lab_faults
 from lab.maas.service import lab_files
 from lab.redfish.service import RedfishLabFiles
 from tests.lab.conftest import LabSite
 
 pytestmark = pytest.mark.lab
 NODES = ("gpu-001-01", "gpu-001-02")
-UNTOUCHED = ("gpu-001-03", "gpu-001-04")
+UNSERVED = "gpu-001-03"  # its commissioning boot never reaches MAAS
+UNTOUCHED = ("gpu-001-04",)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -63,46 +69,75 @@ def pxe_requests(lab: LabSite, system_id: str) -> list[str]:
     return [event[3] for event in state["machines"][system_id]["maas_events"] if event[1] == "PXE Request"]
 
 
-def maas_ops(lab: LabSite, hostname: str) -> list[str]:
-    """The lab MAAS's op log for the machine MAAS calls `hostname`: operations and network boots."""
+def maas_ops(lab: LabSite, *hostnames: str) -> list[str]:
+    """The lab MAAS's op log for the machine MAAS calls (or called) `hostnames`: operations, network
+    boots, renames and deadlines."""
     lines = (lab.lab_dir / "logs" / "maas.log").read_text(encoding="utf-8").splitlines()
-    return [line.split(f"{hostname}: ", 1)[1] for line in lines if f" {hostname}: " in line
-            and (" accepted: " in line or "network boot" in line or "PXE boot" in line or "power" in line)]
+    return [line.split(f"{name}: ", 1)[1] for line in lines for name in hostnames if f" {name}: " in line
+            and (" accepted: " in line or "network boot" in line or "PXE Request" in line or "power" in line
+                 or "hostname changed" in line or "timed out" in line)]
 
 
-def test_a_manual_power_site_enlists_commissions_and_deploys_by_our_network_boots(
+def maas_name(lab: LabSite, host: str) -> str:
+    """The name MAAS gave the machine at enlistment (journaled by the rename)."""
+    return next(str(e.detail["maas_hostname"]) for e in lab.journal(host) if e.event == "rename:started")
+
+
+def test_a_manual_power_site_enlists_renames_commissions_and_deploys_by_our_network_boots(
         make_lab_site: Callable[..., LabSite]) -> None:
     lab = manual_site(make_lab_site)
-    result = lab.cli("--nodes", ",".join(NODES), "--until", "os", "--json")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    enlisted = lab.cli("--nodes", ",".join((*NODES, UNSERVED)), "--until", "pxe", "--json")
+    assert enlisted.returncode == 0, enlisted.stdout[-2000:] + enlisted.stderr[-3000:]
+    lab_faults.write(lab.lab_dir, {UNSERVED: {"pxe_unserved": 1.0}})  # its PXE network loses MAAS's DHCP
+
+    result = lab.cli("--nodes", ",".join((*NODES, UNSERVED)), "--until", "os", "--json")
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
     report = {row["hostname"]: row for row in json.loads(result.stdout)["nodes"]}
     assert {host: report[host]["status"] for host in NODES} == {host: "done" for host in NODES}
 
-    # Three boots a node: enlistment, commissioning, deployment; none for the nodes not selected.
-    assert boots(lab) == Counter({host: 3 for host in NODES})
+    # Three boots a node: enlistment, commissioning, deployment; one commissioning boot for the node MAAS
+    # never heard from; none for the nodes not selected.
+    assert boots(lab) == Counter({NODES[0]: 3, NODES[1]: 3, UNSERVED: 2})
     requests = bmc_requests(lab)
     assert not [e for e in requests if e["agent"] == "MAAS"], "MAAS's manual driver never touches a BMC"
     assert not [e for e in requests if e["node"] in UNTOUCHED and e["method"] != "GET"]
 
     for host in NODES:
         machine = lab.machine(host)
-        assert (machine.status_name, machine.power_type) == ("Deployed", "")
-        assert machine.hostname != host  # MAAS named it at enlistment; found by its PXE MAC
-        started = [e.event.removesuffix(":started") for e in lab.journal(host)
-                   if e.event.startswith("boot:") and e.event.endswith(":started")]
-        assert started == ["boot:enlist", "boot:commission", "boot:deploy"]  # journaled before each boot
+        assert (machine.hostname, machine.status_name, machine.power_type) == (host, "Deployed", "")
+        started = [e.event.removesuffix(":started") for e in lab.journal(host) if e.event.endswith(":started")
+                   and (e.event.startswith("boot:") or e.event.startswith("rename"))]
+        assert started == ["boot:enlist", "rename", "boot:commission", "boot:deploy"]  # journaled before each
         # The enlistment boot came from a MAC MAAS did not know yet; then one boot per operation.
         wait_for(lambda sid=machine.system_id: len(pxe_requests(lab, sid)) == 2, 5.0, f"{host}'s PXE requests saved")
-        assert pxe_requests(lab, machine.system_id) == ["PXE boot (commissioning)", "PXE boot (xinstall)"]
+        assert pxe_requests(lab, machine.system_id) == ["commissioning", "installation"]  # MAAS's words
         # Each MAAS operation started by exactly one boot of ours, and MAAS never powered anything itself.
-        assert maas_ops(lab, machine.hostname) == [
+        petname = maas_name(lab, host)
+        assert petname != host and petname.count("-") == 1  # MAAS named it at enlistment
+        assert maas_ops(lab, petname, host) == [
             f"enlisted by network boot: New ({lab.site.nodes[host].pxe_mac.lower()})",
+            f"hostname changed to {host} (by admin)",
             "commission accepted: New -> Commissioning (by admin)",
-            "PXE boot (commissioning): Commissioning under way",
+            "PXE Request (commissioning): Commissioning under way",
             "deploy accepted: Allocated -> Deploying (by admin)",
-            "PXE boot (xinstall): Deploying under way",
+            "PXE Request (installation): Deploying under way",
         ]
 
-    again = lab.cli("--nodes", ",".join(NODES), "--until", "os", "--json")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert boots(lab) == Counter({host: 3 for host in NODES}), "a completed boot is never repeated"
+    # The boot MAAS never saw: MAAS's deadline, its message, the next step, quarantined; booted once.
+    machine = lab.machine(UNSERVED)
+    deadline = "Node operation 'Commissioning' timed out after 20 minutes."
+    assert (machine.hostname, machine.status_name, machine.status_message) == (
+        UNSERVED, "Failed commissioning", deadline)
+    assert report[UNSERVED]["status"] == "quarantined"
+    state = lab.states()[UNSERVED]
+    assert deadline in state.last_error and lab.site.nodes[UNSERVED].pxe_mac in state.last_error
+    assert "DHCP" in state.last_error and "powers on" in state.last_error
+    assert maas_ops(lab, maas_name(lab, UNSERVED), UNSERVED)[-2:] == [
+        "commission accepted: New -> Commissioning (by admin)",
+        f"Commissioning -> Failed commissioning ({deadline})",
+    ]
+
+    again = lab.cli("--nodes", ",".join((*NODES, UNSERVED)), "--until", "os", "--json")
+    assert again.returncode == 1, again.stderr[-3000:]
+    assert boots(lab) == Counter({NODES[0]: 3, NODES[1]: 3, UNSERVED: 2}), "a completed boot is never repeated"
+    assert [lab.machine(host).hostname for host in NODES] == list(NODES)  # renamed once, found by name
