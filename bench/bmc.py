@@ -133,7 +133,7 @@ async def send_all(site: Site, kind: Kind, rounds: int, clients: int, session: C
     return len(targets)
 
 
-async def measure(site: Site, pids: dict[str, int], rounds: int, clients: int) -> None:
+async def measure(site: Site, pids: dict[str, int], kinds: list[Kind], rounds: int, clients: int) -> None:
     assert site.bmc_tls.ca_file is not None
     context = ssl.create_default_context(cafile=str(site.bmc_tls.ca_file))
     connector = TCPConnector(ssl=context, limit=clients, limit_per_host=2)
@@ -142,7 +142,7 @@ async def measure(site: Site, pids: dict[str, int], rounds: int, clients: int) -
                              trust_env=False) as session:
         await send_all(site, Kind("warm-up: GET Systems", "GET", SYSTEMS), 1, clients, session)
         await send_all(site, KINDS[0], 1, clients, session)  # every node's Dell state and connection exist
-        for kind in KINDS:
+        for kind in kinds:
             before = {name: process_cpu_s(pid) for name, pid in pids.items()}
             started = time.perf_counter()
             sent = await send_all(site, kind, rounds, clients, session)
@@ -158,6 +158,8 @@ def main() -> None:
     parser.add_argument("--racks", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=4, help="requests of each kind per node")
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="measure only the kinds whose name contains TEXT (repeatable; e.g. Reset)")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=False).stdout.strip()
@@ -166,7 +168,8 @@ def main() -> None:
           f"{args.clients} clients, {args.rounds} requests of each kind per node", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-bmc-") as tmp, bmc_lab(args.racks, Path(tmp)) as (site, pids):
         print(f"  lab BMC processes: {json.dumps(sorted(pids))}", flush=True)
-        asyncio.run(measure(site, pids, args.rounds, args.clients))
+        kinds = [k for k in KINDS if not args.only or any(text in k.name for text in args.only)]
+        asyncio.run(measure(site, pids, kinds, args.rounds, args.clients))
     print(f"  load at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -195,7 +195,8 @@ class Front:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self._by_port[request.transport.get_extra_info("sockname")[1]]
-        fault = choose_fault(self._faults.rates(node.hostname), [self._rng.random() for _ in range(3)])
+        rates = self._faults.rates(node.hostname)  # one look at the fault file per request (a stat)
+        fault = choose_fault(rates, [self._rng.random() for _ in range(3)])
         if fault:
             log.info("%s: injecting %s on %s %s", node.hostname, fault, request.method, request.path)
         payload = await request.read()
@@ -204,11 +205,12 @@ class Front:
             return redfish_error(401)
         if fault == "bmc_timeout":
             await asyncio.sleep(self._config.timeout_hold_s)
+            rates = self._faults.rates(node.hostname)  # as they are when the held request is carried out
         if fault == "bmc_5xx":
             status = 503 if self._rng.random() < 0.5 else 500
             self._record(node, request, status, fault, False, payload)
             return redfish_error(status)
-        if self._faults.rates(node.hostname).get("bmc_html"):
+        if rates.get("bmc_html"):
             # The address answers, but not with Redfish: a web login page (a proxy or a mis-set port).
             self._record(node, request, 200, "bmc_html", False, payload)
             return web.Response(status=200, content_type="text/html", text=LOGIN_PAGE)
@@ -237,7 +239,7 @@ class Front:
         elif request.method == "PATCH" and status < 300 and path == f"{SYSTEMS}/{node.system_id}":
             self._boot_override(node, payload)
         elif request.method == "GET" and status == 200 and path == f"{SYSTEMS}/{node.system_id}/EthernetInterfaces":
-            body = self._nics_yet(node, body)
+            body = self._nics_yet(node, body, rates)
             if request.query.get("$expand", "").startswith(EXPAND_ALL):
                 body = await self._expanded(request, body)
         return web.Response(status=status, headers=headers, body=body)
@@ -276,10 +278,10 @@ class Front:
             self._netboots.write(json.dumps({"ts": round(time.time(), 3), "node": node.hostname,
                                              "mac": node.pxe_mac.lower()}) + "\n")
 
-    def _nics_yet(self, node: FrontNode, body: bytes) -> bytes:
+    def _nics_yet(self, node: FrontNode, body: bytes, rates: dict[str, float]) -> bytes:
         """`bmc_no_nics_yet`: iDRAC lists no NICs until its inventory collection has run (after a new
         server's first power-on or an AC cycle); the first NO_NICS_READS reads show an empty collection."""
-        if not self._faults.rates(node.hostname).get("bmc_no_nics_yet"):
+        if not rates.get("bmc_no_nics_yet"):
             return body
         self._nic_reads[node.hostname] = self._nic_reads.get(node.hostname, 0) + 1
         if self._nic_reads[node.hostname] > NO_NICS_READS:

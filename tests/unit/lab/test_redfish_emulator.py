@@ -1,15 +1,18 @@
-"""The lab BMC emulator's caches keep sushy-tools' behaviour (PersistentDict, bcrypt, the Systems collection)."""
+"""The lab BMC emulator's caches keep sushy-tools' behaviour (PersistentDict, bcrypt, htpasswd, Systems)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import bcrypt
 import flask
 import pytest
+from sushy_tools import error as sushy_error
+from sushy_tools.emulator import auth_basic
 from sushy_tools.emulator.memoize import PersistentDict
 
-from lab.redfish.emulator import WriteThroughDict, cached_collection, remember_accepted
+from lab.redfish.emulator import WriteThroughDict, cached_collection, read_once_per_change, remember_accepted
 
 
 def persistent(state_dir: Path) -> PersistentDict:
@@ -108,3 +111,34 @@ def test_systems_collection_is_rendered_once_per_set_of_members_with_the_same_re
         app.config["SUSHY_EMULATOR_ALLOWED_INSTANCES"] = ["a"]  # a setting that filters members
         view()
     assert renders == [["a", "b"], ["a", "b", "c"], ["a", "b", "c"]]
+
+
+def htpasswd(path: Path, users: dict[str, bytes]) -> None:
+    path.write_text("".join(f"{user}:{bcrypt.hashpw(pw, bcrypt.gensalt(4)).decode()}\n" for user, pw in users.items()))
+
+
+def test_htpasswd_is_read_again_only_when_it_changes_and_checked_as_sushy_tools_checks_it(tmp_path: Path):
+    auth_file = tmp_path / "htpasswd"
+    htpasswd(auth_file, {"root": b"first", "ops": b"other"})
+    stock_calls: list[str] = []
+
+    def stock(path: str, username: str, password: bytes) -> dict[str, str]:
+        stock_calls.append(username)
+        return auth_basic.authenticate(path, username, password)
+
+    check = read_once_per_change(stock)
+    assert check(str(auth_file), "root", b"first") == {"HTTP_X_USER": "root", "HTTP_X_USER_NAME": "root"}
+    assert check(str(auth_file), "ops", b"other")["HTTP_X_USER"] == "ops"
+    with pytest.raises(sushy_error.FishyError, match="Incorrect username or password"):
+        check(str(auth_file), "root", b"wrong")
+    assert stock_calls == []
+    htpasswd(auth_file, {"root": b"second"})  # a new password: the next request sees the new file
+    with pytest.raises(sushy_error.FishyError):
+        check(str(auth_file), "root", b"first")
+    assert check(str(auth_file), "root", b"second")["HTTP_X_USER"] == "root"
+    with pytest.raises(sushy_error.FishyError):  # a user the file no longer names: the stock refusal
+        check(str(auth_file), "ops", b"other")
+    auth_file.unlink()
+    with pytest.raises(sushy_error.FishyError):  # no file: the stock error
+        check(str(auth_file), "root", b"second")
+    assert stock_calls == ["ops", "root"]
