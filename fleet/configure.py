@@ -147,12 +147,17 @@ def clean_stale_runner_dirs(root: Path) -> list[Path]:
 
 
 class Batcher:
-    """Collects nodes that arrive within `window_s` (or up to `max_batch`) into one run of `run_fn`."""
+    """Collects nodes that arrive within `window_s` (or up to `max_batch`) into one run of `run_fn`, at most
+    `max_parallel` runs at once (the site's `ansible.max_parallel_playbooks`).
 
-    def __init__(self, run_fn: RunFn, window_s: float = 2.0, max_batch: int = 64) -> None:
+    A batch that waits for a run slot keeps taking nodes until it is full, so a 512-node wave becomes
+    full batches run a few at a time, not 8 ansible-playbook processes at once on the ops host."""
+
+    def __init__(self, run_fn: RunFn, window_s: float = 2.0, max_batch: int = 64, max_parallel: int = 4) -> None:
         self.run_fn = run_fn
         self.window_s = window_s
         self.max_batch = max_batch
+        self._slots = threading.BoundedSemaphore(max_parallel)
         self._lock = threading.Condition()
         self._pending: list[str] = []
         self._results: dict[str, HostResult | BaseException] = {}
@@ -180,14 +185,19 @@ class Batcher:
         with self._lock:
             while len(self._pending) < self.max_batch and (left := deadline - time.monotonic()) > 0:
                 self._lock.wait(left)
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-            self._leader = False
-            if self._pending:  # the overflow gets its own leader
-                threading.Thread(target=self._lead_overflow, daemon=True).start()
+        self._slots.acquire()  # nodes arriving meanwhile still join this batch, up to max_batch
         try:
-            results: dict[str, HostResult | BaseException] = dict(self.run_fn(batch))
-        except Exception as err:  # noqa: BLE001 - every node of the batch gets the same failure
-            results = dict.fromkeys(batch, err)
+            with self._lock:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+                self._leader = False
+                if self._pending:  # the overflow gets its own leader
+                    threading.Thread(target=self._lead_overflow, daemon=True).start()
+            try:
+                results: dict[str, HostResult | BaseException] = dict(self.run_fn(batch))
+            except Exception as err:  # noqa: BLE001 - every node of the batch gets the same failure
+                results = dict.fromkeys(batch, err)
+        finally:
+            self._slots.release()
         with self._lock:
             for name in batch:
                 self._results[name] = results.get(name) or HostResult(unreachable="no events for this host")
@@ -307,9 +317,11 @@ class ConfigureStage:
     max_attempts = 2  # an unreachable host is retried once; a failed task is not (it would fail again)
 
     def __init__(self, site: Site, run_fn: RunFn | None = None, window_s: float = 2.0,
-                 progress: Callable[[str, str], None] | None = None, extravars: Mapping[str, str] | None = None
-                 ) -> None:
-        self.batcher = Batcher(run_fn or AnsibleRun(site, progress=progress, extravars=extravars), window_s)
+                 progress: Callable[[str, str], None] | None = None, extravars: Mapping[str, str] | None = None,
+                 max_parallel: int | None = None) -> None:
+        parallel = max_parallel or site.ansible.max_parallel_playbooks  # the site's, unless the caller says
+        self.batcher = Batcher(run_fn or AnsibleRun(site, progress=progress, extravars=extravars), window_s,
+                               max_parallel=parallel)
         self.versions = role_versions()
 
     def run(self, node: Node, ctx: NodeContext) -> StageResult:

@@ -189,8 +189,10 @@ def site_document(shape: SiteShape) -> dict:
         "state_dir": f"${LAB_DIR_ENV}/state",
         "before_run": ["{python}", "-m", "lab", "--site", "{site}", "up"],
         "ssh": {"config": f"${LAB_DIR_ENV}/ssh_config", "user": "ubuntu"},
+        # The lab runs on a 2-core machine beside its own simulators: 2 ansible-playbook runs at once (20 forks).
         "ansible": {"vars": ["lab"], "env": {"FLEET_LAB_APT_URL": f"http://{LabHosts().gateway}:{shape.apt_port}/",
-                                             **(LIGHT_HOSTS_ANSIBLE_ENV if shape.light_hosts else {})}},
+                                             **(LIGHT_HOSTS_ANSIBLE_ENV if shape.light_hosts else {})},
+                    "max_parallel_playbooks": 2},
         "timeouts": lab_timeouts(shape.time_factor),
         "lab": {
             "state_dir": shape.state_dir,

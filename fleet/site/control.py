@@ -11,7 +11,8 @@ repository, its deadlines already on its clock), so production code never asks w
                 the system ssh client's config file, the login user (MAAS's Ubuntu images take only
                 `ubuntu`, cloud-init's default user; root work goes through sudo: Ansible become, the
                 health sweep) and an optional bastion between the ops host and the nodes (ssh -J)
-    ansible:    {vars: [lab], env: {NAME: value}}   playbooks/vars/<name>.yml overlays, runner environment
+    ansible:    {vars: [lab], env: {NAME: value}, max_parallel_playbooks: 4}
+                playbooks/vars/<name>.yml overlays, runner environment, ansible-playbook runs at once
     timeouts:   {maas_deploy_s: 2400, ...}     see `Timeouts`
 """
 
@@ -74,12 +75,21 @@ class SshSettings:
     proxy_jump: str = ""
 
 
+# The configure stage's ansible-playbook runs at once (each a batch of up to 64 nodes with 10 forks): 40
+# nodes configured at a time. Each run is a controller process plus a worker per fork; past what the ops
+# host's cores carry they only share its CPUs (more than ~10 forks on 2 cores is slower, not faster), so
+# later batches wait for a slot, and a 512-node wave does not start 8 runs at once.
+MAX_PARALLEL_PLAYBOOKS = 4
+
+
 @dataclass(frozen=True)
 class AnsibleSettings:
-    """Variable overlays (`playbooks/vars/<name>.yml`, passed as -e @file) and environment for the runs."""
+    """Variable overlays (`playbooks/vars/<name>.yml`, passed as -e @file), environment for the runs, and how
+    many configure runs (ansible-playbook processes) may run at once."""
 
     vars_files: tuple[Path, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    max_parallel_playbooks: int = MAX_PARALLEL_PLAYBOOKS
 
 
 def expand_path(base: Path, text: str, path_vars: dict[str, Path]) -> Path:
@@ -129,8 +139,14 @@ def parse_ssh(file: Path, raw: Any, path_vars: dict[str, Path], problems: Proble
 
 
 def parse_ansible(file: Path, raw: Any, problems: Problems) -> AnsibleSettings:
-    if raw is None or not problems.keys(raw, file, "ansible", set(), {"vars", "env"}):
+    if raw is None or not problems.keys(raw, file, "ansible", set(), {"vars", "env", "max_parallel_playbooks"}):
         return AnsibleSettings()
+    parallel = raw.get("max_parallel_playbooks", MAX_PARALLEL_PLAYBOOKS)
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        problems.add(file, "ansible.max_parallel_playbooks", f"expected a whole number of runs >= 1, got {parallel!r}",
+                     f"max_parallel_playbooks: {MAX_PARALLEL_PLAYBOOKS} (ansible-playbook runs at once; "
+                     "raise it on an ops host with more cores)")
+        parallel = MAX_PARALLEL_PLAYBOOKS
     files = []
     for index, name in enumerate(raw.get("vars") or []):
         path = PLAYBOOK_VARS / f"{name}.yml"
@@ -143,7 +159,7 @@ def parse_ansible(file: Path, raw: Any, problems: Problems) -> AnsibleSettings:
     if not isinstance(env, dict) or any(isinstance(v, (dict, list)) for v in env.values()):
         problems.add(file, "ansible.env", "expected a mapping of NAME -> value", "env: {HTTPS_PROXY: http://proxy:3128}")
         env = {}
-    return AnsibleSettings(tuple(files), {str(k): str(v) for k, v in env.items()})
+    return AnsibleSettings(tuple(files), {str(k): str(v) for k, v in env.items()}, parallel)
 
 
 def parse_timeouts(file: Path, raw: Any, problems: Problems) -> Timeouts:

@@ -1,10 +1,17 @@
-"""The lab MAAS simulator's hook: a node reached Deployed -> boot its lab host; released -> throw it away.
+"""The lab MAAS simulator's hook: a deployed node reboots into its OS -> boot its lab host; released -> throw it away.
 
-The simulator runs `argv + [hostname, event]` for every machine that reaches Deployed or finishes
-releasing, several at once. Hook runs of one lab are serialised by a lock file, so the cap on
-simultaneous hosts (`lab.hosts.max`) is counted exactly; a deploy beyond the cap gets no host and
-says so at WARNING in `lab_dir/logs/hosts.log` (the node stays Deployed in MAAS, like a machine whose
-SSH never comes up, and the configure stage reports it unreachable).
+The simulator runs `argv + [hostname, event]` for every machine whose deployment reboots into its OS
+(`deployed`, at "Rebooting") or that finishes releasing, a few at once. Hook runs of one lab are
+serialised by a lock file, so the cap on simultaneous hosts (`lab.hosts.max`) is counted exactly; a
+deploy beyond the cap gets no host and says so at WARNING in `lab_dir/logs/hosts.log` (the node is
+Deployed in MAAS, like a machine whose SSH never comes up, and the configure stage reports it unreachable).
+
+Real MAAS says Deployed once the deployed OS's cloud-init asked for its user-data, so its sshd follows
+within seconds (lab.maas.states). A full host boots in real time (a container's systemd, ~1-5 s, one at a
+time under the lock), while the lab's deploy deadlines run on the lab clock (12 s at the lab site's
+factor): gating Deployed on this hook would push 4 nodes' Deployed past the tool's deadline. So this
+hook runs beside Deployed (its hook file has no `boots_os`) and the tool's hostkey stage waits for the
+node's sshd; the light hosts' hook (lab.hosts.light, one sshd each) does gate Deployed.
 """
 
 from __future__ import annotations

@@ -5,10 +5,20 @@ soak to `validate` on a 2-core machine cannot boot 512 of them. A light host kee
 MAAS-deployed Ubuntu node can notice, for the stages that log in without Ansible (hostkey, validate's
 health checks, the configure stage's fact gathering):
 
-- **Reachable only once MAAS says Deployed** (MAAS marks a machine Deployed when cloud-init's first boot
-  reported in, so sshd is up; MAAS docs, "Deploy machines"): the lab MAAS's hook adds the node's inventory
-  address to the carrier's bridge link when the machine reaches Deployed and removes it when it finishes
-  releasing. Before that nothing answers ARP at the address (ssh times out), as for a powered-off server.
+- **Up when MAAS says Deployed, not before the install is done**: real MAAS marks a machine Deployed when,
+  after curtin's install and the reboot, cloud-init in the deployed OS asks the metadata server for its
+  user-data (canonical/maas src/metadataserver/api.py `UserDataHandler.read` -> `Node.end_deployment`);
+  cloud-init does that in its network stage, which systemd orders before ssh.service, after the network is
+  up and with the host keys made by its `ssh` module, so a client that sees Deployed finds the machine on
+  its address and its sshd at most seconds later. The lab MAAS runs this hook when a deployment reboots into
+  its OS ("Rebooting") and, because the hook file says `boots_os` (lab/control.py), reports Deployed only
+  once the hook has finished: the node's address is on the carrier's bridge link and its sshd has told
+  systemd it is ready (Type=notify), so no client sees Deployed before the node answers. Hooks run several
+  at once (`OS_BOOT_HOOK_CONCURRENCY` in lab/maas/server.py): real machines boot in parallel, and a queue
+  of hooks would only stretch every deployment. A hook that fails leaves the machine Deploying until
+  MAAS's 40-minute monitor (lab time) fails the deployment, as an OS that never phones home does. The
+  address is removed when the machine finishes releasing; before the boot nothing answers ARP at it (ssh
+  times out), as for a powered-off server.
 - **Its own host key, new after every deploy** (cloud-init's `ssh` module deletes and regenerates host keys on
   first boot: cloudinit/config/cc_ssh.py, `ssh_deletekeys`): each deploy makes an ed25519 key for the node,
   recorded in the lab's known_hosts for its address (lab/hosts/keys.py) like a full host's; the tool must

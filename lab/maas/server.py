@@ -63,6 +63,7 @@ from lab.maas.states import (
     apply_action,
     due,
     log_event,
+    os_booted,
     power_result,
 )
 from lab.maas.store import Config, HookFile, StateWriter, load_state, system_id_for
@@ -70,6 +71,9 @@ from lab.maas.users import SITE_USER, LabUser, lab_users, may_edit
 
 log = logging.getLogger("lab.maas")
 HOOK_CONCURRENCY = 2
+# A hook that boots the deployed OS (a light host: one sshd) gates Deployed, and real machines boot in
+# parallel: more of them at once, still far from forking one per machine of a 512-node wave.
+OS_BOOT_HOOK_CONCURRENCY = 8
 POWER_CONCURRENCY = 32  # power actions a rack controller runs at once
 MACHINE_OS_AGENT = "fleet-lab-machine-os"  # the BMC log's name for a machine powering itself off
 EVENT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -124,6 +128,7 @@ class Simulator:
         self.hook_tasks: set[asyncio.Task[None]] = set()
         # A 512-node deploy wave must not fork 512 hook processes at once (it starved the API).
         self.hook_slots = asyncio.Semaphore(HOOK_CONCURRENCY)
+        self.os_boot_slots = asyncio.Semaphore(OS_BOOT_HOOK_CONCURRENCY)
         self.power_slots = asyncio.Semaphore(POWER_CONCURRENCY)
         self.power_tasks: dict[str, asyncio.Task[None]] = {}
         self.driver: RedfishDriver | None = None
@@ -173,6 +178,7 @@ class Simulator:
             self._start_power(m)
         if m.pending is None and m.power_target is None:
             return m
+        started = m.pending.started if m.pending is not None else 0.0  # the operation's: a reboot keeps it
         new, events = advance(m, now=now, timing=self.timing, rates=self.faults.rates(m.hostname),
                               rng=self.rng)
         if new != m:
@@ -182,6 +188,12 @@ class Simulator:
                 log.info("%s: %s -> %s (%s)", new.hostname, m.status_name, new.status_name,
                          new.status_message)
         for event in events:
+            if event == "deployed" and self.hook.boots_os():
+                # Deployed once the hook brought the OS up (cloud-init's user-data request in real MAAS).
+                self._fire_hook(new.hostname, event, booted=(system_id, started))
+                continue
+            if event == "deployed":  # no hook boots it: the OS is up as soon as the machine reboots
+                new = self.machines[system_id] = os_booted(new, started)
             self._fire_hook(new.hostname, event)
         if new.power_request is not None:
             self._start_power(new)
@@ -208,19 +220,23 @@ class Simulator:
     def _new_system_id(self, mac: str) -> str:
         return system_id_for(mac, set(self.machines))
 
-    def _fire_hook(self, hostname: str, event: str) -> None:
-        """Run the lab's hook (e.g. start/stop the node's lab host) without holding up the API."""
+    def _fire_hook(self, hostname: str, event: str, booted: tuple[str, float] | None = None) -> None:
+        """Run the lab's hook (e.g. start/stop the node's lab host) without holding up the API.
+
+        `booted` (system id, deployment start): the hook boots that deployment's OS; once it succeeded the
+        OS is up (`os_booted`). A hook that fails leaves the machine Deploying until MAAS's monitor fails it."""
         argv = self.hook.argv()
         if not argv:
             return
-        task = asyncio.get_running_loop().create_task(self._run_hook([*argv, hostname, event]))
+        slots = self.os_boot_slots if self.hook.boots_os() else self.hook_slots
+        task = asyncio.get_running_loop().create_task(self._run_hook([*argv, hostname, event], slots, booted))
         self.hook_tasks.add(task)
         task.add_done_callback(self.hook_tasks.discard)
 
-    async def _run_hook(self, argv: list[str]) -> None:
+    async def _run_hook(self, argv: list[str], slots: asyncio.Semaphore, booted: tuple[str, float] | None) -> None:
         hostname, event = argv[-2:]
         try:
-            async with self.hook_slots:
+            async with slots:
                 proc = await asyncio.create_subprocess_exec(
                     *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT,
@@ -232,8 +248,14 @@ class Simulator:
         if proc.returncode:
             log.error("%s: hook for %s exited %s: %s", hostname, event, proc.returncode,
                       output.decode(errors="replace").strip()[-500:])
-        else:
-            log.info("%s: hook for %s done", hostname, event)
+            return
+        log.info("%s: hook for %s done", hostname, event)
+        if booted is not None and (m := self.machines.get(booted[0])) is not None:
+            up = os_booted(m, booted[1])
+            if up != m:
+                self.machines[booted[0]] = up
+                self.dirty = True
+                log.info("%s: deployed OS up (its cloud-init asked for its user-data)", hostname)
 
     # -- auth -------------------------------------------------------------------------------
 

@@ -65,16 +65,20 @@ def prepare(
     lab_dir: Path,
     *,
     hook: Sequence[str] | None = None,
+    hook_boots_os: bool = False,
     commissioned: bool = True,
     enlisted: bool = True,
     bmc_power: bool = False,
 ) -> Path:
     """Write the simulator's config (mode 0600: it holds the API key); returns its path.
 
-    `hook` is an argv the simulator runs as `argv + [hostname, event]` when a machine reaches
-    Deployed (`deployed`) or finishes releasing (`released`); `None` keeps whatever hook file is
-    already in the lab dir, `[]` removes it. The simulator re-reads the hook file when it changes, so
-    another lab component may write it after this. `commissioned=False` starts machines as New.
+    `hook` is an argv the simulator runs as `argv + [hostname, event]` when a deployed machine reboots
+    into its OS (`deployed`) or finishes releasing (`released`); `None` keeps whatever hook file is
+    already in the lab dir, `[]` removes it. With `hook_boots_os` the hook's `deployed` run is the
+    machine's boot: MAAS reports Deployed only once it finished, as real MAAS does once the booted OS's
+    cloud-init phoned home (lab.maas.states); without it the hook runs beside Deployed. The simulator
+    re-reads the hook file when it changes, so another lab component may write it after this.
+    `commissioned=False` starts machines as New.
     `enlisted=False` leaves every machine unknown to MAAS, as on a new rack: a client registers
     them (`machines create`). `bmc_power=True` gives the pre-enlisted machines the Redfish power
     parameters an operator would have registered (the node's BMC address, the lab's BMC user and
@@ -109,13 +113,14 @@ def prepare(
     )
     config.dump(files["config"])
     if hook is not None:
-        write_hook(lab_dir, hook)
+        write_hook(lab_dir, hook, boots_os=hook_boots_os)
     return files["config"]
 
 
-def write_hook(lab_dir: Path, argv: Sequence[str]) -> None:
-    """Set (or, with an empty argv, clear) the command the simulator runs on deployed/released."""
-    write_atomic(lab_files(lab_dir)["hook"], json.dumps({"argv": list(argv)}))
+def write_hook(lab_dir: Path, argv: Sequence[str], *, boots_os: bool = False) -> None:
+    """Set (or, with an empty argv, clear) the command the simulator runs on deployed/released;
+    `boots_os`: Deployed waits for its `deployed` run (see `prepare`)."""
+    write_atomic(lab_files(lab_dir)["hook"], json.dumps({"argv": list(argv), "boots_os": boots_os}))
 
 
 def _https(site: Site) -> bool:

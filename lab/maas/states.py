@@ -36,6 +36,21 @@ itself (`power_request` "shutdown": no MAAS request, the machine's own OS). `tes
 ephemeral environment, holds it in Testing while the hardware tests run, then returns it to the
 status it was in, the environment powering itself off.
 
+When a deployment becomes Deployed follows MAAS: curtin installs the OS from the ephemeral
+environment, the machine reboots ("Rebooting", the last deployment event), and MAAS marks it Deployed
+when cloud-init in the deployed OS, on that first boot, asks the metadata server for its user-data
+(canonical/maas src/metadataserver/api.py, `UserDataHandler.read`: "MAAS currently considers a
+machine 'Deployed' when the cloud-init user data is requested", which calls `Node.end_deployment`,
+src/maasserver/models/node.py). cloud-init reads its datasource in its network stage, which systemd
+orders before ssh.service (cloud-init's own units), and its `ssh` module makes the host keys there:
+so by the time a client sees Deployed the machine is up on its address and its sshd follows within
+seconds. An OS that never phones home stays Deploying until MAAS's monitor fails it after 40 minutes.
+Here: when a deployment reaches "Rebooting" (the last sixth of its span) `advance` raises the lab
+event `deployed` (the machine boots its OS: the lab's hook starts the node's lab host) and the
+machine waits (`Pending.os_boot` "booting") until the server reports the OS up (`os_booted`); it is
+Deployed at the end of its span once that happened, or Failed deployment at MAAS's 40-minute timeout
+if it never does. A lab without such a hook reports the OS up at once.
+
 Nothing here touches the clock, the network or the disk: `apply_action` and `advance` take the time
 and the fault rates as arguments and return a new `MachineState`, so the state machine is unit-tested
 without a server.
@@ -270,6 +285,8 @@ class Pending:
     erase_then_release: bool = False
     awaiting_power: bool = False  # the clock starts once the power driver has done its part
     expires: float | None = None  # manual power: MAAS's status_expires while it waits for the boot
+    os_boot: str = ""  # a deployment's reboot into its OS: "" not yet, "booting", "up" (cloud-init phoned home)
+    os_deadline: float = 0.0  # while booting: MAAS's monitored timeout for Deploying
 
 
 @dataclass(frozen=True)
@@ -536,6 +553,34 @@ def _expired(m: MachineState, at: float) -> MachineState:
     return _move(m, POWER_FAILED_STATUS[m.status], message, **changes)
 
 
+def _boots_os(m: MachineState) -> bool:
+    """A deployment that installed: it reboots into its OS, which must phone home before Deployed."""
+    return m.status == S.DEPLOYING and m.pending is not None and m.pending.outcome == "ok"
+
+
+def _due_at(m: MachineState) -> float | None:
+    """When the pending operation next needs the clock (None: it waits for power or for the OS)."""
+    p = m.pending
+    if p is None or p.awaiting_power:
+        return None
+    if _boots_os(m):
+        if p.os_boot == "":
+            return p.until - (p.until - p.started) / len(DEPLOY_PROGRESS)  # "Rebooting": the OS boots
+        if p.os_boot == "booting":
+            return p.os_deadline
+    return p.until
+
+
+def os_booted(m: MachineState, started: float) -> MachineState:
+    """The deployed OS of the deployment that began at `started` is up and asked MAAS for its user-data
+    (the lab's hook brought the node's host up); it is Deployed at the end of its span. Anything else
+    (released meanwhile, another deployment since) is left alone."""
+    p = m.pending
+    if not _boots_os(m) or p is None or p.os_boot != "booting" or p.started != started:
+        return m
+    return replace(m, pending=replace(p, os_boot="up"))
+
+
 def _complete(
     m: MachineState, *, now: float, timing: Timing, rates: dict[str, float], rng: random.Random
 ) -> tuple[MachineState, str | None]:
@@ -547,8 +592,13 @@ def _complete(
             return _move(m, S.FAILED_DEPLOYMENT, _timed_out(S.DEPLOYING), pending=None), None
         if p.outcome == "fail":
             return _move(m, S.FAILED_DEPLOYMENT, INSTALL_FAILED_MESSAGE, pending=None), None
+        if p.os_boot == "":  # curtin is done: the machine reboots into the deployed OS
+            deadline = max(p.started + timing.timeout(S.DEPLOYING), p.until)
+            return replace(m, pending=replace(p, os_boot="booting", os_deadline=deadline)), "deployed"
+        if p.os_boot == "booting":  # its OS never phoned home
+            return _move(m, S.FAILED_DEPLOYMENT, _timed_out(S.DEPLOYING), pending=None), None
         m = _move(m, S.DEPLOYED, "Deployed", pending=None)
-        return replace(m, power_state="on", power_target=None, power_at=None), "deployed"
+        return replace(m, power_state="on", power_target=None, power_at=None), None
     if m.status == S.DISK_ERASING:
         return _start_release(replace(m, pending=None), now=at, timing=timing, rates=rates, rng=rng), None
     if m.status == S.RELEASING:
@@ -600,9 +650,9 @@ def due(m: MachineState, now: float) -> bool:
     The simulator's clock tick advances only these; a read advances what it returns, so what a
     client sees is the same, and 1,280 deploying machines cost the tick nothing between events.
     """
-    p = m.pending
+    p, at = m.pending, _due_at(m)
     return (m.power_request is not None
-            or (p is not None and not p.awaiting_power and now >= p.until)
+            or (at is not None and now >= at)
             or (p is not None and p.awaiting_power and p.expires is not None and now >= p.expires)
             or (m.power_target is not None and m.power_at is not None and now >= m.power_at))
 
@@ -615,7 +665,7 @@ def advance(
     p = m.pending
     if p is not None and p.awaiting_power and p.expires is not None and now >= p.expires:
         m = _expired(m, p.expires)
-    while m.pending is not None and not m.pending.awaiting_power and now >= m.pending.until:
+    while (at := _due_at(m)) is not None and now >= at:
         m, event = _complete(m, now=now, timing=timing, rates=rates, rng=rng)
         if event:
             events.append(event)

@@ -224,24 +224,33 @@ class StateWriter:
 
 
 class HookFile:
-    """`lab_dir/maas/hook.json` ({"argv": [...]}), re-read when it changes; missing means no hook."""
+    """`lab_dir/maas/hook.json` ({"argv": [...], "boots_os": bool}), re-read when it changes; missing means
+    no hook. `boots_os`: the hook's `deployed` run is the machine booting its deployed OS, so the lab MAAS
+    reports Deployed only once it finished (lab.maas.states, `os_booted`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._mtime: int | None = None
         self._argv: tuple[str, ...] = ()
+        self._boots_os = False
 
     def argv(self) -> tuple[str, ...]:
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
-            self._mtime, self._argv = None, ()
+            self._mtime, self._argv, self._boots_os = None, (), False
             return ()
         if mtime != self._mtime:
             try:
-                self._argv = tuple(str(arg) for arg in json.loads(self.path.read_text()).get("argv", []))
+                raw = json.loads(self.path.read_text())
+                self._argv = tuple(str(arg) for arg in raw.get("argv", []))
+                self._boots_os = bool(raw.get("boots_os", False))
                 self._mtime = mtime
-                log.info("hook: %s", " ".join(self._argv) or "(none)")
+                log.info("hook: %s%s", " ".join(self._argv) or "(none)", " (boots the OS)" if self._boots_os else "")
             except (OSError, ValueError, AttributeError) as err:
                 log.warning("hook file %s unreadable, keeping the previous hook: %s", self.path, err)
         return self._argv
+
+    def boots_os(self) -> bool:
+        """Whether Deployed waits for the hook's `deployed` run (with the hook file re-read first)."""
+        return bool(self.argv()) and self._boots_os

@@ -343,6 +343,27 @@ def test_state_survives_restart_and_hook_runs_on_deployed_and_released(tmp_path:
         assert _lines(record) == ["gpu-001-01 deployed", "gpu-001-01 released"]
 
 
+def test_with_a_hook_that_boots_the_os_deployed_comes_only_once_it_finished_and_never_if_it_fails(
+        tmp_path: Path) -> None:
+    """Real MAAS says Deployed when the deployed OS's cloud-init asks for its user-data (the machine is up);
+    the lab's light hosts boot in the hook, so MAAS's Deployed waits for it, and an OS that never comes up
+    fails the deployment at MAAS's 40-minute monitor (2.4 s here)."""
+    record = tmp_path / "hook.log"
+    hook = ["sh", "-c", f'sleep 1; [ "$0" = gpu-001-02 ] && exit 3; echo "$0 $1" >> {record}']
+    with running(tmp_path, racks=1) as maas_lab:
+        write_hook(maas_lab.lab_dir, hook, boots_os=True)
+        nodes = [maas_lab.site.nodes["gpu-001-01"], maas_lab.site.nodes["gpu-001-02"]]
+        with maas_lab.client() as client:
+            started = time.monotonic()
+            sent = [client.deploy(n.hostname, client.find_machine(n), maas_lab.site.os) for n in nodes]
+            client.wait_deployed(nodes[0].hostname, sent[0], deadline_s=5)
+            assert _lines(record) == ["gpu-001-01 deployed"]  # its host was up before MAAS said Deployed
+            assert time.monotonic() - started >= 1.0  # the 0.6 s deployment waited for the 1 s boot
+            with pytest.raises(DeploymentFailed, match="timed out after 40 minutes"):
+                client.wait_deployed(nodes[1].hostname, sent[1], deadline_s=5)
+        assert "gpu-001-02: hook for deployed exited 3" in (maas_lab.lab_dir / "maas.log").read_text(encoding="utf-8")
+
+
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 

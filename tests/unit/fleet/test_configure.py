@@ -92,6 +92,36 @@ def test_batch_size_is_capped_and_the_overflow_still_runs() -> None:
     assert max(len(r) for r in runs) == 2
 
 
+def test_at_most_max_parallel_runs_at_once_and_a_waiting_batch_fills_up() -> None:
+    running, peak, runs = 0, 0, []
+    guard = threading.Lock()
+
+    def run(hosts):
+        nonlocal running, peak
+        with guard:
+            running += 1
+            peak = max(peak, running)
+            runs.append(list(hosts))
+        time.sleep(0.5)
+        with guard:
+            running -= 1
+        return {h: HostResult() for h in hosts}
+
+    batcher = Batcher(run, window_s=0.2, max_batch=4, max_parallel=2)
+    early = [threading.Thread(target=batcher.submit, args=(f"n{i}",)) for i in range(10)]
+    for thread in early:  # two full runs start; the third batch (2 nodes) waits for a slot
+        thread.start()
+    time.sleep(0.15)
+    late = [threading.Thread(target=batcher.submit, args=(f"late{i}",)) for i in range(2)]
+    for thread in late:  # they join the waiting batch, not a fourth run
+        thread.start()
+    for thread in early + late:
+        thread.join(5)
+    assert peak == 2
+    assert sorted(h for r in runs for h in r) == sorted([f"n{i}" for i in range(10)] + ["late0", "late1"])
+    assert [len(r) for r in runs] == [4, 4, 4]
+
+
 def test_a_crashed_run_fails_every_node_of_its_batch() -> None:
     def boom(hosts):
         raise ConfigureError("ansible-runner ended with failed")
@@ -103,7 +133,8 @@ def test_a_crashed_run_fails_every_node_of_its_batch() -> None:
 
 def stage_result(tmp_path, host_result: HostResult):
     node = make_node(1, 1)
-    stage = ConfigureStage(site=None, run_fn=lambda hosts: {node.hostname: host_result}, window_s=0.01)
+    stage = ConfigureStage(site=None, run_fn=lambda hosts: {node.hostname: host_result}, window_s=0.01,
+                           max_parallel=1)
     ctx = NodeContext(node, StateDB(tmp_path / "s.db"), 1, "configure")
     return stage.run(node, ctx), ctx
 

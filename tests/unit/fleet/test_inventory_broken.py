@@ -144,6 +144,10 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
         (SITE, "ssh.proxy_jump", "'bastion one' is not an ssh -J destination", "[user@]host[:port]"),
         (SITE, "maas.power", "'ipmi' is not a power mode", "redfish"),
     ],
+    "bad_ansible_parallel": [
+        (SITE, "ansible.max_parallel_playbooks", "expected a whole number of runs >= 1, got 0",
+         "max_parallel_playbooks: 4"),
+    ],
     "bad_url": [
         (SITE, "maas.url", "'maas.example.net:5240/MAAS/' is not an http(s) URL", "https://"),
     ],

@@ -18,6 +18,7 @@ from lab.maas.states import (
     apply_action,
     due,
     network_booted,
+    os_booted,
     power_result,
 )
 
@@ -30,7 +31,11 @@ def act(m: MachineState, action: str, now: float) -> MachineState:
 
 
 def later(m: MachineState, now: float) -> MachineState:
-    return advance(m, now=now, timing=TIMING, rates={}, rng=random.Random(1))[0]
+    started = m.pending.started if m.pending is not None else 0.0
+    m, events = advance(m, now=now, timing=TIMING, rates={}, rng=random.Random(1))
+    if "deployed" in events:  # no lab host boots here: the OS is up at the reboot, as the server has it then
+        m = advance(os_booted(m, started), now=now, timing=TIMING, rates={}, rng=random.Random(1))[0]
+    return m
 
 
 def feed(path: Path, *boots: tuple[float, str]) -> None:

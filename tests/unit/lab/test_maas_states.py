@@ -18,6 +18,7 @@ from lab.maas.states import (
     advance,
     apply_action,
     due,
+    os_booted,
 )
 
 TIMING = Timing(time_factor=0.01)
@@ -97,9 +98,43 @@ def test_deploy_takes_scaled_ten_minutes_then_deployed_with_image_and_event() ->
     halfway, events = run_until(m, deploy_s / 2)
     assert halfway.status == S.DEPLOYING and events == []
     assert halfway.status_message != m.status_message  # progress moves through MAAS's events
-    done, events = run_until(m, deploy_s)
+    rebooted, events = run_until(m, deploy_s)
+    # Curtin is done and the machine reboots into its OS (the lab event): MAAS says Deployed only once that
+    # OS's cloud-init asked for its user-data.
+    assert (rebooted.status, rebooted.status_message, events) == (S.DEPLOYING, "Rebooting", ["deployed"])
+    assert run_until(rebooted, deploy_s * 2) == (rebooted, [])
+    done, events = run_until(os_booted(rebooted, rebooted.pending.started), deploy_s)
     assert (done.status, done.status_name, done.power_state) == (S.DEPLOYED, "Deployed", "on")
+    assert events == []
+
+
+def test_the_os_boots_in_the_last_sixth_of_the_deployment_and_deployed_waits_for_the_end() -> None:
+    m = act(machine(), "deploy")
+    deploy_s = REAL_DURATIONS_S["deploy"] * TIMING.time_factor
+    before, events = run_until(m, deploy_s * 5 / 6 - 0.01)
+    assert (before.status, events) == (S.DEPLOYING, [])
+    rebooting, events = run_until(m, deploy_s * 5 / 6)
     assert events == ["deployed"]
+    up = os_booted(rebooting, rebooting.pending.started)
+    assert not due(up, deploy_s - 0.01) and run_until(up, deploy_s - 0.01)[0].status == S.DEPLOYING
+    assert due(up, deploy_s) and run_until(up, deploy_s)[0].status == S.DEPLOYED
+
+
+def test_an_os_that_never_phones_home_fails_the_deployment_at_maas_forty_minute_timeout() -> None:
+    m = act(machine(), "deploy")
+    rebooting, _ = run_until(m, REAL_DURATIONS_S["deploy"] * TIMING.time_factor)
+    timeout_s = 40 * 60 * TIMING.time_factor
+    assert run_until(rebooting, timeout_s - 0.01)[0].status == S.DEPLOYING
+    failed, events = run_until(rebooting, timeout_s)
+    assert (failed.status, failed.status_message, events) == (
+        S.FAILED_DEPLOYMENT, "Node operation 'Deploying' timed out after 40 minutes.", [])
+
+
+def test_an_os_boot_reported_for_another_deployment_changes_nothing() -> None:
+    rebooting, _ = run_until(act(machine(), "deploy"), REAL_DURATIONS_S["deploy"] * TIMING.time_factor)
+    assert os_booted(rebooting, rebooting.pending.started + 1) == rebooting
+    released = act(rebooting, "release")
+    assert os_booted(released, rebooting.pending.started) == released
 
 
 def test_release_with_erase_goes_through_disk_erasing_then_releasing_to_ready() -> None:
