@@ -41,6 +41,8 @@ uninterrupted run's; from the lab's logs, no node got a second reset of ours or 
 
     .venv/bin/python -m bench.soak                         # 512-node soak, then 20 crash runs on 2 racks
     .venv/bin/python -m bench.soak --racks 8 --crash-runs 20 --crash-racks 1   # 32 nodes, 20 kills on 4
+    .venv/bin/python -m bench.soak --only clean --deploy-s 30       # the fault-free run alone: its wall time
+    .venv/bin/python -m bench.soak --only faulty --clean-s 300 --deploy-s 30   # then the faulty run, its ratio
 Figures are printed, not asserted; the exit code is 1 when a node or a crash run did not end as allowed.
 """
 
@@ -281,12 +283,21 @@ def run_cli(site: Site, env: dict[str, str], nodes: int, report: Path, racks: in
     return result.returncode, wall_s
 
 
-def soak(racks: int, seed: int, delays: Delays, until: str = "validate") -> tuple[list[Verdict], float, float]:
-    """(verdicts, faulty wall s, fault-free wall s); to validate, every deployed node gets a light lab host."""
-    hosts = until == "validate"
+def clean_run(racks: int, delays: Delays, until: str = "validate") -> float:
+    """The fault-free run's wall time (s) on a fresh lab of the same size (light hosts to validate)."""
     with tempfile.TemporaryDirectory(prefix="soak-clean-") as tmp, \
-            lab_for(racks, delays, Path(tmp), light_hosts=hosts) as (site, env):
+            lab_for(racks, delays, Path(tmp), light_hosts=until == "validate") as (site, env):
         _, clean_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks, until)
+    return clean_s
+
+
+def soak(racks: int, seed: int, delays: Delays, until: str = "validate", clean_s: float | None = None
+         ) -> tuple[list[Verdict], float, float]:
+    """(verdicts, faulty wall s, fault-free wall s); to validate, every deployed node gets a light lab host.
+    `clean_s`: the fault-free wall time of an earlier run (`--only clean`), else it is run first."""
+    hosts = until == "validate"
+    if clean_s is None:
+        clean_s = clean_run(racks, delays, until)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp, \
             lab_for(racks, delays, Path(tmp), light_hosts=hosts) as (site, env):
         lab_dir = Path(env["FLEET_LAB_DIR"])
@@ -377,19 +388,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crash-racks", type=int, default=2)
     parser.add_argument("--power-delay-s", type=float, default=0.5)
     parser.add_argument("--deploy-s", type=float, default=3.0, help="every MAAS deployment takes this")
+    parser.add_argument("--only", choices=("clean", "faulty"),
+                        help="run only the fault-free run (prints its wall time) or only the faulty one (the "
+                             "ratio then needs --clean-s): two shorter holds of the lab lock instead of one")
+    parser.add_argument("--clean-s", type=float, help="the fault-free wall time of an earlier --only clean run")
     args = parser.parse_args(argv)
+    if args.only == "faulty" and args.clean_s is None:
+        parser.error("--only faulty needs --clean-s (the wall time an --only clean run printed)")
     delays = Delays(args.power_delay_s, args.deploy_s)
     print(f"bench/soak.py seed {args.seed}, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs; "
           f"lab deploy {delays.deploy_s:g} s, power change {delays.power_delay_s:g} s")
     failed = False
-    if args.racks:
-        verdicts, faulty_s, clean_s = soak(args.racks, args.seed, delays, args.until)
+    if args.racks and args.only == "clean":
+        print(f"soak fault-free run: {args.racks * 4} nodes, wall {clean_run(args.racks, delays, args.until):.1f} s")
+    elif args.racks:
+        verdicts, faulty_s, clean_s = soak(args.racks, args.seed, delays, args.until, args.clean_s)
         by_fault = Counter(v.fault for v in verdicts)
         outcome = Counter((v.fault, v.status, v.where) for v in verdicts)
         bad = [v for v in verdicts if not v.ok]
         print(f"soak: {len(verdicts)} nodes, faults {dict(sorted(by_fault.items()))}")
         for (fault, status, where), n in sorted(outcome.items()):
             print(f"  {fault:<20} {status:<12} at {where:<9} {n:>4}")
+        healthy = [v for v in verdicts if v.fault == "healthy"]
+        faulty = [v for v in verdicts if v.fault != "healthy"]
+        print(f"  as their fault allows: healthy {sum(v.ok for v in healthy)}/{len(healthy)} (done at "
+              f"{args.until}), faulty {sum(v.ok for v in faulty)}/{len(faulty)} (quarantined "
+              f"{sum(v.status == 'quarantined' for v in faulty)}, with the stage and cause their fault allows, "
+              f"or done where retries absorb it)")
         print(f"  lost or in between: {sum(v.status not in ('done', 'quarantined') for v in verdicts)}; "
               f"node-by-node mismatches: {len(bad)}")
         print("  from the lab's logs, nodes: deployed more often than their fault allows "
@@ -401,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {v.node} ({v.fault}): {v.why} [{v.detail[:160]}]")
         print(f"  wall: faulty {faulty_s:.1f} s, fault-free {clean_s:.1f} s, ratio {faulty_s / clean_s:.2f}")
         failed |= bool(bad)
-    if args.crash_runs:
+    if args.crash_runs and not args.only:
         runs = crash_runs(args.crash_racks, args.crash_runs, args.seed, delays)
         print(f"crash safety: {len(runs)} runs on {args.crash_racks * 4} nodes, SIGKILL at seeded points")
         for run in runs:
