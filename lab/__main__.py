@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from fleet.errors import FleetError, InventoryError
+from fleet.site.schema import Problems, read_yaml
 from lab import control
 from lab import faults as lab_faults
 from lab.hosts import hardware
-from lab.settings import load_lab_site
+from lab.settings import LAB_DIR_ENV, lab_dir, load_lab_site
 
 DEFAULT_SITE = Path(__file__).resolve().parent.parent / "inventory" / "lab" / "site.yml"
 
@@ -38,6 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
+    if args.verb == "up" and not args.fault and (running := _up_unchanged(args.site)) is not None:
+        _print(running)  # every provision.py run of a lab site lands here (its before_run), the site unchanged
+        return 0
     try:
         site = load_lab_site(args.site)
         if site.lab is None:
@@ -61,6 +66,20 @@ def main(argv: list[str]) -> int:
     except FleetError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+
+def _up_unchanged(site_file: Path) -> list[control.ServiceStatus] | None:
+    """`lab up`'s answer when the lab already runs this site as its files are now (control.up_unchanged);
+    the lab directory comes from FLEET_LAB_DIR or the site file's own `lab.state_dir`, not the whole site."""
+    path = site_file.resolve()
+    if os.environ.get(LAB_DIR_ENV):
+        raw: object = None
+    else:
+        top = read_yaml(path, Problems()) if path.is_file() else None
+        if not isinstance(top, dict):
+            return None  # the full load reports what is wrong with it
+        raw = top.get("lab")
+    return control.up_unchanged(path, lab_dir(path, raw))
 
 
 def _run(verb: str, site, specs) -> int:
