@@ -105,6 +105,6 @@ class StatusPoller:
                 if data is None:
                     waiter.result.set_result(None)
                     continue
-                machine = Machine.from_api(data)
-                if machine.status not in waiter.busy or now >= waiter.end:
-                    waiter.result.set_result(machine)
+                # Most waiters are still busy: their status is read before a Machine is built of the JSON.
+                if int(data["status"]) not in waiter.busy or now >= waiter.end:
+                    waiter.result.set_result(Machine.from_api(data))
