@@ -244,9 +244,12 @@ class BootNetwork:
              rng: random.Random, unserved: Callable[[str], bool] = lambda node: False) -> list[tuple[str, str]]:
         """Apply the new boots and the enlistments now due to `machines`; returns (system id, what
         happened) for the op log. `unserved(node)`: that server's boots never reach MAAS."""
-        changed = []
+        changed: list[tuple[str, str]] = []
+        boots = self.boots()
+        if not boots and not self.enlisting:
+            return changed  # the clock ticks 20 times a second: no index of every machine's MACs for nothing
         by_mac = {mac: m.system_id for m in machines.values() for mac in m.macs}
-        for at, mac, node in self.boots():
+        for at, mac, node in boots:
             if unserved(node):
                 continue
             if mac in by_mac:

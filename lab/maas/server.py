@@ -180,8 +180,10 @@ class Simulator:
         if m.pending is None and m.power_target is None:
             return m
         started = m.pending.started if m.pending is not None else 0.0  # the operation's: a reboot keeps it
-        new, events = advance(m, now=now, timing=self.timing, rates=self.faults.rates(m.hostname),
-                              rng=self.rng)
+        # Only a due operation's end draws on the faults (`due`): a deploying machine read between its
+        # events costs no stat of the fault file.
+        rates = self.faults.rates(m.hostname) if due(m, now) else {}
+        new, events = advance(m, now=now, timing=self.timing, rates=rates, rng=self.rng)
         if new != m:
             self.machines[system_id] = new
             self.dirty = True
