@@ -176,8 +176,9 @@ class LabSite:
 
 
 def make_site(root: Path, *, racks: int = 1, time_factor: float = LAB_TIME_FACTOR, seed: int = 12,
-              faults: list[dict] | None = None, max_hosts: int = 1) -> LabSite:
-    """Generate a site under `root` with free ports; nothing is started."""
+              faults: list[dict] | None = None, max_hosts: int = 1, light_hosts: bool = False) -> LabSite:
+    """Generate a site under `root` with free ports; nothing is started. `light_hosts`: every deployed node
+    gets a light lab host (lab/hosts/light.py), up to `max_hosts`."""
     bmc_first = free_port_block(bmc_span(racks))
     taken = set(range(bmc_first, bmc_first + bmc_span(racks)))
     while True:  # the switch simulators' SSH ports, clear of the BMC block
@@ -192,7 +193,7 @@ def make_site(root: Path, *, racks: int = 1, time_factor: float = LAB_TIME_FACTO
     shape = SiteShape(racks=racks, name="labtest", state_dir=str(lab_dir), maas_port=singles[0], bmc_first=bmc_first,
                       sushy_port=singles[1], apt_port=singles[2], ufm_port=singles[3], slurmctld_port=singles[4],
                       prometheus_port=singles[5], switch_first=switch_first, time_factor=time_factor,
-                      seed=seed, max_hosts=max_hosts, faults=faults or [])
+                      seed=seed, max_hosts=max_hosts, light_hosts=light_hosts, faults=faults or [])
     site_file = write_site(root / "site", shape)
     env = {**os.environ, "FLEET_LAB_DIR": str(lab_dir), "FLEET_STATE_DIR": str(state_dir),
            "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}

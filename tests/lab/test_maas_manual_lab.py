@@ -4,7 +4,8 @@ A new rack unknown to the lab MAAS, on a site that says `maas.power: manual`: th
 network-boots three nodes, the lab BMCs put those boots on the lab's boot network, the lab MAAS
 enlists them (New, named by MAAS, no power type) and the stage renames each to its inventory name
 (`PUT machines/{id}/`); the commission stage sends commissioning and boots them for it, the os
-stage deploys and boots them for that. One node's PXE network is then cut off from MAAS
+stage deploys and boots them for that; the two deployed nodes go on through hostkey, configure and
+validate on light lab hosts (lab/hosts/light.py). One node's PXE network is then cut off from MAAS
 (`pxe_unserved`): its commissioning boot never reaches MAAS, and MAAS fails the commissioning on
 its own (lab-scaled) 20-minute deadline; the node is quarantined with MAAS's message and the next
 step, booted once, never again. Proven from the lab's side: the boot network's feed (one line per
@@ -43,7 +44,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
 
 
 def manual_site(make_lab_site: Callable[..., LabSite]) -> LabSite:
-    lab = make_lab_site(racks=1, max_hosts=0)
+    lab = make_lab_site(racks=1, max_hosts=len(NODES), light_hosts=True)
     raw = yaml.safe_load(lab.site_file.read_text(encoding="utf-8"))
     raw["maas"]["power"] = "manual"
     lab.site_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -90,10 +91,14 @@ def test_a_manual_power_site_enlists_renames_commissions_and_deploys_by_our_netw
     assert enlisted.returncode == 0, enlisted.stdout[-2000:] + enlisted.stderr[-3000:]
     lab_faults.write(lab.lab_dir, {UNSERVED: {"pxe_unserved": 1.0}})  # its PXE network loses MAAS's DHCP
 
-    result = lab.cli("--nodes", ",".join((*NODES, UNSERVED)), "--until", "os", "--json")
+    result = lab.cli("--nodes", ",".join((*NODES, UNSERVED)), "--until", "validate", "--json")
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
     report = {row["hostname"]: row for row in json.loads(result.stdout)["nodes"]}
+    # Past os as on a real rack: the deployed node answers at its inventory address as MAAS's Ubuntu does
+    # (a light lab host, started by the lab MAAS's deployed-hook under the machine's MAAS name: now ours).
     assert {host: report[host]["status"] for host in NODES} == {host: "done" for host in NODES}
+    for host in NODES:
+        assert {"hostkey", "configure", "validate"} <= {e.stage for e in lab.journal(host)}, report[host]
 
     # Three boots a node: enlistment, commissioning, deployment; one commissioning boot for the node MAAS
     # never heard from; none for the nodes not selected.
@@ -137,7 +142,7 @@ def test_a_manual_power_site_enlists_renames_commissions_and_deploys_by_our_netw
         f"Commissioning -> Failed commissioning ({deadline})",
     ]
 
-    again = lab.cli("--nodes", ",".join((*NODES, UNSERVED)), "--until", "os", "--json")
+    again = lab.cli("--nodes", ",".join((*NODES, UNSERVED)), "--until", "validate", "--json")
     assert again.returncode == 1, again.stderr[-3000:]
     assert boots(lab) == Counter({NODES[0]: 3, NODES[1]: 3, UNSERVED: 2}), "a completed boot is never repeated"
     assert [lab.machine(host).hostname for host in NODES] == list(NODES)  # renamed once, found by name
