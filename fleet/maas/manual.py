@@ -140,4 +140,15 @@ def no_boot_next_step(maas_power: str, maas_message: str, pxe_mac: str) -> str |
         return None
     return ("MAAS never saw the machine network-boot (maas.power: manual: MAAS cannot power it, the tool "
             "booted it through its BMC once): check that the server powers on (BMC, console) and that its PXE "
-            f"NIC {pxe_mac} boots on a network whose DHCP MAAS serves, then run again")
+            f"NIC {pxe_mac} boots on a network whose DHCP MAAS serves, then run again with --retry-quarantined "
+            "(the tool sends the operation again and boots it once more)")
+
+
+def recommission(maas_power: str, maas_message: str, *, requeued: bool) -> bool:
+    """Send commissioning again for a machine MAAS failed on its deadline for want of our boot?
+
+    Only on a manual site (elsewhere MAAS powers it, and a person recommissions it in MAAS), only for
+    MAAS's no-boot deadline (a failed script is the hardware's: read its results), and only when a
+    person asked for it by requeueing the node after the failure (`--retry-quarantined`): a person
+    recommissioning it in MAAS instead would wait for a boot nobody gives."""
+    return requeued and no_boot_next_step(maas_power, maas_message, "") is not None

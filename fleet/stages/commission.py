@@ -14,7 +14,9 @@ commissioning waits for a network boot MAAS cannot give: the stage gives it thro
 (`fleet.stages.pxe.network_boot_once`, journaled, once per generation) when
 `fleet.maas.manual.decide_boot` says MAAS is waiting for it. A boot MAAS never sees fails
 commissioning on MAAS's deadline ("Node operation 'Commissioning' timed out after 20 minutes."):
-quarantined with that message and what to check (the server's power, its PXE network).
+quarantined with that message and what to check (the server's power, its PXE network); once a
+person has fixed it and requeued the node (`--retry-quarantined`), the stage sends commissioning
+again (`commission:2`, journaled) and gives that operation its own boot (`boot:commission:2`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleet.maas import MaasClient, Machine, NodeStatus
-from fleet.maas.manual import Boot, boot_step, decide_boot, no_boot_next_step
+from fleet.maas.manual import Boot, boot_step, decide_boot, no_boot_next_step, recommission
 from fleet.redfish import BmcPool
 from fleet.site import Node, Site, resolve_credentials
 from fleet.stages.discover import count_bmc_requests
@@ -31,6 +33,11 @@ from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
 
 _COMMISSIONING = (NodeStatus.COMMISSIONING, NodeStatus.TESTING)
+
+
+def commission_name(sent: int) -> str:
+    """The journaled step of our `sent`-th commissioning of the generation ("commission", "commission:2")."""
+    return "commission" + (f":{sent}" if sent > 1 else "")
 
 
 def commission_step(machine: Machine | None, ours: bool = False) -> str:
@@ -65,6 +72,16 @@ class Commission:
         ours = any(ctx.db.step_done(node.hostname, ctx.generation, self.name, step)
                    for step in ("register", "commission"))
         step = commission_step(machine, ours)
+        sent_n = self._commissions(node, ctx)  # commissionings we sent in this generation
+        if step == "failed" and machine is not None and recommission(
+                self.site.maas_power, machine.status_message, requeued=self._requeued(node, ctx, sent_n)):
+            # A person fixed what kept our boot from MAAS and asked again: a new operation, its own boot.
+            current, again = machine, []
+            if ctx.once(commission_name(sent_n + 1), lambda: again.append(self.maas.commission(node.hostname,
+                                                                                                current))):
+                machine = again[0]
+            sent_n += 1
+            step = commission_step(machine, True)
         if step == "owned":
             assert machine is not None
             return StageResult(False, f"MAAS says {machine.status_name} and not from our commissioning: someone's "
@@ -89,7 +106,7 @@ class Commission:
         ours = ours or step in ("register", "commission")
         if commission_step(machine, ours) == "wait":
             if decide_boot(machine, self.site.maas_power, Boot.COMMISSION, ours=ours).boot:
-                network_boot_once(ctx, self.bmcs, node, boot_step(Boot.COMMISSION))
+                network_boot_once(ctx, self.bmcs, node, boot_step(Boot.COMMISSION, max(sent_n, 1)))
             deadline = self.site.timeouts.maas_commission_s
             machine = self.maas.wait_commissioned(node.hostname, machine, deadline_s=deadline)
             if commission_step(machine, ours) == "wait":
@@ -115,6 +132,21 @@ class Commission:
             return StageResult(False, f"MAAS says {machine.status_name} after commissioning was requested; "
                                "retrying", evidence)
         return StageResult(True, f"MAAS {machine.status_name}", evidence)
+
+    def _commissions(self, node: Node, ctx: NodeContext) -> int:
+        done = 0
+        while ctx.db.step_done(node.hostname, ctx.generation, self.name, commission_name(done + 1)):
+            done += 1
+        return done
+
+    def _requeued(self, node: Node, ctx: NodeContext, sent_n: int) -> bool:
+        """Whether a person requeued the node (`--retry-quarantined`) after our latest commissioning was sent."""
+        if not sent_n:
+            return False
+        sent = f"{commission_name(sent_n)}:done"
+        events = [e.event for e in ctx.db.entries(node.hostname)
+                  if e.event == "requeued" or (e.stage == self.name and e.event == sent)]
+        return bool(events) and events[-1] == "requeued"
 
     def _register(self, node: Node, ctx: NodeContext) -> Machine:
         credentials = resolve_credentials(self.site, node.bmc.credentials)

@@ -8,7 +8,8 @@ stage deploys and boots them for that; the two deployed nodes go on through host
 validate on light lab hosts (lab/hosts/light.py). One node's PXE network is then cut off from MAAS
 (`pxe_unserved`): its commissioning boot never reaches MAAS, and MAAS fails the commissioning on
 its own (lab-scaled) 20-minute deadline; the node is quarantined with MAAS's message and the next
-step, booted once, never again. Proven from the lab's side: the boot network's feed (one line per
+step, booted once; requeued once its network is fixed, it is commissioned again with a boot of its own
+and goes on like the others. Proven from the lab's side: the boot network's feed (one line per
 network boot), MAAS's own event log ("PXE Request" per boot of a known machine, in MAAS's words
 for the boot purpose), MAAS's op log (each operation accepted, then under way only after one boot
 of ours; the rename; the deadline) and the BMC front's request log (no request from MAAS at all).
@@ -44,7 +45,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
 
 
 def manual_site(make_lab_site: Callable[..., LabSite]) -> LabSite:
-    lab = make_lab_site(racks=1, max_hosts=len(NODES), light_hosts=True)
+    lab = make_lab_site(racks=1, max_hosts=len(NODES) + 1, light_hosts=True)
     raw = yaml.safe_load(lab.site_file.read_text(encoding="utf-8"))
     raw["maas"]["power"] = "manual"
     lab.site_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -142,7 +143,15 @@ def test_a_manual_power_site_enlists_renames_commissions_and_deploys_by_our_netw
         f"Commissioning -> Failed commissioning ({deadline})",
     ]
 
+    # Its PXE network fixed, a person requeues it: a new commissioning with a boot of its own, then on as the others.
+    lab_faults.write(lab.lab_dir, {})
+    retried = lab.cli("--nodes", UNSERVED, "--retry-quarantined", "--until", "validate", "--json")
+    assert retried.returncode == 0, retried.stdout[-2000:] + retried.stderr[-3000:]
+    assert (lab.machine(UNSERVED).status_name, boots(lab)[UNSERVED]) == ("Deployed", 4)
+    assert [e.event.removesuffix(":started") for e in lab.journal(UNSERVED) if e.event.startswith("boot:")
+            and e.event.endswith(":started")] == ["boot:enlist", "boot:commission", "boot:commission:2", "boot:deploy"]
+
     again = lab.cli("--nodes", ",".join((*NODES, UNSERVED)), "--until", "validate", "--json")
-    assert again.returncode == 1, again.stderr[-3000:]
-    assert boots(lab) == Counter({NODES[0]: 3, NODES[1]: 3, UNSERVED: 2}), "a completed boot is never repeated"
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert boots(lab) == Counter({NODES[0]: 3, NODES[1]: 3, UNSERVED: 4}), "a completed boot is never repeated"
     assert [lab.machine(host).hostname for host in NODES] == list(NODES)  # renamed once, found by name

@@ -10,7 +10,8 @@ from maas.client.enum import NodeStatus
 
 from fleet.errors import MaasError
 from fleet.maas import Machine
-from fleet.maas.manual import decide_rename, maas_generated, no_boot_next_step
+from fleet.maas.manual import decide_rename, maas_generated, no_boot_next_step, recommission
+from fleet.stages.commission import Commission
 from fleet.stages.pxe import Pxe, network_boot_once
 from fleet.workflow import NodeContext
 
@@ -149,3 +150,60 @@ def test_a_name_someone_gave_the_machine_is_kept_and_the_node_quarantined(site, 
     result, events = run_pxe(site, db, maas)
     assert not result.ok and result.quarantine and "rack7-node3" in result.detail and maas.renamed == []
     assert "rename:started" not in events
+
+
+DEADLINE = "Node operation 'Commissioning' timed out after 20 minutes."
+
+
+@pytest.mark.parametrize(("maas_power", "message", "requeued", "again"), [
+    ("manual", DEADLINE, True, True),
+    ("manual", DEADLINE, False, False),  # nobody asked: quarantined, not retried on its own
+    ("manual", "20-maas-03-machine-resources failed", True, False),  # the hardware's failure, not our boot's
+    ("redfish", DEADLINE, True, False),  # MAAS powers it: a person recommissions it in MAAS
+])
+def test_only_a_requeued_manual_commissioning_that_never_got_its_boot_is_sent_again(maas_power, message, requeued,
+                                                                                  again):
+    assert recommission(maas_power, message, requeued=requeued) == again
+
+
+@dataclass
+class FakeCommissioningMaas:
+    """MAAS failed our commissioning on its deadline; a commission sent now starts a new one."""
+
+    known: Machine
+    commissioned: list[str] = field(default_factory=list)
+
+    def lookup(self, node) -> Machine:
+        return self.known
+
+    def commission(self, node: str, m: Machine) -> Machine:
+        self.commissioned.append(node)
+        self.known = replace(m, status=int(NodeStatus.COMMISSIONING), status_name="Commissioning", status_message="")
+        return self.known
+
+    def wait_commissioned(self, node: str, m: Machine, *, deadline_s: float) -> Machine:
+        self.known = replace(m, status=int(NodeStatus.READY), status_name="Ready")
+        return self.known
+
+    def failed_scripts(self, node: str, m: Machine) -> tuple[str, ...]:
+        return ()
+
+
+def test_a_requeued_node_whose_boot_never_reached_maas_is_commissioned_again_with_a_boot_of_its_own(site, db):
+    node = site.nodes["gpu-001-01"]
+    failed = replace(machine("gpu-001-01", NodeStatus.FAILED_COMMISSIONING), status_message=DEADLINE)
+    maas, bmc = FakeCommissioningMaas(failed), FakeBmc(on=False)
+    stage = Commission(replace(site, maas_power="manual"), maas, FakePool(bmc))
+    for step in ("commission", "boot:commission"):  # our first commissioning and its boot, done
+        db.mark_step(node.hostname, 1, "commission", step, "done")
+    db.journal(node.hostname, "commission", "commission:done")
+    quarantined = stage.run(node, NodeContext(node, db, 1, "commission"))
+    assert quarantined.quarantine and "--retry-quarantined" in quarantined.detail and maas.commissioned == []
+
+    db.journal(node.hostname, "", "requeued", reason="--retry-quarantined", at="commission")
+    result = stage.run(node, NodeContext(node, db, 1, "commission"))
+    assert result.ok and maas.commissioned == ["gpu-001-01"] and bmc.boots == ["Pxe"]
+    assert db.step_done(node.hostname, 1, "commission", "commission:2")
+    assert db.step_done(node.hostname, 1, "commission", "boot:commission:2")
+    maas.known = failed  # and failing again without a new request is not retried again
+    assert stage.run(node, NodeContext(node, db, 1, "commission")).quarantine and len(maas.commissioned) == 1
