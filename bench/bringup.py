@@ -29,6 +29,7 @@ Ratios are printed, not verdicts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import logging
@@ -36,6 +37,7 @@ import os
 import platform
 import pstats
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -110,6 +112,8 @@ class RunFigures:
     machine: MachineLoad
     last_power_on_s: float  # when MAAS powered the last node on for commissioning, from the run's start
     not_done: dict[str, int]  # "status at stage: detail" -> nodes, for every node that did not end done
+    retries: dict[str, int]  # "stage: detail" -> stage attempts that ended in a retry, from the run's journal
+    last_node: str  # the node that finished last: when its journal says each stage ended (run-relative)
 
     @property
     def ratio(self) -> float:
@@ -302,7 +306,29 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
         last_power_on_s=max(first_on.values(), default=started_at) - started_at,
         not_done=dict(Counter(f"{row['status']} at {row.get('current') or row['stage']}: {row['detail'][:160]}"
                               for row in rows if row["status"] != "done")),
+        **journal_figures(root / "state", started_at),
     )
+
+
+def journal_figures(state_dir: Path, started_at: float) -> dict:
+    """Retried stage attempts, and the timeline of the node that finished last, from the run's own journal."""
+    found = sorted(state_dir.rglob("state.db"))
+    if not found:
+        return {"retries": {}, "last_node": ""}
+    with contextlib.closing(sqlite3.connect(found[0])) as db:
+        rows = db.execute("SELECT ts, hostname, stage, event, detail FROM journal ORDER BY id").fetchall()
+    retries: Counter[str] = Counter()
+    ends: dict[str, list[tuple[float, str]]] = {}
+    for ts, host, stage, event, detail in rows:
+        if event == "stage:retry":
+            retries[f"{stage}: {str(json.loads(detail).get('detail', ''))[:120]}"] += 1
+        if event.startswith("stage:") or event.endswith(":started"):
+            ends.setdefault(host, []).append((ts - started_at, f"{stage} {event}"))
+    if not ends:
+        return {"retries": dict(retries), "last_node": ""}
+    host = max(ends, key=lambda name: ends[name][-1][0])
+    steps = ", ".join(f"{what} {at:.1f}" for at, what in ends[host])
+    return {"retries": dict(retries), "last_node": f"{host}: {steps}"}
 
 
 def maas_requests(site: Site, hostnames: list[str]) -> list[int]:
@@ -375,6 +401,10 @@ def print_run(figures: RunFigures) -> None:
     print(f"      slowest node per stage: {stages}; outcome {figures.summary}")
     for why, count in sorted(figures.not_done.items(), key=lambda item: -item[1]):
         print(f"      not done: {count} node(s) {why}")
+    for why, count in sorted(figures.retries.items(), key=lambda item: -item[1]):
+        print(f"      retried: {count} stage attempt(s) {why}")
+    if figures.last_node:
+        print(f"      last node to finish (its journal, s from the start): {figures.last_node}")
     cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(figures.cpu_s.items(), key=lambda i: -i[1]))
     print(f"      CPU seconds during the run: {cpu}")
     load = figures.machine
