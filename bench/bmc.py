@@ -163,6 +163,9 @@ def main() -> None:
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=False).stdout.strip()
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "lab"], cwd=REPO,
+                             capture_output=True, text=True, check=False).stdout.split()[1::2]
+    commit += f" with local changes to {', '.join(changed)}" if changed else ""
     print(f"bench/bmc.py on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
           f"commit {commit}, load {os.getloadavg()[0]:.1f}: {args.racks * NODES_PER_RACK} BMCs, "
           f"{args.clients} clients, {args.rounds} requests of each kind per node", flush=True)
