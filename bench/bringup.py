@@ -422,6 +422,8 @@ def print_memory_per_node(runs: list[RunFigures]) -> None:
     if len(runs) < 2:
         return
     small, large = min(runs, key=lambda r: r.nodes), max(runs, key=lambda r: r.nodes)
+    if large.nodes == small.nodes:  # repeated runs of one size (--racks 128,128): no slope to take
+        return
     per_node_kib = (large.usage.peak_rss_mib - small.usage.peak_rss_mib) * 1024 / (large.nodes - small.nodes)
     print(f"  memory per node: ({large.usage.peak_rss_mib:.0f} - {small.usage.peak_rss_mib:.0f}) MiB / "
           f"({large.nodes} - {small.nodes}) nodes = {per_node_kib:.0f} KiB per node "
