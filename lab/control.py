@@ -199,6 +199,7 @@ def _default_options(site: Site, lab_dir: Path) -> dict[str, dict[str, Any]]:
     if site.lab is not None and site.lab.hosts.light:  # one carrier for every node (lab/hosts/light.py)
         options["hook"] = light.hook_argv(lab_dir)
         options["hook_boots_os"] = True  # MAAS says Deployed once the node's sshd is up (lab/hosts/light.py)
+        options["hook_batch"] = True  # one run boots every node whose deployment reboots meanwhile
     elif site.lab is not None and site.lab.hosts.max_hosts > 0:
         options["hook"] = [sys.executable, "-m", "lab.hosts", "--lab-dir", str(lab_dir), "hook", "--site",
                            str(site.path)]

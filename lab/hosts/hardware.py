@@ -86,10 +86,11 @@ def reselect_running(lab_dir: Path) -> dict[str, str]:
 
 def node_faults(lab_dir: Path, hostname: str) -> dict[str, float]:
     """The node's injected faults, as faults.json says now."""
-    return _faults(lab_dir).get(hostname, {})
+    return all_faults(lab_dir).get(hostname, {})
 
 
-def _faults(lab_dir: Path) -> dict[str, dict[str, float]]:
+def all_faults(lab_dir: Path) -> dict[str, dict[str, float]]:
+    """Every node's injected faults, as faults.json says now (one read for a batch of nodes)."""
     try:
         return json.loads((lab_dir / "faults.json").read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -13,10 +13,12 @@ health checks, the configure stage's fact gathering):
   its address and its sshd at most seconds later. The lab MAAS runs this hook when a deployment reboots into
   its OS ("Rebooting") and, because the hook file says `boots_os` (lab/control.py), reports Deployed only
   once the hook has finished: the node's address is on the carrier's bridge link and its sshd has told
-  systemd it is ready (Type=notify), so no client sees Deployed before the node answers. Hooks run several
-  at once (`OS_BOOT_HOOK_CONCURRENCY` in lab/maas/server.py): real machines boot in parallel, and a queue
-  of hooks would only stretch every deployment. A hook that fails leaves the machine Deploying until
-  MAAS's 40-minute monitor (lab time) fails the deployment, as an OS that never phones home does. The
+  systemd it is ready (Type=notify), so no client sees Deployed before the node answers. Real machines
+  boot in parallel, so the hook is a batch hook (`batch` in the hook file): one run boots every machine
+  whose deployment rebooted since the last run began (up to `BATCH_MAX`, two runs at once: lab/maas/
+  server.py), and each machine is Deployed as soon as its run has it up. A node the hook could not bring
+  up stays Deploying until MAAS's 40-minute monitor (lab time) fails the deployment, as an OS that never
+  phones home does. The
   address is removed when the machine finishes releasing; before the boot nothing answers ARP at it (ssh
   times out), as for a powered-off server.
 - **Its own host key, new after every deploy** (cloud-init's `ssh` module deletes and regenerates host keys on
@@ -49,8 +51,11 @@ no service tag and no IB cabling map (the role renders those per node from the i
 expectations are not checked on light hosts; every other check runs.
 
 Cost: one sshd listener per deployed node (plus two processes per open connection) in one container.
-The hook runs as a short Python process per MAAS event (the lab MAAS's hook contract) and reads the
-node's address from `lab_dir/light/plan.json` (written at `lab up`) instead of loading the site.
+A hook run is one Python process for a batch of nodes of one MAAS event; it reads the nodes' addresses from
+`lab_dir/light/plan.json` (written at `lab up`) instead of loading the site, makes their host keys in
+process (`cryptography`, as ssh-keygen would: ed25519, OpenSSH format), and enters the carrier three times
+per batch (`ip -batch` for the addresses, one `systemctl start` for every node's unit, `systemctl
+is-active` only when that failed).
 """
 
 from __future__ import annotations
@@ -237,60 +242,98 @@ def container_pid(lab_dir: Path) -> int:
     return int(children[0])
 
 
-def _inside(pid: int, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _inside(pid: int, *argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run `argv` in the carrier's namespaces and root (systemctl must see the container's systemd)."""
     done = subprocess.run(["nsenter", f"--target={pid}", "--mount", "--uts", "--ipc", "--net", "--pid", "--root",
-                           "--wd", *argv], capture_output=True, text=True, check=False, timeout=60)
+                           "--wd", *argv], input=stdin, capture_output=True, text=True, check=False, timeout=120)
     if check and done.returncode != 0:
-        raise HostError(f"in the light-host carrier, {' '.join(argv)} failed", service_message=done.stderr.strip())
+        raise HostError(f"in the light-host carrier, {' '.join(argv[:3])} ... failed",
+                        service_message=done.stderr.strip()[-1500:])
     return done
 
 
-def start(name: str, lab_dir: Path) -> str:
-    """MAAS deployed `name`: a fresh node (new host key, its fault's hardware set) at its address; returns the
-    hardware set. A node that runs already is replaced (a redeploy is a reinstall)."""
+def unit(name: str) -> str:
+    return f"fleet-node@{name}.service"
+
+
+def address_batch(verb: str, addresses: list[str]) -> str:
+    """`ip -batch` input adding or deleting the nodes' addresses on the carrier's bridge link (pure)."""
+    return "".join(f"addr {verb} {address}/{LAB_NETWORK.prefixlen} dev {INTERFACE}\n" for address in addresses)
+
+
+def start(names: list[str], lab_dir: Path) -> dict[str, str]:
+    """MAAS's deployments of `names` booted their OS: a fresh node each (new host key, its fault's hardware
+    set) at its address. Returns node -> hardware set for the nodes whose sshd is up (told systemd it is
+    ready); a node missing from it did not come up (the reason is logged). A node that runs already is
+    replaced (a redeploy is a reinstall).
+
+    One batch for every node: one `ip -batch` for the addresses and one `systemctl start` for the units
+    (systemd starts them in parallel and returns once every one is ready or failed), host keys made in
+    this process and recorded in one known_hosts rewrite. A 512-node deploy wave reboots into its OS
+    within seconds; one process + ssh-keygen + two nsenters per node kept up with ~1.8 nodes a second."""
     lab_dir = lab_dir.resolve()
     plan = LightPlan.read(lab_dir)
-    address = plan.nodes.get(name)
-    if address is None:
-        raise HostError(f"{name} is not a node of this lab's light-host plan", node=name)
+    unknown = [name for name in names if name not in plan.nodes]
+    for name in unknown:
+        log.error("%s is not a node of this lab's light-host plan: no light host", name)
+    names = [name for name in dict.fromkeys(names) if name in plan.nodes]
+    if not names:
+        return {}
     pid = ensure_carrier(lab_dir, plan)
-    folder = carrier_root(lab_dir) / NODES_DIR / name
-    if folder.exists():
-        _stop_in(pid, name, address, lab_dir)
-    chosen = hardware.choose_set(hardware.node_faults(lab_dir, name))
-    (folder / "state").mkdir(parents=True)
-    for file, content in node_files(name, address, chosen).items():
-        (folder / file).write_text(content, encoding="utf-8")
-    _host_key, host_pub = keys.new_host_key(folder / "ssh_host_ed25519_key")
-    keys.record_host_key(lab_dir, address, host_pub)
-    added = _inside(pid, "ip", "addr", "add", f"{address}/{LAB_NETWORK.prefixlen}", "dev", INTERFACE, check=False)
-    if added.returncode != 0 and "File exists" not in added.stderr:
-        raise HostError(f"could not give {name} its address {address}", node=name, service_message=added.stderr)
-    _inside(pid, "systemctl", "start", f"fleet-node@{name}.service")
-    return chosen
+    root = carrier_root(lab_dir)
+    _stop_in(pid, [name for name in names if (root / NODES_DIR / name).exists()], plan, lab_dir)
+    faults = hardware.all_faults(lab_dir)
+    chosen: dict[str, str] = {}
+    new_keys: dict[str, str | None] = {}
+    for name in names:
+        folder = root / NODES_DIR / name
+        chosen[name] = hardware.choose_set(faults.get(name, {}))
+        (folder / "state").mkdir(parents=True)
+        for file, content in node_files(name, plan.nodes[name], chosen[name]).items():
+            (folder / file).write_text(content, encoding="utf-8")
+        _host_key, new_keys[plan.nodes[name]] = keys.new_host_key_in_process(folder / "ssh_host_ed25519_key")
+    keys.update_host_keys(lab_dir, new_keys)
+    added = _inside(pid, "ip", "-force", "-batch", "-", check=False,
+                    stdin=address_batch("add", [plan.nodes[name] for name in names]))
+    errors = [line for line in added.stderr.splitlines() if line.strip() and "File exists" not in line
+              and not line.startswith("Command failed")]
+    if errors:  # the node's sshd cannot bind then, so its unit fails below
+        log.error("adding light-host addresses: %s", "; ".join(errors)[-1500:])
+    started = _inside(pid, "systemctl", "start", *(unit(name) for name in names), check=False)
+    if started.returncode == 0:
+        return chosen
+    log.error("systemctl start of %d light hosts: %s", len(names), started.stderr.strip()[-1500:])
+    states = _inside(pid, "systemctl", "is-active", *(unit(name) for name in names), check=False).stdout.split()
+    up = {name for name, state in zip(names, states, strict=False) if state == "active"}
+    for name in names:
+        if name not in up:
+            log.error("%s: its light host's sshd did not come up (systemctl status %s in the carrier)", name,
+                      unit(name))
+    return {name: chosen[name] for name in names if name in up}
 
 
-def stop(name: str, lab_dir: Path) -> bool:
-    """MAAS released `name`: its sshd and sessions end, its address goes, its files and host key are thrown away."""
+def stop(names: list[str], lab_dir: Path) -> list[str]:
+    """MAAS released `names`: their sshds and sessions end, their addresses go, their files and host keys are
+    thrown away. Returns the nodes that had a light host."""
     lab_dir = lab_dir.resolve()
-    plan = LightPlan.read(lab_dir)
-    address = plan.nodes.get(name, "")
     if CARRIER not in nspawn.running_hosts(lab_dir):
-        return False
-    pid = container_pid(lab_dir)
-    if not (carrier_root(lab_dir) / NODES_DIR / name).exists():
-        return False
-    _stop_in(pid, name, address, lab_dir)
-    return True
+        return []
+    plan = LightPlan.read(lab_dir)
+    present = [name for name in dict.fromkeys(names) if (carrier_root(lab_dir) / NODES_DIR / name).exists()]
+    _stop_in(container_pid(lab_dir), present, plan, lab_dir)
+    return present
 
 
-def _stop_in(pid: int, name: str, address: str, lab_dir: Path) -> None:
-    _inside(pid, "systemctl", "stop", f"fleet-node@{name}.service", check=False)
-    if address:
-        _inside(pid, "ip", "addr", "del", f"{address}/{LAB_NETWORK.prefixlen}", "dev", INTERFACE, check=False)
-        keys.forget_host_key(lab_dir, address)
-    shutil.rmtree(carrier_root(lab_dir) / NODES_DIR / name, ignore_errors=True)
+def _stop_in(pid: int, names: list[str], plan: LightPlan, lab_dir: Path) -> None:
+    if not names:
+        return
+    _inside(pid, "systemctl", "stop", *(unit(name) for name in names), check=False)
+    addresses = [plan.nodes[name] for name in names if name in plan.nodes]
+    if addresses:
+        _inside(pid, "ip", "-force", "-batch", "-", check=False, stdin=address_batch("del", addresses))
+        keys.update_host_keys(lab_dir, dict.fromkeys(addresses))
+    for name in names:
+        shutil.rmtree(carrier_root(lab_dir) / NODES_DIR / name, ignore_errors=True)
 
 
 def running_nodes(lab_dir: Path) -> list[str]:
@@ -299,24 +342,29 @@ def running_nodes(lab_dir: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
-def hook(lab_dir: Path, hostname: str, event: str) -> None:
-    """The lab MAAS's hook for a site with light hosts: `deployed` starts the node, `released` stops it."""
+def hook(lab_dir: Path, event: str, hostnames: list[str]) -> list[str]:
+    """The lab MAAS's batch hook for a site with light hosts: `deployed` starts the nodes, `released` stops
+    them. Returns the nodes done (for `deployed`: those whose sshd is up)."""
     if event == "deployed":
-        chosen = start(hostname, lab_dir)
-        log.info("%s: deployed: light host up, lab hardware set %s", hostname, chosen)
-    elif event == "released":
+        chosen = start(hostnames, lab_dir)
+        for name, hardware_set in chosen.items():
+            log.info("%s: deployed: light host up, lab hardware set %s", name, hardware_set)
+        return list(chosen)
+    if event == "released":
         from lab import faults as lab_faults  # only here: it loads the site model, which a deploy need not
 
-        stopped = stop(hostname, lab_dir)
-        log.info("%s: released: %s", hostname, "light host thrown away" if stopped else "it had no light host")
-        if cleared := lab_faults.clear_on_reimage(lab_dir, hostname):
-            log.info("%s: released, so the lab clears %s (a reinstall does)", hostname, ", ".join(cleared))
-    else:
-        raise HostError(f"unknown hook event {event!r}; expected 'deployed' or 'released'", node=hostname)
+        had = set(stop(hostnames, lab_dir))
+        for name in hostnames:
+            log.info("%s: released: %s", name, "light host thrown away" if name in had else "it had no light host")
+            if cleared := lab_faults.clear_on_reimage(lab_dir, name):
+                log.info("%s: released, so the lab clears %s (a reinstall does)", name, ", ".join(cleared))
+        return list(hostnames)
+    raise HostError(f"unknown hook event {event!r}; expected 'deployed' or 'released'")
 
 
 def hook_argv(lab_dir: Path) -> list[str]:
-    """The argv the lab MAAS runs as `argv + [hostname, event]`."""
+    """The argv the lab MAAS runs as `argv + [event, hostname, ...]` (a batch hook: lab.maas.store.HookFile);
+    it prints `done HOSTNAME` for every node it brought up or threw away."""
     return [sys.executable, "-m", "lab.hosts.light", "--lab-dir", str(lab_dir), "hook"]
 
 
@@ -324,9 +372,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.hosts.light", description=__doc__.splitlines()[0])
     parser.add_argument("--lab-dir", type=Path, required=True)
     sub = parser.add_subparsers(dest="verb", required=True)
-    hooked = sub.add_parser("hook", help="the lab MAAS hook: HOSTNAME EVENT (deployed|released)")
-    hooked.add_argument("hostname")
+    hooked = sub.add_parser("hook", help="the lab MAAS batch hook: EVENT (deployed|released) HOSTNAME...")
     hooked.add_argument("event")
+    hooked.add_argument("hostnames", nargs="+")
     sub.add_parser("list", help="the nodes the carrier carries now")
     args = parser.parse_args(argv)
     lab_dir = args.lab_dir.resolve()
@@ -336,7 +384,10 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         if args.verb == "hook":
-            hook(lab_dir, args.hostname, args.event)
+            done = hook(lab_dir, args.event, args.hostnames)
+            print("".join(f"done {name}\n" for name in done), end="")
+            if len(done) < len(set(args.hostnames)):
+                return 1
         else:
             print("\n".join(running_nodes(lab_dir)))
     except HostError as err:

@@ -40,7 +40,7 @@ import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -74,6 +74,10 @@ HOOK_CONCURRENCY = 2
 # A hook that boots the deployed OS (a light host: one sshd) gates Deployed, and real machines boot in
 # parallel: more of them at once, still far from forking one per machine of a 512-node wave.
 OS_BOOT_HOOK_CONCURRENCY = 8
+# A batch hook (light hosts: one process for many nodes) runs this many at once, each with up to BATCH_MAX
+# machines: everything queued meanwhile joins the next run, so a deploy wave costs a few runs, not one per node.
+BATCH_HOOK_RUNS = 2
+BATCH_MAX = 128
 POWER_CONCURRENCY = 32  # power actions a rack controller runs at once
 MACHINE_OS_AGENT = "fleet-lab-machine-os"  # the BMC log's name for a machine powering itself off
 EVENT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -112,6 +116,31 @@ def _oauth_params(header: str) -> dict[str, str]:
     return params
 
 
+@dataclass(frozen=True)
+class HookCall:
+    """One machine's event waiting for a batch hook run; `booted` as in `Simulator._fire_hook`."""
+
+    hostname: str
+    event: str
+    booted: tuple[str, float] | None = None
+
+
+def take_batch(queue: list[HookCall], busy: set[str], limit: int) -> tuple[list[HookCall], list[HookCall]]:
+    """The next batch hook run's calls and what stays queued (pure). FIFO per machine: a call is taken only
+    if its machine is in no running batch and has no earlier call still queued, and only with the event of
+    the first call taken (one run has one event); at most `limit`."""
+    taken: list[HookCall] = []
+    rest: list[HookCall] = []
+    held = set(busy)  # machines whose later calls must wait
+    for call in queue:
+        if call.hostname in held or len(taken) >= limit or (taken and call.event != taken[0].event):
+            rest.append(call)
+        else:
+            taken.append(call)
+        held.add(call.hostname)
+    return taken, rest
+
+
 class Simulator:
     """Machines, tags and the clock; every handler goes through `_machine()` so state is current."""
 
@@ -129,6 +158,9 @@ class Simulator:
         # A 512-node deploy wave must not fork 512 hook processes at once (it starved the API).
         self.hook_slots = asyncio.Semaphore(HOOK_CONCURRENCY)
         self.os_boot_slots = asyncio.Semaphore(OS_BOOT_HOOK_CONCURRENCY)
+        self.hook_queue: list[HookCall] = []  # for a batch hook
+        self.hook_busy: set[str] = set()  # machines in a running batch
+        self.batch_runs = 0
         self.power_slots = asyncio.Semaphore(POWER_CONCURRENCY)
         self.power_tasks: dict[str, asyncio.Task[None]] = {}
         self.texts: dict[str, tuple[MachineState, str]] = {}  # machine_text's cache, by system id
@@ -231,6 +263,14 @@ class Simulator:
         argv = self.hook.argv()
         if not argv:
             return
+        if self.hook.batch():
+            self.hook_queue.append(HookCall(hostname, event, booted))
+            if self.batch_runs < BATCH_HOOK_RUNS:  # a run takes the queue when it starts, after this tick
+                self.batch_runs += 1
+                batches = asyncio.get_running_loop().create_task(self._run_batches())
+                self.hook_tasks.add(batches)
+                batches.add_done_callback(self.hook_tasks.discard)
+            return
         slots = self.os_boot_slots if self.hook.boots_os() else self.hook_slots
         task = asyncio.get_running_loop().create_task(self._run_hook([*argv, hostname, event], slots, booted))
         self.hook_tasks.add(task)
@@ -253,12 +293,57 @@ class Simulator:
                       output.decode(errors="replace").strip()[-500:])
             return
         log.info("%s: hook for %s done", hostname, event)
+        self._hook_done(hostname, booted)
+
+    def _hook_done(self, hostname: str, booted: tuple[str, float] | None) -> None:
         if booted is not None and (m := self.machines.get(booted[0])) is not None:
             up = os_booted(m, booted[1])
             if up != m:
                 self.machines[booted[0]] = up
                 self.dirty = True
                 log.info("%s: deployed OS up (its cloud-init asked for its user-data)", hostname)
+
+    async def _run_batches(self) -> None:
+        """Run the batch hook until nothing queued can run (what waits on a busy machine is taken by the run
+        that holds it, once it finished)."""
+        try:
+            while True:
+                calls, self.hook_queue = take_batch(self.hook_queue, self.hook_busy, BATCH_MAX)
+                if not calls:
+                    return
+                names = {call.hostname for call in calls}
+                self.hook_busy |= names
+                try:
+                    await self._run_batch(calls)
+                finally:
+                    self.hook_busy -= names
+        finally:
+            self.batch_runs -= 1
+
+    async def _run_batch(self, calls: list[HookCall]) -> None:
+        event = calls[0].event
+        argv = [*self.hook.argv(), event, *(call.hostname for call in calls)]
+        started = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            output, errors = await proc.communicate()
+        except OSError as err:
+            log.error("hook %s for %s of %d machines could not start: %s", argv[0], event, len(calls), err)
+            return
+        done = {line.split(" ", 1)[1] for line in output.decode(errors="replace").splitlines()
+                if line.startswith("done ")}
+        log.info("hook for %s of %d machines: %d done in %.1f s", event, len(calls), len(done),
+                 time.monotonic() - started)
+        for call in calls:
+            if call.hostname in done:
+                log.info("%s: hook for %s done", call.hostname, event)
+                self._hook_done(call.hostname, call.booted)
+            else:
+                log.error("%s: hook for %s exited %s without it: %s", call.hostname, event, proc.returncode,
+                          errors.decode(errors="replace").strip()[-500:])
 
     # -- auth -------------------------------------------------------------------------------
 

@@ -66,6 +66,7 @@ def prepare(
     *,
     hook: Sequence[str] | None = None,
     hook_boots_os: bool = False,
+    hook_batch: bool = False,
     commissioned: bool = True,
     enlisted: bool = True,
     bmc_power: bool = False,
@@ -76,7 +77,8 @@ def prepare(
     into its OS (`deployed`) or finishes releasing (`released`); `None` keeps whatever hook file is
     already in the lab dir, `[]` removes it. With `hook_boots_os` the hook's `deployed` run is the
     machine's boot: MAAS reports Deployed only once it finished, as real MAAS does once the booted OS's
-    cloud-init phoned home (lab.maas.states); without it the hook runs beside Deployed. The simulator
+    cloud-init phoned home (lab.maas.states); without it the hook runs beside Deployed. With `hook_batch`
+    one run takes every machine with the same event due (`argv + [event, hostname, ...]`). The simulator
     re-reads the hook file when it changes, so another lab component may write it after this.
     `commissioned=False` starts machines as New.
     `enlisted=False` leaves every machine unknown to MAAS, as on a new rack: a client registers
@@ -113,14 +115,14 @@ def prepare(
     )
     config.dump(files["config"])
     if hook is not None:
-        write_hook(lab_dir, hook, boots_os=hook_boots_os)
+        write_hook(lab_dir, hook, boots_os=hook_boots_os, batch=hook_batch)
     return files["config"]
 
 
-def write_hook(lab_dir: Path, argv: Sequence[str], *, boots_os: bool = False) -> None:
+def write_hook(lab_dir: Path, argv: Sequence[str], *, boots_os: bool = False, batch: bool = False) -> None:
     """Set (or, with an empty argv, clear) the command the simulator runs on deployed/released;
-    `boots_os`: Deployed waits for its `deployed` run (see `prepare`)."""
-    write_atomic(lab_files(lab_dir)["hook"], json.dumps({"argv": list(argv), "boots_os": boots_os}))
+    `boots_os`: Deployed waits for its `deployed` run; `batch`: one run takes several machines (see `prepare`)."""
+    write_atomic(lab_files(lab_dir)["hook"], json.dumps({"argv": list(argv), "boots_os": boots_os, "batch": batch}))
 
 
 def _https(site: Site) -> bool:

@@ -224,27 +224,31 @@ class StateWriter:
 
 
 class HookFile:
-    """`lab_dir/maas/hook.json` ({"argv": [...], "boots_os": bool}), re-read when it changes; missing means
-    no hook. `boots_os`: the hook's `deployed` run is the machine booting its deployed OS, so the lab MAAS
-    reports Deployed only once it finished (lab.maas.states, `os_booted`)."""
+    """`lab_dir/maas/hook.json` ({"argv": [...], "boots_os": bool, "batch": bool}), re-read when it changes;
+    missing means no hook. `boots_os`: the hook's `deployed` run is the machine booting its deployed OS, so the
+    lab MAAS reports Deployed only once it finished (lab.maas.states, `os_booted`). `batch`: the hook takes
+    one event and several machines (`argv + [event, hostname, ...]`) and prints `done HOSTNAME` for each one
+    it finished; without it, one run per machine (`argv + [hostname, event]`, exit 0: done)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._mtime: int | None = None
         self._argv: tuple[str, ...] = ()
         self._boots_os = False
+        self._batch = False
 
     def argv(self) -> tuple[str, ...]:
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
-            self._mtime, self._argv, self._boots_os = None, (), False
+            self._mtime, self._argv, self._boots_os, self._batch = None, (), False, False
             return ()
         if mtime != self._mtime:
             try:
                 raw = json.loads(self.path.read_text())
                 self._argv = tuple(str(arg) for arg in raw.get("argv", []))
                 self._boots_os = bool(raw.get("boots_os", False))
+                self._batch = bool(raw.get("batch", False))
                 self._mtime = mtime
                 log.info("hook: %s%s", " ".join(self._argv) or "(none)", " (boots the OS)" if self._boots_os else "")
             except (OSError, ValueError, AttributeError) as err:
@@ -254,3 +258,7 @@ class HookFile:
     def boots_os(self) -> bool:
         """Whether Deployed waits for the hook's `deployed` run (with the hook file re-read first)."""
         return bool(self.argv()) and self._boots_os
+
+    def batch(self) -> bool:
+        """Whether one run takes several machines (with the hook file re-read first)."""
+        return bool(self.argv()) and self._batch

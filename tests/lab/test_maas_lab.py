@@ -462,3 +462,29 @@ def test_still_deploying_at_our_deadline_waits_for_maas_own_verdict_instead_of_d
     assert not outcome.deployed and "not deployed again over MAAS's head" in outcome.reason
     assert [op for op in _ops(lab, node.hostname, at) if op.startswith(("deploy", "release"))] == [
         "deploy accepted: Allocated -> Deploying (by admin)"]
+
+
+def test_a_batch_hook_boots_several_machines_in_one_run_and_only_those_it_reports_done_are_deployed(
+        tmp_path: Path) -> None:
+    """The light hosts' hook is a batch hook (one process for every machine rebooting meanwhile): each
+    machine it says `done` for is Deployed; one it leaves out fails at MAAS's 40-minute monitor."""
+    record = tmp_path / "hook.log"
+    script = (f'sleep 0.5; echo "run $0 $*" >> {record}; for h in "$@"; do [ "$h" = gpu-001-02 ] && continue; '
+              'echo "done $h"; done; exit 1')
+    with running(tmp_path, racks=1) as maas_lab:
+        write_hook(maas_lab.lab_dir, ["sh", "-c", script], boots_os=True, batch=True)
+        nodes = [maas_lab.site.nodes[f"gpu-001-0{i}"] for i in (1, 2, 3, 4)]
+        with maas_lab.client() as client:
+            sent = [client.deploy(n.hostname, client.find_machine(n), maas_lab.site.os) for n in nodes]
+            for node, op in zip(nodes, sent, strict=True):
+                if node.hostname == "gpu-001-02":
+                    with pytest.raises(DeploymentFailed, match="timed out after 40 minutes"):
+                        client.wait_deployed(node.hostname, op, deadline_s=5)
+                else:
+                    client.wait_deployed(node.hostname, op, deadline_s=5)
+        runs = _lines(record)
+        assert sorted(h for run in runs for h in run.split()[2:]) == sorted(n.hostname for n in nodes)
+        assert len(runs) < len(nodes)  # the machines that rebooted together went in one run
+        assert all(run.split()[1] == "deployed" for run in runs)
+        assert "gpu-001-02: hook for deployed exited 1 without it" in (maas_lab.lab_dir / "maas.log").read_text(
+            encoding="utf-8")

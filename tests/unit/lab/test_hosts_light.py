@@ -47,3 +47,33 @@ def test_the_hooks_plan_round_trips(tmp_path: Path) -> None:
     plan = light.LightPlan({"gpu-001-01": "198.18.1.11"}, "ubuntu", "550.127.05", "fleetlab0", "198.18.0.1")
     plan.write(tmp_path)
     assert light.LightPlan.read(tmp_path) == plan
+
+
+def test_the_address_batch_adds_or_deletes_every_node_on_the_bridge_link() -> None:
+    assert light.address_batch("add", ["198.18.1.2", "198.18.1.3"]) == (
+        "addr add 198.18.1.2/15 dev host0\naddr add 198.18.1.3/15 dev host0\n")
+    assert light.address_batch("del", []) == ""
+
+
+def test_a_host_key_made_in_process_is_a_fresh_openssh_ed25519_pair_sshd_accepts(tmp_path: Path) -> None:
+    import subprocess
+
+    from lab.hosts import keys
+
+    path = tmp_path / "ssh_host_ed25519_key"
+    private, public = keys.new_host_key_in_process(path)
+    assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----") and public.startswith("ssh-ed25519 ")
+    assert path.stat().st_mode & 0o077 == 0  # sshd refuses a host key others can read
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(path)], capture_output=True, text=True, check=True)
+    assert derived.stdout.split()[:2] == public.split()[:2]
+    assert keys.new_host_key_in_process(path)[1] != public  # every deploy a new one
+
+
+def test_known_hosts_changes_replace_and_drop_several_addresses_in_one_rewrite() -> None:
+    from lab.hosts.keys import known_hosts_changed
+
+    text = "198.18.0.1 ssh-ed25519 AAAAold\n198.18.0.2 ssh-ed25519 AAAAkept\n198.18.0.3 ssh-ed25519 AAAAgone\n"
+    changed = known_hosts_changed(text, {"198.18.0.1": "ssh-ed25519 AAAAnew fleet-lab-host", "198.18.0.3": None,
+                                         "198.18.0.4": "ssh-ed25519 AAAAfour x"})
+    assert changed.splitlines() == ["198.18.0.2 ssh-ed25519 AAAAkept", "198.18.0.1 ssh-ed25519 AAAAnew",
+                                    "198.18.0.4 ssh-ed25519 AAAAfour"]
