@@ -40,6 +40,7 @@ from enum import StrEnum
 from maas.client.enum import NodeStatus
 
 from fleet.maas.decide import Machine
+from fleet.steps import nth_step
 
 # MAAS power types that leave powering to someone else: unconfigured (an enlisted machine whose
 # BMC MAAS could not read) and the manual driver.
@@ -93,7 +94,7 @@ def boot_step(operation: Boot, sent: int = 1) -> str:
     """The journaled step of the boot for the `sent`-th such MAAS operation of the generation.
 
     A retried deployment is a second MAAS operation that waits for a boot of its own."""
-    return f"boot:{operation.value}" + (f":{sent}" if sent > 1 else "")
+    return nth_step(f"boot:{operation.value}", sent)
 
 
 # MAAS's generated names: petname.generate(), two lowercase words joined by "-".

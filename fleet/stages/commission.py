@@ -30,6 +30,7 @@ from fleet.site import Node, Site, resolve_credentials
 from fleet.stages.discover import count_bmc_requests
 from fleet.stages.pxe import network_boot_once
 from fleet.stages.shared import Shared
+from fleet.steps import nth_step
 from fleet.workflow import NodeContext, StageResult
 
 _COMMISSIONING = (NodeStatus.COMMISSIONING, NodeStatus.TESTING)
@@ -37,7 +38,7 @@ _COMMISSIONING = (NodeStatus.COMMISSIONING, NodeStatus.TESTING)
 
 def commission_name(sent: int) -> str:
     """The journaled step of our `sent`-th commissioning of the generation ("commission", "commission:2")."""
-    return "commission" + (f":{sent}" if sent > 1 else "")
+    return nth_step("commission", sent)
 
 
 def commission_step(machine: Machine | None, ours: bool = False) -> str:
