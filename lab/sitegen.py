@@ -92,7 +92,7 @@ def node_entry(rack: int, slot: int, shape: SiteShape) -> dict:
 MAAS_POWER_ACTION_S = 5 * 60.0
 # Our deadlines on MAAS operations that MAAS's power driver runs inside (a deployment, commissioning, a release
 # and its erase, and the grace for MAAS's verdict after the deployment deadline).
-MAAS_POWERED_DEADLINES = ("maas_deploy_s", "maas_deploy_verdict_s", "maas_commission_s", "maas_release_s",
+MAAS_POWERED_DEADLINES = ("maas_deploy_s", "maas_verdict_s", "maas_commission_s", "maas_release_s",
                           "maas_erase_s")
 
 

@@ -423,7 +423,7 @@ class MaasClient:
         user_data: bytes | None = None,
         deploy_timeout_s: float = _MAAS.maas_deploy_s,
         release_timeout_s: float = _MAAS.maas_erase_s,
-        verdict_grace_s: float = _MAAS.maas_deploy_verdict_s,
+        verdict_grace_s: float = _MAAS.maas_verdict_s,
         max_attempts: int = MAX_DEPLOY_ATTEMPTS,
         erase_on_retry: bool = False,
         machine: Machine | None = None,

@@ -18,6 +18,7 @@ repository, its deadlines already on its clock), so production code never asks w
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -30,6 +31,9 @@ PLAYBOOK_VARS = Path(__file__).resolve().parents[2] / "playbooks" / "vars"
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _HOP = r"(?:[a-z_][a-z0-9_-]*@)?[A-Za-z0-9.\-\[\]:]+"  # [user@]host[:port] (an IPv6 host in brackets)
 _JUMP = re.compile(rf"^{_HOP}(?:,{_HOP})*$")
+# Old timeouts names a site file may still use -> today's name (read as the new one, with a warning).
+RENAMED_TIMEOUTS = {"maas_deploy_verdict_s": "maas_verdict_s"}
+log = logging.getLogger("fleet.site")
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,11 @@ class Timeouts:
     never scales them: a site that runs faster (the lab) writes its own, shorter ones."""
 
     maas_deploy_s: float = 40 * 60.0  # MAAS's own monitored timeout for Deploying (node_status.py)
-    # Past that deadline a machine MAAS still calls Deploying waits this long for MAAS's own verdict: its
-    # status monitor marks Failed deployment on the timeout, checking every 60 s (maasserver/status_monitor.py,
-    # StatusMonitorService); two of its passes, so our clock running ahead of MAAS's does not redeploy it.
-    maas_deploy_verdict_s: float = 2 * 60.0
+    # Past a MAAS deadline (deploy or commission) a machine MAAS still calls Deploying/Commissioning waits
+    # this long for MAAS's own verdict: its status monitor marks the operation failed on the timeout, checking
+    # every 60 s (maasserver/status_monitor.py, StatusMonitorService); two of its passes, so our clock running
+    # ahead of MAAS's does not redeploy it. Was `maas_deploy_verdict_s` (still read, with a warning).
+    maas_verdict_s: float = 2 * 60.0
     maas_commission_s: float = 20 * 60.0  # ... and for Commissioning
     maas_release_s: float = 5 * 60.0
     maas_erase_s: float = 30 * 60.0
@@ -162,10 +167,34 @@ def parse_ansible(file: Path, raw: Any, problems: Problems) -> AnsibleSettings:
     return AnsibleSettings(tuple(files), {str(k): str(v) for k, v in env.items()}, parallel)
 
 
+def renamed_timeouts(raw: dict[Any, Any]) -> tuple[dict[Any, Any], list[tuple[str, str]], list[tuple[str, str]]]:
+    """`raw` with old timeouts names read as their new ones (pure): (mapped, [(old, new) used], [(old, new) both set]).
+
+    A site file written before a rename keeps working; one that sets both names is ambiguous (which
+    value did the person mean?), so the caller refuses it rather than pick one."""
+    mapped, used, both = dict(raw), [], []
+    for old, new in RENAMED_TIMEOUTS.items():
+        if old not in raw:
+            continue
+        if new in raw:
+            both.append((old, new))
+        else:
+            used.append((old, new))
+            mapped[new] = mapped.pop(old)
+    return mapped, used, both
+
+
 def parse_timeouts(file: Path, raw: Any, problems: Problems) -> Timeouts:
     names = {f.name for f in fields(Timeouts)}
-    if raw is None or not problems.keys(raw, file, "timeouts", set(), names):
+    if raw is None or not problems.keys(raw, file, "timeouts", set(), names | set(RENAMED_TIMEOUTS)):
         return Timeouts()
+    raw, used, both = renamed_timeouts(raw)
+    for old, new in both:
+        problems.add(file, f"timeouts.{old}", f"timeouts.{old} and timeouts.{new} are both set ({old} is the "
+                     f"old name of {new})", f"keep only {new}: {raw[new]!r} (delete the {old} line)")
+        raw.pop(old)
+    for old, new in used:
+        log.warning("%s: timeouts.%s is deprecated: rename it to timeouts.%s", file, old, new)
     values = {}
     for name in names & set(raw):
         value = raw[name]

@@ -114,7 +114,7 @@ class Commission:
                 # Our deadline is MAAS's own, measured from our side: give MAAS's status monitor
                 # its moment to give its verdict (Failed commissioning, with its message) first.
                 machine = self.maas.wait_commissioned(node.hostname, machine,
-                                                      deadline_s=self.site.timeouts.maas_deploy_verdict_s)
+                                                      deadline_s=self.site.timeouts.maas_verdict_s)
             if commission_step(machine, ours) == "wait":
                 return StageResult(False, f"MAAS still says {machine.status_name} after the commissioning deadline "
                                    f"({deadline:.0f} s, timeouts.maas_commission_s): {machine.status_message}",

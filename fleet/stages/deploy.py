@@ -62,7 +62,7 @@ class Os:
             outcome = self.maas.ensure_os(
                 node, self.site.os, user_data=user_data(node), machine=machine,
                 deploy_timeout_s=timeouts.maas_deploy_s, release_timeout_s=timeouts.maas_erase_s,
-                verdict_grace_s=timeouts.maas_deploy_verdict_s,
+                verdict_grace_s=timeouts.maas_verdict_s,
                 redeploys=redeploys, claimed=claimed,
                 on_deploying=deploy_booter(self.site, self.bmcs, node, ctx, claimed=claimed),
             )

@@ -31,6 +31,10 @@ CASES: dict[str, list[tuple[str, str, str, str]]] = {
         (SITE, "nodes.gpu-001-02.hcas[1]", "rail mixing: gpu-001-02 mlx5_1 is HCA 1 (rail 1) but leaf-a is rail 0",
          "rail-1 leaf"),
     ],
+    "timeouts_renamed_twice": [
+        (SITE, "timeouts.maas_deploy_verdict_s", "timeouts.maas_deploy_verdict_s and timeouts.maas_verdict_s are "
+                                                 "both set", "keep only maas_verdict_s"),
+    ],
     "duplicate_hostname/": [
         ("racks/rack-002.yml", "nodes[0].hostname", "duplicate hostname 'gpu-001-01' (also at ", "unique"),
     ],
@@ -284,3 +288,15 @@ def test_wrong_types_in_optional_sections_are_problems_not_crashes(
     site_file.write_text((FIXTURES / "good" / "minimal.yml").read_text() + section + "\n")
     (problem,) = _problems(site_file)
     assert (problem.key, problem.message) == (key, message)
+
+
+def test_the_old_verdict_name_is_read_as_the_new_one_with_one_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    text = (FIXTURES / "good" / "minimal.yml").read_text()
+    site_file = tmp_path / "site.yml"
+    site_file.write_text(text.replace("switches:", "timeouts:\n  maas_deploy_verdict_s: 45\nswitches:", 1))
+    with caplog.at_level("WARNING", logger="fleet.site"):
+        site = load_lab_site(site_file)
+    assert site.timeouts.maas_verdict_s == 45.0
+    (record,) = [r for r in caplog.records if r.name == "fleet.site"]
+    assert "timeouts.maas_deploy_verdict_s is deprecated: rename it to timeouts.maas_verdict_s" in record.getMessage()

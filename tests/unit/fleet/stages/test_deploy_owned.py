@@ -128,7 +128,7 @@ def test_still_deploying_at_our_deadline_waits_for_maas_verdict_then_retries_its
                      "'Deploying' timed out after 40 minutes.")
     maas = MaasStillDeploying(failed)
     result = stage(site, maas).run(node, NodeContext(node, db, 1, "os"))
-    assert maas.waited[0] == site.timeouts.maas_deploy_verdict_s
+    assert maas.waited[0] == site.timeouts.maas_verdict_s
     # MAAS's verdict (Failed deployment) came within the grace: released and deployed once more, as any failure.
     assert maas.calls[:3] == ["deploy:Ready", "release", "deploy:Ready"]
     assert "timed out after 40 minutes" in " ".join(result.evidence["maas_messages"])
