@@ -104,13 +104,15 @@ def _check(args: argparse.Namespace, site: Site, nodes: list[Node], client: UfmC
 
 def _triage(args: argparse.Namespace, site: Site, client: UfmClient, console: Console) -> int:
     from fleet.fabric.run import isolate, sample
+    from fleet.fabric.topology import planned_ends
     from fleet.fabric.triage import TriageSettings
 
     fabric = site.fabric
     assert fabric is not None
     inputs = sample(client, sample_s=fabric.sample_s if args.sample is None else args.sample)
     plan = inputs.plan(TriageSettings(isolate_access_links=fabric.isolate_access_links,
-                                      max_isolated=fabric.max_isolated))
+                                      max_isolated=fabric.max_isolated),
+                        planned_ends(fabric.topology, site.nodes.values()))
     isolated: list[str] = []
     if args.apply and not plan.refused:
         isolated = isolate(client, plan, _journal(args, site))

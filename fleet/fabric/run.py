@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fleet.errors import FleetError
 from fleet.fabric.cabling import Finding, check_links, check_nodes, links_for, missing_members
-from fleet.fabric.topology import Topology
+from fleet.fabric.topology import Place, Topology
 from fleet.fabric.triage import LINK_DOWNED, SYMBOL, Counters, TriagePlan, TriageSettings, triage
 from fleet.fabric.ufm import PkeyMember, Port, UfmClient, UfmSettings
 
@@ -126,8 +126,8 @@ class TriageInputs:
     events: list[dict]
     unhealthy: list[dict]
 
-    def plan(self, settings: TriageSettings) -> TriagePlan:
-        return triage(self.ports, self.before, self.after, self.events, self.unhealthy, settings)
+    def plan(self, settings: TriageSettings, planned: Mapping[Place, Place] | None = None) -> TriagePlan:
+        return triage(self.ports, self.before, self.after, self.events, self.unhealthy, settings, planned)
 
 
 def sample(client: UfmClient, *, sample_s: float, sleep: Callable[[float], None] = time.sleep) -> TriageInputs:

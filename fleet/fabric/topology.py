@@ -109,6 +109,23 @@ def node_cables(nodes: Iterable[Any]) -> list[NodeCable]:
     return cables
 
 
+Place = tuple[str, str]  # (system name, "40" for a switch port or "mlx5_4" for an HCA)
+
+
+def planned_ends(topology: Topology, nodes: Iterable[Any]) -> dict[Place, Place]:
+    """Both directions of every planned cable: which far end each switch port or HCA port should reach.
+
+    UFM names a port's peer only while the link is up, so a port caught down (a flap's down phase, a pulled
+    cable) has no live peer; the plan still says which cable it is, and whether it goes to a host.
+    """
+    ends: dict[Place, Place] = {}
+    pairs = [((link.a, str(link.a_port)), (link.b, str(link.b_port))) for link in topology.links]
+    pairs += [((cable.hostname, cable.hca), (cable.leaf, str(cable.port))) for cable in node_cables(nodes)]
+    for a, b in pairs:
+        ends[a], ends[b] = b, a
+    return ends
+
+
 def load_topology(path: str | Path) -> Topology:
     """Read and check the plan file on its own (schema, GUIDs, links); InventoryError lists every problem."""
     topology, problems = read_topology(path)

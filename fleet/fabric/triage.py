@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from fleet.fabric.cabling import SPEED_GBPS
+from fleet.fabric.topology import Place
 from fleet.fabric.ufm import Port
 
 LINK_DOWN_EVENT = "Link went down"
@@ -118,11 +119,38 @@ def _rate_bps(port: Port) -> float:
     return SPEED_GBPS.get(port.speed.upper(), 400) * 1e9 * lanes / 4
 
 
+class Peers:
+    """A port's far end: UFM's live peer, else the one the cabling plan names (UFM shows none while down)."""
+
+    def __init__(self, ports: list[Port], planned: Mapping[Place, Place]) -> None:
+        self.by_name = {p.name: p for p in ports}
+        self.by_place = {_place(p): p for p in ports}
+        self.planned = planned
+
+    def of(self, port: Port) -> tuple[Port | None, bool]:
+        """(far end, whether UFM sees the link up now)."""
+        live = self.by_name.get(port.peer)
+        if live is not None:
+            return live, True
+        far = self.planned.get(_place(port))
+        return (self.by_place.get(far) if far else None), False
+
+
+def _place(port: Port) -> Place:
+    return (port.system_name, port.hca) if port.is_hca else (port.system_name, str(port.number))
+
+
 def triage(ports: Iterable[Port], before: Counters, after: Counters, events: Iterable[dict],
-           unhealthy: Iterable[dict], settings: TriageSettings = TriageSettings()) -> TriagePlan:
-    """The isolation plan: proposals with evidence, bursts as causes, the cap and, past it, a refusal."""
+           unhealthy: Iterable[dict], settings: TriageSettings = TriageSettings(),
+           planned: Mapping[Place, Place] | None = None) -> TriagePlan:
+    """The isolation plan: proposals with evidence, bursts as causes, the cap and, past it, a refusal.
+
+    `planned` (topology.planned_ends) names the far end of a port UFM shows down, so the plan still says
+    which cable it is and never isolates the switch end of a host link just because the host end is down.
+    """
     ports = list(ports)
-    by_name = {p.name: p for p in ports}
+    peers = Peers(ports, planned or {})
+    by_name = peers.by_name
     plan = TriagePlan()
     reasons: dict[str, list[str]] = defaultdict(list)
     window = after.timestamp - before.timestamp
@@ -141,7 +169,7 @@ def triage(ports: Iterable[Port], before: Counters, after: Counters, events: Ite
                 reasons[name].append(f"symbol BER {ber:.1e} > {settings.max_ber:.0e} "
                                      f"({errors} errors in {window:.0f} s)")
         downs = now.get(LINK_DOWNED, 0) - then.get(LINK_DOWNED, 0)
-        peer = by_name.get(port.peer)
+        peer, _ = peers.of(port)
         if downs > 0 and peer is not None and peer.name in after.values and peer.name in before.values:
             peer_downs = after.values[peer.name].get(LINK_DOWNED, 0) - before.values[peer.name].get(LINK_DOWNED, 0)
             if peer_downs > 0 and port.name < peer.name:  # once per link
@@ -163,7 +191,7 @@ def triage(ports: Iterable[Port], before: Counters, after: Counters, events: Ite
             reasons[name].append(f"marked unhealthy by the SM ({', '.join(map(str, condition)) or 'no condition'})")
     plan.already_isolated = isolated
     for name in sorted(reasons):
-        proposal = _proposal(by_name, name, reasons[name])
+        proposal = _proposal(peers, name, reasons[name])
         if proposal.access and not settings.isolate_access_links:
             plan.report.append(proposal)
         else:
@@ -180,16 +208,16 @@ def triage(ports: Iterable[Port], before: Counters, after: Counters, events: Ite
     return plan
 
 
-def _proposal(by_name: dict[str, Port], name: str, reasons: list[str]) -> Proposal:
-    port = by_name[name]
-    peer = by_name.get(port.peer)
+def _proposal(peers: Peers, name: str, reasons: list[str]) -> Proposal:
+    port = peers.by_name[name]
+    peer, live = peers.of(port)
     if port.is_hca and peer is not None:
         port, peer = peer, port  # isolate (or report) the switch end of an access link
     here = f"{port.system_name} {port.hca}" if port.is_hca else f"{port.system_name} port {port.number}"
     there = ""
     if peer is not None:
         far = peer.hca if peer.is_hca else f"port {peer.number}"
-        there = f" (to {peer.system_name} {far})"
+        there = f" (to {peer.system_name} {far}{'' if live else ', per the cabling plan: UFM sees the link down now'})"
     access = port.is_hca or (peer is not None and peer.is_hca)
     return Proposal(port.name, here + there, tuple(reasons), access)
 

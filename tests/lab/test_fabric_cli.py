@@ -62,7 +62,8 @@ def test_triage_apply_isolates_then_restore_by_switch_port(lab: FabricLab) -> No
     lab.faults([{"kind": "flapping", "port": "leaf-g01-r2/40", "period_s": 100, "down_s": 5}])
     dry = lab.lab.cli("fabric", "triage", "--sample", "0")
     assert dry.returncode == 1, dry.stderr
-    assert "isolate leaf-g01-r2 port 40 (to spine-p00-r2-s0 port 16)" in dry.stderr
+    # the far end is UFM's live peer, or the cabling plan's when the triage lands in a down phase of the flap
+    assert "isolate leaf-g01-r2 port 40 (to spine-p00-r2-s0 port 16" in dry.stderr
     assert "nothing isolated without --apply" in dry.stderr
     assert not [r for r in lab.requests() if r["method"] == "PUT"]
     applied = lab.lab.cli("fabric", "triage", "--sample", "0", "--apply", "--json")

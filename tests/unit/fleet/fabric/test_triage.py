@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -47,6 +48,35 @@ def test_an_access_link_is_reported_on_its_switch_end_not_isolated() -> None:
         ("cc_5", "leaf-1 port 5 (to gpu-001-01 mlx5_0)", True)]
     plan = triage(PORTS, _counters(0.0), _counters(720.0, dd=50), [], [], TriageSettings(isolate_access_links=True))
     assert [p.port for p in plan.isolate] == ["cc_5"]
+
+
+def _down(port: Port) -> Port:
+    """The port as UFM lists it while its link is down: no peer."""
+    return dataclasses.replace(port, logical_state="Down", physical_state="Polling", peer="N/A")
+
+
+FLAPS = [{"name": "Link went down", "timestamp": f"2026-12-01 07:0{n}:00", "object_name": "aa_33",
+          "object_path": "default / spine-1 / 33"} for n in range(1, 4)]
+PLAN = {("spine-1", "33"): ("core-1", "1"), ("core-1", "1"): ("spine-1", "33"),
+        ("leaf-1", "5"): ("gpu-001-01", "mlx5_0"), ("gpu-001-01", "mlx5_0"): ("leaf-1", "5")}
+
+
+def test_a_port_caught_down_names_its_far_end_from_the_cabling_plan() -> None:
+    ports = [_down(SPINE), _down(CORE), LEAF, HCA]
+    blind = triage(ports, _counters(0.0), _counters(1.0), FLAPS, [])
+    assert [p.where for p in blind.isolate] == ["spine-1 port 33"]
+    plan = triage(ports, _counters(0.0), _counters(1.0), FLAPS, [], planned=PLAN)
+    assert [p.where for p in plan.isolate] == [
+        "spine-1 port 33 (to core-1 port 1, per the cabling plan: UFM sees the link down now)"]
+
+
+def test_a_switch_port_to_a_host_that_is_down_is_still_an_access_link() -> None:
+    flaps = [dict(e, object_name="cc_5", object_path="default / leaf-1 / 5") for e in FLAPS]
+    ports = [SPINE, CORE, _down(LEAF), _down(HCA)]
+    blind = triage(ports, _counters(0.0), _counters(1.0), flaps, [])
+    assert [p.port for p in blind.isolate] == ["cc_5"]  # without the plan it would cut a node off a rail
+    plan = triage(ports, _counters(0.0), _counters(1.0), flaps, [], planned=PLAN)
+    assert plan.isolate == [] and [(p.port, p.access) for p in plan.report] == [("cc_5", True)]
 
 
 def test_events_from_one_switch_in_one_second_are_one_cause() -> None:
