@@ -305,6 +305,13 @@ class StateDB:
         with self._tx() as db:
             _upsert(db, hostname, fields)
 
+    def record(self, hostname: str, fields: dict[str, object], stage: str, event: str, **detail: object) -> None:
+        """A stage's result: the node's row and its journal row in one transaction (one commit, one
+        turn of the store's lock for the node threads queueing on it), so neither is seen without the other."""
+        with self._tx() as db:
+            _upsert(db, hostname, dict(fields))
+            _journal(db, self.run_id, hostname, stage, event, detail)
+
     def new_generation(self, hostname: str) -> int:
         """Start over for a reimage: stage and steps reset, history stays in the journal.
 

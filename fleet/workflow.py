@@ -299,8 +299,8 @@ class Workflow:
         with self._record:
             if self._abandoned:
                 return
-            self.db.update(node.hostname, **change.fields)
-            ctx.journal(f"stage:{event}", detail=result.detail, evidence=evidence)
+            self.db.record(node.hostname, change.fields, name, f"stage:{event}", detail=result.detail,
+                           evidence=evidence)
             self._in_flight.pop(node.hostname, None)
         self.progress(node.hostname, name, event, result.detail)
         if change.retry:  # the stage's completed steps stay completed: the retry skips them

@@ -59,6 +59,23 @@ def test_update_round_trips_evidence(tmp_path) -> None:
     assert [n.hostname for n in db.nodes()] == ["gpu-001-01"]
 
 
+def test_record_writes_the_row_and_the_journal_entry_together_or_neither(tmp_path) -> None:
+    db = StateDB(tmp_path / "state.db", run_id="r1")
+    db.record("n1", {"stage": "discover", "status": "running", "evidence": {"tag": "X"}}, "discover", "stage:ok",
+              detail="fine")
+    assert (db.node("n1").stage, db.node("n1").evidence) == ("discover", {"tag": "X"})
+    [entry] = db.entries("n1")
+    assert (entry.stage, entry.event, entry.detail) == ("discover", "stage:ok", {"detail": "fine"})
+    with pytest.raises(Exception):  # noqa: B017 - the journal write fails: the row change must roll back too
+        db.record("n1", {"stage": "bios"}, "bios", "stage:ok", detail=object.__new__(_Unjsonable))
+    assert db.node("n1").stage == "discover" and len(db.entries("n1")) == 1
+
+
+class _Unjsonable:
+    def __str__(self) -> str:
+        raise ValueError("cannot be written")
+
+
 def test_a_new_generation_needs_the_nodes_lock_held_by_this_run(tmp_path) -> None:
     bringup = StateDB(tmp_path / "s.db", run_id="bring-up")
     bringup.acquire(["gpu-012-03"], "provision.py --rack 12")

@@ -367,10 +367,10 @@ def test_a_state_store_failing_mid_run_fails_that_node_with_the_reason_not_the_p
     from fleet.errors import StateError
 
     class FullDisk(StateDB):
-        def update(self, hostname: str, **fields: object) -> None:
+        def record(self, hostname: str, fields: dict[str, object], stage: str, event: str, **detail: object) -> None:
             if hostname == "gpu-001-02" and fields.get("stage") == "discover":
                 raise StateError("the state file state.db cannot be written or read (database or disk is full)")
-            super().update(hostname, **fields)
+            super().record(hostname, fields, stage, event, **detail)
 
     full = FullDisk(db.path, run_id="full")
     outcomes = {o.hostname: o for o in Workflow(stages(), full, "os", backoff_s=0).run(
