@@ -81,11 +81,6 @@ def new_host_key_in_process(path: Path) -> tuple[str, str]:
     return private_text, public
 
 
-def known_hosts_lines(text: str, address: str, host_pub: str | None) -> str:
-    """known_hosts text with `address`'s line replaced by `host_pub` (or dropped when None)."""
-    return known_hosts_changed(text, {address: host_pub})
-
-
 def known_hosts_changed(text: str, changes: dict[str, str | None]) -> str:
     """known_hosts text with each address's line in `changes` replaced by its key (or dropped when None)."""
     kept = [line for line in text.splitlines() if line and line.split(" ", 1)[0] not in changes]

@@ -95,10 +95,10 @@ def test_apt_release_lists_every_index_with_size_and_hashes() -> None:
 
 
 def test_the_lab_records_one_key_per_address_and_forgets_it() -> None:
-    from lab.hosts.keys import known_hosts_lines
+    from lab.hosts.keys import known_hosts_changed
 
-    text = known_hosts_lines("", "198.18.12.13", "ssh-ed25519 AAAAone host")
-    text = known_hosts_lines(text, "198.18.12.14", "ssh-ed25519 AAAAtwo host")
-    text = known_hosts_lines(text, "198.18.12.13", "ssh-ed25519 AAAAnew host")
+    text = known_hosts_changed("", {"198.18.12.13": "ssh-ed25519 AAAAone host"})
+    text = known_hosts_changed(text, {"198.18.12.14": "ssh-ed25519 AAAAtwo host"})
+    text = known_hosts_changed(text, {"198.18.12.13": "ssh-ed25519 AAAAnew host"})
     assert text.splitlines() == ["198.18.12.14 ssh-ed25519 AAAAtwo", "198.18.12.13 ssh-ed25519 AAAAnew"]
-    assert known_hosts_lines(text, "198.18.12.14", None) == "198.18.12.13 ssh-ed25519 AAAAnew\n"
+    assert known_hosts_changed(text, {"198.18.12.14": None}) == "198.18.12.13 ssh-ed25519 AAAAnew\n"
