@@ -167,39 +167,42 @@ def parse_ansible(file: Path, raw: Any, problems: Problems) -> AnsibleSettings:
     return AnsibleSettings(tuple(files), {str(k): str(v) for k, v in env.items()}, parallel)
 
 
-def renamed_timeouts(raw: dict[Any, Any]) -> tuple[dict[Any, Any], list[tuple[str, str]], list[tuple[str, str]]]:
-    """`raw` with old timeouts names read as their new ones (pure): (mapped, [(old, new) used], [(old, new) both set]).
+def renamed_timeouts(raw: dict[Any, Any]) -> tuple[dict[Any, Any], dict[Any, Any], list[tuple[str, str]]]:
+    """`raw` read under the current timeouts names (pure): (values, {current name: name as written}, [(old, new)
+    both set]).
 
-    A site file written before a rename keeps working; one that sets both names is ambiguous (which
-    value did the person mean?), so the caller refuses it rather than pick one."""
-    mapped, used, both = dict(raw), [], []
+    A site file written before a rename keeps working, and a problem with its value names the key the
+    person wrote. One that sets both names is ambiguous (which value did the person mean?): the old
+    one is dropped here and the caller refuses the file rather than pick one."""
+    values, written, both = dict(raw), {name: name for name in raw}, []
     for old, new in RENAMED_TIMEOUTS.items():
         if old not in raw:
             continue
+        del written[old]
         if new in raw:
             both.append((old, new))
+            del values[old]
         else:
-            used.append((old, new))
-            mapped[new] = mapped.pop(old)
-    return mapped, used, both
+            values[new], written[new] = values.pop(old), old
+    return values, written, both
 
 
 def parse_timeouts(file: Path, raw: Any, problems: Problems) -> Timeouts:
     names = {f.name for f in fields(Timeouts)}
     if raw is None or not problems.keys(raw, file, "timeouts", set(), names | set(RENAMED_TIMEOUTS)):
         return Timeouts()
-    raw, used, both = renamed_timeouts(raw)
+    raw, written, both = renamed_timeouts(raw)
     for old, new in both:
         problems.add(file, f"timeouts.{old}", f"timeouts.{old} and timeouts.{new} are both set ({old} is the "
                      f"old name of {new})", f"keep only {new}: {raw[new]!r} (delete the {old} line)")
-        raw.pop(old)
-    for old, new in used:
-        log.warning("%s: timeouts.%s is deprecated: rename it to timeouts.%s", file, old, new)
+    for name, key in written.items():
+        if key != name:
+            log.warning("%s: timeouts.%s is deprecated: rename it to timeouts.%s", file, key, name)
     values = {}
     for name in names & set(raw):
         value = raw[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            problems.add(file, f"timeouts.{name}", f"expected a positive number of seconds, got {value!r}",
+            problems.add(file, f"timeouts.{written[name]}", f"expected a positive number of seconds, got {value!r}",
                          f"{name}: {getattr(Timeouts, name):g}")
         else:
             values[name] = float(value)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import InventoryError
+from fleet.site.control import renamed_timeouts
 from lab.settings import load_lab_site
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "inventories"
@@ -279,6 +280,8 @@ def test_an_empty_site_file_is_reported(tmp_path: Path) -> None:
         ("lab: {faults: {kind: gpu_sick}}", "lab.faults", "expected a list of faults, got dict"),
         ("lab: {faults: [{kind: gpu_sick, fraction: half}]}", "lab.faults[0]", "fraction must be a number, got 'half'"),
         ("lab: {time_factor: 0}", "lab.time_factor", "expected a positive number, got 0"),
+        ("timeouts: {maas_deploy_verdict_s: soon}", "timeouts.maas_deploy_verdict_s",
+         "expected a positive number of seconds, got 'soon'"),
     ],
 )
 def test_wrong_types_in_optional_sections_are_problems_not_crashes(
@@ -300,3 +303,13 @@ def test_the_old_verdict_name_is_read_as_the_new_one_with_one_warning(
     assert site.timeouts.maas_verdict_s == 45.0
     (record,) = [r for r in caplog.records if r.name == "fleet.site"]
     assert "timeouts.maas_deploy_verdict_s is deprecated: rename it to timeouts.maas_verdict_s" in record.getMessage()
+
+
+def test_renamed_timeouts_reads_old_names_as_new_and_drops_an_old_one_shadowed_by_its_new_name() -> None:
+    values, written, both = renamed_timeouts({"maas_deploy_verdict_s": 45, "bmc_inventory_s": 3})
+    assert values == {"maas_verdict_s": 45, "bmc_inventory_s": 3}
+    assert written == {"maas_verdict_s": "maas_deploy_verdict_s", "bmc_inventory_s": "bmc_inventory_s"}
+    assert both == []
+    values, written, both = renamed_timeouts({"maas_deploy_verdict_s": 45, "maas_verdict_s": 60})
+    assert (values, written, both) == ({"maas_verdict_s": 60}, {"maas_verdict_s": "maas_verdict_s"},
+                                       [("maas_deploy_verdict_s", "maas_verdict_s")])
