@@ -63,7 +63,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bringup import Delays, cpu_jiffies, lab_for
+from fleet.remediate import DATACENTER_TECH, NODE_OWNER, FindingRef, Fix, plan_node
 from fleet.site import Site
+from fleet.state import StateDB
 from lab import faults as lab_faults
 from lab.redfish.service import RedfishLabFiles
 
@@ -77,6 +79,12 @@ POWER_FAILED: tuple[Outcome, ...] = (("quarantined", "commission", "Power on for
 COMMISSION_FAILED: Outcome = ("quarantined", "commission", "Failed commissioning", 0)
 # The lab's health faults (lab/hosts/hardware.py's fixture sets) and the check each one must be quarantined by.
 HEALTH_CHECKS = {"gpu_sick": "gpu_ecc_errors", "ib_link_down": "ib_ports", "dmesg_bad": "gpu_xid"}
+# Who fixes each health fault, and the first fix, as fleet.remediate's table says for the fixture set's findings
+# (tests/fixtures/lab-node/README.md): GPU 3's volatile uncorrectable ECC with a row remap pending -> the node owner
+# resets the GPU; mlx5_3 DOWN/Polling -> the port is isolated and a datacenter tech reseats the cable; Xid 79 (fallen
+# off the bus) -> the node owner reboots it.
+WHO_FIXES = {"gpu_sick": (Fix.RESET_GPU, NODE_OWNER), "ib_link_down": (Fix.ISOLATE_PORT, DATACENTER_TECH),
+             "dmesg_bad": (Fix.REBOOT, NODE_OWNER)}
 UNTIL = ("os", "validate")  # validate: every deployed node gets a light lab host (lab/hosts/light.py)
 
 
@@ -268,6 +276,24 @@ def judge(report: dict, plan: dict[str, str], counts: LabCounts, until: str = "o
     return verdicts
 
 
+def who_fixes(evidence: dict) -> tuple[Fix, str]:
+    """(first fix, owner) the remediation table gives a node quarantined with this validate evidence (pure)."""
+    findings = [FindingRef(p["check"], p["verdict"], p.get("summary", ""), p.get("fix", ""))
+                for p in evidence.get("problems", []) if p.get("verdict") == "CRITICAL"]
+    plan = plan_node(findings, [])
+    return plan.fix, plan.remedy.owner if plan.remedy else ""
+
+
+def misrouted(plan: dict[str, str], evidence: dict[str, dict]) -> list[str]:
+    """Health-faulty nodes whose quarantine evidence routes to another fix or owner than their fault's (pure)."""
+    wrong = []
+    for name, kind in sorted(plan.items()):
+        if kind in WHO_FIXES and (got := who_fixes(evidence.get(name, {}))) != WHO_FIXES[kind]:
+            wrong.append(f"{name} ({kind}): {got[0].value} by {got[1] or 'nobody'}, expected "
+                         f"{WHO_FIXES[kind][0].value} by {WHO_FIXES[kind][1]}")
+    return wrong
+
+
 def run_cli(site: Site, env: dict[str, str], nodes: int, report: Path, racks: int, until: str = "os"
             ) -> tuple[int, float]:
     argv = [sys.executable, "provision.py", "--site", str(site.path), "--rack", f"1-{racks}", "--until", until,
@@ -292,8 +318,9 @@ def clean_run(racks: int, delays: Delays, until: str = "validate") -> float:
 
 
 def soak(racks: int, seed: int, delays: Delays, until: str = "validate", clean_s: float | None = None
-         ) -> tuple[list[Verdict], float, float]:
-    """(verdicts, faulty wall s, fault-free wall s); to validate, every deployed node gets a light lab host.
+         ) -> tuple[list[Verdict], list[str], float, float]:
+    """(verdicts, health-faulty nodes routed to the wrong fix or owner, faulty wall s, fault-free wall s); to
+    validate, every deployed node gets a light lab host.
     `clean_s`: the fault-free wall time of an earlier run (`--only clean`), else it is run first."""
     hosts = until == "validate"
     if clean_s is None:
@@ -309,7 +336,9 @@ def soak(racks: int, seed: int, delays: Delays, until: str = "validate", clean_s
         with LiftAfterFirst(lab_dir, faults, once):
             _, faulty_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks, until)
         report = json.loads((Path(tmp) / "report.json").read_text(encoding="utf-8"))
-        return judge(report, plan, lab_counts(lab_dir), until), faulty_s, clean_s
+        state = StateDB(site.state_dir / "state.db") if site.state_dir else None
+        evidence = {name: state.node(name).evidence for name in plan} if state else {}
+        return judge(report, plan, lab_counts(lab_dir), until), misrouted(plan, evidence), faulty_s, clean_s
 
 
 @dataclass(frozen=True)
@@ -402,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.racks and args.only == "clean":
         print(f"soak fault-free run: {args.racks * 4} nodes, wall {clean_run(args.racks, delays, args.until):.1f} s")
     elif args.racks:
-        verdicts, faulty_s, clean_s = soak(args.racks, args.seed, delays, args.until, args.clean_s)
+        verdicts, wrong_owner, faulty_s, clean_s = soak(args.racks, args.seed, delays, args.until, args.clean_s)
         by_fault = Counter(v.fault for v in verdicts)
         outcome = Counter((v.fault, v.status, v.where) for v in verdicts)
         bad = [v for v in verdicts if not v.ok]
@@ -424,8 +453,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{sum('commissioned' in v.why for v in verdicts)}")
         for v in bad[:20]:
             print(f"    {v.node} ({v.fault}): {v.why} [{v.detail[:160]}]")
+        if args.until == "validate":
+            routed = sum(kind in WHO_FIXES for kind in (v.fault for v in verdicts))
+            print(f"  who fixes it: {routed - len(wrong_owner)}/{routed} health quarantines route to their fault's "
+                  f"first fix and owner (fleet.remediate)")
+            for line in wrong_owner[:20]:
+                print(f"    {line}")
         print(f"  wall: faulty {faulty_s:.1f} s, fault-free {clean_s:.1f} s, ratio {faulty_s / clean_s:.2f}")
-        failed |= bool(bad)
+        failed |= bool(bad) or bool(wrong_owner)
     if args.crash_runs and not args.only:
         runs = crash_runs(args.crash_racks, args.crash_runs, args.seed, delays)
         print(f"crash safety: {len(runs)} runs on {args.crash_racks * 4} nodes, SIGKILL at seeded points")

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 def test_a_small_soak_ends_every_node_as_its_fault_allows() -> None:
-    verdicts, faulty_s, clean_s = soak(racks=4, seed=7, delays=Delays(0.5, 3.0), until="validate")
+    verdicts, wrong_owner, faulty_s, clean_s = soak(racks=4, seed=7, delays=Delays(0.5, 3.0), until="validate")
     assert {v.fault for v in verdicts} == {"healthy", "bmc_5xx", "bmc_timeout", "bmc_bad_credentials", "bmc_html",
                                            "commission_fails_once", "commission_fails_always", "deploy_fails_once",
                                            "deploy_fails_always", "gpu_sick", "ib_link_down", "dmesg_bad"}
@@ -25,6 +25,8 @@ def test_a_small_soak_ends_every_node_as_its_fault_allows() -> None:
     # up on it): MAAS's deadlines on the lab clock leave room for the lab MAAS's driver waiting a real 10 s on
     # each held request (lab/sitegen.py, maas_deadline_factor), so how loaded the machine is never decides it.
     assert [v for v in verdicts if not v.ok] == []
+    # Each health quarantine's evidence routes to its fault's first fix and owner (fleet.remediate).
+    assert wrong_owner == []
     assert faulty_s > 0 and clean_s > 0
 
 
