@@ -11,7 +11,6 @@ changed key against its journal, as it must against a real site.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from lab.atomic import write_atomic
 from lab.filelock import locked
-from lab.hosts.image import HostError
 from lab.hosts.plan import LAB_NETWORK
 
 # ssh's host pattern for the whole lab block (198.18.0.0/15).
@@ -39,16 +37,24 @@ def ssh_dir(lab_dir: Path) -> Path:
     return lab_dir / "ssh"
 
 
+def _new_keypair(path: Path, comment: str) -> tuple[str, str]:
+    """A fresh ed25519 pair at `path` and `path`.pub, the OpenSSH files ssh-keygen writes (private 0600), made
+    with the `cryptography` package in this process: a 512-node deploy wave makes 512 host keys, and one
+    ssh-keygen process each was most of a light host's boot."""
+    private = Ed25519PrivateKey.generate()
+    private_text = private.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()).decode()
+    public = f"{private.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()} {comment}"
+    write_atomic(path, private_text, mode=0o600)
+    write_atomic(path.with_name(path.name + ".pub"), public + "\n", mode=0o644)
+    return private_text, public
+
+
 def _keypair(path: Path, comment: str) -> tuple[str, str]:
+    """The pair at `path`, made when either half is missing (a half-written pair is made again)."""
     pub = path.with_name(path.name + ".pub")
-    if not (path.exists() and pub.exists()):
-        path.unlink(missing_ok=True)
-        pub.unlink(missing_ok=True)
-        done = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise HostError(f"ssh-keygen could not make {path}", service_message=done.stderr)
-    return path.read_text(encoding="utf-8"), pub.read_text(encoding="utf-8").strip()
+    if path.exists() and pub.exists():
+        return path.read_text(encoding="utf-8"), pub.read_text(encoding="utf-8").strip()
+    return _new_keypair(path, comment)
 
 
 def ensure_keys(lab_dir: Path) -> LabKeys:
@@ -63,22 +69,8 @@ def ensure_keys(lab_dir: Path) -> LabKeys:
 
 
 def new_host_key(path: Path) -> tuple[str, str]:
-    """A host key made now (the old one at `path`, if any, is thrown away): (private, public)."""
-    path.unlink(missing_ok=True)
-    path.with_name(path.name + ".pub").unlink(missing_ok=True)
-    return _keypair(path, "fleet-lab-host")
-
-
-def new_host_key_in_process(path: Path) -> tuple[str, str]:
-    """As `new_host_key`, made with the `cryptography` package in this process instead of one ssh-keygen
-    each (the same OpenSSH ed25519 files, private 0600): a 512-node deploy wave makes 512 of them."""
-    private = Ed25519PrivateKey.generate()
-    private_text = private.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()).decode()
-    public = private.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode() + " fleet-lab-host"
-    path.unlink(missing_ok=True)
-    write_atomic(path, private_text, mode=0o600)
-    write_atomic(path.with_name(path.name + ".pub"), public + "\n", mode=0o644)
-    return private_text, public
+    """A host key made now (the old one at `path`, if any, is replaced): (private, public)."""
+    return _new_keypair(path, "fleet-lab-host")
 
 
 def known_hosts_changed(text: str, changes: dict[str, str | None]) -> str:

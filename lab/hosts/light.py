@@ -291,7 +291,7 @@ def start(names: list[str], lab_dir: Path) -> dict[str, str]:
         (folder / "state").mkdir(parents=True)
         for file, content in node_files(name, plan.nodes[name], chosen[name]).items():
             (folder / file).write_text(content, encoding="utf-8")
-        _host_key, new_keys[plan.nodes[name]] = keys.new_host_key_in_process(folder / "ssh_host_ed25519_key")
+        _host_key, new_keys[plan.nodes[name]] = keys.new_host_key(folder / "ssh_host_ed25519_key")
     keys.update_host_keys(lab_dir, new_keys)
     added = _inside(pid, "ip", "-force", "-batch", "-", check=False,
                     stdin=address_batch("add", [plan.nodes[name] for name in names]))

@@ -55,18 +55,18 @@ def test_the_address_batch_adds_or_deletes_every_node_on_the_bridge_link() -> No
     assert light.address_batch("del", []) == ""
 
 
-def test_a_host_key_made_in_process_is_a_fresh_openssh_ed25519_pair_sshd_accepts(tmp_path: Path) -> None:
+def test_a_new_host_key_is_a_fresh_openssh_ed25519_pair_sshd_accepts(tmp_path: Path) -> None:
     import subprocess
 
     from lab.hosts import keys
 
     path = tmp_path / "ssh_host_ed25519_key"
-    private, public = keys.new_host_key_in_process(path)
+    private, public = keys.new_host_key(path)
     assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----") and public.startswith("ssh-ed25519 ")
     assert path.stat().st_mode & 0o077 == 0  # sshd refuses a host key others can read
     derived = subprocess.run(["ssh-keygen", "-y", "-f", str(path)], capture_output=True, text=True, check=True)
     assert derived.stdout.split()[:2] == public.split()[:2]
-    assert keys.new_host_key_in_process(path)[1] != public  # every deploy a new one
+    assert keys.new_host_key(path)[1] != public  # every deploy a new one
 
 
 def test_known_hosts_changes_replace_and_drop_several_addresses_in_one_rewrite() -> None:
