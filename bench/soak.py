@@ -336,7 +336,8 @@ def soak(racks: int, seed: int, delays: Delays, until: str = "validate", clean_s
         with LiftAfterFirst(lab_dir, faults, once):
             _, faulty_s = run_cli(site, env, len(site.nodes), Path(tmp) / "report.json", racks, until)
         report = json.loads((Path(tmp) / "report.json").read_text(encoding="utf-8"))
-        state = StateDB(site.state_dir / "state.db") if site.state_dir else None
+        found = sorted((Path(tmp) / "state").rglob("state.db"))  # FLEET_STATE_DIR (bench.bringup.lab_for)
+        state = StateDB(found[0]) if found else None
         evidence = {name: state.node(name).evidence for name in plan} if state else {}
         return judge(report, plan, lab_counts(lab_dir), until), misrouted(plan, evidence), faulty_s, clean_s
 
