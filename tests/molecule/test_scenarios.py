@@ -2,24 +2,26 @@
 
 Runs `molecule test` for real through the shared create/destroy playbooks in tests/molecule/: each role's
 scenarios on nspawn lab hosts, and the repository's own `site` scenario (molecule/site: playbooks/site.yml,
-every role in order) in one QEMU VM. ANSIBLE_HOME is a temporary directory (each scenario's molecule.yml
-narrows it to its own ephemeral directory) so runs never share SSH control sockets or ~/.ansible.
+every role in order) in one QEMU VM. ANSIBLE_HOME and molecule's ephemeral directory are temporary
+directories of each run, so runs never share SSH control sockets, ~/.ansible or ~/.cache/molecule.
 Needs root, systemd-nspawn, QEMU and the lab's apt repository machinery, as CI has (scripts/install.sh).
 Not a unit test: these boot hosts and install packages, so they live beside the scenarios' shared
-playbooks and carry the `slow` marker (`-m "not slow"` leaves them out). The site scenario runs in the
-background from the end of collection on (conftest.py, runner.py); its test comes last and waits for it.
+playbooks and carry the `slow` marker (`-m "not slow"` leaves them out). Every scenario runs in the
+background from the end of collection on (conftest.py, runner.py: the site on its own, the role scenarios in
+two lanes); their tests come last and wait for them.
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from lab.hosts import lifecycle, vm
-from tests.molecule.runner import BIN, REPO, SiteRun, molecule_env
+from tests.molecule.runner import REPO, ROLE_TIMEOUT_S, MoleculeRun, RoleRuns
 
 ROLES = sorted(path.parent.parent.name for path in (REPO / "roles").glob("*/tasks/main.yml"))
 # (project directory relative to the repository, scenario) of every role scenario; the repository's own
@@ -63,17 +65,18 @@ def test_the_repository_has_only_the_site_scenario() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("project", "scenario"), CASES)
-def test_molecule_scenario_converges_idempotently_and_verifies(project: str, scenario: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(BIN / "molecule"), "test", "-s", scenario],
-        cwd=REPO / project, env=molecule_env(tmp_path), capture_output=True, text=True, timeout=1800, check=False,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-20000:]
+def test_molecule_scenario_converges_idempotently_and_verifies(project: str, scenario: str, role_runs: RoleRuns,
+                                                              record_property: Callable[[str, object], None]) -> None:
+    """`molecule test` of the scenario (create, converge, idempotence, verify, destroy), run in a background
+    lane from the end of collection on (conftest.py, runner.py): the test waits for it and asserts its exit."""
+    outcome = role_runs.outcome(REPO / project, scenario, timeout_s=len(CASES) * ROLE_TIMEOUT_S)
+    record_property("molecule_seconds", round(outcome.seconds, 1))
+    assert outcome.code == 0, outcome.tail
 
 
 @pytest.mark.slow
 @pytest.mark.vm
-def test_the_site_scenario_converges_idempotently_and_verifies(site_run: SiteRun) -> None:
+def test_the_site_scenario_converges_idempotently_and_verifies(site_run: MoleculeRun) -> None:
     """Issue 9: site.yml on one VM converges, changes nothing the second time, verifies; destroy leaves nothing
     (the VM's folder, its tap device and its address lease are gone)."""
     code = site_run.wait()
