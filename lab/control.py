@@ -319,13 +319,27 @@ def down(site: Site) -> None:
     pids_dir = lab_dir / "pids"
     for pid_file in sorted(pids_dir.glob("*.pid")) if pids_dir.exists() else []:
         pid = _read_pid(lab_dir, pid_file.stem)
-        if pid_alive(pid):
-            _terminate(pid or 0)
+        if pid and group_alive(pid):  # a leader that died may leave hook children behind: its group still runs
+            _terminate(pid)
         pid_file.unlink(missing_ok=True)
     _stop_hosts(site, lab_dir)
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is in process group `pgid`, its leader or not."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
 def _terminate(pid: int) -> None:
+    """Stop a service's whole process group and wait for every member, not only the leader: the lab MAAS's
+    hook children boot lab hosts, and one left running past `lab down` leaves its host's overlay mounted."""
     for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
         try:
             os.killpg(pid, sig)
@@ -333,7 +347,7 @@ def _terminate(pid: int) -> None:
             return
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if not pid_alive(pid):
+            if not group_alive(pid):
                 return
             time.sleep(0.05)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lab.filelock import locked
 from lab.hosts import nspawn, vm
 from lab.hosts.nspawn import HostInfo
 
@@ -26,8 +27,11 @@ def stop(name: str, lab_dir: Path) -> bool:
 
 
 def stop_all(lab_dir: Path) -> list[str]:
-    """Stop every host of this lab; returns their names."""
-    names = [h.name for h in nspawn.list_hosts(lab_dir)]
-    for name in names:
-        stop(name, lab_dir)
+    """Stop every host of this lab; returns their names. Under the hook's lock (lab.hosts.hook), so a hook
+    run that is booting a host finishes first instead of mounting an overlay after the list was read."""
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    with locked(lab_dir / "hosts.lock"):
+        names = [h.name for h in nspawn.list_hosts(lab_dir)]
+        for name in names:
+            stop(name, lab_dir)
     return names

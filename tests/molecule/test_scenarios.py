@@ -13,6 +13,7 @@ two lanes); their tests come last and wait for them.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,8 @@ import pytest
 import yaml
 
 from lab.hosts import lifecycle, vm
-from tests.molecule.runner import REPO, ROLE_TIMEOUT_S, MoleculeRun, RoleRuns
+from lab.hosts.nspawn import DEFAULT_GATEWAY
+from tests.molecule.runner import LANE_APT_PORTS, REPO, ROLE_TIMEOUT_S, MoleculeRun, RoleRuns
 
 ROLES = sorted(path.parent.parent.name for path in (REPO / "roles").glob("*/tasks/main.yml"))
 # (project directory relative to the repository, scenario) of every role scenario; the repository's own
@@ -85,3 +87,15 @@ def test_the_site_scenario_converges_idempotently_and_verifies(site_run: Molecul
     assert lifecycle.list_hosts(lab_dir) == []
     tap = vm.tap_name(lab_dir, "gpu-012-01")
     assert subprocess.run(["ip", "link", "show", tap], capture_output=True, check=False).returncode != 0
+    # Every scenario's destroy stopped its lab apt server: each role lane's, the site's and the shared 8081
+    # (by hand). The role tests ran before this one, so their lanes are done; tests/lab labs serve apt on free
+    # ports of their own, so none of these is legitimately held at this point of the session.
+    config = yaml.safe_load((REPO / "molecule" / "site" / "molecule.yml").read_text())
+    ports = (8081, int(config["provisioner"]["env"]["FLEET_LAB_APT_PORT"]), *LANE_APT_PORTS)
+    listening = [port for port in ports if _listens(DEFAULT_GATEWAY, port)]
+    assert listening == [], f"a molecule lab apt server outlived its scenario: {DEFAULT_GATEWAY} ports {listening}"
+
+
+def _listens(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((address, port)) == 0
