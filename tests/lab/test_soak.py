@@ -14,7 +14,10 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 def test_a_small_soak_ends_every_node_as_its_fault_allows() -> None:
-    verdicts, wrong_owner, faulty_s, clean_s = soak(racks=4, seed=7, delays=Delays(0.5, 3.0), until="validate")
+    # No fault-free run first (clean_s given): its wall time only makes the bench's faulty/clean ratio, which
+    # this test never judges, and it cost a second 16-node bring-up (~50 s) of the suite's time.
+    verdicts, wrong_owner, faulty_s, _ = soak(racks=4, seed=7, delays=Delays(0.5, 3.0), until="validate",
+                                              clean_s=0.0)
     assert {v.fault for v in verdicts} == {"healthy", "bmc_5xx", "bmc_timeout", "bmc_bad_credentials", "bmc_html",
                                            "commission_fails_once", "commission_fails_always", "deploy_fails_once",
                                            "deploy_fails_always", "gpu_sick", "ib_link_down", "dmesg_bad"}
@@ -27,7 +30,7 @@ def test_a_small_soak_ends_every_node_as_its_fault_allows() -> None:
     assert [v for v in verdicts if not v.ok] == []
     # Each health quarantine's evidence routes to its fault's first fix and owner (fleet.remediate).
     assert wrong_owner == []
-    assert faulty_s > 0 and clean_s > 0
+    assert faulty_s > 0
 
 
 def test_runs_killed_at_seeded_points_converge_without_repeating_destructive_requests() -> None:
