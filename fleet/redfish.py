@@ -18,6 +18,11 @@ temperament, so this module owns it in one place:
   warm ForceRestart can keep PowerState On throughout).
 - `BootSourceOverrideEnabled: Once` reads back as `Continuous`: a one-time boot is not verified by
   reading it back.
+- A request that serves a deadline (a power wait, the Lifecycle Controller's or a job's wait, iDRAC's
+  inventory) gets timeouts cut to what is left of it, never above the normal ones nor below a floor
+  (`request_timeouts`): a read sent just before a 4.5 s deadline must not hold the caller 30 s past it.
+  The reset POST and its read-back keep the normal timeouts: the read-back alone decides whether a reset
+  is sent again, and a shortened read would only let it see less.
 Decisions (which reset types reach a goal from the observed state, whether a failure is worth a
 retry, how long to back off) are pure functions; `Bmc` only carries them out.
 
@@ -219,6 +224,19 @@ def classify(status: int | None, failure: str | None) -> str:
     return "retry" if status >= 500 else "fail"
 
 
+def request_timeouts(connect_s: float, read_s: float, remaining_s: float | None,
+                     floor_s: float) -> tuple[float, float]:
+    """(connect, read) timeouts of one attempt that serves a deadline `remaining_s` seconds away (None: none).
+
+    Each is the client's normal timeout cut to what is left of the deadline, but never below `floor_s`: a
+    read made at the deadline (a wait's last look) still gets a short chance to answer, and a deadline
+    already passed (a retry after it) costs the floor per attempt, not the normal 30 s."""
+    if remaining_s is None:
+        return connect_s, read_s
+    bound = max(floor_s, remaining_s)
+    return min(connect_s, bound), min(read_s, bound)
+
+
 def failure_kind(exc: BaseException | None) -> str:
     """Name what went wrong below HTTP, from the exception the library chained."""
     if isinstance(exc, requests.exceptions.SSLError):
@@ -327,6 +345,9 @@ class BmcSettings:
 
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0  # iDRAC 9 takes >10 s on some GETs while busy with a job
+    # The least a request that serves a nearly spent deadline waits (request_timeouts): an idle iDRAC answers
+    # a GET in well under a second, so a last look still has its chance.
+    min_timeout_s: float = 2.0
     poll_interval_s: float = 2.0
     power_timeout_s: float = 120.0
     # How long an ambiguous reset (timeout, 5xx) is watched for before it counts as not carried out:
@@ -390,18 +411,20 @@ class Bmc:
     def counts(self) -> RequestCounts:
         return self._counts
 
-    def read_system(self) -> SystemInfo:
-        """Power state, service tag, MACs and boot override, read fresh from the BMC."""
+    def read_system(self, *, within_s: float | None = None) -> SystemInfo:
+        """Power state, service tag, MACs and boot override, read fresh from the BMC; `within_s`: what is left
+        of the deadline the read serves (its requests' timeouts are cut to it, see `request_timeouts`)."""
+        deadline = _deadline(within_s)
         with self._lock:
-            system = self._get_system()
+            system = self._get_system(deadline)
             macs: list[str] = []
             interfaces = _field(system, ETHERNET_INTERFACES)
             if interfaces:
                 # One GET for every NIC: iDRAC expands collections (not the system itself); a service that
                 # ignores $expand lists links only, and each NIC is then read on its own.
-                for member in _field(self._call("GET", interfaces + EXPAND_MEMBERS), MEMBERS) or []:
+                for member in _field(self._call("GET", interfaces + EXPAND_MEMBERS, deadline=deadline), MEMBERS) or []:
                     expanded = MAC_ADDRESS[0] in member or PERMANENT_MAC_ADDRESS[0] in member
-                    nic = member if expanded else self._call("GET", _field(member, ODATA_ID))
+                    nic = member if expanded else self._call("GET", _field(member, ODATA_ID), deadline=deadline)
                     mac = _field(nic, MAC_ADDRESS) or _field(nic, PERMANENT_MAC_ADDRESS)
                     if mac:
                         macs.append(str(mac))
@@ -454,7 +477,8 @@ class Bmc:
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while True:
-                if self._observe(self._call("GET", self._system(), poll=True)) in ("On", "PoweringOn"):
+                seen = self._observe(self._call("GET", self._system(), poll=True, deadline=deadline))
+                if seen in ("On", "PoweringOn"):
                     return True
                 if time.monotonic() + self._settings.poll_interval_s > deadline:
                     return False
@@ -470,7 +494,7 @@ class Bmc:
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while True:
-                seen = self._observe(self._call("GET", self._system(), poll=True))
+                seen = self._observe(self._call("GET", self._system(), poll=True, deadline=deadline))
                 if seen == state and self._pending is None:
                     return seen
                 if time.monotonic() + self._settings.poll_interval_s > deadline:
@@ -494,15 +518,18 @@ class Bmc:
             return self._system()
 
     def request(self, method: str, path: str, *, body: Any = None, headers: Mapping[str, str] | None = None,
-                poll: bool = False, repeat: bool = False) -> Reply:
+                poll: bool = False, repeat: bool = False, within_s: float | None = None) -> Reply:
         """One request for a resource module beside this one (fleet/dell/): the same per-BMC lock,
         fleet-wide cap, retry policy, error wrapping and counters as this module's own requests.
 
         Sent once unless `repeat` says a retryable failure may be answered by sending it again (a GET,
         a read-only action): a request that queues a job is not, the caller reads the queue instead.
-        `poll` counts it as waiting (following a job) rather than as a request."""
+        `poll` counts it as waiting (following a job) rather than as a request. `within_s`: what is left of the
+        deadline the caller serves; each attempt's timeouts are cut to it (`request_timeouts`)."""
+        deadline = _deadline(within_s)
         with self._lock:
-            return self._call(method, path, body=body, poll=poll, headers=headers, reply=True, repeat=repeat)
+            return self._call(method, path, body=body, poll=poll, headers=headers, reply=True, repeat=repeat,
+                              deadline=deadline)
 
     # -- internals
 
@@ -551,7 +578,9 @@ class Bmc:
                               self._settings.reset_confirm_s, attempt, policy.attempts - 1)
 
     def _confirm(self) -> bool:
-        """Watch the power state for `reset_confirm_s` (one read at least) for the pending reset's effect."""
+        """Watch the power state for `reset_confirm_s` (one read at least) for the pending reset's effect.
+
+        Its reads keep the normal timeouts (no deadline): what they see decides whether the reset is sent again."""
         deadline = time.monotonic() + self._settings.reset_confirm_s
         while True:
             self._observe(self._call("GET", self._system(), poll=True))
@@ -568,8 +597,8 @@ class Bmc:
             self._pending = None
         return seen
 
-    def _get_system(self) -> dict[str, Any]:
-        system = self._call("GET", self._system())
+    def _get_system(self, deadline: float | None = None) -> dict[str, Any]:
+        system = self._call("GET", self._system(), deadline=deadline)
         self._reset_path = _field(system, RESET_TARGET) or self._reset_path
         self._observe(system)
         return system
@@ -596,18 +625,20 @@ class Bmc:
         return f"{method} https://{self.node.bmc.address}{path}"
 
     def _call(self, method: str, path: str, *, body: Any = None, poll: bool = False,
-              headers: Mapping[str, str] | None = None, reply: bool = False, repeat: bool | None = None) -> Any:
+              headers: Mapping[str, str] | None = None, reply: bool = False, repeat: bool | None = None,
+              deadline: float | None = None) -> Any:
         """One logical GET or PATCH: attempts until success, a non-retryable answer, or the policy gives up.
 
         `repeat` given (by `request`) allows other methods and says whether to retry at all; `reply`
-        returns the whole `Reply` instead of the JSON body."""
+        returns the whole `Reply` instead of the JSON body; `deadline` (time.monotonic()) bounds each
+        attempt's timeouts."""
         if repeat is None and method not in ("GET", "PATCH"):
             raise ValueError(f"{method} is not safe to repeat: send it through its own confirming wrapper")
         policy = self._settings.retry
         attempt = 0
         while True:
             attempt += 1
-            status, failure, payload, cause, answer = self._attempt_reply(method, path, body, poll, headers)
+            status, failure, payload, cause, answer = self._attempt_reply(method, path, body, poll, headers, deadline)
             verdict = classify(status, failure)
             if verdict == "ok":
                 if reply:
@@ -629,10 +660,13 @@ class Bmc:
         return self._attempt_reply(method, path, body, poll)[:4]
 
     def _attempt_reply(self, method: str, path: str, body: Any, poll: bool, headers: Mapping[str, str] | None = None,
+                       deadline: float | None = None,
                        ) -> tuple[int | None, str | None, dict[str, Any], BaseException | None, Any]:
         """One attempt; also hands back the library's response (its headers) when one came."""
         client = self._rest()
-        timeout = (self._settings.connect_timeout_s, self._settings.read_timeout_s)
+        settings = self._settings
+        timeout = request_timeouts(settings.connect_timeout_s, settings.read_timeout_s,
+                                   None if deadline is None else deadline - time.monotonic(), settings.min_timeout_s)
         extra = {"headers": dict(headers)} if headers else {}
         with self._slots:
             c = self._counts
@@ -682,6 +716,11 @@ class Bmc:
         return BmcError(f"the BMC answered HTTP {status}{tries}", node=self.node.hostname,
                         endpoint=self._endpoint(method, path), status=status,
                         service_message=service_message(payload), hint=hint)
+
+
+def _deadline(within_s: float | None) -> float | None:
+    """A caller's "seconds left" as a time.monotonic() deadline (the caller may count on a clock of its own)."""
+    return None if within_s is None else time.monotonic() + within_s
 
 
 def default_ca_file() -> str:

@@ -124,8 +124,8 @@ class JobTimeout(BmcError):
         self.job = job
 
 
-def read_job(bmc: Bmc, jid: str, *, poll: bool = False) -> Job:
-    return parse_job(bmc.request("GET", f"{JOBS}/{jid}", poll=poll, repeat=True).body)
+def read_job(bmc: Bmc, jid: str, *, poll: bool = False, within_s: float | None = None) -> Job:
+    return parse_job(bmc.request("GET", f"{JOBS}/{jid}", poll=poll, repeat=True, within_s=within_s).body)
 
 
 def list_jobs(bmc: Bmc) -> list[Job]:
@@ -150,7 +150,7 @@ def follow(bmc: Bmc, jid: str, *, deadline_s: float, poll_s: float,
     deadline = clock() + deadline_s
     reset_sent = False
     while True:
-        job = read_job(bmc, jid, poll=True)
+        job = read_job(bmc, jid, poll=True, within_s=deadline - clock())
         verdict = interpret(job, reset_sent=reset_sent)
         if verdict in (Verdict.DONE, Verdict.PARTIAL, Verdict.FAILED):
             return job, verdict

@@ -40,9 +40,9 @@ def parse_status(body: Mapping[str, Any]) -> LcStatus:
     return LcStatus(get(LC), get(STATUS), get(SERVER))
 
 
-def read_status(bmc: Bmc, *, poll: bool = False) -> LcStatus:
-    """One POST; the action only reads, so it may be repeated after a failure."""
-    return parse_status(bmc.request("POST", LC_STATUS, body={}, poll=poll, repeat=True).body)
+def read_status(bmc: Bmc, *, poll: bool = False, within_s: float | None = None) -> LcStatus:
+    """One POST; the action only reads, so it may be repeated after a failure. `within_s`: see `Bmc.request`."""
+    return parse_status(bmc.request("POST", LC_STATUS, body={}, poll=poll, repeat=True, within_s=within_s).body)
 
 
 def wait_ready(bmc: Bmc, *, timeout_s: float, poll_s: float, sleep: Callable[[float], None] = time.sleep,
@@ -51,7 +51,7 @@ def wait_ready(bmc: Bmc, *, timeout_s: float, poll_s: float, sleep: Callable[[fl
     deadline = clock() + timeout_s
     first = True
     while True:
-        status = read_status(bmc, poll=not first)
+        status = read_status(bmc, poll=not first, within_s=deadline - clock())
         first = False
         if status.ready:
             return status

@@ -83,7 +83,7 @@ class Discover:
                 ctx.journal("identity:unknown", missing=identity_unknown(node, info))  # waiting for iDRAC
             while identity_unknown(node, info) and not identity_problems(node, info) and time.monotonic() < deadline:
                 time.sleep(self.timeouts.bmc_inventory_poll_s)
-                info = bmc.read_system()
+                info = bmc.read_system(within_s=deadline - time.monotonic())  # a last look must not hold 30 s
             evidence: dict = {"power_state": info.power_state, "service_tag": info.service_tag,
                               "model": info.model, "macs": list(info.macs)}
             problems = identity_problems(node, info)

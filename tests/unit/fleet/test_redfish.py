@@ -26,6 +26,7 @@ from fleet.redfish import (
     parse_system,
     plan_network_boot,
     plan_power,
+    request_timeouts,
     reset_seen,
     service_message,
 )
@@ -170,6 +171,9 @@ class FakeResponse:
         self.status = status
         self.dict = body or {}
 
+    def getheaders(self) -> dict[str, str]:
+        return {}
+
 
 SYSTEM_PATH = "/redfish/v1/Systems/System.Embedded.1"
 
@@ -188,6 +192,7 @@ class FakeBmcService:
         self.power = power
         self.script: list[Any] = []
         self.calls: list[tuple[str, str, Any]] = []
+        self.timeouts: list[Any] = []  # each request's (connect, read) timeout, in order
         self.authorizations: list[str] = []
         self.ca_files: list[str | None] = []
         self.in_flight = 0
@@ -231,14 +236,17 @@ class FakeBmcService:
 
     def get(self, path: str, *, timeout: Any = None, max_retry: int | None = None) -> FakeResponse:
         assert max_retry == 0, "the library's own retry loop must stay off"
+        self.timeouts.append(timeout)
         return self._answer("GET", path, None)
 
     def post(self, path: str, *, body: Any = None, timeout: Any = None, max_retry: int | None = None) -> FakeResponse:
         assert max_retry == 0
+        self.timeouts.append(timeout)
         return self._answer("POST", path, body)
 
     def patch(self, path: str, *, body: Any = None, timeout: Any = None, max_retry: int | None = None) -> FakeResponse:
         assert max_retry == 0
+        self.timeouts.append(timeout)
         return self._answer("PATCH", path, body)
 
 
@@ -594,3 +602,68 @@ def test_power_on_seen_within_watches_for_a_late_landing_change(site: Site):
     assert bmc.power_on_seen_within(5.0) is True
     idle = make_pool(site, PowerModel(power="Off")).client("gpu-001-02")
     assert idle.power_on_seen_within(0.05) is False
+
+
+# ---------------------------------------------------------------- timeouts bounded by the caller's deadline
+
+
+@pytest.mark.parametrize(("remaining", "expected"), [
+    (None, (5.0, 30.0)),  # no deadline: the client's normal timeouts
+    (600.0, (5.0, 30.0)), (30.0, (5.0, 30.0)),  # never above them
+    (12.0, (5.0, 12.0)), (4.5, (4.5, 4.5)),  # cut to what is left
+    (1.0, (2.0, 2.0)), (0.0, (2.0, 2.0)), (-7.0, (2.0, 2.0)),  # never below the floor, deadline passed or not
+])
+def test_a_request_that_serves_a_deadline_waits_no_longer_than_what_is_left_of_it(remaining, expected):
+    assert request_timeouts(5.0, 30.0, remaining, 2.0) == expected
+
+
+def test_the_floor_never_lifts_a_timeout_above_the_clients_own():
+    assert request_timeouts(1.0, 0.3, 0.1, 2.0) == (1.0, 0.3)
+
+
+def test_a_power_wait_bounds_its_reads_by_its_own_timeout(site: Site):
+    fake = FakeBmcService(power="Off")
+    bmc = make_pool(site, fake).client("gpu-001-01")
+    bmc.system_path()  # found before the wait: that read serves no deadline
+    bmc.wait_power("Off", timeout_s=3.0)
+    connect, read = fake.timeouts[-1]
+    assert fake.timeouts[0] == (5.0, 30.0)
+    assert 2.9 < read <= 3.0 and connect == read
+    fake.power = "On"
+    assert bmc.power_on_seen_within(2.5)
+    assert 2.4 < fake.timeouts[-1][1] <= 2.5
+
+
+def test_a_reset_post_and_its_read_back_keep_the_normal_timeouts_inside_a_short_power_call(site: Site):
+    """Issue 10 item 1: after an ambiguous reset only the read-back decides; a shortened read would see less."""
+    fake = FakeBmcService(power="Off")
+    fake.script = [None, None, requests.exceptions.ReadTimeout("held"), FakeResponse(200, system_body("On"))]
+    bmc = make_pool(site, fake).client("gpu-001-01")
+    assert bmc.power("On", timeout_s=1.0) == (Step("reset", "On"),)
+    assert [c[0] for c in fake.calls] == ["GET", "GET", "POST", "GET"]
+    assert fake.timeouts == [(5.0, 30.0)] * 4
+
+
+def test_the_lifecycle_controller_wait_bounds_each_read_by_what_is_left_of_lc_ready_s(site: Site):
+    from fleet.dell import lc
+    fake = FakeBmcService()
+    fake.script = [FakeResponse(200, {"LCStatus": "NotReady"})] * 3 + [FakeResponse(200, {"LCStatus": "Ready"})]
+    now = [0.0]
+    bmc = make_pool(site, fake).client("gpu-001-01")
+    lc.wait_ready(bmc, timeout_s=4.5, poll_s=1.0, sleep=lambda s: now.__setitem__(0, now[0] + s),
+                  clock=lambda: now[0])
+    reads = [read for _connect, read in fake.timeouts]
+    assert reads == pytest.approx([4.5, 3.5, 2.5, 2.0], abs=0.05)  # the last look gets the 2 s floor
+
+
+def test_a_job_follow_bounds_each_read_by_what_is_left_of_the_job_deadline(site: Site):
+    from fleet.dell import jobs
+    fake = FakeBmcService()
+    fake.script = [FakeResponse(200, {"Id": "JID_1", "JobState": "Running"})] * 2 + [
+        FakeResponse(200, {"Id": "JID_1", "JobState": "Completed"})]
+    now = [0.0]
+    bmc = make_pool(site, fake).client("gpu-001-01")
+    job, verdict = jobs.follow(bmc, "JID_1", deadline_s=9.0, poll_s=4.0,
+                               sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    assert (job.state, verdict) == ("Completed", jobs.Verdict.DONE)
+    assert [read for _connect, read in fake.timeouts] == pytest.approx([9.0, 5.0, 2.0], abs=0.05)
