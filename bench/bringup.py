@@ -111,6 +111,7 @@ class RunFigures:
     usage: CliUsage
     machine: MachineLoad
     last_power_on_s: float  # when MAAS powered the last node on for commissioning, from the run's start
+    wave_cpu_s: dict[str, float]  # CPU seconds of each process from the start to that power-on (the BMC wave)
     not_done: dict[str, int]  # "status at stage: detail" -> nodes, for every node that did not end done
     retries: dict[str, int]  # "stage: detail" -> stage attempts that ended in a retry, from the run's journal
     last_node: str  # the node that finished last: when its journal says each stage ended (run-relative)
@@ -147,7 +148,35 @@ class CliUsage:
     mean_cpu_pct: float
 
 
-def run_measured(argv: list[str], env: dict[str, str]) -> tuple[int, str, CliUsage]:
+class CpuTimeline:
+    """CPU seconds of provision.py and the lab services, sampled every `every_s` while provision.py runs, so
+    the CPU of the BMC wave (up to MAAS's last commissioning power-on) is told from the rest of the run."""
+
+    def __init__(self, lab_pids: dict[str, int], every_s: float = 0.5) -> None:
+        self.lab_pids = lab_pids
+        self.every_s = every_s
+        self.samples: list[tuple[float, dict[str, float]]] = []  # (time.time(), CPU seconds by process)
+
+    def sample(self, child: int | None) -> None:
+        """One sample (at most one per `every_s`); `child`: provision.py's pid, None before it starts (0 s)."""
+        if self.samples and time.time() - self.samples[-1][0] < self.every_s:
+            return
+        cpu: dict[str, float] = {}
+        for name, pid in ({"provision.py": child} if child else {}).items() | self.lab_pids.items():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                cpu[name] = process_cpu_s(pid)
+        self.samples.append((time.time(), cpu))
+
+    def used(self, until: float) -> dict[str, float]:
+        """CPU seconds each process used from the first sample to the last one at or before `until`."""
+        taken = [cpu for at, cpu in self.samples if at <= until]
+        if len(taken) < 2:
+            return {}
+        return {name: taken[-1][name] - taken[0].get(name, 0.0) for name in taken[-1]}
+
+
+def run_measured(argv: list[str], env: dict[str, str], timeline: CpuTimeline | None = None
+                 ) -> tuple[int, str, CliUsage]:
     """Run `argv` (provision.py) to the end; its exit code, stderr tail and resource use.
 
     Peak RSS and CPU come from the kernel's rusage of this one child (os.wait4), not from the
@@ -168,6 +197,8 @@ def run_measured(argv: list[str], env: dict[str, str]) -> tuple[int, str, CliUsa
                     peak_threads[0] = max(peak_threads[0], int(line.split()[1]))
         except OSError:
             pass
+        if timeline is not None:
+            timeline.sample(process.pid)
         try:
             pid, code, rusage = os.wait4(process.pid, os.WNOHANG)
         except ChildProcessError:
@@ -272,8 +303,10 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
     lab_pids = {path.stem: int(path.read_text(encoding="utf-8")) for path in pids_dir.glob("*.pid")}
     lab_before = {name: process_cpu_s(pid) for name, pid in lab_pids.items()}
     load_before, jiffies_before = os.getloadavg()[0], cpu_jiffies()
+    timeline = CpuTimeline(lab_pids)
+    timeline.sample(None)
     started, started_at = time.monotonic(), time.time()
-    returncode, stderr, usage = run_measured(argv, env)
+    returncode, stderr, usage = run_measured(argv, env, timeline)
     wall_s = time.monotonic() - started
     busy, total = (after - before for after, before in zip(cpu_jiffies(), jiffies_before, strict=True))
     machine = MachineLoad(100 * busy / max(total, 1), os.cpu_count() or 1, load_before, os.getloadavg()[0])
@@ -293,6 +326,7 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
     ours = [row["counters"].get("bmc_requests", 0) for row in rows]
     maas = maas_requests(site, [row["hostname"] for row in rows])
     first_on = first_maas_power_on(site)
+    last_on = max(first_on.values(), default=started_at)
     return RunFigures(
         racks=racks, nodes=len(rows), until=until, wall_s=wall_s,
         workflow_s=report["finished"] - report["started"], start_s=report["started"] - started_at,
@@ -303,7 +337,7 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
         compliance_mean=statistics.mean(compliance), compliance_max=max(compliance),
         polls_mean=statistics.mean(row["counters"].get("bmc_polls", 0) for row in rows),
         stage_s_max=stage_max, summary=report["summary"], cpu_s=cpu, usage=usage, machine=machine,
-        last_power_on_s=max(first_on.values(), default=started_at) - started_at,
+        last_power_on_s=last_on - started_at, wave_cpu_s=timeline.used(last_on),
         not_done=dict(Counter(f"{row['status']} at {row.get('current') or row['stage']}: {row['detail'][:160]}"
                               for row in rows if row["status"] != "done")),
         **journal_figures(root / "state", started_at),
@@ -412,6 +446,11 @@ def print_run(figures: RunFigures) -> None:
                if figures.last_power_on_s else "")
     print(f"      the machine: {load.busy_pct:.0f}% of its {load.cpus} CPUs busy over the run (every process, other "
           f"work included), load {load.load_before:.1f} -> {load.load_after:.1f}{powered}")
+    if figures.wave_cpu_s and figures.last_power_on_s:
+        wave = ", ".join(f"{name} {seconds:.1f} ({1000 * seconds / figures.nodes:.1f} ms/node)"
+                         for name, seconds in sorted(figures.wave_cpu_s.items(), key=lambda i: -i[1])
+                         if seconds >= 0.05)
+        print(f"      CPU seconds in the BMC wave (to the last commissioning power-on, sampled every 0.5 s): {wave}")
     use = figures.usage
     print(f"      provision.py: peak RSS {use.peak_rss_mib:.0f} MiB, CPU {use.cpu_s:.1f} s "
           f"({use.mean_cpu_pct:.0f}% of one core over the run), peak threads {use.peak_threads}")
