@@ -41,7 +41,7 @@ def handle(site: Site, lab_dir: Path, event: str, hostname: str) -> HookAction:
         raise FleetError(f"site {site.path} has no lab: section, so it has no lab hosts", node=hostname)
     settings = site.lab.hosts
     lab_dir.mkdir(parents=True, exist_ok=True)
-    with locked(lab_dir / "hosts.lock"):
+    with locked(lifecycle.hosts_lock(lab_dir)):
         running = frozenset(nspawn.running_hosts(lab_dir))
         action = decide_hook(event, hostname, running, settings.max_hosts)
         level = logging.WARNING if action.action == "skip" and event == "deployed" else logging.INFO

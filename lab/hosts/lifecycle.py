@@ -26,11 +26,16 @@ def stop(name: str, lab_dir: Path) -> bool:
     return nspawn.stop(name, lab_dir)
 
 
+def hosts_lock(lab_dir: Path) -> Path:
+    """The lock every change to this lab's set of running hosts takes (a hook run, stop-all)."""
+    return lab_dir / "hosts.lock"
+
+
 def stop_all(lab_dir: Path) -> list[str]:
     """Stop every host of this lab; returns their names. Under the hook's lock (lab.hosts.hook), so a hook
     run that is booting a host finishes first instead of mounting an overlay after the list was read."""
     lab_dir.mkdir(parents=True, exist_ok=True)
-    with locked(lab_dir / "hosts.lock"):
+    with locked(hosts_lock(lab_dir)):
         names = [h.name for h in nspawn.list_hosts(lab_dir)]
         for name in names:
             stop(name, lab_dir)
