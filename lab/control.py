@@ -34,7 +34,7 @@ from lab import faults as lab_faults
 from lab.atomic import write_atomic
 from lab.filelock import locked
 from lab.hosts import light
-from lab.hosts.proc import log_tail, pid_alive
+from lab.hosts.proc import group_alive, log_tail, pid_alive
 from lab.service import LabService, ReadyCheck
 from lab.settings import FaultSpec
 
@@ -323,18 +323,6 @@ def down(site: Site) -> None:
             _terminate(pid)
         pid_file.unlink(missing_ok=True)
     _stop_hosts(site, lab_dir)
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any live (not zombie) process is in process group `pgid`, its leader or not."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
 
 
 def _terminate(pid: int) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from lab import control
+from lab.hosts import proc
 
 # The leader dies at once on SIGTERM; its child traps SIGTERM and takes a second to finish, as a hook
 # run that is mounting a host does. The child touches the marker ($0) once its trap is set.
@@ -25,9 +26,9 @@ def test_terminate_waits_for_every_member_of_the_group_not_only_its_leader(tmp_p
             assert time.monotonic() < deadline, "the child never set its trap"
             time.sleep(0.02)
         control._terminate(leader.pid)
-        assert not control.group_alive(leader.pid)
+        assert not proc.group_alive(leader.pid)
     finally:
-        if control.group_alive(leader.pid):
+        if proc.group_alive(leader.pid):
             os.killpg(leader.pid, signal.SIGKILL)
         leader.wait()
 
@@ -35,7 +36,7 @@ def test_terminate_waits_for_every_member_of_the_group_not_only_its_leader(tmp_p
 def test_a_group_with_no_live_member_is_not_alive() -> None:
     leader = subprocess.Popen(["true"], start_new_session=True)
     leader.wait()
-    assert not control.group_alive(leader.pid)
+    assert not proc.group_alive(leader.pid)
 
 
 def test_a_group_whose_leader_exited_is_alive_while_a_member_runs_and_is_stopped() -> None:
@@ -43,9 +44,9 @@ def test_a_group_whose_leader_exited_is_alive_while_a_member_runs_and_is_stopped
     leader = subprocess.Popen(["sh", "-c", "sleep 30 & exit 0"], start_new_session=True)
     leader.wait()
     try:
-        assert control.group_alive(leader.pid)
+        assert proc.group_alive(leader.pid)
         control._terminate(leader.pid)
-        assert not control.group_alive(leader.pid)
+        assert not proc.group_alive(leader.pid)
     finally:
-        if control.group_alive(leader.pid):
+        if proc.group_alive(leader.pid):
             os.killpg(leader.pid, signal.SIGKILL)
