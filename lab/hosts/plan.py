@@ -54,6 +54,18 @@ printf 'HostKey /etc/ssh/ssh_host_ed25519_key\nUseDNS no\n' > /etc/ssh/sshd_conf
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 """
+# Python on a lab host keeps the bytecode of what it imports from zips (Ansible's module payloads), keyed
+# by the source's hash: a lab speed measure for the emulated VM, see lab/hosts/zipcache.py. The hook's
+# source is part of the script, so editing it rebuilds the image. The check at the end proves it loads.
+ZIPCACHE_SETUP = r"""
+set -e
+dir=$(python3 -c 'import site; print(site.getsitepackages()[0])')
+mkdir -p "$dir"
+cat > "$dir/fleet_lab_zipcache.py" <<'PY'
+""" + Path(__file__).with_name("zipcache.py").read_text(encoding="utf-8") + r"""PY
+echo 'import fleet_lab_zipcache; fleet_lab_zipcache.install()' > "$dir/fleet_lab_zipcache.pth"
+python3 -c 'import zipimport; assert zipimport._compile_source.fleet_lab_cached'
+"""
 # After the kernel is installed: the initramfs must carry virtio drivers to find its root disk; the
 # seed unit applies the per-VM files (hostname, address, keys) from the second disk before sshd starts.
 # QEMU boots the kernel directly, but grub's tools and /boot/grub are there as on an installed server,
@@ -115,7 +127,7 @@ class ImageSpec:
 
 
 def base_image_spec() -> ImageSpec:
-    return ImageSpec(DEBIAN_SUITE, DEBIAN_VARIANT, BASE_PACKAGES, (IMAGE_SETUP,))
+    return ImageSpec(DEBIAN_SUITE, DEBIAN_VARIANT, BASE_PACKAGES, (IMAGE_SETUP, ZIPCACHE_SETUP))
 
 
 def vm_image_spec() -> ImageSpec:
