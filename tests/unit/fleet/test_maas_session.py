@@ -105,3 +105,73 @@ def test_a_posted_call_is_signed_and_reads_back_as_its_fields() -> None:
     read = dict(dict(session.handlers)["Machines"].actions)["read"].bind()
     uri, body, headers = read.prepare({"id": ["abc123", "def456"]})
     assert body is None and uri.endswith("/machines/?id=abc123&id=def456")  # python-libmaas's own query
+
+
+def _oauthlib_header(uri: str, apikey: str, nonce: str, timestamp: str) -> str:
+    """python-libmaas's own signature (oauthlib, PLAINTEXT) with oauthlib's nonce and clock pinned."""
+    from unittest import mock
+
+    from maas.client import utils
+    from maas.client.utils.creds import Credentials
+
+    headers: dict[str, str] = {}
+    with mock.patch("oauthlib.oauth1.rfc5849.generate_nonce", return_value=nonce), \
+            mock.patch("oauthlib.oauth1.rfc5849.generate_timestamp", return_value=timestamp):
+        utils.sign(uri, headers, Credentials.parse(apikey))
+    return headers["Authorization"]
+
+
+def test_plaintext_header_is_oauthlibs_for_any_uri_and_secrets_needing_escapes() -> None:
+    from maas.client.utils.creds import Credentials
+
+    from fleet.maas.session import plaintext_authorization
+
+    ids = "&".join(f"id={i:06x}" for i in range(256))
+    for apikey in ("c:t:s", "Ck3y:tOk+en:s&cr/t é~x"):
+        for uri in ("https://maas.example:5443/MAAS/api/2.0/machines/?op=allocate",
+                    f"https://maas.example:5443/MAAS/api/2.0/machines/?{ids}", "http://maas:5240/MAAS/api/2.0/"):
+            theirs = _oauthlib_header(uri, apikey, "1234567891700000000", "1700000000")
+            ours = plaintext_authorization(Credentials.parse(apikey), nonce="1234567891700000000",
+                                           timestamp=1700000000)
+            assert ours == theirs
+
+
+def test_every_call_gets_a_fresh_nonce_and_the_current_time() -> None:
+    import re
+    import time
+
+    from maas.client.utils.creds import Credentials
+
+    from fleet.maas.session import plaintext_authorization
+
+    before = int(time.time())
+    first, second = (plaintext_authorization(Credentials.parse("c:t:s")) for _ in range(2))
+    nonce = re.compile(r'oauth_nonce="(\d+)", oauth_timestamp="(\d+)"')
+    (n1, t1), (n2, _t2) = nonce.search(first).groups(), nonce.search(second).groups()  # type: ignore[union-attr]
+    assert n1 != n2 and n1.endswith(t1) and before <= int(t1) <= int(time.time())
+
+
+def test_calls_are_signed_with_the_plaintext_header_as_python_libmaas_signs_them() -> None:
+    import re
+
+    session = tls_session(describe("https://maas.example:5443"), "c:t:s", tls_policy(TlsSettings()))
+    machines = dict(dict(session.handlers)["Machines"].actions)
+    query = {"id": ["abc123", "def456"], "hostname": "gpu-001-01"}
+    for call, fields in ((machines["read"].bind(), query), (machines["allocate"].bind(), {"hostname": "gpu-001-01"})):
+        uri, _body, headers = call.prepare(fields)
+        assert uri == bones.CallAPI.prepare(call, fields)[0]  # python-libmaas's own URI and query
+        nonce, stamp = re.search(r'oauth_nonce="(\d+)", oauth_timestamp="(\d+)"',
+                                 headers["Authorization"]).groups()  # type: ignore[union-attr]
+        assert headers["Authorization"] == _oauthlib_header(uri, "c:t:s", nonce, stamp)
+
+
+def test_query_string_is_python_libmaas_urlencode() -> None:
+    from maas.client.utils import urlencode
+
+    from fleet.maas.session import query_string
+
+    cases = [[("op", "allocate")], [("id", f"{i:06x}") for i in range(256)],
+             [("hostname", "gpu-001-01"), ("mac_address", "7c:c2:55:0a:12:34"), ("tags", "a b+c&d=é~_.-")],
+             [(b"name", b"v\xc3\xa9"), ("empty", ""), ("zone", "dc1/row 2")], []]
+    for pairs in cases:
+        assert query_string(pairs) == urlencode(pairs)
