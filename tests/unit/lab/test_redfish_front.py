@@ -155,3 +155,52 @@ def test_service_is_the_front_alone_ready_on_its_last_bmc_address(small_site):
     assert front.argv[-1].endswith("front.json")
     config = FrontConfig.load(Path(front.argv[-1]))
     assert config.emulator_config == str(lab_dir / "redfish" / "emulator.conf")
+
+
+def test_reads_run_the_emulator_on_the_event_loop_and_writes_on_a_worker_thread(tmp_path: Path):
+    import asyncio
+    import threading
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from lab.redfish.front import Front, FrontNode
+
+    threads: dict[str, str] = {}
+
+    def app(environ, start_response):  # a WSGI app that notes where each method ran
+        threads[environ["REQUEST_METHOD"]] = threading.current_thread().name
+        start_response("200 OK", [("Content-Type", "application/json"), ("ETag", '"1"')])
+        return [b'{"ok": true}']
+
+    node = FrontNode("gpu-001-01", "127.0.0.1", 18001, "sys-1", "TAG0001")
+    config = FrontConfig(emulator_config="", faults_file=str(tmp_path / "faults.json"), cert_file="", key_file="",
+                         seed=0, timeout_hold_s=1.0, nodes=(node,))
+
+    async def forward() -> list[tuple[int, dict[str, str], bytes]]:
+        front = Front(config, app)
+        try:
+            return [await front._forward(make_mocked_request(method, "/redfish/v1/Systems/sys-1",
+                                                             headers={"Host": "127.0.0.1:18001"}))
+                    for method in ("GET", "PATCH")]
+        finally:
+            front._threads.shutdown(wait=True)
+
+    answers = asyncio.run(forward())
+    assert answers == [(200, {"Content-Type": "application/json", "ETag": '"1"'}, b'{"ok": true}')] * 2
+    assert threads["GET"] == "MainThread" and threads["PATCH"].startswith("emulator")
+
+
+def test_systems_collection_is_parsed_once_per_body_and_answers_as_before():
+    from lab.redfish import front
+
+    ids = [f"/redfish/v1/Systems/{i:04d}" for i in range(1280)]
+    body = json.dumps({"@odata.type": "#ComputerSystemCollection.ComputerSystemCollection",
+                       "Members": [{"@odata.id": i} for i in ids], "Members@odata.count": len(ids),
+                       "Name": "Computer System Collection"}).encode()
+    front._collection.cache_clear()
+    for member in (ids[0], ids[700], "/redfish/v1/Systems/gone"):
+        before = json.loads(body)  # what every BMC answered before: the collection filtered in place
+        before["Members"] = [m for m in before["Members"] if m["@odata.id"] == member]
+        before["Members@odata.count"] = len(before["Members"])
+        assert _only_member(body, member) == json.dumps(before).encode()
+    assert front._collection.cache_info().misses == 1
