@@ -146,6 +146,7 @@ class CliUsage:
     cpu_s: float
     peak_threads: int
     mean_cpu_pct: float
+    system_cpu_s: float = 0.0  # of cpu_s, in the kernel (thread wake-ups, sockets, TLS records' I/O)
 
 
 class CpuTimeline:
@@ -211,7 +212,7 @@ def run_measured(argv: list[str], env: dict[str, str], timeline: CpuTimeline | N
     wall_s = time.monotonic() - started
     cpu_s = rusage.ru_utime + rusage.ru_stime
     usage = CliUsage(peak_rss_mib=rusage.ru_maxrss / 1024, cpu_s=cpu_s, peak_threads=peak_threads[0],
-                     mean_cpu_pct=100 * cpu_s / wall_s if wall_s else 0.0)
+                     mean_cpu_pct=100 * cpu_s / wall_s if wall_s else 0.0, system_cpu_s=rusage.ru_stime)
     return process.returncode, "".join(stderr)[-3000:], usage
 
 
@@ -453,7 +454,8 @@ def print_run(figures: RunFigures) -> None:
         print(f"      CPU seconds in the BMC wave (to the last commissioning power-on, sampled every 0.5 s): {wave}")
     use = figures.usage
     print(f"      provision.py: peak RSS {use.peak_rss_mib:.0f} MiB, CPU {use.cpu_s:.1f} s "
-          f"({use.mean_cpu_pct:.0f}% of one core over the run), peak threads {use.peak_threads}")
+          f"({use.system_cpu_s:.1f} s of it in the kernel; {use.mean_cpu_pct:.0f}% of one core over the run), "
+          f"peak threads {use.peak_threads}")
 
 
 def print_memory_per_node(runs: list[RunFigures]) -> None:
