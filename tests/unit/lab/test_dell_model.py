@@ -77,3 +77,22 @@ def test_state_survives_a_dump_and_load():
     again = DellNode.load(dell.dump())
     assert again.jobs == dell.jobs and again.pending == {"MemTest": "Enabled"}
     assert dell.dump() == json.dumps(asdict(dell))  # the state file's text did not change with the faster dump
+
+
+def test_a_new_node_is_what_the_catalog_and_datetime_made_and_owns_its_inventory():
+    import json as json_
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from lab.redfish.dell import catalog
+    from lab.redfish.dell.model import DellNode
+
+    now = 1764633600.75  # 2025-12-02 00:00:00.75 UTC
+    first = DellNode.factory("gpu-001-01", "TAG0001", 7, now)
+    dumped = json_.loads(first.dump())
+    assert dumped["firmware"] == [asdict(item) for item in catalog.factory_firmware()]
+    assert [row["Created"] for row in dumped["lclog"]] == [
+        datetime.fromtimestamp(row["_t"], UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00") for row in dumped["lclog"]]
+    assert dumped["sel"][0]["Created"] == "2025-11-29T00:00:00+00:00"
+    first.firmware[0]["version"] = "changed"
+    assert DellNode.factory("gpu-001-02", "TAG0002", 7, now).firmware[0]["version"] == catalog.BIOS_VERSION
