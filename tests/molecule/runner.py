@@ -13,10 +13,14 @@ the molecule ranges (198.19.100.0/24 containers, 198.19.101.0/24 VMs), their own
 directories, their own apt server port (the site scenario's molecule.yml names 8082; each role lane's
 environment names its own, LANE_APT_PORTS, so one lane's destroy never stops the server another lane's
 converge is using), and no lab services (the site's Kraken endpoints are only rendered, never contacted).
-They run at a lower CPU priority (the site at nice 10, the role lanes at 15: the site run is the longest
-chain of the session, the lanes have slack), so the tests beside them keep their timing and the scenarios
-take the cycles those leave. All 12 role scenarios in two lanes on the quiet 2-core machine: 373 s wall,
-435 s CPU (one after another in CI they took ~1,030 s).
+Their CPU weight is a cgroup per run (CpuGroup), not a nice value: the kernel's autogroups make every
+session one scheduling entity of the same weight, whatever its nice, and a run is many sessions (molecule's,
+qemu's, each nspawn container's, its apt server's: each is started with setsid). The site run, the
+session's longest chain, weighs as two sessions (SITE_CPU_SHARES), as its molecule and qemu sessions did;
+each role scenario an eighth of one (ROLE_CPU_SHARES): the lanes have slack, and their containers, apt
+servers and molecule sessions had weighed as four sessions or more beside the site and the foreground.
+All 12 role scenarios in two lanes on the quiet 2-core machine: 373 s wall, 435 s CPU (one after another
+in CI they took ~1,030 s).
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SITE_TIMEOUT_S = 3600.0  # ~27 min alone on 2 cores; beside the suite it takes longer
 ROLE_TIMEOUT_S = 1800.0  # one role scenario: 50-130 s alone
-SITE_NICE = 10
-ROLE_NICE = 15  # below the site run: it is the suite's longest chain, the role lanes have slack
+SITE_NICE = 10  # nice orders processes of one session only; the runs' weights are their cgroups' shares
+ROLE_NICE = 15
+SITE_CPU_SHARES = 2048  # a session of the foreground weighs 1024
+ROLE_CPU_SHARES = 128
+CGROUP_ROOT = Path("/sys/fs/cgroup")  # the v1 hierarchies cpu (weight) and cpuacct (CPU time)
 LANE_APT_PORTS = (8083, 8084)  # one lab apt server per role lane (8081: by hand; 8082: the site scenario)
 
 
@@ -54,6 +61,58 @@ def molecule_env(scratch: Path) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class CpuGroup:
+    """One run's cgroup in the v1 `cpu` and `cpuacct` hierarchies: the whole run's CPU weight and CPU time.
+
+    Every process of the run stays in it, also those that start sessions of their own (qemu, nspawn), so
+    the kernel weighs the run as one entity of `shares` against each session outside (autogroups: 1024
+    each); cpuacct counts the CPU of all of them, exited ones too. Where the hierarchies are missing or
+    read-only (cgroup v2, no root) the run has no group and runs in the sessions it makes."""
+
+    name: str
+    shares: int
+    root: Path = CGROUP_ROOT
+
+    @property
+    def dirs(self) -> tuple[Path, Path]:
+        return self.root / "cpu" / self.name, self.root / "cpuacct" / self.name
+
+    def create(self) -> list[Path]:
+        """Make the group; the `cgroup.procs` files a process writes its pid to to join it ([] if none)."""
+        try:
+            for folder in self.dirs:
+                folder.mkdir()
+            (self.dirs[0] / "cpu.shares").write_text(str(self.shares), encoding="utf-8")
+        except OSError:
+            self.remove()
+            return []
+        return [folder / "cgroup.procs" for folder in self.dirs]
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds of every process that was in the group, or None where there is no group."""
+        try:
+            return int((self.dirs[1] / "cpuacct.usage").read_text(encoding="utf-8")) / 1e9
+        except (OSError, ValueError):
+            return None
+
+    def remove(self) -> None:
+        """Remove the group once its processes are gone (a process left in it keeps it, and says so)."""
+        for folder in self.dirs:
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                print(f"cgroup {folder} kept: {err}", file=sys.stderr)
+
+
+# A shell that joins the cgroups named in FLEET_MOLECULE_CGROUPS and becomes the command: the run's first
+# process is in its group before it starts anything (a preexec_fn would do the same, but is unsafe beside
+# the session's threads).
+JOIN_AND_EXEC = 'for procs in $FLEET_MOLECULE_CGROUPS; do echo $$ > "$procs"; done; exec "$@"'
+
+
 @dataclass
 class MoleculeRun:
     """`molecule test -s SCENARIO` of the project in the background, its output time-stamped into `log`."""
@@ -63,10 +122,12 @@ class MoleculeRun:
     scratch: Path
     timeout_s: float
     nice: int
+    cpu: CpuGroup
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[str] | None = None
     started: float = 0.0
     finished: float | None = None
+    cpu_s: float | None = None  # the whole run's CPU (molecule, Ansible, ssh, qemu, the containers), once ended
     _reader: threading.Thread | None = field(default=None, repr=False)
 
     @property
@@ -90,14 +151,16 @@ class MoleculeRun:
         return env
 
     @classmethod
-    def start(cls, project: Path, scenario: str, timeout_s: float, nice: int,
+    def start(cls, project: Path, scenario: str, timeout_s: float, nice: int, shares: int,
               extra_env: dict[str, str] | None = None) -> MoleculeRun:
         scratch = Path(tempfile.mkdtemp(prefix=f"fleet-molecule-{project.name}-{scenario}-"))
-        run = cls(project, scenario, scratch, timeout_s, nice, extra_env or {})
+        run = cls(project, scenario, scratch, timeout_s, nice, CpuGroup(scratch.name, shares), extra_env or {})
+        env = run._env()
+        env["FLEET_MOLECULE_CGROUPS"] = " ".join(str(procs) for procs in run.cpu.create())
         run.started = time.monotonic()
         run.process = subprocess.Popen(
-            ["nice", "-n", str(nice), str(BIN / "molecule"), "test", "-s", scenario],
-            cwd=project, env=run._env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            ["sh", "-c", JOIN_AND_EXEC, "sh", "nice", "-n", str(nice), str(BIN / "molecule"), "test", "-s", scenario],
+            cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True)
         run._reader = threading.Thread(target=run._copy, name=f"molecule-{project.name}-{scenario}", daemon=True)
         run._reader.start()
@@ -121,8 +184,15 @@ class MoleculeRun:
             code = -1
         if self._reader is not None:
             self._reader.join(timeout=10)
-        self.finished = self.finished or time.monotonic()
+        self._ended()
         return code
+
+    def _ended(self) -> None:
+        """Note when the run ended and what CPU it took, and give its cgroup back."""
+        if self.finished is None:
+            self.finished = time.monotonic()
+            self.cpu_s = self.cpu.cpu_s()
+            self.cpu.remove()
 
     def tail(self, chars: int = 20000) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")[-chars:] if self.log.exists() else ""
@@ -138,7 +208,7 @@ class MoleculeRun:
                 self.process.wait()
             subprocess.run([str(BIN / "molecule"), "destroy", "-s", self.scenario], cwd=self.project,
                            env=self._env(), capture_output=True, timeout=300, check=False)
-        self.finished = self.finished or time.monotonic()
+        self._ended()
 
     def remove(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -146,7 +216,7 @@ class MoleculeRun:
 
 def start_site() -> MoleculeRun:
     """The repository's own `site` scenario (its molecule.yml names its own apt port)."""
-    return MoleculeRun.start(REPO, "site", SITE_TIMEOUT_S, SITE_NICE)
+    return MoleculeRun.start(REPO, "site", SITE_TIMEOUT_S, SITE_NICE, SITE_CPU_SHARES)
 
 
 @dataclass
@@ -155,6 +225,7 @@ class RoleOutcome:
 
     code: int
     seconds: float
+    cpu_s: float | None
     tail: str
 
 
@@ -192,11 +263,11 @@ class RoleRuns:
                 project, scenario = self._todo.get_nowait()
             except queue.Empty:
                 return
-            run = MoleculeRun.start(project, scenario, ROLE_TIMEOUT_S, ROLE_NICE, env)
+            run = MoleculeRun.start(project, scenario, ROLE_TIMEOUT_S, ROLE_NICE, ROLE_CPU_SHARES, env)
             with self._changed:
                 self._runs.append(run)
             code = run.wait()
-            outcome = RoleOutcome(code, run.seconds or 0.0, run.tail())
+            outcome = RoleOutcome(code, run.seconds or 0.0, run.cpu_s, run.tail())
             with self._changed:
                 self._done[(project, scenario)] = outcome
                 self._changed.notify_all()
@@ -210,10 +281,11 @@ class RoleRuns:
         with self._changed:
             while key not in self._done:
                 if self._stopping.is_set() or not any(t.is_alive() for t in self._threads):
-                    return self._done.get(key) or RoleOutcome(-1, 0.0, "the scenario never ran (the lanes stopped)")
+                    never = RoleOutcome(-1, 0.0, None, "the scenario never ran (the lanes stopped)")
+                    return self._done.get(key) or never
                 if not self._changed.wait(timeout=min(5.0, max(0.0, deadline - time.monotonic()))) \
                         and time.monotonic() >= deadline:
-                    return RoleOutcome(-1, 0.0, f"no outcome within {timeout_s:.0f} s")
+                    return RoleOutcome(-1, 0.0, None, f"no outcome within {timeout_s:.0f} s")
             return self._done[key]
 
     def stop(self) -> None:

@@ -73,15 +73,19 @@ def test_molecule_scenario_converges_idempotently_and_verifies(project: str, sce
     lane from the end of collection on (conftest.py, runner.py): the test waits for it and asserts its exit."""
     outcome = role_runs.outcome(REPO / project, scenario, timeout_s=len(CASES) * ROLE_TIMEOUT_S)
     record_property("molecule_seconds", round(outcome.seconds, 1))
+    record_property("molecule_cpu_seconds", outcome.cpu_s)
     assert outcome.code == 0, outcome.tail
 
 
 @pytest.mark.slow
 @pytest.mark.vm
-def test_the_site_scenario_converges_idempotently_and_verifies(site_run: MoleculeRun) -> None:
+def test_the_site_scenario_converges_idempotently_and_verifies(site_run: MoleculeRun,
+                                                             record_property: Callable[[str, object], None]) -> None:
     """Issue 9: site.yml on one VM converges, changes nothing the second time, verifies; destroy leaves nothing
     (the VM's folder, its tap device and its address lease are gone)."""
     code = site_run.wait()
+    record_property("molecule_seconds", round(site_run.seconds or 0.0, 1))
+    record_property("molecule_cpu_seconds", site_run.cpu_s)
     assert code == 0, site_run.tail()
     lab_dir = site_run.ephemeral / "lab"
     assert lifecycle.list_hosts(lab_dir) == []
