@@ -25,6 +25,7 @@ in CI they took ~1,030 s).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -97,14 +98,11 @@ class CpuGroup:
             return None
 
     def remove(self) -> None:
-        """Remove the group once its processes are gone (a process left in it keeps it, and says so)."""
+        """Remove the group if its processes are gone; one still in use (a lane's apt server that the lane's
+        first scenario started serves its later ones) is removed with the run's scratch at the session's end."""
         for folder in self.dirs:
-            try:
+            with contextlib.suppress(OSError):
                 folder.rmdir()
-            except FileNotFoundError:
-                pass
-            except OSError as err:
-                print(f"cgroup {folder} kept: {err}", file=sys.stderr)
 
 
 # A shell that joins the cgroups named in FLEET_MOLECULE_CGROUPS and becomes the command: the run's first
@@ -211,6 +209,7 @@ class MoleculeRun:
         self._ended()
 
     def remove(self) -> None:
+        self.cpu.remove()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 

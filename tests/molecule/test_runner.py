@@ -43,3 +43,13 @@ def test_a_run_without_groups_still_runs_its_command() -> None:
     done = subprocess.run(["sh", "-c", JOIN_AND_EXEC, "sh", "echo", "ran"], capture_output=True, text=True,
                           env={**os.environ, "FLEET_MOLECULE_CGROUPS": ""}, check=True)
     assert done.stdout == "ran\n"
+
+
+def test_a_group_still_in_use_is_kept_quietly_and_removed_once_it_is_not(tmp_path: Path) -> None:
+    group = CpuGroup("fleet-molecule-x", 128, hierarchies(tmp_path))
+    group.create()
+    group.remove()  # cpu.shares here stands for a process still in the group
+    assert group.dirs[0].is_dir() and not group.dirs[1].exists()
+    (group.dirs[0] / "cpu.shares").unlink()
+    group.remove()
+    assert not group.dirs[0].exists()
