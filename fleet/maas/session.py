@@ -21,16 +21,6 @@ as the place to marshal a request differently; `TlsCall.prepare` writes the same
 python-libmaas (the same parts, headers in the same order, base64 in 76-character lines, CRLF line
 ends; only the random boundary differs) for the values our calls pass (text, bytes, numbers,
 booleans, None, lists of them) and hands anything else (files, openers) to python-libmaas.
-
-python-libmaas signs every call with oauthlib's PLAINTEXT method (`utils.sign`), whose signature is
-the consumer and token secrets and covers no part of the request; oauthlib still parses the URI and
-collects its query parameters before it writes the header. The batched `machines read` of 256 ids
-(the poller's and the lookups' call, hundreds per bring-up) spent most of its signing there: ~9% of
-provision.py's CPU at 512 nodes. `plaintext_authorization` writes the header oauthlib writes for
-PLAINTEXT (same parameters, order, escaping and realm; a fresh nonce and timestamp per call, as
-oauthlib makes them) without reading the URI, and `TlsCall.prepare` signs with it. The same read's
-query (python-libmaas's `urlencode`: `quote_plus` of every name and value, 0.5 ms for 256 ids) is written
-by `query_string`, which leaves text that `quote_plus` would return unchanged as it is.
 """
 
 from __future__ import annotations
@@ -39,16 +29,15 @@ import base64
 import json
 import random
 import re
-import secrets
 import ssl
 import sys
-import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote, quote_plus, urljoin, urlparse
+from urllib.parse import urljoin, urlparse
 
 import aiohttp
+from maas.client import utils
 from maas.client.bones import ActionAPI, CallAPI, CallError, CallResult, SessionAPI
 from maas.client.bones.helpers import RemoteError
 from maas.client.utils import api_url
@@ -57,8 +46,6 @@ from maas.client.utils.creds import Credentials
 from fleet.site import TlsSettings
 
 TlsPolicy = ssl.SSLContext | bool
-# What urllib's quote_plus returns unchanged: letters, digits and "_.-~" (its always-safe set).
-_QUOTE_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
 # A form field name the email package writes as name="..." unchanged (no quoting, no RFC 2231).
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _TEXT_HEADERS = ("Content-Transfer-Encoding: base64\nContent-Disposition: form-data; name=\"{}\"\n"
@@ -139,78 +126,21 @@ def multipart_form(data: Iterable[tuple[str, Any]]) -> tuple[dict[str, str], byt
     return headers, encoded
 
 
-def _oauth_escape(value: str) -> str:
-    """oauthlib's `utils.escape` (RFC 5849 3.6): every byte but the unreserved characters percent-encoded."""
-    return quote(value, safe="~")
-
-
-def plaintext_authorization(credentials: Credentials, *, nonce: str | None = None,
-                            timestamp: int | None = None) -> str:
-    """The `Authorization` header python-libmaas's `utils.sign` makes through oauthlib for `credentials`.
-
-    PLAINTEXT (RFC 5849 3.4.4) signs with the secrets alone: the consumer secret (python-libmaas passes
-    none) and the token secret, each escaped, joined by '&', and escaped again in the header. The
-    parameters come in oauthlib's order, realm "OAuth" first as python-libmaas asks. `nonce` and
-    `timestamp` default to what oauthlib draws: 64 random bits followed by the timestamp, and the time in
-    whole seconds."""
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    params = (
-        ("oauth_nonce", nonce if nonce is not None else f"{secrets.randbits(64)}{stamp}"),
-        ("oauth_timestamp", stamp),
-        ("oauth_version", "1.0"),
-        ("oauth_signature_method", "PLAINTEXT"),
-        ("oauth_consumer_key", credentials.consumer_key),
-        ("oauth_token", credentials.token_key),
-        ("oauth_signature", _oauth_escape("") + "&" + _oauth_escape(credentials.token_secret)),
-    )
-    return 'OAuth realm="OAuth", ' + ", ".join(f'{name}="{_oauth_escape(value)}"' for name, value in params)
-
-
-def _quoted(value: Any) -> str:
-    text = value.decode("utf-8") if isinstance(value, bytes) else value
-    return text if isinstance(text, str) and _QUOTE_SAFE.fullmatch(text) else quote_plus(text)
-
-
-def query_string(pairs: Iterable[tuple[Any, Any]]) -> str:
-    """python-libmaas's `utils.urlencode` of (name, value) pairs, the same text: UTF-8, `quote_plus`'d."""
-    return "&".join(f"{_quoted(name)}={_quoted(value)}" for name, value in pairs)
-
-
-def _query_pairs(data: dict[str, Any]) -> list[tuple[str, Any]]:
-    """python-libmaas's `prepare` flattening of GET parameters: an iterable other than a str gives a pair per item."""
-    pairs: list[tuple[str, Any]] = []
-    for name, value in data.items():
-        if isinstance(value, Iterable) and not isinstance(value, str):
-            pairs += [(name, item) for item in value]
-        else:
-            pairs.append((name, value))
-    return pairs
-
-
 class TlsCall(CallAPI):
     """A call dispatched with its session's TLS policy; the rest (signing, errors, decoding) is python-libmaas's."""
 
     def prepare(self, data: dict[str, Any]) -> tuple[str, Any, dict[str, str]]:
-        """python-libmaas's `prepare` (query for GET, multipart body otherwise, OAuth-signed), with the
-        multipart body written by `multipart_form` instead of the email package and the PLAINTEXT
-        signature by `plaintext_authorization` instead of oauthlib. DELETE and bodies only python-libmaas
-        encodes (files, openers) go through python-libmaas whole."""
-        method = self.action.method
-        op = [] if self.action.op is None else [("op", self.action.op)]
-        if method == "GET":  # python-libmaas's `prepare_payload` of a GET: op and the fields in the query
-            pairs = op + _query_pairs(data)
-            if any(callable(value) for _name, value in pairs):
-                return super().prepare(data)  # an opener: python-libmaas reads it into the query
-            uri, body, headers = urlparse(self.uri)._replace(query=query_string(pairs)).geturl(), None, {}
-        else:
-            encoded = None if method == "DELETE" else multipart_form(data.items())
-            if encoded is None:
-                return super().prepare(data)
-            headers, body = encoded
-            uri = urlparse(self.uri)._replace(query=query_string(op)).geturl()
+        """python-libmaas's `prepare` (query for GET/DELETE, multipart body otherwise, OAuth-signed), with
+        the multipart body written by `multipart_form` instead of the email package."""
+        encoded = None if self.action.method in ("GET", "DELETE") else multipart_form(data.items())
+        if encoded is None:
+            return super().prepare(data)
+        headers, body = encoded
+        query = [] if self.action.op is None else [("op", self.action.op)]
+        uri = urlparse(self.uri)._replace(query=utils.urlencode(query)).geturl()
         credentials = self.action.handler.session.credentials
         if credentials is not None:
-            headers["Authorization"] = plaintext_authorization(credentials)
+            utils.sign(uri, headers, credentials)
         return uri, body, headers
 
     async def dispatch(self, uri: str, body: Any, headers: dict[str, str]) -> CallResult:
