@@ -70,12 +70,11 @@ class RunClock:
 
     pid: int | None = None
     started: float = field(default_factory=time.monotonic)
-    baseline: dict[int, float] = field(default_factory=dict)
-    starved_peak: float = 0.0
+    baseline: dict[int, float] = field(init=False)  # each thread's run-queue wait at the start
+    starved_peak: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
-        if self.pid is not None and not self.baseline:
-            self.baseline = run_delays(self.pid)
+        self.baseline = run_delays(self.pid) if self.pid is not None else {}
 
     def wall_s(self) -> float:
         return time.monotonic() - self.started
