@@ -9,8 +9,8 @@ BMC wave (bench/README, "Scale, seventh pass") found 946 of 975 node threads wai
 into the run.
 
 This bench times `--writes` update + record pairs on a fresh store with 0 and with `--busy` threads
-running pure-Python work, at each switch interval of `--intervals`, and prints the milliseconds per
-pair and the ratio against the quiet store. Ratios, not verdicts.
+running pure-Python work (each figure on a store of its own), at each switch interval of `--intervals`,
+and prints the milliseconds per pair and the ratio against the quiet store. Ratios, not verdicts.
 
     .venv/bin/python -m bench.state_lock
 """
@@ -34,22 +34,26 @@ def busy_work(stop: threading.Event) -> None:
         sum(range(2000))
 
 
-def ms_per_pair(db: StateDB, writes: int, busy: int) -> float:
-    """Milliseconds per stage bookkeeping (update + record) with `busy` threads competing for the GIL."""
+def ms_per_pair(writes: int, busy: int) -> float:
+    """Milliseconds per stage bookkeeping (update + record) on a fresh store, with `busy` threads competing
+    for the GIL; each figure gets its own store, so both write the same new rows."""
     stop = threading.Event()
     workers = [threading.Thread(target=busy_work, args=(stop,), daemon=True) for _ in range(busy)]
-    for worker in workers:
-        worker.start()
-    try:
-        started = time.perf_counter()
-        for i in range(writes):
-            db.update(f"gpu-{i:04d}", status="running", current="bios")
-            db.record(f"gpu-{i:04d}", {"stage": "bios", "status": "new"}, "bios", "stage:ok", detail="")
-        return (time.perf_counter() - started) / writes * 1000
-    finally:
-        stop.set()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = StateDB(Path(tmp) / "state.db")
         for worker in workers:
-            worker.join()
+            worker.start()
+        try:
+            started = time.perf_counter()
+            for i in range(writes):
+                db.update(f"gpu-{i:04d}", status="running", current="bios")
+                db.record(f"gpu-{i:04d}", {"stage": "bios", "status": "new"}, "bios", "stage:ok", detail="")
+            return (time.perf_counter() - started) / writes * 1000
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+            db.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,13 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for interval in (float(text) for text in args.intervals.split(",")):
             sys.setswitchinterval(interval)
-            with tempfile.TemporaryDirectory() as tmp:
-                db = StateDB(Path(tmp) / "state.db")
-                try:
-                    quiet = ms_per_pair(db, args.writes, 0)
-                    contended = ms_per_pair(db, args.writes, args.busy)
-                finally:
-                    db.close()
+            quiet = ms_per_pair(args.writes, 0)
+            contended = ms_per_pair(args.writes, args.busy)
             print(f"  switch interval {interval * 1000:g} ms: {quiet:.2f} ms per pair alone, {contended:.2f} ms "
                   f"with {args.busy} busy threads (x{contended / quiet:.0f})")
     finally:
