@@ -1,16 +1,17 @@
-"""State store micro bench: what one stage's bookkeeping costs while other threads hold the GIL.
+"""State store micro bench: what the node threads' stage bookkeeping costs while other threads hold the GIL.
 
-The workflow writes every stage twice (`StateDB.update` before it runs, `StateDB.record` after) under
-its record lock, one node thread at a time. Python's sqlite3 module releases the GIL around each
-SQLite call, so the writer must take the GIL back once per statement; while other threads run Python
-code it waits up to the interpreter's switch interval (`sys.getswitchinterval()`, 5 ms) each time,
-holding the lock, and every node behind it waits too. py-spy dumps of provision.py in the 1,280-node
-BMC wave (bench/README, "Scale, seventh pass") found 946 of 975 node threads waiting on that lock 4 s
-into the run.
+Per stage the workflow writes the node's record before the stage runs (`StateDB.update`) and records
+the result after (`StateDB.record`); it reads the records once, at the start. Python's sqlite3 module releases
+the GIL around each SQLite call, so a thread must take the GIL back once per statement; while other
+threads run Python code it waits up to the interpreter's switch interval (`sys.getswitchinterval()`,
+5 ms) each time. Done one node at a time under one lock (the workflow's record lock and the store's
+lock before group commit), every node behind the lock waited too: py-spy dumps of provision.py in the
+1,280-node BMC wave (bench/README, "Scale, seventh pass") found 946 of 975 node threads waiting on it.
 
-This bench times `--writes` update + record pairs on a fresh store with 0 and with `--busy` threads
-running pure-Python work (each figure on a store of its own), at each switch interval of `--intervals`,
-and prints the milliseconds per pair and the ratio against the quiet store. Ratios, not verdicts.
+For `--nodes` node threads, each doing `--stages` rounds of update + record at once, with `--busy`
+threads running pure-Python work, this bench prints the wall time per round two ways on fresh stores:
+as the store does it (writes group-committed), and one write at a time under one outer lock (what the
+workflow's record lock did). Then one thread alone, for the floor. Ratios, not verdicts.
 
     .venv/bin/python -m bench.state_lock
 """
@@ -18,6 +19,7 @@ and prints the milliseconds per pair and the ratio against the quiet store. Rati
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import sys
 import tempfile
@@ -34,21 +36,33 @@ def busy_work(stop: threading.Event) -> None:
         sum(range(2000))
 
 
-def ms_per_pair(writes: int, busy: int) -> float:
-    """Milliseconds per stage bookkeeping (update + record) on a fresh store, with `busy` threads competing
-    for the GIL; each figure gets its own store, so both write the same new rows."""
+def bookkeeping(db: StateDB, host: str, stages: int, outer: contextlib.AbstractContextManager) -> None:
+    for n in range(stages):
+        stage = f"stage-{n}"
+        with outer:
+            db.update(host, status="running", current=stage)
+        with outer:
+            db.record(host, {"stage": stage, "status": "running", "current": ""}, stage, "stage:ok", detail="")
+
+
+def ms_per_round(nodes: int, stages: int, busy: int, outer: contextlib.AbstractContextManager) -> float:
+    """Wall milliseconds per node-stage round (update + record), `nodes` threads at once."""
     stop = threading.Event()
     workers = [threading.Thread(target=busy_work, args=(stop,), daemon=True) for _ in range(busy)]
     with tempfile.TemporaryDirectory() as tmp:
         db = StateDB(Path(tmp) / "state.db")
-        for worker in workers:
-            worker.start()
+        go = threading.Event()
+        threads = [threading.Thread(target=lambda host=f"gpu-{i:04d}": (go.wait(), bookkeeping(db, host, stages,
+                                                                                             outer)))
+                   for i in range(nodes)]
+        for thread in [*workers, *threads]:
+            thread.start()
         try:
             started = time.perf_counter()
-            for i in range(writes):
-                db.update(f"gpu-{i:04d}", status="running", current="bios")
-                db.record(f"gpu-{i:04d}", {"stage": "bios", "status": "new"}, "bios", "stage:ok", detail="")
-            return (time.perf_counter() - started) / writes * 1000
+            go.set()
+            for thread in threads:
+                thread.join()
+            return (time.perf_counter() - started) / (nodes * stages) * 1000
         finally:
             stop.set()
             for worker in workers:
@@ -58,22 +72,18 @@ def ms_per_pair(writes: int, busy: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--writes", type=int, default=200, help="update + record pairs per measurement")
+    parser.add_argument("--nodes", type=int, default=200, help="node threads doing their bookkeeping at once")
+    parser.add_argument("--stages", type=int, default=3, help="update + record rounds per node")
     parser.add_argument("--busy", type=int, default=4, help="threads running Python code meanwhile")
-    parser.add_argument("--intervals", default="0.005,0.0005", help="switch intervals to try, in seconds")
     args = parser.parse_args(argv)
-    print(f"bench/state_lock.py on {platform.node()}, Python {platform.python_version()}, "
-          f"{args.writes} update + record pairs per figure")
-    default = sys.getswitchinterval()
-    try:
-        for interval in (float(text) for text in args.intervals.split(",")):
-            sys.setswitchinterval(interval)
-            quiet = ms_per_pair(args.writes, 0)
-            contended = ms_per_pair(args.writes, args.busy)
-            print(f"  switch interval {interval * 1000:g} ms: {quiet:.2f} ms per pair alone, {contended:.2f} ms "
-                  f"with {args.busy} busy threads (x{contended / quiet:.0f})")
-    finally:
-        sys.setswitchinterval(default)
+    print(f"bench/state_lock.py on {platform.node()}, Python {platform.python_version()}, switch interval "
+          f"{sys.getswitchinterval() * 1000:g} ms, {args.busy} busy threads")
+    alone = ms_per_round(1, args.nodes * args.stages // 10, args.busy, contextlib.nullcontext())
+    together = ms_per_round(args.nodes, args.stages, args.busy, contextlib.nullcontext())
+    serial = ms_per_round(args.nodes, args.stages, args.busy, threading.Lock())
+    print(f"  one node thread alone: {alone:.2f} ms per round (update + record)")
+    print(f"  {args.nodes} node threads at once: {together:.2f} ms of wall time per round as the store does it, "
+          f"{serial:.2f} ms one write at a time under one lock (x{serial / together:.1f})")
     return 0
 
 

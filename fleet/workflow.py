@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fleet.errors import FleetError
@@ -143,14 +143,12 @@ class NodeContext:
             started = [e.detail for e in self.db.entries(host)
                        if e.stage == self.stage and e.event == f"{step}:started"]
             if landed(started[-1] if started else {}):
-                self.db.mark_step(host, self.generation, self.stage, step, "done")
-                self.journal(f"{step}:landed", reason="interrupted after it took effect: not repeated")
+                self.db.mark_step(host, self.generation, self.stage, step, "done", f"{step}:landed",
+                                  reason="interrupted after it took effect: not repeated")
                 return False
-        self.journal(f"{step}:started", **(detail or {}))
-        self.db.mark_step(host, self.generation, self.stage, step, "started")
+        self.db.mark_step(host, self.generation, self.stage, step, "started", f"{step}:started", **(detail or {}))
         action()
-        self.db.mark_step(host, self.generation, self.stage, step, "done")
-        self.journal(f"{step}:done")
+        self.db.mark_step(host, self.generation, self.stage, step, "done", f"{step}:done")
         return True
 
     def count(self, name: str, amount: int = 1) -> None:
@@ -172,6 +170,43 @@ class NodeOutcome:
     seconds: dict[str, float]
 
 
+class RecordGate:
+    """Lets any number of node threads write their records at once, until the run closes it.
+
+    Closing waits for the writes already under way, so a record is written whole or not at all once
+    the run has returned. Nothing is held while a record is written: a lock held across the state
+    store's writes (each gives up the GIL, and getting it back behind a thousand busy threads takes a
+    switch interval) would line every node thread up behind one another.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._writing = 0
+        self.closed = False
+
+    @contextmanager
+    def open(self) -> Iterator[bool]:
+        """True: write now (closing waits for this write); False: the run has returned, write nothing."""
+        with self._changed:
+            if self.closed:
+                allowed = False
+            else:
+                allowed = True
+                self._writing += 1
+        try:
+            yield allowed
+        finally:
+            if allowed:
+                with self._changed:
+                    self._writing -= 1
+                    self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self.closed = True
+            self._changed.wait_for(lambda: self._writing == 0)
+
+
 class Workflow:
     """Applies `plan`/`transition` to many nodes at once, one thread per node."""
 
@@ -190,8 +225,7 @@ class Workflow:
         self.on_quarantine = on_quarantine  # extra evidence for a node being quarantined (its BMC logs)
         self.interrupted = ""  # what stopped the run: "SIGINT", "SIGTERM" or "stop"; '' when it ran to the end
         self._stop = threading.Event()
-        self._abandoned = False  # set once the run returned: late stage results are not recorded
-        self._record = threading.Lock()  # a stage's result is recorded whole, or not at all once abandoned
+        self._records = RecordGate()  # closed once the run returned: late stage results are not recorded
         self._in_flight: dict[str, str] = {}
 
     def run(self, nodes: Sequence[Node]) -> list[NodeOutcome]:
@@ -200,32 +234,40 @@ class Workflow:
             return []
         results: dict[str, NodeOutcome] = {}
         left = [len(nodes)]
+        counting = threading.Lock()
         finished = threading.Event()
+        go = threading.Event()
+
+        states = self.db.states([node.hostname for node in nodes])  # one read, not one per node thread
 
         def walk(node: Node) -> None:
+            go.wait()
             try:
-                results[node.hostname] = self._walk(node)
+                results[node.hostname] = self._walk(node, states[node.hostname])
             except FleetError as err:  # the state store itself failed (a full disk): this node stops, with why
                 state = self._in_flight.get(node.hostname, "")
                 results[node.hostname] = NodeOutcome(node.hostname, "failed", "", state, str(err), 0, {}, {})
             except Exception:  # a stage abandoned by an interrupted run may fail as the run closes its clients
-                if not self._abandoned:
+                if not self._records.closed:
                     raise
             finally:
-                with self._record:
+                with counting:
                     left[0] -= 1
                     if left[0] == 0:
                         finished.set()
 
         with self._signals():
+            # Every thread exists before any node works: Thread.start waits for the new thread to run,
+            # which behind a thousand busy node threads is milliseconds each, and the last node's late
+            # start would lengthen the whole run.
             for node in nodes:
                 threading.Thread(target=walk, args=(node,), name=f"node-{node.hostname}", daemon=True).start()
+            go.set()
             while not finished.wait(0.2) and not self._stop.is_set():
                 pass
             finished.wait(self.grace_s)
-            with self._record:
-                self._abandoned = True
-                done = dict(results)
+            self._records.close()
+            done = dict(results)
         return [done.get(node.hostname) or self._interrupted(node) for node in nodes]
 
     def stop(self, why: str = "stop") -> None:
@@ -255,20 +297,21 @@ class Workflow:
                            f"interrupted during {where} ({self.interrupted or 'stop'}); the next run resumes it",
                            state.attempts, {}, {})
 
-    def _walk(self, node: Node) -> NodeOutcome:
+    def _walk(self, node: Node, state: NodeState) -> NodeOutcome:
+        """Walk one node from its record as read at the start: only this walk writes the record of a node
+        its run holds, so the record after each write is known without reading it back."""
         counters: dict[str, int] = {}
         seconds: dict[str, float] = {}
         pending = ""
         while True:
-            state = self.db.node(node.hostname)
             step = plan(state, self.order, self.until)
             if step.stage is None:
                 break
             if self._stop.is_set():
                 pending = step.stage
                 break
-            self._attempt(node, state, step.stage, counters, seconds)
-        final = self.db.node(node.hostname)
+            state = self._attempt(node, state, step.stage, counters, seconds)
+        final = state
         if pending:  # stopped between stages: `current` names the stage it would have run next
             return NodeOutcome(node.hostname, "interrupted", final.stage, final.current or pending,
                                f"interrupted before {pending} ({self.interrupted}); the next run resumes it",
@@ -277,14 +320,17 @@ class Workflow:
                            counters, seconds)
 
     def _attempt(self, node: Node, state: NodeState, name: str, counters: dict[str, int],
-                 seconds: dict[str, float]) -> None:
+                 seconds: dict[str, float]) -> NodeState:
+        """Run one stage attempt; the node's record after it (unchanged if the run was abandoned)."""
         stage = self.stages[name]
         ctx = NodeContext(node, self.db, state.generation, name)
-        with self._record:
-            if self._abandoned:
-                return
+        running = {"status": "running", "current": name}
+        with self._records.open() as recording:
+            if not recording:
+                return state
             self._in_flight[node.hostname] = name
-            self.db.update(node.hostname, status="running", current=name)
+            self.db.update(node.hostname, **running)
+        state = replace(state, **running)
         self.progress(node.hostname, name, "start", "")
         started = time.monotonic()
         result = self._run_stage(stage, node, ctx)
@@ -296,15 +342,16 @@ class Workflow:
         evidence = result.evidence
         if event == "quarantined" and self.on_quarantine is not None:
             evidence = {**evidence, **self.on_quarantine(node)}
-        with self._record:
-            if self._abandoned:
-                return
+        with self._records.open() as recording:
+            if not recording:
+                return state
             self.db.record(node.hostname, change.fields, name, f"stage:{event}", detail=result.detail,
                            evidence=evidence)
             self._in_flight.pop(node.hostname, None)
         self.progress(node.hostname, name, event, result.detail)
         if change.retry:  # the stage's completed steps stay completed: the retry skips them
             self._stop.wait(change.delay_s * random.uniform(0.5, 1.0))  # jitter: retries never march in step
+        return replace(state, **change.fields)
 
     def _run_stage(self, stage: Stage, node: Node, ctx: NodeContext) -> StageResult:
         """Our errors become failed results with their message; anything else is a bug, shown as one."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
-from fleet.errors import LockError
-from fleet.state import StateDB
+from fleet.errors import LockError, StateError
+from fleet.state import MAX_MARKS, StateDB, _journal_row, _node_row, _Write, statements, transactions
 
 
 def test_journal_refuses_updates_and_deletes(tmp_path) -> None:
@@ -206,3 +208,110 @@ def test_a_state_write_that_fails_for_lack_of_space_is_a_state_error_naming_the_
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert result.returncode == 7, result.stderr
     assert "state.db" in result.stdout and "free space" in result.stdout and "Traceback" not in result.stderr
+
+
+def _rows(*specs: tuple[str, str]) -> list[_Write]:
+    """Writes of ('node' | 'journal', hostname) rows, one row each."""
+    made = {"node": lambda host: _node_row(host, {"status": "running"}),
+            "journal": lambda host: _journal_row("r", host, "pxe", "tick", {})}
+    return [_Write([made[kind](host)]) for kind, host in specs]
+
+
+def test_a_group_commit_never_writes_one_row_twice_in_a_transaction() -> None:
+    writes = _rows(("node", "a"), ("node", "b"), ("journal", "a"), ("node", "a"), ("journal", "a"), ("node", "c"))
+    assert [[writes.index(w) for w in group] for group in transactions(writes)] == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_a_group_commit_has_one_statement_per_table_and_column_set_within_the_mark_limit() -> None:
+    rows = [_node_row(f"n{i}", {"status": "running"}) for i in range(400)] + [_node_row("x", {"stage": "os"})]
+    found = statements(rows)
+    assert [sql.count("(?, ?, ?)") for sql, _ in found] == [300, 100, 1]  # hostname, the field, updated
+    assert all(len(args) <= MAX_MARKS for _, args in found)
+    assert "ON CONFLICT(hostname) DO UPDATE SET status = excluded.status" in found[0][0]
+    [(journal, _)] = statements([_journal_row("r", "a", "pxe", "tick", {})])
+    assert "ON CONFLICT" not in journal
+
+
+def test_writes_from_many_threads_are_committed_together_and_each_returns_after_its_own_commit(tmp_path) -> None:
+    db = StateDB(tmp_path / "state.db", run_id="r")
+    commits = []
+    transaction = db._db.transaction
+
+    def counted(**kwargs):
+        commits.append(1)
+        return transaction(**kwargs)
+
+    db._db.transaction = counted
+    seen: dict[str, int] = {}
+
+    def write(host: str) -> None:
+        db.record(host, {"stage": "pxe"}, "pxe", "stage:ok")
+        with sqlite3.connect(tmp_path / "state.db") as raw:  # another connection: it is committed
+            seen[host] = raw.execute("SELECT count(*) FROM journal WHERE hostname = ?", (host,)).fetchone()[0]
+
+    threads = [threading.Thread(target=write, args=(f"gpu-001-{n:02d}",)) for n in range(50)]
+    with db._lock:  # the first writer waits for the store; the other 49 queue behind it
+        for thread in threads:
+            thread.start()
+        while len(db._waiting) < 49:
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join()
+    assert len(commits) == 2
+    assert seen == {f"gpu-001-{n:02d}": 1 for n in range(50)}
+    assert {state.stage for state in db.nodes()} == {"pxe"} and len(db.nodes()) == 50
+
+
+def test_a_failed_group_commit_fails_every_write_in_it_and_the_next_one_lands(tmp_path) -> None:
+    db = StateDB(tmp_path / "state.db", run_id="r")
+    execute = db._db.execute
+    failing = [True]
+
+    def full(sql: str, args=()):
+        if failing[0] and sql.startswith("INSERT"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return execute(sql, args)
+
+    db._db.execute = full
+    errors: list[str] = []
+
+    def write(host: str) -> None:
+        try:
+            db.update(host, status="running")
+        except StateError as err:
+            errors.append(str(err))
+
+    threads = [threading.Thread(target=write, args=(f"gpu-001-{n:02d}",)) for n in range(10)]
+    with db._lock:
+        for thread in threads:
+            thread.start()
+        while len(db._waiting) < 9:
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 10 and all("disk is full" in error and "state.db" in error for error in errors)
+    assert db.nodes() == []
+    failing[0] = False
+    db.update("gpu-001-01", status="running")
+    assert [state.status for state in db.nodes()] == ["running"]
+
+
+def test_every_thread_reads_its_own_writes_while_many_threads_read_and_write_at_once(tmp_path) -> None:
+    """A read that shared a connection with other threads' reads would see the snapshot they hold open
+    (SQLite's read transaction is the connection's): a node would then run a stage it had just done."""
+    db = StateDB(tmp_path / "state.db", run_id="r")
+    stale: list[tuple[str, int, int]] = []
+
+    def walk(host: str) -> None:
+        for attempt in range(1, 41):
+            db.update(host, attempts=attempt)
+            seen = db.node(host).attempts
+            if seen != attempt:
+                stale.append((host, attempt, seen))
+
+    threads = [threading.Thread(target=walk, args=(f"gpu-001-{n:02d}",)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert stale == []

@@ -10,7 +10,7 @@ import pytest
 from fleet.errors import BmcError
 from fleet.site import Bmc, Node
 from fleet.state import NodeState, StateDB
-from fleet.workflow import NodeContext, StageResult, Workflow, plan, refused, transition
+from fleet.workflow import NodeContext, RecordGate, StageResult, Workflow, plan, refused, transition
 
 ORDER = ["discover", "pxe", "os", "configure", "validate"]
 
@@ -399,3 +399,68 @@ def test_a_node_stopped_between_stages_names_the_stage_it_would_have_run(db: Sta
 ])
 def test_only_answers_that_cannot_change_are_not_retried(status: object, permanent: bool) -> None:
     assert refused(BmcError("x", status=status)) is permanent  # type: ignore[arg-type]
+
+
+def test_every_node_thread_exists_before_any_node_starts_working(db: StateDB) -> None:
+    """The last node must not start late behind a thousand busy ones: all threads first, then go."""
+    nodes = [make_node(rack, slot) for rack in range(50, 60) for slot in (1, 2, 3, 4)]
+    names = {f"node-{node.hostname}" for node in nodes}
+    alive: list[int] = []
+
+    class Count(FakeStage):
+        def run(self, node: Node, ctx: NodeContext) -> StageResult:
+            alive.append(sum(thread.name in names for thread in threading.enumerate()))
+            return StageResult(True)
+
+    pipeline = stages()
+    pipeline[0] = Count("discover")
+    Workflow(pipeline, db, "os", backoff_s=0).run(nodes)
+    assert alive[0] == len(nodes)
+
+
+def test_a_closed_record_gate_waits_for_the_write_under_way_and_lets_none_in_after() -> None:
+    gate = RecordGate()
+    inside, release, closed = threading.Event(), threading.Event(), threading.Event()
+
+    def write() -> None:
+        with gate.open() as recording:
+            assert recording
+            inside.set()
+            release.wait()
+
+    def close() -> None:
+        gate.close()
+        closed.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    inside.wait()
+    closer = threading.Thread(target=close)
+    closer.start()
+    assert not closed.wait(0.2)  # the write under way is waited for
+    release.set()
+    assert closed.wait(5)
+    with gate.open() as recording:
+        assert not recording
+    writer.join()
+    closer.join()
+
+
+def test_a_run_reads_the_records_once_and_walks_on_what_it_wrote(db: StateDB) -> None:
+    """1,280 node threads reading their record at every stage queue on the store; one read serves all."""
+    reads: list[str] = []
+
+    class Counting(StateDB):
+        def node(self, hostname: str) -> NodeState:
+            reads.append(hostname)
+            return super().node(hostname)
+
+    counting = Counting(db.path, run_id="count")
+    counting.record("gpu-001-02", {"stage": "discover", "status": "running"}, "discover", "stage:ok")
+    nodes = [make_node(1, slot) for slot in (1, 2, 3, 4)]
+    pipeline = stages()
+    outcomes = Workflow(pipeline, counting, "os", backoff_s=0).run(nodes)
+    assert reads == []
+    assert [o.status for o in outcomes] == ["done"] * 4
+    assert pipeline[0].calls.count("gpu-001-02") == 0  # its recorded stage was read, in the one read
+    assert {state.hostname: state.stage for state in counting.nodes()} == {n.hostname: "os" for n in nodes}
