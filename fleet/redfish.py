@@ -35,7 +35,9 @@ also keeps `REQUESTS_CA_BUNDLE` in the environment from silently replacing it).
 from __future__ import annotations
 
 import base64
+import functools
 import logging
+import os
 import random
 import ssl
 import threading
@@ -43,12 +45,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import redfish
 import requests
 from redfish.rest.v1 import JsonDecodingError, RetriesExhaustedError
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3.util.ssl_ import create_urllib3_context
 
 from fleet.errors import BmcError
 from fleet.logs import node_log
@@ -322,14 +327,65 @@ class RestClient(Protocol):
 ClientFactory = Callable[[str, str, str | None], RestClient]  # (base_url, authorization header, CA file)
 
 
+class CaFileAdapter(HTTPAdapter):
+    """Verifies BMC certificates against one CA file through one shared SSLContext.
+
+    Given the CA file's path as `verify`, requests looks the path up on disk (exists, isdir: three
+    stat calls) on every request, and urllib3 builds a new SSLContext and loads the file for every
+    BMC's pool. Each stat gives up the GIL, and behind a thousand busy node threads getting it back
+    takes up to a switch interval. requests documents this override for a custom SSLContext
+    (`build_connection_pool_key_attributes`, `cert_verify`). The checks are urllib3's own: its
+    context with CERT_REQUIRED, the chain against the file's CAs, the name against the address.
+    A request that turns verification off (`verify=False`) gets requests' own handling.
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
+                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        if verify is False or cert is not None:
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        url = urlsplit(request.url or "")
+        return ({"scheme": url.scheme.lower(), "host": url.hostname, "port": url.port},
+                {"ssl_context": self._context, "cert_reqs": "CERT_REQUIRED"})
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        if verify is False or cert is not None:
+            super().cert_verify(conn, url, verify, cert)
+            return
+        conn.cert_reqs = "CERT_REQUIRED"  # the CAs are in the pool's context: nothing to look up
+
+
+@functools.lru_cache(maxsize=8)
+def ca_file_context(ca_file: str, changed_ns: int) -> ssl.SSLContext:
+    """urllib3's client context with `ca_file`'s CAs, made once per file version (`changed_ns`: its mtime)."""
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+def ca_file_adapter(ca_file: str | None) -> CaFileAdapter | None:
+    """The adapter for `ca_file`; None (requests' own handling, and its error) for no file or one that does not load."""
+    if not ca_file:
+        return None
+    try:
+        return CaFileAdapter(ca_file_context(ca_file, os.stat(ca_file).st_mtime_ns))
+    except (OSError, ssl.SSLError):
+        return None
+
+
 def dmtf_client(base_url: str, authorization: str, ca_file: str | None) -> RestClient:
     """An unconnected DMTF HttpClient that sends HTTP basic auth on every request.
 
     Basic auth instead of `login()`: login would open a Redfish session (iDRAC allows a handful)
     and costs two extra round trips; the library then sends our header as-is.
     `ca_file=None` means the library passes verify=False: only for an explicit insecure choice.
+    The CA file is checked through `CaFileAdapter`, mounted through the library's `https_adapter`.
     """
-    client = redfish.redfish_client(base_url=base_url, cafile=ca_file, max_retry=0, check_connectivity=False)
+    client = redfish.redfish_client(base_url=base_url, cafile=ca_file, max_retry=0, check_connectivity=False,
+                                    https_adapter=ca_file_adapter(ca_file))
     client.set_authorization_key(authorization)
     # The library sends everything through one plain requests.Session, which by default reads the
     # environment on every request: HTTP(S)_PROXY (BMC traffic belongs on the out-of-band network,

@@ -253,6 +253,29 @@ def test_tls_is_verified_against_the_lab_ca_and_refused_without_it(lab: RedfishL
     assert BmcPool(no_ca, max_requests=2, settings=FAST, insecure=True).client("gpu-002-04").read_system()
 
 
+def test_every_bmc_is_verified_through_one_context_and_the_ca_file_is_not_looked_up_per_request(
+        lab: RedfishLab, monkeypatch):
+    """Three stat calls per request give up the GIL three times: 1,280 node threads queue for it."""
+    ca_file = str(lab.site.bmc_tls.ca_file)
+    looked_up: list[str] = []
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if os.fspath(path) == ca_file:
+            looked_up.append(ca_file)
+        return real_stat(path, *args, **kwargs)
+
+    pool = lab.pool()
+    first, second = pool.client("gpu-002-01"), pool.client("gpu-002-02")
+    assert first.read_system().service_tag and second.read_system().service_tag  # one stat each, for the version
+    monkeypatch.setattr(os, "stat", stat)
+    for _ in range(3):
+        first.read_system()
+        second.read_system()
+    assert looked_up == []
+    contexts = {id(bmc._rest()._session.get_adapter("https://x")._context) for bmc in (first, second)}
+    assert len(contexts) == 1
+
 def test_the_site_ca_file_wins_over_requests_ca_bundle_in_the_environment(lab: RedfishLab, monkeypatch):
     """REQUESTS_CA_BUNDLE replaces a Session's verify; our CA file must still be the one that applies."""
     ca_file = lab.site.bmc_tls.ca_file
