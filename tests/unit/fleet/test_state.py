@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -232,6 +233,17 @@ def test_a_group_commit_has_one_statement_per_table_and_column_set_within_the_ma
     assert "ON CONFLICT" not in journal
 
 
+def write_queued(db: StateDB, write: Callable[[str], None], count: int) -> None:
+    """`count` threads call `write`: the first waits for the store (held here) and the others queue behind it."""
+    threads = [threading.Thread(target=write, args=(f"gpu-001-{n:02d}",)) for n in range(count)]
+    with db._lock:
+        for thread in threads:
+            thread.start()
+        while len(db._waiting) < count - 1:
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join()
+
 def test_writes_from_many_threads_are_committed_together_and_each_returns_after_its_own_commit(tmp_path) -> None:
     db = StateDB(tmp_path / "state.db", run_id="r")
     commits = []
@@ -249,14 +261,7 @@ def test_writes_from_many_threads_are_committed_together_and_each_returns_after_
         with sqlite3.connect(tmp_path / "state.db") as raw:  # another connection: it is committed
             seen[host] = raw.execute("SELECT count(*) FROM journal WHERE hostname = ?", (host,)).fetchone()[0]
 
-    threads = [threading.Thread(target=write, args=(f"gpu-001-{n:02d}",)) for n in range(50)]
-    with db._lock:  # the first writer waits for the store; the other 49 queue behind it
-        for thread in threads:
-            thread.start()
-        while len(db._waiting) < 49:
-            time.sleep(0.01)
-    for thread in threads:
-        thread.join()
+    write_queued(db, write, 50)
     assert len(commits) == 2
     assert seen == {f"gpu-001-{n:02d}": 1 for n in range(50)}
     assert {state.stage for state in db.nodes()} == {"pxe"} and len(db.nodes()) == 50
@@ -281,14 +286,7 @@ def test_a_failed_group_commit_fails_every_write_in_it_and_the_next_one_lands(tm
         except StateError as err:
             errors.append(str(err))
 
-    threads = [threading.Thread(target=write, args=(f"gpu-001-{n:02d}",)) for n in range(10)]
-    with db._lock:
-        for thread in threads:
-            thread.start()
-        while len(db._waiting) < 9:
-            time.sleep(0.01)
-    for thread in threads:
-        thread.join()
+    write_queued(db, write, 10)
     assert len(errors) == 10 and all("disk is full" in error and "state.db" in error for error in errors)
     assert db.nodes() == []
     failing[0] = False
