@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BRIDGE = "fleetlab0"
 DEFAULT_GATEWAY = "198.18.0.1"
-# A container boots to a login in 2-10 s here; under the test suite's start on 2 cores its first logins
-# have hung for their whole 30 s (sshd up, the session's logind registration not yet): twice a 60 s
-# budget ran out on a host that came up (CI, 2026-12-03 08:0x and 12:05). A stuck host is still caught.
+# A container boots to a login in seconds here; at the test suite's start on 2 cores, twice a host whose
+# console had reached its login prompt took no SSH login within a 60 s budget (fresh-clone CI, sessions 11
+# and 12; each login attempt may take its 30 s). A host that is really stuck is still caught.
 SSH_TIMEOUT_S = 180.0
 STOP_GRACE_S = 5.0
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
