@@ -386,8 +386,7 @@ class StateDB:
                                                  hint="run again: the run resumes from what was recorded")
         try:
             with self._tx() as db:
-                for sql, args in statements([row for write in writes for row in write.rows]):
-                    db.execute(sql, args)
+                _insert(db, [row for write in writes for row in write.rows])
             error = None
         except Exception as err:  # noqa: BLE001 - every caller in the transaction gets it
             error = err
@@ -461,10 +460,8 @@ class StateDB:
                                 hint="take the node's lock first (acquire) in the same run")
             rows = db.execute("SELECT generation FROM nodes WHERE hostname = ?", (hostname,))
             generation = (rows[0][0] if rows else 1) + 1
-            row = _node_row(hostname, {"stage": "", "status": "new", "current": "", "attempts": 0,
-                                       "generation": generation, "last_error": "", "evidence": {}})
-            for sql, args in statements([row]):
-                db.execute(sql, args)
+            _insert(db, [_node_row(hostname, {"stage": "", "status": "new", "current": "", "attempts": 0,
+                                              "generation": generation, "last_error": "", "evidence": {}})])
         return generation
 
     # -- steps -------------------------------------------------------------------------------
@@ -483,10 +480,8 @@ class StateDB:
         row = _Row("steps", ("hostname", "generation", "stage", "step", "status", "updated"),
                    (hostname, generation, stage, step, status, time.time()),
                    key=("hostname", "generation", "stage", "step"))
-        if event:
-            self._write(_journal_row(self.run_id, hostname, stage, event, detail), row)
-        else:
-            self._write(row)
+        journal = [_journal_row(self.run_id, hostname, stage, event, detail)] if event else []
+        self._write(*journal, row)
 
     # -- journal -----------------------------------------------------------------------------
     def journal(self, hostname: str, stage: str, event: str, **detail: object) -> None:
@@ -560,10 +555,15 @@ def _journal_row(run_id: str, hostname: str, stage: str, event: str, detail: dic
                 (time.time(), run_id, hostname, stage, event, json.dumps(detail, sort_keys=True, default=str)))
 
 
+def _insert(db: _Backend, rows: Sequence[_Row]) -> None:
+    """Write `rows` inside a transaction the caller holds."""
+    for sql, args in statements(rows):
+        db.execute(sql, args)
+
+
 def _journal(db: _Backend, run_id: str, hostname: str, stage: str, event: str, detail: dict[str, object]) -> None:
     """A journal row written inside a transaction the caller holds (lock changes)."""
-    for sql, args in statements([_journal_row(run_id, hostname, stage, event, detail)]):
-        db.execute(sql, args)
+    _insert(db, [_journal_row(run_id, hostname, stage, event, detail)])
 
 
 def production_state_dir(site_name: str, *, euid: int | None = None,

@@ -188,11 +188,8 @@ class RecordGate:
     def open(self) -> Iterator[bool]:
         """True: write now (closing waits for this write); False: the run has returned, write nothing."""
         with self._changed:
-            if self.closed:
-                allowed = False
-            else:
-                allowed = True
-                self._writing += 1
+            allowed = not self.closed
+            self._writing += allowed
         try:
             yield allowed
         finally:
@@ -311,12 +308,11 @@ class Workflow:
                 pending = step.stage
                 break
             state = self._attempt(node, state, step.stage, counters, seconds)
-        final = state
         if pending:  # stopped between stages: `current` names the stage it would have run next
-            return NodeOutcome(node.hostname, "interrupted", final.stage, final.current or pending,
+            return NodeOutcome(node.hostname, "interrupted", state.stage, state.current or pending,
                                f"interrupted before {pending} ({self.interrupted}); the next run resumes it",
-                               final.attempts, counters, seconds)
-        return NodeOutcome(node.hostname, final.status, final.stage, final.current, final.last_error, final.attempts,
+                               state.attempts, counters, seconds)
+        return NodeOutcome(node.hostname, state.status, state.stage, state.current, state.last_error, state.attempts,
                            counters, seconds)
 
     def _attempt(self, node: Node, state: NodeState, name: str, counters: dict[str, int],
