@@ -115,6 +115,26 @@ Restart=no
 """
 
 
+# The carrier's own sshd binds only its address (ListenAddress): started before networkd has put that address
+# on host0 (ssh.service is ordered after network.target, which does not wait for addresses), sshd exits 255,
+# "Cannot bind any address", and Debian's unit never restarts it (RestartPreventExitStatus=255): the carrier
+# then sits at its login prompt with no sshd for good. Seen in CI on a loaded machine (2026-12-03); replayed
+# by removing the address and restarting ssh.service. So sshd starts once the address is there.
+WAIT_ADDRESS_SCRIPT = r"""#!/bin/sh
+# fleet-wait-address IFACE ADDRESS: wait up to 120 s for ADDRESS on IFACE (lab/hosts/light.py)
+for _ in $(seq 1200); do
+    ip -4 -o addr show dev "$1" | grep -qF " $2/" && exit 0
+    sleep 0.1
+done
+echo "$2 never appeared on $1" >&2
+exit 1
+"""
+CARRIER_SSH_DROPIN = """[Service]
+# lab/hosts/light.py: sshd binds only the carrier's address; a failure here is restarted (Restart=on-failure)
+ExecStartPre=/usr/local/sbin/fleet-wait-address {interface} {address}
+"""
+
+
 def sshd_config(name: str, address: str) -> str:
     """A node's sshd: only its address, only its key; Debian's and cloud-init's defaults otherwise."""
     folder = "/" + str(NODES_DIR / name)
@@ -158,10 +178,14 @@ def healthcheck_config(driver: str | None) -> str:
 
 def carrier_files(address: str, driver: str | None) -> list[HostFile]:
     """What the carrier has beyond a full host: its own sshd on its address only (the nodes' take :22 on
-    theirs), the node unit and script, and what the healthcheck_agent role would install."""
+    theirs), started once that address is up, the node unit and script, and what the healthcheck_agent role
+    would install."""
     files = [
         HostFile("etc/ssh/sshd_config.d/20-fleet-light-carrier.conf", f"ListenAddress {address}:22\n"),
+        HostFile("etc/systemd/system/ssh.service.d/10-fleet-light-carrier.conf",
+                 CARRIER_SSH_DROPIN.format(interface=INTERFACE, address=address)),
         HostFile("usr/local/sbin/fleet-node-sshd", NODE_SCRIPT, 0o755),
+        HostFile("usr/local/sbin/fleet-wait-address", WAIT_ADDRESS_SCRIPT, 0o755),
         HostFile("etc/systemd/system/fleet-node@.service", NODE_UNIT),
         HostFile("etc/healthcheck/config.json", healthcheck_config(driver)),
         HostFile("usr/lib/python3/dist-packages/fleet-healthcheck.pth", "/opt/fleet\n"),

@@ -219,38 +219,46 @@ def wait_for_ssh(name: str, address: str, lab_dir: Path, timeout_s: float,
 
     `clock` says when `timeout_s` is over (default: wall time since the call); a VM passes one that
     counts only the time its qemu could run (proc.RunClock). A login that hangs past its own 30 s is
-    one more try, not an error: a starved guest's sshd can be that slow.
+    one more try, not an error: a starved guest's sshd can be that slow. The error says what the last
+    try saw (no listener, no banner, or what ssh said), which tells a dead sshd from a slow one.
     """
     clock = clock or RunClock()
+    seen = "no try finished"
     while not clock.overdue(timeout_s):
         if process is not None and process.poll() is not None:
             raise HostError(f"the host exited with code {process.returncode} while booting", node=name,
                             service_message=log_tail(_host_dir(lab_dir, name) / "console.log"))
-        if _banner(address) and _login(address, lab_dir):
+        seen = _banner(address) or _login(address, lab_dir)
+        if not seen:
             return
         time.sleep(0.2)
-    raise HostError(f"the host did not accept SSH at {address} within {timeout_s:.0f} s{clock.describe()}",
+    raise HostError(f"the host did not accept SSH at {address} within {timeout_s:.0f} s{clock.describe()}; "
+                    f"the last try: {seen}",
                     node=name, service_message=log_tail(_host_dir(lab_dir, name) / "console.log"),
                     hint=f"read {_host_dir(lab_dir, name) / 'console.log'}")
 
 
-def _login(address: str, lab_dir: Path) -> bool:
-    """Whether a login with the lab key runs `true` within 30 s."""
+def _login(address: str, lab_dir: Path) -> str:
+    """'' when a login with the lab key runs `true` within 30 s, else what ssh said."""
     try:
         done = subprocess.run(["ssh", "-F", str(lab_dir / "ssh_config"), "-o", "BatchMode=yes", address, "true"],
                               capture_output=True, text=True, timeout=30, check=False)
     except subprocess.TimeoutExpired:
-        return False
-    return done.returncode == 0
+        return "the login took more than 30 s"
+    if done.returncode != 0:
+        return f"ssh exited {done.returncode}: {done.stderr.strip()[-300:] or 'nothing on stderr'}"
+    return ""
 
 
-def _banner(address: str) -> bool:
+def _banner(address: str) -> str:
+    """'' when something on port 22 sends an SSH banner within 2 s, else what happened."""
     try:
         with socket.create_connection((address, 22), timeout=1) as conn:
             conn.settimeout(2)
-            return conn.recv(8).startswith(b"SSH-")
-    except OSError:
-        return False
+            start = conn.recv(8)
+    except OSError as error:
+        return f"port 22: {error.strerror or error}"
+    return "" if start.startswith(b"SSH-") else f"port 22 sent {start!r}, not an SSH banner"
 
 
 def _cgroup_pids(cgroup: Path) -> set[int]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from lab.apt import service as apt_service
-from lab.hosts import image, lifecycle, nspawn
+from lab.hosts import image, lifecycle, light, nspawn
 from lab.hosts.plan import base_image_spec
 from lab.hosts.proc import pid_alive
 from lab.settings import load_lab_site
@@ -106,6 +106,29 @@ def test_a_host_whose_container_was_killed_starts_again_fresh(lab_dir: Path) -> 
     done = ssh(lab_dir, host.name, "sudo -n test -e /root/written-before && echo kept || echo fresh")
     assert done.stdout.strip() == "fresh"
     assert (lab_dir / "ssh" / "known_hosts").read_text() != key_before  # a reinstall comes with a new key
+
+
+def test_the_light_carriers_sshd_waits_for_its_address_instead_of_dying_without_it(lab_dir: Path) -> None:
+    """The carrier's sshd binds its own address only; if networkd has not put it on host0 when ssh.service
+    starts, Debian's sshd exits 255 and its unit never restarts it (CI, 2026-12-03). Replayed: the address
+    is taken away and sshd restarted; it waits, then serves once the address is back."""
+    pid = light.ensure_carrier(lab_dir, light.LightPlan({}, "ubuntu", None, nspawn.DEFAULT_BRIDGE, GATEWAY))
+    (address,) = nspawn.running_hosts(lab_dir.resolve()).values()
+
+    def inside(*argv: str) -> str:
+        done = subprocess.run(["nsenter", f"--target={pid}", "--all", *argv], capture_output=True, text=True,
+                              timeout=60, check=False)
+        return done.stdout.strip()
+
+    inside("ip", "addr", "del", f"{address}/15", "dev", "host0")
+    inside("systemctl", "restart", "--no-block", "ssh.service")
+    time.sleep(2)
+    assert inside("systemctl", "is-active", "ssh.service") == "activating"
+    inside("ip", "addr", "add", f"{address}/15", "dev", "host0")
+    deadline = time.monotonic() + 20
+    while inside("systemctl", "is-active", "ssh.service") != "active" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ssh(lab_dir, address, "hostname").stdout.strip() == light.CARRIER
 
 
 def _hook(lab_dir: Path, site_file: Path, *words: str) -> subprocess.CompletedProcess[str]:

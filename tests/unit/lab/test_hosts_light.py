@@ -41,6 +41,10 @@ def test_the_carrier_carries_the_healthcheck_package_and_listens_only_on_its_own
     assert files["usr/lib/python3/dist-packages/fleet-healthcheck.pth"].content == "/opt/fleet\n"
     assert files["etc/ssh/sshd_config.d/20-fleet-light-carrier.conf"].content == "ListenAddress 198.19.102.10:22\n"
     assert files["usr/local/sbin/fleet-node-sshd"].mode == 0o755
+    # its sshd starts once that address is on host0 (bound before, it exits 255 and is never restarted)
+    assert ("ExecStartPre=/usr/local/sbin/fleet-wait-address host0 198.19.102.10\n"
+            in files["etc/systemd/system/ssh.service.d/10-fleet-light-carrier.conf"].content)
+    assert files["usr/local/sbin/fleet-wait-address"].mode == 0o755
 
 
 def test_the_hooks_plan_round_trips(tmp_path: Path) -> None:

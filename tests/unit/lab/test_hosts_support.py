@@ -102,3 +102,21 @@ def test_the_lab_records_one_key_per_address_and_forgets_it() -> None:
     text = known_hosts_changed(text, {"198.18.12.13": "ssh-ed25519 AAAAnew host"})
     assert text.splitlines() == ["198.18.12.14 ssh-ed25519 AAAAtwo", "198.18.12.13 ssh-ed25519 AAAAnew"]
     assert known_hosts_changed(text, {"198.18.12.14": None}) == "198.18.12.13 ssh-ed25519 AAAAnew\n"
+
+
+def test_a_host_that_never_takes_a_login_is_reported_with_what_the_last_try_saw(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.hosts import nspawn
+    from lab.hosts.image import HostError
+
+    tries: list[str] = []
+    monkeypatch.setattr(nspawn, "_banner", lambda address: tries.append(address) or "")
+    monkeypatch.setattr(nspawn, "_login", lambda address, lab_dir: "ssh exited 255: Permission denied (publickey).")
+    with pytest.raises(HostError) as caught:
+        nspawn.wait_for_ssh("gpu-001-01", "198.19.110.9", tmp_path, 0.5)
+    assert str(caught.value).startswith("the host did not accept SSH at 198.19.110.9 within 0 s; the last try: "
+                                        "ssh exited 255: Permission denied (publickey).")
+    assert len(tries) >= 2  # it kept trying until the budget was spent
+    monkeypatch.setattr(nspawn, "_banner", lambda address: "port 22: Connection refused")
+    with pytest.raises(HostError, match="the last try: port 22: Connection refused"):
+        nspawn.wait_for_ssh("gpu-001-01", "198.19.110.9", tmp_path, 0.1)
