@@ -400,6 +400,26 @@ def commit() -> str:
     return head + ("+" if dirty else "")
 
 
+def calibration_ms(rounds: int = 3) -> float:
+    """The fastest of `rounds` runs of one fixed single-threaded Python workload (a loop, a JSON dump), in ms.
+
+    This VM's speed drifts by a third within an hour (2026-12-03: one commit gave ratio 1.184 at 14:09 and 1.24-1.25
+    at 14:53-15:04, every process taking 30-60% more CPU for the same work), so each ratio is printed beside the
+    machine's speed before and after its run: a change of code and a change of machine then read apart."""
+    document = {"nodes": [{"name": f"gpu-{i:03d}", "address": f"198.18.{i // 250}.{i % 250}", "ok": True}
+                          for i in range(2000)]}
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for value in range(1_000_000):
+            total += value
+        for _ in range(10):
+            json.dumps(document)
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a running lab service (it is not our child: read /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
@@ -503,8 +523,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for racks in counts:
         profile = args.profile if args.profile and racks == max(counts) else None
+        before_ms = calibration_ms()
         runs.append(bring_up(racks, delays, profile=profile))
         print_run(runs[-1])
+        print(f"      the machine's speed: a fixed Python workload took {before_ms:.0f} ms before the run, "
+              f"{calibration_ms():.0f} ms after (lower is faster; compare runs only at like speeds)")
         if profile:
             print_profile(profile)
     print_memory_per_node(runs)
