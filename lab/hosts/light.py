@@ -260,10 +260,10 @@ def container_pid(lab_dir: Path) -> int:
     info = {h.name: h for h in nspawn.list_hosts(lab_dir)}.get(CARRIER)
     if info is None or not info.running or info.pid is None:
         raise HostError("the light-host carrier is not running", hint="start the lab (lab up)")
-    children = Path(f"/proc/{info.pid}/task/{info.pid}/children").read_text(encoding="utf-8").split()
-    if not children:
+    init = nspawn.container_init(info.pid)
+    if init is None:
         raise HostError("the light-host carrier has no PID 1 yet", hint="start the lab (lab up)")
-    return int(children[0])
+    return init
 
 
 def _inside(pid: int, *argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -177,7 +177,8 @@ def start(name: str, address: str, lab_dir: Path, *, bridge_name: str = DEFAULT_
     keys.write_ssh_config(lab_dir, running_hosts(lab_dir))
     try:
         wait_for_ssh(name, address, lab_dir, timeout_s, process)
-    except HostError:
+    except HostError as error:
+        error.service_message = "\n".join(filter(None, [sshd_view(process.pid), error.service_message]))
         stop(name, lab_dir)
         raise
     log.info("%s: lab host up at %s in %.1f s", name, address, time.monotonic() - started)
@@ -236,6 +237,30 @@ def wait_for_ssh(name: str, address: str, lab_dir: Path, timeout_s: float,
                     f"the last try: {seen}",
                     node=name, service_message=log_tail(_host_dir(lab_dir, name) / "console.log"),
                     hint=f"read {_host_dir(lab_dir, name) / 'console.log'}")
+
+
+def container_init(nspawn_pid: int) -> int | None:
+    """The container's PID 1 (systemd-nspawn's child), whose namespaces `nsenter` enters; None before it exists."""
+    try:
+        children = Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children").read_text(encoding="utf-8").split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def sshd_view(nspawn_pid: int) -> str:
+    """What the container itself says of its sshd and address (for a host that took no login): the console
+    shows a login prompt whether or not sshd runs; `systemctl status` says whether it failed and why."""
+    init = container_init(nspawn_pid)
+    if init is None:
+        return ""
+    try:
+        done = subprocess.run(["nsenter", f"--target={init}", "--all", "sh", "-c",
+                               "systemctl status ssh.service --no-pager --lines=5; ip -4 -brief addr"],
+                              capture_output=True, text=True, timeout=15, check=False)
+    except subprocess.TimeoutExpired:
+        return "in the container: systemctl status ssh.service did not answer within 15 s"
+    return f"in the container:\n{done.stdout.strip()}{done.stderr.strip()}"
 
 
 def _login(address: str, lab_dir: Path) -> str:

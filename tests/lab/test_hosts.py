@@ -131,6 +131,21 @@ def test_the_light_carriers_sshd_waits_for_its_address_instead_of_dying_without_
     assert ssh(lab_dir, address, "hostname").stdout.strip() == light.CARRIER
 
 
+def test_a_host_whose_sshd_died_is_refused_with_what_the_container_says_and_thrown_away(lab_dir: Path) -> None:
+    from lab.hosts.image import HostError
+    from lab.hosts.plan import HostFile
+
+    address, elsewhere = _addresses(2)
+    dead = HostFile("etc/ssh/sshd_config.d/30-test.conf", f"ListenAddress {elsewhere}:22\n")  # not its address
+    with pytest.raises(HostError) as caught:
+        nspawn.start("labtest-dead", address, lab_dir, timeout_s=8, extra_files=[dead])
+    error = caught.value
+    assert "the last try: port 22: Connection refused" in str(error)
+    assert error.service_message.startswith("in the container:\n")
+    assert "status=255" in error.service_message and f"{address}/15" in error.service_message
+    assert not (lab_dir / "hosts" / "labtest-dead").exists()
+
+
 def _hook(lab_dir: Path, site_file: Path, *words: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "lab.hosts", "--lab-dir", str(lab_dir), "hook", "--site", str(site_file), *words],
