@@ -37,7 +37,9 @@ import os
 import platform
 import pstats
 import re
+import socket
 import sqlite3
+import ssl
 import statistics
 import subprocess
 import sys
@@ -55,6 +57,7 @@ from fleet.site import Site
 from lab import control
 from lab.maas.states import REAL_DURATIONS_S
 from lab.redfish.service import RedfishLabFiles
+from lab.redfish.tls import ensure_lab_tls
 from lab.settings import load_lab_site
 from lab.sitegen import NODES_PER_RACK, SiteShape, write_site
 from tests.lab.conftest import bmc_span, free_port_block, free_ports
@@ -400,24 +403,65 @@ def commit() -> str:
     return head + ("+" if dirty else "")
 
 
-def calibration_ms(rounds: int = 3) -> float:
-    """The fastest of `rounds` runs of one fixed single-threaded Python workload (a loop, a JSON dump), in ms.
+@dataclass(frozen=True)
+class MachineSpeed:
+    """Two fixed workloads, the fastest of three tries each, in ms (lower is faster).
 
-    This VM's speed drifts by a third within an hour (2026-12-03: one commit gave ratio 1.184 at 14:09 and 1.24-1.25
-    at 14:53-15:04, every process taking 30-60% more CPU for the same work), so each ratio is printed beside the
-    machine's speed before and after its run: a change of code and a change of machine then read apart."""
+    This VM's speed drifts within an hour (2026-12-03: one commit gave ratio 1.184 at 14:09 and 1.236-1.250 at
+    14:53-15:04, every process taking 30-60% more CPU for the same work), so each run prints these before and after
+    it: a change of code and a change of machine then read apart. One is pure Python (a loop, a JSON dump); the
+    other is what the BMC wave is made of, TLS handshakes and round trips over loopback with the lab's certificates."""
+
+    python_ms: float
+    tls_ms: float
+
+    def __str__(self) -> str:
+        return f"Python {self.python_ms:.0f} ms, 100 loopback TLS handshakes {self.tls_ms:.0f} ms"
+
+
+def machine_speed(rounds: int = 3) -> MachineSpeed:
+    return MachineSpeed(min(_python_workload_s() for _ in range(rounds)) * 1000,
+                        min(_tls_workload_s() for _ in range(rounds)) * 1000)
+
+
+def _python_workload_s() -> float:
     document = {"nodes": [{"name": f"gpu-{i:03d}", "address": f"198.18.{i // 250}.{i % 250}", "ok": True}
                           for i in range(2000)]}
-    best = float("inf")
-    for _ in range(rounds):
+    started = time.perf_counter()
+    total = 0
+    for value in range(1_000_000):
+        total += value
+    for _ in range(10):
+        json.dumps(document)
+    return time.perf_counter() - started
+
+
+def _tls_workload_s(count: int = 100) -> float:
+    with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
+        paths = ensure_lab_tls(Path(tmp))
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(paths.cert_file, paths.key_file)
+        client = ssl.create_default_context(cafile=str(paths.ca_file))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def echo() -> None:
+            for _ in range(count):
+                conn, _ = listener.accept()
+                with server.wrap_socket(conn, server_side=True) as tls:
+                    tls.sendall(tls.recv(1))
+
+        thread = threading.Thread(target=echo)
+        thread.start()
         started = time.perf_counter()
-        total = 0
-        for value in range(1_000_000):
-            total += value
-        for _ in range(10):
-            json.dumps(document)
-        best = min(best, time.perf_counter() - started)
-    return best * 1000
+        for _ in range(count):
+            with socket.create_connection(("127.0.0.1", port)) as raw, \
+                    client.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"x")
+                tls.recv(1)
+        elapsed = time.perf_counter() - started
+        thread.join()
+    return elapsed
 
 
 def process_cpu_s(pid: int) -> float:
@@ -523,11 +567,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for racks in counts:
         profile = args.profile if args.profile and racks == max(counts) else None
-        before_ms = calibration_ms()
+        before = machine_speed()
         runs.append(bring_up(racks, delays, profile=profile))
         print_run(runs[-1])
-        print(f"      the machine's speed: a fixed Python workload took {before_ms:.0f} ms before the run, "
-              f"{calibration_ms():.0f} ms after (lower is faster; compare runs only at like speeds)")
+        print(f"      the machine's speed (fixed workloads; lower is faster, compare runs only at like speeds): "
+              f"before the run {before}; after {machine_speed()}")
         if profile:
             print_profile(profile)
     print_memory_per_node(runs)
