@@ -409,19 +409,21 @@ class MachineSpeed:
 
     This VM's speed drifts within an hour (2026-12-03: one commit gave ratio 1.184 at 14:09 and 1.236-1.250 at
     14:53-15:04, every process taking 30-60% more CPU for the same work), so each run prints these before and after
-    it: a change of code and a change of machine then read apart. One is pure Python (a loop, a JSON dump); the
-    other is what the BMC wave is made of, TLS handshakes and round trips over loopback with the lab's certificates."""
+    it: a change of code and a change of machine then read apart. Pure Python (a loop, a JSON dump); what the BMC
+    wave is made of, TLS handshakes and round trips over loopback with the lab's certificates; and thread wake-ups."""
 
     python_ms: float
     tls_ms: float
+    wakeup_ms: float
 
     def __str__(self) -> str:
-        return f"Python {self.python_ms:.0f} ms, 100 loopback TLS handshakes {self.tls_ms:.0f} ms"
+        return (f"Python {self.python_ms:.0f} ms, 100 loopback TLS handshakes {self.tls_ms:.0f} ms, "
+                f"2,000 thread round trips {self.wakeup_ms:.0f} ms")
 
 
 def machine_speed(rounds: int = 3) -> MachineSpeed:
-    return MachineSpeed(min(_python_workload_s() for _ in range(rounds)) * 1000,
-                        min(_tls_workload_s() for _ in range(rounds)) * 1000)
+    return MachineSpeed(*(min(workload() for _ in range(rounds)) * 1000
+                          for workload in (_python_workload_s, _tls_workload_s, _wakeup_workload_s)))
 
 
 def _python_workload_s() -> float:
@@ -434,6 +436,29 @@ def _python_workload_s() -> float:
     for _ in range(10):
         json.dumps(document)
     return time.perf_counter() - started
+
+
+def _wakeup_workload_s(count: int = 2000) -> float:
+    """Round trips between two threads over a socket pair: the kernel's wake-ups and syscalls that 1,282 node
+    threads and the lab's event loops live on (slurmctld, a C daemon idle through the run, took 2.3 s of CPU at
+    14:09 and 3.5-3.8 s after 14:53 on 2026-12-03, while the pure Python and TLS workloads stayed put)."""
+    ours, theirs = socket.socketpair()
+
+    def echo() -> None:
+        for _ in range(count):
+            theirs.sendall(theirs.recv(1))
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    started = time.perf_counter()
+    for _ in range(count):
+        ours.sendall(b"x")
+        ours.recv(1)
+    elapsed = time.perf_counter() - started
+    thread.join()
+    ours.close()
+    theirs.close()
+    return elapsed
 
 
 def _tls_workload_s(count: int = 100) -> float:
