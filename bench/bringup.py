@@ -405,7 +405,7 @@ def commit() -> str:
 
 @dataclass(frozen=True)
 class MachineSpeed:
-    """Two fixed workloads, the fastest of three tries each, in ms (lower is faster).
+    """Three fixed workloads, the fastest of three tries each, in ms (lower is faster).
 
     This VM's speed drifts within an hour (2026-12-03: one commit gave ratio 1.184 at 14:09 and 1.236-1.250 at
     14:53-15:04, every process taking 30-60% more CPU for the same work), so each run prints these before and after

@@ -121,7 +121,8 @@ Restart=no
 # then sits at its login prompt with no sshd for good. Seen in CI on a loaded machine (2026-12-03); replayed
 # by removing the address and restarting ssh.service. So sshd starts once the address is there.
 WAIT_ADDRESS_SCRIPT = r"""#!/bin/sh
-# fleet-wait-address IFACE ADDRESS: wait up to 120 s for ADDRESS on IFACE (lab/hosts/light.py)
+# fleet-wait-address IFACE ADDRESS: wait for ADDRESS on IFACE (lab/hosts/light.py); 120 s at most, though
+# ssh.service's start timeout (90 s) ends it first and Restart=on-failure starts it again
 for _ in $(seq 1200); do
     ip -4 -o addr show dev "$1" | grep -qF " $2/" && exit 0
     sleep 0.1
@@ -267,9 +268,8 @@ def container_pid(lab_dir: Path) -> int:
 
 
 def _inside(pid: int, *argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `argv` in the carrier's namespaces and root (systemctl must see the container's systemd)."""
-    done = subprocess.run(["nsenter", f"--target={pid}", "--mount", "--uts", "--ipc", "--net", "--pid", "--root",
-                           "--wd", *argv], input=stdin, capture_output=True, text=True, check=False, timeout=120)
+    """Run `argv` in the carrier (nspawn.run_inside); with `check`, a failure is a HostError."""
+    done = nspawn.run_inside(pid, *argv, stdin=stdin)
     if check and done.returncode != 0:
         raise HostError(f"in the light-host carrier, {' '.join(argv[:3])} ... failed",
                         service_message=done.stderr.strip()[-1500:])

@@ -248,6 +248,14 @@ def container_init(nspawn_pid: int) -> int | None:
     return int(children[0]) if children else None
 
 
+def run_inside(init_pid: int, *argv: str, stdin: str | None = None,
+               timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `argv` in the container's namespaces and root (systemctl must see the container's systemd)."""
+    return subprocess.run(["nsenter", f"--target={init_pid}", "--mount", "--uts", "--ipc", "--net", "--pid",
+                           "--root", "--wd", *argv], input=stdin, capture_output=True, text=True, check=False,
+                          timeout=timeout_s)
+
+
 def sshd_view(nspawn_pid: int) -> str:
     """What the container itself says of its sshd and address (for a host that took no login): the console
     shows a login prompt whether or not sshd runs; `systemctl status` says whether it failed and why."""
@@ -255,9 +263,8 @@ def sshd_view(nspawn_pid: int) -> str:
     if init is None:
         return ""
     try:
-        done = subprocess.run(["nsenter", f"--target={init}", "--all", "sh", "-c",
-                               "systemctl status ssh.service --no-pager --lines=5; ip -4 -brief addr"],
-                              capture_output=True, text=True, timeout=15, check=False)
+        done = run_inside(init, "sh", "-c", "systemctl status ssh.service --no-pager --lines=5; ip -4 -brief addr",
+                          timeout_s=15)
     except subprocess.TimeoutExpired:
         return "in the container: systemctl status ssh.service did not answer within 15 s"
     return f"in the container:\n{done.stdout.strip()}{done.stderr.strip()}"

@@ -116,9 +116,7 @@ def test_the_light_carriers_sshd_waits_for_its_address_instead_of_dying_without_
     (address,) = nspawn.running_hosts(lab_dir.resolve()).values()
 
     def inside(*argv: str) -> str:
-        done = subprocess.run(["nsenter", f"--target={pid}", "--all", *argv], capture_output=True, text=True,
-                              timeout=60, check=False)
-        return done.stdout.strip()
+        return nspawn.run_inside(pid, *argv, timeout_s=60).stdout.strip()
 
     inside("ip", "addr", "del", f"{address}/15", "dev", "host0")
     inside("systemctl", "restart", "--no-block", "ssh.service")
