@@ -58,14 +58,20 @@ class RunnerArtifacts:
         while not self._stop.wait(0.2):
             for run_dir in root.glob("fleet-ansible-*"):
                 self.seen.add(run_dir.name)
-                for path in run_dir.rglob("*"):
-                    if path.is_file():
-                        target = self.into / run_dir.name / path.relative_to(run_dir)
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        try:
-                            shutil.copyfile(path, target)
-                        except OSError:
-                            continue  # removed between the listing and the copy
+                try:
+                    self._copy_tree(run_dir)
+                except OSError:
+                    continue  # a folder removed while it was walked (Ansible's own temp dirs): the next round
+
+    def _copy_tree(self, run_dir: Path) -> None:
+        for path in run_dir.rglob("*"):
+            if path.is_file():
+                target = self.into / run_dir.name / path.relative_to(run_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    shutil.copyfile(path, target)
+                except OSError:
+                    continue  # removed between the listing and the copy
 
 
 def test_no_secret_reaches_outputs_reports_state_or_runner_artifacts(make_lab_site: Callable[..., LabSite],
