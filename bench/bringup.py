@@ -11,8 +11,10 @@ measured, and
 
     ratio = wall time of `provision.py --rack 1-N --until os` / (commissioning + deploy duration)
 
-says how much our scheduling, polling and request handling add. Resource limits are set generously
-(`--bmc-requests`, `--maas-deploys` = the node count) so they do not dominate; that is printed.
+says how much our scheduling, polling and request handling add. BMC requests in flight are the tool's
+default (`--bmc-requests 64`: more from one ops host answered no sooner and made the node threads contend);
+MAAS deployments at once are the node count (`--maas-deploys N`: the default 128 would deploy 1,280 nodes in
+ten rounds); that is printed.
 Redfish requests per node are printed twice: ours (the run report's counters) and MAAS's (the lab
 BMC front's request log, User-Agent "MAAS").
 
@@ -53,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.redfish_ansible.oob import run_oob_playbook
+from fleet.commands.up import BMC_REQUESTS
 from fleet.site import Site
 from lab import control
 from lab.maas.states import REAL_DURATIONS_S
@@ -299,7 +302,7 @@ def run_cli(site: Site, env: dict[str, str], racks: int, until: str, delays: Del
     nodes = racks * NODES_PER_RACK
     report_path = root / f"report-{racks}-{until}.json"
     cli_args = ["--site", str(site.path), "--rack", f"1-{racks}", "--until", until, "--json-report",
-                str(report_path), "--bmc-requests", str(nodes), "--maas-deploys", str(nodes), "--yes"]
+                str(report_path), "--bmc-requests", str(BMC_REQUESTS), "--maas-deploys", str(nodes), "--yes"]
     argv = [sys.executable, "provision.py", *cli_args]
     if profile is not None:
         argv = [sys.executable, "-m", "bench.bringup", "--profile-cli", str(profile), "--", *cli_args]
@@ -584,8 +587,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.strftime('%Y-%m-%d %H:%M')}, commit {commit()}, load {os.getloadavg()[0]:.1f}")
     print(f"known lab delays: BMC power change {delays.power_delay_s:g} s, MAAS commissioning "
           f"{delays.commission_s:g} s, MAAS deployment {delays.deploy_s:g} s "
-          f"(time factor {delays.time_factor:g}); resource limits set to the node count (--bmc-requests N "
-          "--maas-deploys N) so they do not dominate")
+          f"(time factor {delays.time_factor:g}); BMC requests in flight: the tool's default "
+          f"(--bmc-requests {BMC_REQUESTS}); MAAS deployments at once: the node count (--maas-deploys N)")
     print("bring-up of new racks to os (ratio = wall / critical path; critical path = commissioning + deploy, "
           "from the config):")
     counts = [int(text) for text in args.racks.split(",")]

@@ -38,6 +38,7 @@ from fleet import hostkeys
 from fleet.errors import ConfigureError
 from fleet.proc import pid_alive
 from fleet.site import Node, Site
+from fleet.slots import Slots
 from fleet.workflow import NodeContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class Batcher:
         self.run_fn = run_fn
         self.window_s = window_s
         self.max_batch = max_batch
-        self._slots = threading.BoundedSemaphore(max_parallel)
+        self._slots = Slots(max_parallel)
         self._lock = threading.Condition()
         self._pending: list[str] = []
         self._results: dict[str, HostResult | BaseException] = {}

@@ -58,6 +58,7 @@ from urllib3.util.ssl_ import create_urllib3_context
 from fleet.errors import BmcError
 from fleet.logs import node_log
 from fleet.site import Node, Site, resolve_credentials
+from fleet.slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +438,7 @@ class RequestCounts:
 class Bmc:
     """One node's BMC: one request at a time, retried where it deserves it, counted."""
 
-    def __init__(self, node: Node, *, site: Site, ca_file: str | None, slots: threading.BoundedSemaphore,
+    def __init__(self, node: Node, *, site: Site, ca_file: str | None, slots: Slots,
                  settings: BmcSettings, client_factory: ClientFactory, sleep: Callable[[float], None],
                  rng: random.Random) -> None:
         self.node = node
@@ -792,7 +793,7 @@ class BmcPool:
                  settings: BmcSettings | None = None, client_factory: ClientFactory = dmtf_client,
                  sleep: Callable[[float], None] = time.sleep, seed: int | None = None) -> None:
         self._site = site
-        self._slots = threading.BoundedSemaphore(max_requests)
+        self._slots = Slots(max_requests)
         self._settings = settings or BmcSettings()
         self._client_factory = client_factory
         self._sleep = sleep

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,6 +31,7 @@ class StageProgress:
         self._progress: Progress | None = None
         self._tasks: dict[str, int] = {}
         self._live = False
+        self._lines = LineWriter()
         if self.interactive:
             self._progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                                       TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=self.console)
@@ -50,17 +52,15 @@ class StageProgress:
             self._live = False
 
     def __call__(self, hostname: str, stage: str, event: str, detail: str) -> None:
+        if self._progress is None:
+            self._plain(hostname, stage, event, detail)
+            return
         with self._lock:
-            if event == "task":  # an Ansible task starting on a host: a note on a terminal, a line with -v
-                self._task(hostname, stage, detail)
-                return
-            if self._progress is None:
-                stamp = time.strftime("%H:%M:%S")
-                suffix = f": {detail}" if detail and event != "ok" else ""
-                print(f"{stamp} {hostname} {stage} {event}{suffix}", file=sys.stderr, flush=True)
-                return
             task = self._tasks.get(stage)
             if task is None:
+                return
+            if event == "task":  # an Ansible task starting on a host: a note on the bar
+                self._progress.update(task, note=f"{hostname}: {detail}"[:60])
                 return
             if event == "ok":
                 self._progress.advance(task)
@@ -69,12 +69,52 @@ class StageProgress:
                 if event == "quarantined":
                     self.console.print(f"[red]{hostname} quarantined at {stage}:[/] {detail}")
 
+    def _plain(self, hostname: str, stage: str, event: str, detail: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if event == "task":  # an Ansible task starting on a host: a line with -v only
+            if self.verbose:
+                self._lines.write(f"{stamp} {hostname} {stage} task: {detail}")
+            return
+        suffix = f": {detail}" if detail and event != "ok" else ""
+        self._lines.write(f"{stamp} {hostname} {stage} {event}{suffix}")
 
-    def _task(self, hostname: str, stage: str, task: str) -> None:
-        if self._progress is not None and stage in self._tasks:
-            self._progress.update(self._tasks[stage], note=f"{hostname}: {task}"[:60])
-        elif self._progress is None and self.verbose:
-            print(f"{time.strftime('%H:%M:%S')} {hostname} {stage} task: {task}", file=sys.stderr, flush=True)
+
+class LineWriter:
+    """Lines from many threads onto one stream, in order, without making any thread wait for the stream.
+
+    A thread that finds no write under way writes every line queued so far in one write, and again
+    for lines queued meanwhile, until none is left; the others only queue theirs. A lock held across
+    each `print` instead made 1,280 node threads queue behind one another for every progress line
+    (1,138 of them waiting on it 9 s into a 1,280-node bring-up, bench/README "Scale, tenth pass"):
+    each line cost a write and a wake-up of the next thread in line, one at a time.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream  # None: sys.stderr as it is at each write (pytest's capsys swaps it)
+        self._lock = threading.Lock()
+        self._queued: list[str] = []
+        self._writing = False
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            self._queued.append(line)
+            if self._writing:
+                return
+            self._writing = True
+        try:
+            while True:
+                with self._lock:
+                    lines, self._queued = self._queued, []
+                    if not lines:
+                        self._writing = False
+                        return
+                stream = self._stream or sys.stderr
+                stream.write("".join(f"{text}\n" for text in lines))
+                stream.flush()
+        except BaseException:
+            with self._lock:
+                self._writing = False
+            raise
 
 
 def node_table(rows: Iterable[dict], title: str) -> Table:

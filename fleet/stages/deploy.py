@@ -10,7 +10,6 @@ and the machine is read inside that slot: a read taken before waiting for one co
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 
 import yaml
@@ -19,6 +18,7 @@ from fleet.maas import MaasClient, OsStep, decide_os_action, image_problem, node
 from fleet.maas.manual import no_boot_next_step
 from fleet.redfish import BmcPool
 from fleet.site import Node, Site
+from fleet.slots import Slots
 from fleet.stages.pxe import deploy_booter
 from fleet.stages.shared import Shared
 from fleet.workflow import NodeContext, StageResult
@@ -28,7 +28,7 @@ from fleet.workflow import NodeContext, StageResult
 class Os:
     site: Site
     maas: MaasClient
-    deploys: threading.BoundedSemaphore
+    deploys: Slots
     allow_redeploy: bool = False
     images: dict[str, tuple[str, ...]] | None = None  # MAAS's boot resources, read once per run
     name: str = "os"

@@ -8,12 +8,12 @@ A new stage that needs a new client adds it here as a property, closed in `close
 from __future__ import annotations
 
 import argparse
-import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from fleet.site import Site, resolve_credentials
+from fleet.slots import Slots
 from fleet.workflow import ProgressFn
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Shared:
         self.limits = limits
         self.reimage = reimage
         self.progress = progress
-        self.deploys = threading.BoundedSemaphore(limits.maas_deploys)
+        self.deploys = Slots(limits.maas_deploys)
         self.compliance: dict[str, Any] = {}  # discover's BIOS/firmware reads by node, for the bios stage
 
     @cached_property

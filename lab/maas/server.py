@@ -68,6 +68,7 @@ from lab.maas.states import (
 )
 from lab.maas.store import Config, HookFile, StateWriter, load_state, system_id_for
 from lab.maas.users import SITE_USER, LabUser, lab_users, may_edit
+from lab.tls_buffers import use_small_tls_buffers
 
 log = logging.getLogger("lab.maas")
 HOOK_CONCURRENCY = 2
@@ -781,5 +782,6 @@ def serve(config_path: Path) -> None:
     if config.cert_file and config.key_file:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(config.cert_file, config.key_file)
+    use_small_tls_buffers()  # its API's connections and its Redfish driver's, one per power action
     web.run_app(build_app(sim), host=config.host, port=config.port, access_log=None,
                 print=None, handle_signals=True, ssl_context=tls)

@@ -57,6 +57,7 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from lab.faultfile import FaultFile
 from lab.redfish import emulator
 from lab.redfish.dell.routes import DellLayer, Target
+from lab.tls_buffers import use_small_tls_buffers
 
 log = logging.getLogger("lab.redfish.front")
 
@@ -374,6 +375,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=os.environ.get("FLEET_LAB_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    use_small_tls_buffers()
     asyncio.run(serve(FrontConfig.load(args.config)))
 
 

@@ -8,13 +8,13 @@ so what is asserted is what would have been sent to MAAS.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 import pytest
 
 from fleet.maas import DeploymentFailed, MaasClient, Machine, NodeStatus
 from fleet.site import OsImage, Site
+from fleet.slots import Slots
 from fleet.stages.deploy import Os
 from fleet.workflow import NodeContext
 
@@ -93,7 +93,7 @@ def site(site: Site) -> Site:
 
 
 def stage(site: Site, maas: StandInMaas, *, reimage: bool = False) -> Os:
-    return Os(site, maas, threading.BoundedSemaphore(1), allow_redeploy=reimage)
+    return Os(site, maas, Slots(1), allow_redeploy=reimage)
 
 
 @pytest.mark.parametrize("found", [
