@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,24 @@ def test_allocation_skips_live_leases_and_separates_containers_from_vms(tmp_path
     assert leases.allocate(lab, "two") == "198.19.100.11"
     assert leases.allocate(lab, "one") == "198.19.100.10"  # its own lease again
     assert leases.allocate(lab, "vm-one", vm=True) == "198.19.101.10"
+
+
+def test_a_lease_taken_for_a_host_not_yet_started_holds_while_the_process_that_took_it_runs(tmp_path: Path) -> None:
+    """The window that let two molecule lanes boot containers on one address: a lease is taken, then the image,
+    keys and overlay come before the host's state dir exists. Another lab must not take the address meanwhile."""
+    lab, other = tmp_path / "lab", tmp_path / "other"
+    lab.mkdir()
+    assert leases.allocate(lab, "container-runtime") == "198.19.100.10"  # no state dir yet: being started
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lease = leases._dir() / "198.19.100.10"
+        lease.write_text(json.dumps({**json.loads(lease.read_text()), "pid": sleeper.pid}))  # another process's
+        assert leases.allocate(other, "nccl") == "198.19.100.11"
+        with pytest.raises(HostError, match="taken by lab host container-runtime"):
+            leases.claim("198.19.100.10", other, "nccl")
+        leases.claim("198.19.100.10", lab, "container-runtime")  # its own host, from another process: fine
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    lease.write_text(json.dumps({**json.loads(lease.read_text()), "pid": sleeper.pid}))
+    assert leases.allocate(other, "base") == "198.19.100.10"  # the process that took it is gone: stale
