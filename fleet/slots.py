@@ -19,7 +19,6 @@ class Slots:
     def __init__(self, count: int) -> None:
         if count < 1:
             raise ValueError(f"a cap of {count}: at least 1 is needed")
-        self.count = count
         self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         for _ in range(count):
             self._tokens.put(None)

@@ -42,7 +42,7 @@ def _locked() -> Iterator[Path]:
         yield folder
 
 
-def _holder(lab_dir: Path, name: str) -> dict[str, str | int]:
+def _holder(lab_dir: Path, name: str) -> dict:
     return {"lab_dir": str(lab_dir.resolve()), "name": name, "pid": os.getpid()}
 
 
@@ -66,7 +66,7 @@ def _holder_alive(holder: dict) -> bool:
     return pid_file.parent.is_dir()  # a lease written before leases named their process
 
 
-def _read(path: Path) -> dict[str, str] | None:
+def _read(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
